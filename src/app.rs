@@ -1,0 +1,231 @@
+//! The application: configuration, store, templates and keys, opened once and
+//! shared by the commands, the scheduler and the web server.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::delivery::message::{Addressee, Outgoing, PreparedIssue};
+use crate::delivery::{self, DeliverOptions, DeliveryReport};
+use crate::domain::EmailAddress;
+use crate::error::Error;
+use crate::posts::{self, PostError};
+use crate::render::email::render_issue;
+use crate::render::Templates;
+use crate::store::{IssueRecord, PostRecord, Store, SyncReport};
+use crate::tokens::{Purpose, Tokens};
+
+#[derive(Clone)]
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub templates: Arc<Templates>,
+    pub tokens: Tokens,
+}
+
+/// What syncing `posts/` found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct PostSync {
+    #[serde(flatten)]
+    pub report: SyncReport,
+    #[serde(serialize_with = "errors_as_text")]
+    pub errors: Vec<PostError>,
+}
+
+fn errors_as_text<S: serde::Serializer>(errors: &[PostError], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(errors.iter().map(|e| e.to_string()))
+}
+
+/// An issue created by a tick.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewIssue {
+    pub slug: String,
+    pub issue_id: i64,
+    pub queued: u64,
+}
+
+/// What one scheduler tick did.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct TickReport {
+    pub posts: PostSync,
+    pub issues: Vec<NewIssue>,
+    pub deliveries: DeliveryReport,
+}
+
+/// The formats of `posthorn preview`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PreviewFormat {
+    Html,
+    Text,
+    Eml,
+}
+
+impl App {
+    pub async fn open(config: Config) -> Result<App, Error> {
+        let store = Store::open(&config.database.url, &config.base_dir).await?;
+        let templates = Templates::load(&config)?;
+        let key = match &config.server.secret {
+            Some(secret) => secret.expose().as_bytes().to_vec(),
+            // Generated once and kept in the database, so links in sent emails keep working.
+            None => {
+                let generated = posts::hex(&rand::random::<[u8; 32]>());
+                store.meta_get_or_insert("secret", &generated).await?.into_bytes()
+            }
+        };
+        Ok(App {
+            config: Arc::new(config),
+            store,
+            templates: Arc::new(templates),
+            tokens: Tokens::new(&key),
+        })
+    }
+
+    /// Reads `posts/` into the database. Broken files are reported, never fatal.
+    pub async fn sync_posts(&self, now: DateTime<Utc>) -> Result<PostSync, Error> {
+        let loaded = posts::load_dir(&self.config)?;
+        for error in &loaded.errors {
+            tracing::warn!("{error}");
+        }
+        let report = self
+            .store
+            .sync_posts(&loaded.posts, &loaded.errors, &self.config.site_host(), now)
+            .await?;
+        for conflict in &report.conflicts {
+            tracing::warn!("{conflict}");
+        }
+        Ok(PostSync {
+            report,
+            errors: loaded.errors,
+        })
+    }
+
+    /// Creates an issue for every newly published post that should be mailed.
+    pub async fn create_due_issues(&self, now: DateTime<Utc>) -> Result<Vec<NewIssue>, Error> {
+        let mut created = Vec::new();
+        for post in self.store.posts_awaiting_issue(now).await? {
+            let (issue, queued) = self.store.create_issue(post.id, &post.title, "schedule", now).await?;
+            tracing::info!(slug = %post.slug, queued, "new issue");
+            created.push(NewIssue {
+                slug: post.slug.to_string(),
+                issue_id: issue.id,
+                queued,
+            });
+        }
+        Ok(created)
+    }
+
+    /// One scheduler tick: sync posts, create issues, deliver everything due.
+    pub async fn run_once(&self, now: DateTime<Utc>, options: DeliverOptions) -> Result<TickReport, Error> {
+        let posts = self.sync_posts(now).await?;
+        let issues = self.create_due_issues(now).await?;
+        let deliveries = delivery::deliver_due(self, now, options).await?;
+        Ok(TickReport {
+            posts,
+            issues,
+            deliveries,
+        })
+    }
+
+    pub async fn post(&self, slug: &str) -> Result<PostRecord, Error> {
+        self.store
+            .post_by_slug(slug)
+            .await?
+            .ok_or_else(|| Error::PostNotFound(slug.to_string()))
+    }
+
+    /// Checks that a post may be mailed by hand now.
+    pub fn check_sendable(&self, post: &PostRecord, now: DateTime<Utc>) -> Result<(), Error> {
+        if post.removed {
+            return Err(Error::Invalid(format!("post `{}` no longer has a file in posts/", post.slug)));
+        }
+        if post.draft {
+            return Err(Error::Invalid(format!(
+                "post `{}` is a draft; set `draft = false` first",
+                post.slug
+            )));
+        }
+        if !post.email {
+            return Err(Error::Invalid(format!(
+                "post `{}` has `email = false`: it is for the feeds and the archive only",
+                post.slug
+            )));
+        }
+        if post.published_at > now {
+            return Err(Error::Invalid(format!(
+                "post `{}` is scheduled for {}; it will be sent then",
+                post.slug,
+                post.published_at.with_timezone(&self.config.site.timezone).to_rfc3339()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates the issue of a post if needed and queues it for every active
+    /// subscriber who has no delivery of it yet. Returns the issue and how many
+    /// deliveries were added.
+    pub async fn queue_post(&self, post: &PostRecord, now: DateTime<Utc>) -> Result<(IssueRecord, u64), Error> {
+        self.check_sendable(post, now)?;
+        match self.store.issue_for_post(post.id).await? {
+            Some(issue) => {
+                let queued = self.store.enqueue_issue(issue.id, now).await?;
+                Ok((issue, queued))
+            }
+            None => self.store.create_issue(post.id, &post.title, "manual", now).await,
+        }
+    }
+
+    pub fn unsubscribe_url(&self, subscriber_id: i64) -> String {
+        let token = self.tokens.sign(Purpose::Unsubscribe, subscriber_id, None);
+        self.config.site_url(&format!("unsubscribe/{token}")).to_string()
+    }
+
+    /// The email of `post` as `to` would get it. Test copies and previews use
+    /// issue id 0, so their Message-IDs never collide with a real delivery's.
+    pub async fn compose(&self, post: &PostRecord, to: &EmailAddress, test_copy: bool) -> Result<Outgoing, Error> {
+        let subject = match self.store.issue_for_post(post.id).await? {
+            Some(issue) => issue.subject,
+            None => post.title.clone(),
+        };
+        let bodies = render_issue(&self.config, &self.templates, post)?;
+        let instance = self.store.instance().await?;
+        let issue = PreparedIssue::new(&self.config, 0, &subject, &instance, bodies)?;
+        let (subscriber_id, name) = match self.store.subscriber_by_email(to).await? {
+            Some(s) => (s.id, s.name),
+            None => (0, String::new()),
+        };
+        let unsubscribe_url = self.unsubscribe_url(subscriber_id);
+        // A test copy gets a fresh Message-ID so that mail clients do not fold copies together.
+        let id_part = if test_copy { rand::random::<u32>() as i64 } else { subscriber_id };
+        issue.message_for(
+            &Addressee {
+                subscriber_id: id_part,
+                email: to,
+                name: &name,
+                unsubscribe_url: &unsubscribe_url,
+            },
+            SystemTime::now(),
+        )
+    }
+
+    /// `posthorn preview`: the rendered email for a sample subscriber.
+    pub async fn preview(&self, slug: &str, format: PreviewFormat) -> Result<String, Error> {
+        let post = self.post(slug).await?;
+        let sample = EmailAddress::parse("subscriber@example.com").map_err(Error::Invalid)?;
+        let bodies = render_issue(&self.config, &self.templates, &post)?;
+        let recipient = crate::render::email::Recipient {
+            email: sample.as_str(),
+            name: "",
+            unsubscribe_url: &self.unsubscribe_url(0),
+        };
+        Ok(match format {
+            PreviewFormat::Html => bodies.html.fill(&recipient, true),
+            PreviewFormat::Text => bodies.text.fill(&recipient, false),
+            PreviewFormat::Eml => {
+                let message = self.compose(&post, &sample, false).await?;
+                String::from_utf8_lossy(&message.bytes).into_owned()
+            }
+        })
+    }
+}

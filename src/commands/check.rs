@@ -1,0 +1,39 @@
+use std::process::ExitCode;
+
+use chrono::Utc;
+
+use super::Output;
+use crate::app::App;
+use crate::delivery::DeliverOptions;
+use crate::error::Error;
+
+pub async fn run(app: &App, out: &Output) -> Result<ExitCode, Error> {
+    let report = app.run_once(Utc::now(), DeliverOptions::default()).await?;
+    out.print(&report, || {
+        let p = &report.posts;
+        let d = &report.deliveries;
+        let mut s = format!(
+            "posts: {} new, {} updated, {} removed, {} unchanged, {} with errors\n",
+            p.report.new.len(),
+            p.report.updated.len(),
+            p.report.removed.len(),
+            p.report.unchanged,
+            p.errors.len() + p.report.conflicts.len()
+        );
+        for e in &p.errors {
+            s.push_str(&format!("  error: {e}\n"));
+        }
+        for c in &p.report.conflicts {
+            s.push_str(&format!("  error: {c}\n"));
+        }
+        for issue in &report.issues {
+            s.push_str(&format!("new issue: {} ({} deliveries queued)\n", issue.slug, issue.queued));
+        }
+        s.push_str(&format!(
+            "deliveries: {} sent, {} retrying, {} failed, {} skipped, {} deferred\n",
+            d.sent, d.retrying, d.failed, d.skipped, d.deferred
+        ));
+        s
+    });
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,36 @@
+use std::process::ExitCode;
+
+use super::{table, Output};
+use crate::app::App;
+use crate::domain::DeliveryStatus;
+use crate::error::Error;
+
+pub async fn run(app: &App, out: &Output, slug: &str, status: Option<DeliveryStatus>) -> Result<ExitCode, Error> {
+    let post = app.post(slug).await?;
+    let issue = app
+        .store
+        .issue_for_post(post.id)
+        .await?
+        .ok_or_else(|| Error::IssueNotFound(slug.to_string()))?;
+    let rows = app.store.delivery_log(issue.id, status).await?;
+    out.print(&rows, || {
+        let tz = app.config.site.timezone;
+        let time = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string();
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| {
+                vec![
+                    r.email.clone(),
+                    r.status.clone(),
+                    r.attempts.to_string(),
+                    r.sent_at.map(time).unwrap_or_else(|| time(r.updated_at)),
+                    r.next_attempt_at.map(time).unwrap_or_default(),
+                    r.smtp_reply.clone().unwrap_or_default(),
+                    r.last_error.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        table(&["email", "status", "attempts", "time", "next attempt", "smtp reply", "last error"], &rows)
+    });
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,214 @@
+//! The command line: parse, open the app, call the library, print.
+
+mod check;
+mod deliveries;
+mod init;
+mod preview;
+mod retry;
+mod send;
+mod status;
+mod subscribers;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::app::{App, PreviewFormat};
+use crate::config::Config;
+use crate::domain::{DeliveryStatus, SubscriberStatus};
+use crate::error::Error;
+
+#[derive(Debug, Parser)]
+#[command(name = "posthorn", version, about = "Essays to subscribers' inboxes and feed readers")]
+pub struct Cli {
+    /// The site's configuration file.
+    #[arg(long, global = true, default_value = "config.toml", value_name = "PATH")]
+    pub config: PathBuf,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a working site: config.toml, templates/, posts/ with a sample essay, subscribers/.
+    Init {
+        /// Folder to create the site in.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// One scheduler tick: sync posts, create issues for new posts, deliver what is due.
+    Check,
+    /// Send a post by hand. Running it again reaches only subscribers who lack it.
+    Send {
+        slug: String,
+        /// Send one test copy to this address instead (not logged as a delivery).
+        #[arg(long, value_name = "EMAIL")]
+        to: Option<String>,
+        /// Show how many subscribers would receive it; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print the rendered email of a post.
+    Preview {
+        slug: String,
+        #[arg(long, value_enum, default_value = "html")]
+        format: PreviewFormat,
+    },
+    /// Manage subscribers.
+    #[command(subcommand)]
+    Subscribers(SubscribersCommand),
+    /// Delivery counts by status for each issue.
+    Status { slug: Option<String> },
+    /// The delivery log of one issue.
+    Deliveries {
+        slug: String,
+        #[arg(long, value_parser = parse_delivery_status)]
+        status: Option<DeliveryStatus>,
+    },
+    /// Queue an issue's failed deliveries again.
+    Retry { slug: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Add an active subscriber (you vouch for their consent).
+    Add {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Unsubscribe an address (its row stays: it is part of the delivery log).
+    Remove { email: String },
+    /// List subscribers.
+    List {
+        #[arg(long, value_parser = parse_subscriber_status)]
+        status: Option<SubscriberStatus>,
+    },
+    /// Import a CSV file with an `email` column (and optionally `name`).
+    Import { file: PathBuf },
+    /// Write every subscriber as CSV to standard output.
+    Export,
+}
+
+fn parse_delivery_status(s: &str) -> Result<DeliveryStatus, String> {
+    s.parse()
+}
+
+fn parse_subscriber_status(s: &str) -> Result<SubscriberStatus, String> {
+    s.parse()
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,posthorn=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
+    let out = Output { json: cli.json };
+    if let Command::Init { dir } = &cli.command {
+        return init::run(dir, &out);
+    }
+    let app = App::open(Config::load(&cli.config)?).await?;
+    let result = match cli.command {
+        Command::Init { .. } => unreachable!("handled above"),
+        Command::Check => check::run(&app, &out).await,
+        Command::Send { slug, to, dry_run, yes } => send::run(&app, &out, &slug, to.as_deref(), dry_run, yes).await,
+        Command::Preview { slug, format } => preview::run(&app, &slug, format).await,
+        Command::Subscribers(cmd) => subscribers::run(&app, &out, cmd).await,
+        Command::Status { slug } => status::run(&app, &out, slug.as_deref()).await,
+        Command::Deliveries { slug, status } => deliveries::run(&app, &out, &slug, status).await,
+        Command::Retry { slug } => retry::run(&app, &out, &slug).await,
+    };
+    app.store.close().await;
+    result
+}
+
+/// Where command results go: text for people, or JSON with `--json`.
+pub struct Output {
+    pub json: bool,
+}
+
+impl Output {
+    /// Prints `value` as JSON when asked, otherwise the text from `human`.
+    pub fn print<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
+        if self.json {
+            match serde_json::to_string_pretty(value) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("error: cannot write JSON: {e}"),
+            }
+        } else {
+            let text = human();
+            if !text.is_empty() {
+                println!("{}", text.trim_end());
+            }
+        }
+    }
+}
+
+/// Left-aligned columns, for the text output of list commands.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    use unicode_width::UnicodeWidthStr;
+    let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.width());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            s.push_str(cell);
+            if i + 1 < cells.len() {
+                s.push_str(&" ".repeat(widths[i] - cell.width() + 2));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(header.to_vec());
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        out.push('\n');
+    }
+    out
+}

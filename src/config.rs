@@ -1,0 +1,468 @@
+//! `config.toml`: strict serde structs, overridable by `POSTHORN_<SECTION>__<KEY>`.
+//!
+//! Relative paths in the file are read against the folder that holds the file,
+//! so `posthorn --config /srv/essays/config.toml check` works from anywhere.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use chrono_tz::Tz;
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::Error;
+
+/// A secret from the environment or the file. It never prints.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub site: SiteConfig,
+    #[serde(default)]
+    pub posts: PostsConfig,
+    #[serde(default)]
+    pub feeds: FeedsConfig,
+    #[serde(default)]
+    pub schedule: ScheduleConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    pub email: EmailConfig,
+    #[serde(default)]
+    pub smtp: SmtpConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub dkim: Option<DkimConfig>,
+    /// Folder of the config file; relative paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub title: String,
+    pub base_url: Url,
+    pub author: String,
+    pub email: Option<String>,
+    #[serde(default = "default_language")]
+    pub language: String,
+    #[serde(default = "default_timezone")]
+    pub timezone: Tz,
+    #[serde(default)]
+    pub description: String,
+    /// Folder whose files override the embedded templates of the same name.
+    #[serde(default = "default_templates_dir")]
+    pub templates_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostsConfig {
+    #[serde(default = "default_posts_dir")]
+    pub dir: PathBuf,
+    pub feed: Option<Url>,
+}
+
+impl Default for PostsConfig {
+    fn default() -> Self {
+        PostsConfig {
+            dir: default_posts_dir(),
+            feed: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeedsConfig {
+    #[serde(default = "default_feed_limit")]
+    pub limit: usize,
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        FeedsConfig {
+            limit: default_feed_limit(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleMode {
+    Each,
+    Digest,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    #[serde(default = "default_check")]
+    pub check: String,
+    #[serde(default = "default_mode")]
+    pub mode: ScheduleMode,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        ScheduleConfig {
+            check: default_check(),
+            mode: default_mode(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    #[serde(default = "default_database_url")]
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: default_database_url(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    File,
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    pub from: String,
+    pub reply_to: Option<String>,
+    #[serde(default = "default_transport")]
+    pub transport: TransportKind,
+    #[serde(default = "default_outbox")]
+    pub outbox_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    None,
+    Starttls,
+    Tls,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    #[serde(default = "default_smtp_host")]
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    #[serde(default = "default_tls")]
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_rate")]
+    pub rate_per_second: u32,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_backoff")]
+    pub retry_backoff_seconds: u64,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: default_smtp_host(),
+            port: default_smtp_port(),
+            tls: default_tls(),
+            username: None,
+            password: None,
+            concurrency: default_concurrency(),
+            rate_per_second: default_rate(),
+            max_attempts: default_max_attempts(),
+            retry_backoff_seconds: default_backoff(),
+            timeout_seconds: default_timeout(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    pub secret: Option<Secret>,
+    pub admin_token: Option<Secret>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: default_bind(),
+            secret: None,
+            admin_token: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    pub domain: String,
+    pub selector: String,
+    pub private_key_file: PathBuf,
+}
+
+fn default_language() -> String {
+    "en".into()
+}
+fn default_timezone() -> Tz {
+    Tz::UTC
+}
+fn default_templates_dir() -> PathBuf {
+    "templates".into()
+}
+fn default_posts_dir() -> PathBuf {
+    "posts".into()
+}
+fn default_feed_limit() -> usize {
+    50
+}
+fn default_check() -> String {
+    "0 */10 * * * *".into()
+}
+fn default_mode() -> ScheduleMode {
+    ScheduleMode::Each
+}
+fn default_database_url() -> String {
+    "sqlite://subscribers/posthorn.db".into()
+}
+fn default_transport() -> TransportKind {
+    TransportKind::File
+}
+fn default_outbox() -> PathBuf {
+    "outbox".into()
+}
+fn default_smtp_host() -> String {
+    "localhost".into()
+}
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_tls() -> TlsMode {
+    TlsMode::Starttls
+}
+fn default_concurrency() -> usize {
+    8
+}
+fn default_rate() -> u32 {
+    50
+}
+fn default_max_attempts() -> u32 {
+    6
+}
+fn default_backoff() -> u64 {
+    60
+}
+fn default_timeout() -> u64 {
+    30
+}
+fn default_bind() -> String {
+    "127.0.0.1:8080".into()
+}
+
+impl Config {
+    /// Reads the file at `path`, then the `POSTHORN_*` environment on top of it.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        if !path.exists() {
+            return Err(Error::Config(format!(
+                "{} does not exist; run `posthorn init` to create a site, or pass --config PATH",
+                path.display()
+            )));
+        }
+        Self::from_figment(
+            Figment::new()
+                .merge(Toml::file_exact(path))
+                // Only `SECTION__KEY` names are overrides; other POSTHORN_* variables are left alone.
+                .merge(
+                    Env::prefixed("POSTHORN_")
+                        .filter(|k| k.as_str().contains("__"))
+                        .split("__"),
+                ),
+            path,
+        )
+    }
+
+    /// Parses configuration text as if it were the file at `path` (no environment).
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Config, Error> {
+        Self::from_figment(Figment::new().merge(Toml::string(text)), path)
+    }
+
+    fn from_figment(figment: Figment, path: &Path) -> Result<Config, Error> {
+        let mut config: Config = figment.extract().map_err(|e| {
+            // figment reports one error per problem; show them all, each with its key.
+            let lines: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            Error::Config(format!("{}: {}", path.display(), lines.join("; ")))
+        })?;
+        config.base_dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.site.base_url.cannot_be_a_base() || self.site.base_url.host_str().is_none() {
+            return Err(Error::Config(format!(
+                "site.base_url must be an absolute http(s) URL, got `{}`",
+                self.site.base_url
+            )));
+        }
+        if self.smtp.concurrency == 0 {
+            return Err(Error::Config("smtp.concurrency must be at least 1".into()));
+        }
+        if self.smtp.max_attempts == 0 {
+            return Err(Error::Config("smtp.max_attempts must be at least 1".into()));
+        }
+        if self.smtp.timeout_seconds == 0 {
+            return Err(Error::Config(
+                "smtp.timeout_seconds must be at least 1".into(),
+            ));
+        }
+        if self.feeds.limit == 0 {
+            return Err(Error::Config("feeds.limit must be at least 1".into()));
+        }
+        crate::delivery::message::parse_mailbox(&self.email.from)
+            .map_err(|e| Error::Config(format!("email.from: {e}")))?;
+        if let Some(reply_to) = &self.email.reply_to {
+            crate::delivery::message::parse_mailbox(reply_to)
+                .map_err(|e| Error::Config(format!("email.reply_to: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// Resolves a configured path against the config file's folder.
+    pub fn path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+
+    /// The site's root URL, always ending in `/` so that joins keep any path prefix.
+    pub fn base_url(&self) -> Url {
+        let mut url = self.site.base_url.clone();
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        url
+    }
+
+    /// An absolute URL under the site, e.g. `posts/essay/`.
+    pub fn site_url(&self, relative: &str) -> Url {
+        // Joining a relative path onto a base ending in `/` cannot fail.
+        self.base_url()
+            .join(relative.trim_start_matches('/'))
+            .unwrap_or_else(|_| self.base_url())
+    }
+
+    /// The public page of a post, which is also its "view in browser" link.
+    pub fn post_url(&self, slug: &crate::domain::Slug) -> Url {
+        self.site_url(&format!("posts/{}/", slug.as_str()))
+    }
+
+    /// Host of the site, used for List-Id and tag: URIs.
+    pub fn site_host(&self) -> String {
+        self.site.base_url.host_str().unwrap_or("localhost").to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[site]
+title = "에세이"
+base_url = "https://essays.example.com"
+author = "Jerry"
+timezone = "Asia/Seoul"
+language = "ko"
+
+[email]
+from = "Jerry <essays@example.com>"
+"#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::from_toml_str(MINIMAL, Path::new("site/config.toml")).unwrap();
+        assert_eq!(c.smtp.concurrency, 8);
+        assert_eq!(c.feeds.limit, 50);
+        assert_eq!(c.email.transport, TransportKind::File);
+        assert_eq!(c.site.timezone, chrono_tz::Asia::Seoul);
+        assert_eq!(c.base_dir, PathBuf::from("site"));
+        assert_eq!(c.path(Path::new("posts")), PathBuf::from("site/posts"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let text = MINIMAL.replace("[email]", "[email]\ntransprt = \"smtp\"");
+        let err = Config::from_toml_str(&text, Path::new("config.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("transprt"), "{msg}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let text = MINIMAL.replace("[email]", "[server]\nsecret = \"hunter2\"\n[email]");
+        let c = Config::from_toml_str(&text, Path::new("config.toml")).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert_eq!(c.server.secret.unwrap().expose(), "hunter2");
+    }
+
+    #[test]
+    fn post_urls_keep_a_path_prefix() {
+        let text = MINIMAL.replace(
+            "https://essays.example.com",
+            "https://example.com/essays",
+        );
+        let c = Config::from_toml_str(&text, Path::new("config.toml")).unwrap();
+        let slug = crate::domain::Slug::parse("첫-글").unwrap();
+        assert_eq!(
+            c.post_url(&slug).as_str(),
+            "https://example.com/essays/posts/%EC%B2%AB-%EA%B8%80/"
+        );
+    }
+}

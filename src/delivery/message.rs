@@ -1,0 +1,132 @@
+//! MIME messages. Everything that is the same for every recipient of an issue is
+//! prepared once in [`PreparedIssue`]; [`PreparedIssue::message_for`] only adds the
+//! recipient's fields.
+
+use std::time::SystemTime;
+
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::Message;
+
+use crate::config::Config;
+use crate::domain::{one_line, EmailAddress};
+use crate::error::Error;
+use crate::render::email::{EmailBodies, Recipient};
+
+pub fn parse_mailbox(input: &str) -> Result<Mailbox, String> {
+    input
+        .trim()
+        .parse::<Mailbox>()
+        .map_err(|e| format!("`{input}` is not a valid address: {e}"))
+}
+
+/// An issue ready to be addressed to many subscribers.
+#[derive(Debug, Clone)]
+pub struct PreparedIssue {
+    pub issue_id: i64,
+    pub subject: String,
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    list_id: String,
+    message_id_suffix: String,
+    bodies: EmailBodies,
+}
+
+/// One recipient of an issue.
+#[derive(Debug, Clone)]
+pub struct Addressee<'a> {
+    pub subscriber_id: i64,
+    pub email: &'a EmailAddress,
+    pub name: &'a str,
+    pub unsubscribe_url: &'a str,
+}
+
+/// A message ready for a transport.
+pub struct Outgoing {
+    pub message_id: String,
+    pub envelope: lettre::address::Envelope,
+    pub bytes: Vec<u8>,
+}
+
+impl PreparedIssue {
+    pub fn new(
+        config: &Config,
+        issue_id: i64,
+        subject: &str,
+        instance: &str,
+        bodies: EmailBodies,
+    ) -> Result<PreparedIssue, Error> {
+        let from = parse_mailbox(&config.email.from).map_err(Error::Config)?;
+        let reply_to = config
+            .email
+            .reply_to
+            .as_deref()
+            .map(parse_mailbox)
+            .transpose()
+            .map_err(Error::Config)?;
+        let host = config.site_host();
+        // RFC 2919: a phrase, then <list-label.namespace>.
+        let list_id = format!("{} <{}>", one_line(&config.site.title).replace(['<', '>', '"'], ""), host);
+        Ok(PreparedIssue {
+            issue_id,
+            subject: one_line(subject),
+            message_id_suffix: format!("{}@{}", instance, from.email.domain()),
+            from,
+            reply_to,
+            list_id,
+            bodies,
+        })
+    }
+
+    /// The Message-ID of this issue for one subscriber: the same on every attempt,
+    /// so a message sent again after a crash is recognisably the same message.
+    pub fn message_id(&self, subscriber_id: i64) -> String {
+        format!("<{}.{}.{}>", self.issue_id, subscriber_id, self.message_id_suffix)
+    }
+
+    pub fn message_for(&self, to: &Addressee<'_>, date: SystemTime) -> Result<Outgoing, Error> {
+        let recipient = Recipient {
+            email: to.email.as_str(),
+            name: to.name,
+            unsubscribe_url: to.unsubscribe_url,
+        };
+        let address = to
+            .email
+            .as_str()
+            .parse()
+            .map_err(|e| Error::Email(format!("{}: {e}", to.email)))?;
+        let name = one_line(to.name);
+        let mailbox = Mailbox::new((!name.is_empty()).then_some(name), address);
+        let message_id = self.message_id(to.subscriber_id);
+
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(mailbox)
+            .subject(self.subject.clone())
+            .date(date)
+            .message_id(Some(message_id.clone()))
+            .raw_header(header("List-Id", self.list_id.clone()))
+            .raw_header(header("List-Unsubscribe", format!("<{}>", to.unsubscribe_url)))
+            .raw_header(header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()));
+        if let Some(reply_to) = &self.reply_to {
+            builder = builder.reply_to(reply_to.clone());
+        }
+        let message = builder
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(SinglePart::plain(self.bodies.text.fill(&recipient, false)))
+                    .singlepart(SinglePart::html(self.bodies.html.fill(&recipient, true))),
+            )
+            .map_err(|e| Error::Email(e.to_string()))?;
+        Ok(Outgoing {
+            message_id,
+            envelope: message.envelope().clone(),
+            bytes: message.formatted(),
+        })
+    }
+}
+
+fn header(name: &'static str, value: String) -> HeaderValue {
+    // `HeaderValue::new` encodes non-ASCII words (RFC 2047) and folds long lines.
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), one_line(&value))
+}

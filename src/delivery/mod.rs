@@ -1,0 +1,353 @@
+//! Delivery: workers claim due deliveries from the store, send them over their own
+//! long-lived session, and record every result. Rendering happens once per issue.
+
+pub mod message;
+pub mod rate;
+pub mod transport;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::OnceCell;
+use tokio::task::JoinSet;
+
+use crate::app::App;
+use crate::config::TransportKind;
+use crate::domain::SubscriberStatus;
+use crate::error::Error;
+use crate::render::email::render_issue;
+use crate::store::{Claimed, Outcome, OutcomeKind};
+use crate::tokens::Purpose;
+use message::{Addressee, PreparedIssue};
+use rate::RateLimiter;
+use transport::{FileTransport, SendError, Session, SmtpTransport, Transport};
+
+/// What one delivery run did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct DeliveryReport {
+    pub sent: u64,
+    pub retrying: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Claimed but not attempted (stopping, or the server could not be reached):
+    /// back in the queue with their attempt count unchanged.
+    pub deferred: u64,
+}
+
+impl DeliveryReport {
+    fn add(&mut self, kind: &OutcomeKind) {
+        match kind {
+            OutcomeKind::Sent => self.sent += 1,
+            OutcomeKind::Retry { .. } => self.retrying += 1,
+            OutcomeKind::Failed { .. } => self.failed += 1,
+            OutcomeKind::Skipped => self.skipped += 1,
+            OutcomeKind::Released { .. } => self.deferred += 1,
+        }
+    }
+}
+
+/// How a delivery run is scoped and observed.
+#[derive(Default, Clone)]
+pub struct DeliverOptions {
+    /// Only this issue's deliveries (a manual send); otherwise everything due.
+    pub issue_id: Option<i64>,
+    pub progress: Option<indicatif::ProgressBar>,
+    /// Set to stop claiming; sends in flight finish and are recorded.
+    pub stop: Option<Arc<AtomicBool>>,
+}
+
+/// Sends every delivery that is due at `now`, until none is left.
+///
+/// `now` is the clock's reading at the start; it advances with real time from there,
+/// so tests can run a send "an hour later" without waiting an hour.
+pub async fn deliver_due(app: &App, now: DateTime<Utc>, options: DeliverOptions) -> Result<DeliveryReport, Error> {
+    match app.config.email.transport {
+        TransportKind::File => run(app, FileTransport::new(&app.config), now, options).await,
+        TransportKind::Smtp => run(app, SmtpTransport::new(&app.config), now, options).await,
+    }
+}
+
+/// Sends one message outside the queue, such as a test copy.
+pub async fn send_single(app: &App, message: &message::Outgoing) -> Result<String, SendError> {
+    async fn once<T: Transport>(transport: T, message: &message::Outgoing) -> Result<String, SendError> {
+        let mut session = transport.session();
+        let result = session.send(message).await;
+        session.close().await;
+        result
+    }
+    match app.config.email.transport {
+        TransportKind::File => once(FileTransport::new(&app.config), message).await,
+        TransportKind::Smtp => once(SmtpTransport::new(&app.config), message).await,
+    }
+}
+
+/// A clock that starts at a given time and runs at real speed.
+#[derive(Clone, Copy)]
+struct Clock {
+    start: DateTime<Utc>,
+    started: Instant,
+}
+
+impl Clock {
+    fn now(&self) -> DateTime<Utc> {
+        self.start + chrono::Duration::from_std(self.started.elapsed()).unwrap_or_default()
+    }
+}
+
+struct Shared {
+    app: App,
+    clock: Clock,
+    rate: RateLimiter,
+    issues: Mutex<HashMap<i64, Arc<OnceCell<Arc<PreparedIssue>>>>>,
+    report: Mutex<DeliveryReport>,
+    options: DeliverOptions,
+    batch: i64,
+    lease: Duration,
+    instance: String,
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.options
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+
+    /// The issue rendered once for this run, whichever worker asks first.
+    async fn issue(&self, issue_id: i64) -> Result<Arc<PreparedIssue>, Error> {
+        let cell = {
+            let mut map = self.issues.lock().unwrap_or_else(|e| e.into_inner());
+            map.entry(issue_id).or_default().clone()
+        };
+        cell.get_or_try_init(|| async {
+            let app = &self.app;
+            let issue = app
+                .store
+                .issue_by_id(issue_id)
+                .await?
+                .ok_or_else(|| Error::Invalid(format!("issue {issue_id} does not exist")))?;
+            let post = app
+                .store
+                .post_by_id(issue.post_id)
+                .await?
+                .ok_or_else(|| Error::Invalid(format!("post of issue {issue_id} does not exist")))?;
+            let bodies = render_issue(&app.config, &app.templates, &post)?;
+            Ok(Arc::new(PreparedIssue::new(&app.config, issue.id, &issue.subject, &self.instance, bodies)?))
+        })
+        .await
+        .cloned()
+    }
+}
+
+async fn run<T: Transport>(
+    app: &App,
+    transport: T,
+    now: DateTime<Utc>,
+    options: DeliverOptions,
+) -> Result<DeliveryReport, Error> {
+    let due = app.store.count_due(now, options.issue_id).await?;
+    if due == 0 {
+        return Ok(DeliveryReport::default());
+    }
+    let smtp = &app.config.smtp;
+    let workers = smtp.concurrency.min(due as usize).max(1);
+    // Big enough to amortise the claim and the result transaction, small enough
+    // that every worker gets a share of a small send.
+    let batch = (due / workers as i64).clamp(1, 100);
+    let timeout = Duration::from_secs(smtp.timeout_seconds);
+    let shared = Arc::new(Shared {
+        app: app.clone(),
+        clock: Clock {
+            start: now,
+            started: Instant::now(),
+        },
+        rate: RateLimiter::per_second(smtp.rate_per_second),
+        issues: Mutex::new(HashMap::new()),
+        report: Mutex::new(DeliveryReport::default()),
+        options,
+        batch,
+        // Long enough for a whole batch of slow sends; a worker never starts a send
+        // that could outlive its lease.
+        lease: (timeout + Duration::from_secs(5)) * 4 + Duration::from_secs(60),
+        instance: app.store.instance().await?,
+    });
+
+    let mut set = JoinSet::new();
+    for _ in 0..workers {
+        set.spawn(worker(shared.clone(), transport.session()));
+    }
+    let mut first_error = None;
+    while let Some(joined) = set.join_next().await {
+        let result = joined.unwrap_or_else(|e| Err(Error::Invalid(format!("a delivery worker stopped: {e}"))));
+        if let Err(e) = result {
+            tracing::error!(error = %e, "delivery worker failed");
+            first_error.get_or_insert(e);
+        }
+    }
+    let report = *shared.report.lock().unwrap_or_else(|e| e.into_inner());
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+async fn worker<S: Session>(shared: Arc<Shared>, mut session: S) -> Result<(), Error> {
+    let result = worker_loop(&shared, &mut session).await;
+    session.close().await;
+    result
+}
+
+async fn worker_loop<S: Session>(shared: &Shared, session: &mut S) -> Result<(), Error> {
+    let store = &shared.app.store;
+    let lease_ms = shared.lease.as_millis() as i64;
+    let timeout = Duration::from_secs(shared.app.config.smtp.timeout_seconds);
+    loop {
+        if shared.stopping() {
+            return Ok(());
+        }
+        let claimed_at = shared.clock.now();
+        let claimed = store
+            .claim_deliveries(claimed_at, lease_ms, shared.batch, shared.options.issue_id)
+            .await?;
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let lease_end = claimed_at + chrono::Duration::milliseconds(lease_ms);
+        let mut outcomes = Vec::with_capacity(claimed.len());
+        let mut server_down = false;
+        for c in &claimed {
+            let now = shared.clock.now();
+            let time_left = (lease_end - now).to_std().unwrap_or_default();
+            let outcome = if server_down || shared.stopping() || time_left < timeout + Duration::from_secs(5) {
+                released(c, now, None)
+            } else {
+                match deliver_one(shared, session, c).await {
+                    Ok(outcome) => {
+                        server_down = matches!(outcome.kind, OutcomeKind::Released { .. });
+                        outcome
+                    }
+                    Err(e) => {
+                        // Put the rest back before giving up, so nothing waits for a lease.
+                        outcomes.push(released(c, now, Some(e.to_string())));
+                        for rest in claimed.iter().skip(outcomes.len()) {
+                            outcomes.push(released(rest, now, None));
+                        }
+                        store.record_outcomes(&outcomes, shared.clock.now()).await?;
+                        return Err(e);
+                    }
+                }
+            };
+            outcomes.push(outcome);
+        }
+        store.record_outcomes(&outcomes, shared.clock.now()).await?;
+        {
+            let mut report = shared.report.lock().unwrap_or_else(|e| e.into_inner());
+            for o in &outcomes {
+                report.add(&o.kind);
+            }
+        }
+        if let Some(progress) = &shared.options.progress {
+            progress.inc(outcomes.len() as u64);
+        }
+        if server_down {
+            // The server is unreachable: stop here; the next tick tries again.
+            return Ok(());
+        }
+    }
+}
+
+fn released(c: &Claimed, now: DateTime<Utc>, error: Option<String>) -> Outcome {
+    Outcome {
+        delivery_id: c.delivery_id,
+        subscriber_id: c.subscriber_id,
+        kind: OutcomeKind::Released { retry_at: now },
+        error,
+        smtp_reply: None,
+    }
+}
+
+async fn deliver_one<S: Session>(shared: &Shared, session: &mut S, c: &Claimed) -> Result<Outcome, Error> {
+    let app = &shared.app;
+    let outcome = |kind, error: Option<String>, smtp_reply: Option<String>| Outcome {
+        delivery_id: c.delivery_id,
+        subscriber_id: c.subscriber_id,
+        kind,
+        error,
+        smtp_reply,
+    };
+    let email = match (&c.email, c.subscriber_status) {
+        (Some(email), Some(SubscriberStatus::Active)) => email,
+        (_, status) => {
+            let why = status.map_or("gone".to_string(), |s| s.to_string());
+            return Ok(outcome(OutcomeKind::Skipped, Some(format!("subscriber is {why}")), None));
+        }
+    };
+    let issue = shared.issue(c.issue_id).await?;
+    let token = app.tokens.sign(Purpose::Unsubscribe, c.subscriber_id, None);
+    let unsubscribe_url = app.config.site_url(&format!("unsubscribe/{token}")).to_string();
+    let message = issue.message_for(
+        &Addressee {
+            subscriber_id: c.subscriber_id,
+            email,
+            name: &c.name,
+            unsubscribe_url: &unsubscribe_url,
+        },
+        SystemTime::now(),
+    );
+    let message = match message {
+        Ok(m) => m,
+        Err(e) => {
+            return Ok(outcome(OutcomeKind::Failed { permanent: false }, Some(e.to_string()), None));
+        }
+    };
+    shared.rate.acquire().await;
+    let smtp = &app.config.smtp;
+    let now = shared.clock.now();
+    Ok(match session.send(&message).await {
+        Ok(reply) => outcome(OutcomeKind::Sent, None, Some(reply)),
+        Err(SendError::Permanent { message, reply }) => {
+            outcome(OutcomeKind::Failed { permanent: true }, Some(message), reply)
+        }
+        Err(SendError::Transient { message, reply }) => {
+            let kind = if c.attempt >= i64::from(smtp.max_attempts) {
+                OutcomeKind::Failed { permanent: false }
+            } else {
+                OutcomeKind::Retry {
+                    next_attempt_at: retry_at(now, c.attempt, smtp.retry_backoff_seconds),
+                }
+            };
+            outcome(kind, Some(message), reply)
+        }
+        Err(SendError::Connection { message }) => {
+            tracing::warn!(error = %message, "SMTP server unreachable; deliveries wait for the next run");
+            let retry_at = now + chrono::Duration::seconds(smtp.retry_backoff_seconds as i64);
+            outcome(OutcomeKind::Released { retry_at }, Some(message), None)
+        }
+    })
+}
+
+/// Exponential backoff with ±25 % jitter: `base`, `2·base`, `4·base`, …
+pub fn retry_at(now: DateTime<Utc>, attempt: i64, base_seconds: u64) -> DateTime<Utc> {
+    let exponent = (attempt.max(1) - 1).min(20) as u32;
+    let delay = base_seconds as f64 * f64::from(2u32.pow(exponent));
+    let jitter = 0.75 + rand::random::<f64>() * 0.5;
+    now + chrono::Duration::milliseconds((delay * jitter * 1000.0) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter() {
+        let now = Utc::now();
+        for (attempt, base) in [(1, 60.0), (2, 120.0), (3, 240.0)] {
+            let d = (retry_at(now, attempt, 60) - now).num_milliseconds() as f64 / 1000.0;
+            assert!(d >= base * 0.75 && d <= base * 1.25, "attempt {attempt}: {d}");
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Small parsed types. A value of one of these has been checked once, at the edge,
+//! so code further in cannot be handed an unchecked string.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Serialize, Serializer};
+
+/// A syntactically valid email address with its domain lower-cased.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        let s = input.trim();
+        if s.is_empty() {
+            return Err("empty address".into());
+        }
+        if s.len() > 254 {
+            return Err("address longer than 254 characters".into());
+        }
+        if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(format!("`{}` contains spaces or control characters", s.escape_debug()));
+        }
+        let (local, domain) = s
+            .rsplit_once('@')
+            .ok_or_else(|| format!("`{s}` has no @"))?;
+        if !domain.contains('.') {
+            return Err(format!("`{s}`: the domain `{domain}` has no dot"));
+        }
+        let normalized = format!("{local}@{}", domain.to_lowercase());
+        lettre::Address::from_str(&normalized).map_err(|e| format!("`{s}`: {e}"))?;
+        Ok(EmailAddress(normalized))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The uniqueness key: one subscriber per address, whatever the case of its letters.
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for EmailAddress {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// The URL name of a post: letters and digits of any script, `-`, `_` and `.`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn parse(input: &str) -> Result<Self, String> {
+        if input.is_empty() {
+            return Err("empty slug".into());
+        }
+        if input.len() > 200 {
+            return Err("slug longer than 200 bytes".into());
+        }
+        if input.starts_with('.') {
+            return Err(format!("slug `{input}` starts with a dot"));
+        }
+        if let Some(c) = input
+            .chars()
+            .find(|c| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(format!(
+                "slug `{}` contains `{}`; use letters, digits, `-`, `_` or `.`",
+                input.escape_debug(),
+                c.escape_debug()
+            ));
+        }
+        Ok(Slug(input.to_string()))
+    }
+
+    /// Turns a file name such as `My First Essay.md`'s stem into `my-first-essay`.
+    pub fn from_file_stem(stem: &str) -> Result<Self, String> {
+        let mut out = String::with_capacity(stem.len());
+        for c in stem.chars().flat_map(char::to_lowercase) {
+            if c.is_alphanumeric() || matches!(c, '_' | '.') {
+                out.push(c);
+            } else if !out.ends_with('-') {
+                out.push('-');
+            }
+        }
+        Slug::parse(out.trim_matches(|c| c == '-' || c == '.'))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Slug {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+/// Text that goes into a header or a one-line field: control characters (CR, LF, tab…)
+/// become spaces and runs of white space collapse, so it cannot start a new header.
+pub fn one_line(input: &str) -> String {
+    input
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name { $($variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(format!(
+                        "unknown {} `{}`; expected one of: {}",
+                        stringify!($name),
+                        other,
+                        [$($text),+].join(", ")
+                    )),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Where a subscriber stands. Only `active` subscribers get issues.
+    SubscriberStatus {
+        Active => "active",
+        Pending => "pending",
+        Unsubscribed => "unsubscribed",
+        Bounced => "bounced",
+    }
+);
+
+string_enum!(
+    /// The life of one delivery row. Rows are never deleted; they are the log.
+    DeliveryStatus {
+        Queued => "queued",
+        Sending => "sending",
+        Sent => "sent",
+        Retrying => "retrying",
+        Failed => "failed",
+        Skipped => "skipped",
+    }
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_domain_is_lowercased_local_part_kept() {
+        let a = EmailAddress::parse("  Kim.MinJi@Example.COM ").unwrap();
+        assert_eq!(a.as_str(), "Kim.MinJi@example.com");
+        assert_eq!(a.key(), "kim.minji@example.com");
+    }
+
+    #[test]
+    fn bad_emails_are_rejected_with_a_reason() {
+        for bad in [
+            "",
+            "no-at-sign",
+            "a@b",
+            "two words@example.com",
+            "x@example.com\r\nBcc: victim@example.com",
+            "@example.com",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn slugs_from_file_names() {
+        assert_eq!(Slug::from_file_stem("My First Essay").unwrap().as_str(), "my-first-essay");
+        assert_eq!(Slug::from_file_stem("느리게 읽기").unwrap().as_str(), "느리게-읽기");
+        assert!(Slug::parse("a/b").is_err());
+        assert!(Slug::parse("../etc").is_err());
+    }
+
+    #[test]
+    fn one_line_removes_header_breaks() {
+        assert_eq!(one_line("Hello\r\nBcc: x@y.z\tend "), "Hello Bcc: x@y.z end");
+    }
+}

@@ -1,0 +1,228 @@
+//! An issue's email bodies, rendered once. Per-subscriber fields are rendered as
+//! markers and filled in per message, so sending to a subscriber is string
+//! concatenation rather than a template run, a Markdown pass and a CSS inlining.
+
+use serde_json::json;
+
+use super::{human_date, Templates};
+use crate::config::Config;
+use crate::error::Error;
+use crate::store::PostRecord;
+
+/// The values that differ between two recipients of the same issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Email,
+    Name,
+    UnsubscribeUrl,
+}
+
+impl Field {
+    const ALL: [Field; 3] = [Field::Email, Field::Name, Field::UnsubscribeUrl];
+
+    /// Private-use characters: nothing in a template or post produces them, and
+    /// neither HTML escaping nor CSS inlining changes them.
+    fn marker(self) -> &'static str {
+        match self {
+            Field::Email => "\u{E000}email\u{E001}",
+            Field::Name => "\u{E000}name\u{E001}",
+            Field::UnsubscribeUrl => "\u{E000}unsubscribe\u{E001}",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Literal(String),
+    Field(Field),
+}
+
+/// A rendered body with holes for the per-subscriber fields.
+#[derive(Debug, Clone)]
+pub struct Personalizable {
+    parts: Vec<Part>,
+    literal_len: usize,
+}
+
+impl Personalizable {
+    fn split(rendered: &str) -> Personalizable {
+        let mut parts = Vec::new();
+        let mut rest = rendered;
+        loop {
+            let next = Field::ALL
+                .iter()
+                .filter_map(|f| rest.find(f.marker()).map(|i| (i, *f)))
+                .min_by_key(|(i, _)| *i);
+            match next {
+                Some((i, field)) => {
+                    if i > 0 {
+                        parts.push(Part::Literal(rest[..i].to_string()));
+                    }
+                    parts.push(Part::Field(field));
+                    rest = &rest[i + field.marker().len()..];
+                }
+                None => {
+                    if !rest.is_empty() {
+                        parts.push(Part::Literal(rest.to_string()));
+                    }
+                    break;
+                }
+            }
+        }
+        let literal_len = parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(s) => s.len(),
+                Part::Field(_) => 0,
+            })
+            .sum();
+        Personalizable { parts, literal_len }
+    }
+
+    /// The body for one recipient; `html` escapes the values for HTML.
+    pub fn fill(&self, r: &Recipient<'_>, html: bool) -> String {
+        let mut out = String::with_capacity(self.literal_len + 256);
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.push_str(s),
+                Part::Field(f) => {
+                    let value = match f {
+                        Field::Email => r.email,
+                        Field::Name => r.name,
+                        Field::UnsubscribeUrl => r.unsubscribe_url,
+                    };
+                    if html {
+                        push_escaped(&mut out, value);
+                    } else {
+                        out.push_str(value);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+fn push_escaped(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#x27;"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// One recipient's values for the fields.
+#[derive(Debug, Clone, Copy)]
+pub struct Recipient<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub unsubscribe_url: &'a str,
+}
+
+/// Both bodies of an issue, ready to personalise.
+#[derive(Debug, Clone)]
+pub struct EmailBodies {
+    pub html: Personalizable,
+    pub text: Personalizable,
+}
+
+/// Renders the email of `post`: templates, CSS inlining and the plain-text version.
+pub fn render_issue(
+    config: &Config,
+    templates: &Templates,
+    post: &PostRecord,
+) -> Result<EmailBodies, Error> {
+    let tz = config.site.timezone;
+    let date = post.published_at.with_timezone(&tz);
+    let url = post
+        .external_url
+        .clone()
+        .unwrap_or_else(|| config.post_url(&post.slug).to_string());
+    let content_text = html_to_text(&post.content_html);
+    let data = json!({
+        "site": {
+            "title": config.site.title,
+            "url": config.base_url().as_str(),
+            "author": config.site.author,
+            "description": config.site.description,
+            "language": config.site.language,
+        },
+        "post": {
+            "title": post.title,
+            "slug": post.slug.as_str(),
+            "url": url,
+            "date": human_date(date, &config.site.language),
+            "date_iso": date.to_rfc3339(),
+            "summary": post.summary,
+            "tags": post.tags,
+            "content_html": post.content_html,
+            "content_text": content_text,
+        },
+        "subscriber": {
+            "email": Field::Email.marker(),
+            "name": Field::Name.marker(),
+        },
+        "unsubscribe_url": Field::UnsubscribeUrl.marker(),
+    });
+    let html = templates.render("email.html", &data)?;
+    // Mail clients drop <style>; inline it once per issue.
+    let inliner = css_inline::CSSInliner::options()
+        .keep_style_tags(false)
+        .load_remote_stylesheets(false)
+        .build();
+    let html = inliner.inline(&html).map_err(|e| Error::Template {
+        name: "email.html".into(),
+        message: format!("CSS inlining failed: {e}"),
+    })?;
+    let text = templates.render("email.txt", &data)?;
+    Ok(EmailBodies {
+        html: Personalizable::split(&html),
+        text: Personalizable::split(&text),
+    })
+}
+
+/// Plain text written for people: paragraphs wrapped, links as numbered references.
+pub fn html_to_text(html: &str) -> String {
+    html2text::from_read(html.as_bytes(), 72).unwrap_or_else(|_| html.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_filled_and_escaped_for_html() {
+        let p = Personalizable::split(&format!(
+            "<a href=\"{}\">x</a> {} {}",
+            Field::UnsubscribeUrl.marker(),
+            Field::Name.marker(),
+            Field::Email.marker()
+        ));
+        let r = Recipient {
+            email: "a@b.co",
+            name: "<Kim & Lee>",
+            unsubscribe_url: "https://e.x/unsubscribe/abc",
+        };
+        assert_eq!(
+            p.fill(&r, true),
+            "<a href=\"https://e.x/unsubscribe/abc\">x</a> &lt;Kim &amp; Lee&gt; a@b.co"
+        );
+        assert_eq!(
+            p.fill(&r, false),
+            "<a href=\"https://e.x/unsubscribe/abc\">x</a> <Kim & Lee> a@b.co"
+        );
+    }
+
+    #[test]
+    fn text_version_keeps_links_as_references() {
+        let text = html_to_text("<p>읽기 <a href=\"https://e.x/a\">링크</a>.</p>");
+        assert!(text.contains("읽기"), "{text}");
+        assert!(text.contains("https://e.x/a"), "{text}");
+        assert!(!text.contains("<p>"), "{text}");
+    }
+}

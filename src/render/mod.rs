@@ -1,0 +1,71 @@
+//! Handlebars templates: embedded defaults, each overridable by a file of the same
+//! name in the configured templates folder.
+
+pub mod email;
+
+use handlebars::Handlebars;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::error::Error;
+
+/// The templates a user may edit, and their built-in text.
+pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
+    ("email.html.hbs", include_str!("../../templates/email.html.hbs")),
+    ("email.txt.hbs", include_str!("../../templates/email.txt.hbs")),
+];
+
+/// Two registries: HTML templates escape what they insert, text templates do not
+/// (there is no markup in a plain-text email to protect).
+pub struct Templates {
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
+}
+
+impl Templates {
+    pub fn load(config: &Config) -> Result<Templates, Error> {
+        let dir = config.path(&config.site.templates_dir);
+        let mut html = Handlebars::new();
+        let mut text = Handlebars::new();
+        text.register_escape_fn(handlebars::no_escape);
+        for (file, default) in DEFAULT_TEMPLATES {
+            let path = dir.join(file);
+            let source = match std::fs::read_to_string(&path) {
+                Ok(s) => s,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => default.to_string(),
+                Err(e) => return Err(Error::io(path, e)),
+            };
+            let name = template_name(file);
+            let registry = if name.ends_with(".txt") { &mut text } else { &mut html };
+            registry
+                .register_template_string(name, source)
+                .map_err(|e| Error::Template {
+                    name: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok(Templates { html, text })
+    }
+
+    /// Renders `name` (`email.html`, `email.txt`, …) with `data`.
+    pub fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String, Error> {
+        let registry = if name.ends_with(".txt") { &self.text } else { &self.html };
+        registry.render(name, data).map_err(|e| Error::Template {
+            name: name.to_string(),
+            message: e.to_string(),
+        })
+    }
+}
+
+fn template_name(file: &str) -> &str {
+    file.strip_suffix(".hbs").unwrap_or(file)
+}
+
+/// A date as people of the site's language write it.
+pub fn human_date(date: chrono::DateTime<chrono_tz::Tz>, language: &str) -> String {
+    if language.starts_with("ko") {
+        date.format("%Y년 %-m월 %-d일").to_string()
+    } else {
+        date.format("%-d %B %Y").to_string()
+    }
+}

@@ -1,0 +1,305 @@
+//! The delivery queue and log: one row per (issue, subscriber), never deleted.
+//!
+//! A worker claims a batch with one atomic `UPDATE … RETURNING` that sets a lease,
+//! sends without holding any lock, then records every result of the batch in one
+//! transaction. A claim whose lease ran out (its process died) is claimed again.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{from_ms, ms, placeholders, Store};
+use crate::domain::{DeliveryStatus, EmailAddress, SubscriberStatus};
+use crate::error::{DbContext, Error};
+
+/// A delivery this worker now owns until `lease_until`.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery_id: i64,
+    pub issue_id: i64,
+    pub subscriber_id: i64,
+    /// Attempts so far, this one included, since the last manual retry.
+    pub attempt: i64,
+    pub email: Option<EmailAddress>,
+    pub name: String,
+    pub subscriber_status: Option<SubscriberStatus>,
+}
+
+#[derive(Debug, Clone)]
+pub enum OutcomeKind {
+    Sent,
+    /// Transient: try again at `next_attempt_at`.
+    Retry { next_attempt_at: DateTime<Utc> },
+    /// Permanent, or transient with no attempts left.
+    Failed { permanent: bool },
+    Skipped,
+    /// Not attempted, or the server could not be reached: back to the queue at
+    /// `retry_at` with the attempt count unchanged.
+    Released { retry_at: DateTime<Utc> },
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub delivery_id: i64,
+    pub subscriber_id: i64,
+    pub kind: OutcomeKind,
+    pub error: Option<String>,
+    pub smtp_reply: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DeliveryLogRow {
+    pub id: i64,
+    pub subscriber_id: i64,
+    pub email: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub smtp_reply: Option<String>,
+    pub updated_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// Permanent failures after which an address is `bounced`.
+pub const BOUNCE_THRESHOLD: i64 = 3;
+
+impl Store {
+    /// Claims up to `limit` due deliveries (of one issue, or of all) for `lease_ms`.
+    pub async fn claim_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        lease_ms: i64,
+        limit: i64,
+        issue_id: Option<i64>,
+    ) -> Result<Vec<Claimed>, Error> {
+        let t = ms(now);
+        let issue_filter = if issue_id.is_some() { "AND issue_id = $4" } else { "" };
+        let sql = format!(
+            "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, \
+             lease_until = $1 + $2, updated_at = $1 \
+             WHERE id IN (SELECT id FROM deliveries \
+                 WHERE ((status IN ('queued', 'retrying') AND next_attempt_at <= $1) \
+                     OR (status = 'sending' AND lease_until < $1)) {issue_filter} \
+                 ORDER BY next_attempt_at, id LIMIT $3{}) \
+             RETURNING id, issue_id, subscriber_id, attempts - attempt_base AS attempt",
+            self.dialect.skip_locked()
+        );
+        let mut query = sqlx::query(&sql).bind(t).bind(lease_ms).bind(limit);
+        if let Some(id) = issue_id {
+            query = query.bind(id);
+        }
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .db("claiming deliveries")?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in &rows {
+            claimed.push(Claimed {
+                delivery_id: row.try_get("id").db("claiming deliveries")?,
+                issue_id: row.try_get("issue_id").db("claiming deliveries")?,
+                subscriber_id: row.try_get("subscriber_id").db("claiming deliveries")?,
+                attempt: row.try_get("attempt").db("claiming deliveries")?,
+                email: None,
+                name: String::new(),
+                subscriber_status: None,
+            });
+        }
+        if claimed.is_empty() {
+            return Ok(claimed);
+        }
+        // Fill in the addresses (and current status) in one query.
+        let sql = format!(
+            "SELECT id, email, name, status FROM subscribers WHERE id IN ({})",
+            placeholders(1, claimed.len())
+        );
+        let mut query = sqlx::query(&sql);
+        for c in &claimed {
+            query = query.bind(c.subscriber_id);
+        }
+        let subscribers = query
+            .fetch_all(&self.pool)
+            .await
+            .db("reading the claimed subscribers")?;
+        let mut by_id = std::collections::HashMap::with_capacity(subscribers.len());
+        for row in &subscribers {
+            let id: i64 = row.try_get("id").db("reading subscribers")?;
+            let email: String = row.try_get("email").db("reading subscribers")?;
+            let name: String = row.try_get("name").db("reading subscribers")?;
+            let status: String = row.try_get("status").db("reading subscribers")?;
+            by_id.insert(id, (EmailAddress::parse(&email).ok(), name, status.parse().ok()));
+        }
+        for c in &mut claimed {
+            if let Some((email, name, status)) = by_id.remove(&c.subscriber_id) {
+                c.email = email;
+                c.name = name;
+                c.subscriber_status = status;
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Records a batch of results in one transaction. Only rows still `sending` are
+    /// changed, so a late result never overwrites a newer one.
+    pub async fn record_outcomes(&self, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), Error> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let t = ms(now);
+        let mut tx = self.pool.begin().await.db("recording deliveries")?;
+        for o in outcomes {
+            let (status, next, sent_at) = match &o.kind {
+                OutcomeKind::Sent => (DeliveryStatus::Sent, t, Some(t)),
+                OutcomeKind::Retry { next_attempt_at } => {
+                    (DeliveryStatus::Retrying, ms(*next_attempt_at), None)
+                }
+                OutcomeKind::Failed { .. } => (DeliveryStatus::Failed, t, None),
+                OutcomeKind::Skipped => (DeliveryStatus::Skipped, t, None),
+                OutcomeKind::Released { retry_at } => {
+                    sqlx::query(
+                        "UPDATE deliveries SET attempts = attempts - 1, lease_until = NULL, updated_at = $1, \
+                         status = CASE WHEN attempts - 1 > attempt_base THEN 'retrying' ELSE 'queued' END, \
+                         next_attempt_at = $2, last_error = COALESCE($3, last_error) \
+                         WHERE id = $4 AND status = 'sending'",
+                    )
+                    .bind(t)
+                    .bind(ms(*retry_at))
+                    .bind(o.error.as_deref())
+                    .bind(o.delivery_id)
+                    .execute(&mut *tx)
+                    .await
+                    .db("releasing a delivery")?;
+                    continue;
+                }
+            };
+            sqlx::query(
+                "UPDATE deliveries SET status = $1, last_error = $2, smtp_reply = COALESCE($3, smtp_reply), \
+                 next_attempt_at = $4, sent_at = $5, lease_until = NULL, updated_at = $6 \
+                 WHERE id = $7 AND status = 'sending'",
+            )
+            .bind(status.as_str())
+            .bind(o.error.as_deref())
+            .bind(o.smtp_reply.as_deref())
+            .bind(next)
+            .bind(sent_at)
+            .bind(t)
+            .bind(o.delivery_id)
+            .execute(&mut *tx)
+            .await
+            .db("recording a delivery")?;
+            if matches!(o.kind, OutcomeKind::Failed { permanent: true }) {
+                bounce_if_repeated(&mut tx, o.subscriber_id, t).await?;
+            }
+        }
+        tx.commit().await.db("committing delivery results")?;
+        Ok(())
+    }
+
+    /// The delivery log of one issue, one row per subscriber.
+    pub async fn delivery_log(
+        &self,
+        issue_id: i64,
+        status: Option<DeliveryStatus>,
+    ) -> Result<Vec<DeliveryLogRow>, Error> {
+        let rows = sqlx::query(
+            "SELECT d.id, d.subscriber_id, s.email, d.status, d.attempts, d.last_error, d.smtp_reply, \
+             d.updated_at, d.sent_at, d.next_attempt_at \
+             FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+             WHERE d.issue_id = $1 AND ($2 = '' OR d.status = $2) ORDER BY d.id",
+        )
+        .bind(issue_id)
+        .bind(status.map(|s| s.as_str()).unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await
+        .db("reading the delivery log")?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let status: String = row.try_get("status").db("reading the delivery log")?;
+            let waiting = status == "retrying" || status == "queued";
+            let next: i64 = row.try_get("next_attempt_at").db("reading the delivery log")?;
+            out.push(DeliveryLogRow {
+                id: row.try_get("id").db("reading the delivery log")?,
+                subscriber_id: row.try_get("subscriber_id").db("reading the delivery log")?,
+                email: row.try_get("email").db("reading the delivery log")?,
+                status,
+                attempts: row.try_get("attempts").db("reading the delivery log")?,
+                last_error: row.try_get("last_error").db("reading the delivery log")?,
+                smtp_reply: row.try_get("smtp_reply").db("reading the delivery log")?,
+                updated_at: from_ms(row.try_get("updated_at").db("reading the delivery log")?),
+                sent_at: row
+                    .try_get::<Option<i64>, _>("sent_at")
+                    .db("reading the delivery log")?
+                    .map(from_ms),
+                next_attempt_at: waiting.then(|| from_ms(next)),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Queues an issue's failed deliveries again, with a fresh attempt budget.
+    /// The attempt count keeps growing: it is part of the log.
+    pub async fn retry_failed(&self, issue_id: i64, now: DateTime<Utc>) -> Result<u64, Error> {
+        let t = ms(now);
+        Ok(sqlx::query(
+            "UPDATE deliveries SET status = 'queued', attempt_base = attempts, next_attempt_at = $1, \
+             updated_at = $1 WHERE issue_id = $2 AND status = 'failed' \
+             AND subscriber_id IN (SELECT id FROM subscribers WHERE status = 'active')",
+        )
+        .bind(t)
+        .bind(issue_id)
+        .execute(&self.pool)
+        .await
+        .db("queueing failed deliveries again")?
+        .rows_affected())
+    }
+
+    /// How many deliveries are due now (for sizing worker batches).
+    pub async fn count_due(&self, now: DateTime<Utc>, issue_id: Option<i64>) -> Result<i64, Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM deliveries WHERE ((status IN ('queued', 'retrying') AND next_attempt_at <= $1) \
+             OR (status = 'sending' AND lease_until < $1)) AND ($2 < 0 OR issue_id = $2)",
+        )
+        .bind(ms(now))
+        .bind(issue_id.unwrap_or(-1))
+        .fetch_one(&self.pool)
+        .await
+        .db("counting due deliveries")
+    }
+}
+
+/// After repeated permanent failures an address is `bounced`: it gets no more mail
+/// and its waiting deliveries are skipped.
+async fn bounce_if_repeated(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    subscriber_id: i64,
+    t: i64,
+) -> Result<(), Error> {
+    sqlx::query("UPDATE subscribers SET hard_bounces = hard_bounces + 1, updated_at = $1 WHERE id = $2")
+        .bind(t)
+        .bind(subscriber_id)
+        .execute(&mut **tx)
+        .await
+        .db("counting a bounce")?;
+    let bounced = sqlx::query(
+        "UPDATE subscribers SET status = 'bounced', updated_at = $1 \
+         WHERE id = $2 AND status = 'active' AND hard_bounces >= $3",
+    )
+    .bind(t)
+    .bind(subscriber_id)
+    .bind(BOUNCE_THRESHOLD)
+    .execute(&mut **tx)
+    .await
+    .db("marking a bounced address")?
+    .rows_affected();
+    if bounced > 0 {
+        sqlx::query(
+            "UPDATE deliveries SET status = 'skipped', last_error = 'address bounced', updated_at = $1 \
+             WHERE subscriber_id = $2 AND status IN ('queued', 'retrying')",
+        )
+        .bind(t)
+        .bind(subscriber_id)
+        .execute(&mut **tx)
+        .await
+        .db("skipping deliveries of a bounced address")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,183 @@
+//! Issues (one per mailed post) and the enqueueing of their deliveries.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{from_ms, lock, ms, Store};
+use crate::domain::DeliveryStatus;
+use crate::error::{DbContext, Error};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IssueRecord {
+    pub id: i64,
+    pub post_id: i64,
+    pub subject: String,
+    pub origin: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Counts of deliveries by status for one issue.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IssueStatus {
+    pub issue_id: i64,
+    pub slug: String,
+    pub title: String,
+    pub created_at: DateTime<Utc>,
+    pub total: i64,
+    pub counts: BTreeMap<&'static str, i64>,
+}
+
+fn issue_from_row(row: &AnyRow) -> Result<IssueRecord, sqlx::Error> {
+    Ok(IssueRecord {
+        id: row.try_get("id")?,
+        post_id: row.try_get("post_id")?,
+        subject: row.try_get("subject")?,
+        origin: row.try_get("origin")?,
+        created_at: from_ms(row.try_get("created_at")?),
+    })
+}
+
+impl Store {
+    /// Creates the issue of a post, unless it exists, and queues one delivery per
+    /// active subscriber, all in one transaction. The unique `post_id` and
+    /// `(issue_id, subscriber_id)` keys make this safe to run from several processes.
+    /// Returns the issue and how many deliveries were queued now.
+    pub async fn create_issue(
+        &self,
+        post_id: i64,
+        subject: &str,
+        origin: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(IssueRecord, u64), Error> {
+        let t = ms(now);
+        let mut tx = self.pool.begin().await.db("creating an issue")?;
+        lock(&mut tx, "issues").await?;
+        sqlx::query(
+            "INSERT INTO issues (post_id, subject, origin, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (post_id) DO NOTHING",
+        )
+        .bind(post_id)
+        .bind(subject)
+        .bind(origin)
+        .bind(t)
+        .execute(&mut *tx)
+        .await
+        .db("creating an issue")?;
+        let issue = sqlx::query("SELECT id, post_id, subject, origin, created_at FROM issues WHERE post_id = $1")
+            .bind(post_id)
+            .fetch_one(&mut *tx)
+            .await
+            .db("reading the new issue")?;
+        let issue = issue_from_row(&issue).db("decoding an issue")?;
+        let queued = enqueue(&mut tx, issue.id, t).await?;
+        tx.commit().await.db("committing the issue")?;
+        Ok((issue, queued))
+    }
+
+    pub async fn issue_by_id(&self, id: i64) -> Result<Option<IssueRecord>, Error> {
+        sqlx::query("SELECT id, post_id, subject, origin, created_at FROM issues WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .db("reading an issue")?
+            .map(|r| issue_from_row(&r))
+            .transpose()
+            .db("decoding an issue")
+    }
+
+    pub async fn issue_for_post(&self, post_id: i64) -> Result<Option<IssueRecord>, Error> {
+        sqlx::query("SELECT id, post_id, subject, origin, created_at FROM issues WHERE post_id = $1")
+            .bind(post_id)
+            .fetch_optional(&self.pool)
+            .await
+            .db("reading an issue")?
+            .map(|r| issue_from_row(&r))
+            .transpose()
+            .db("decoding an issue")
+    }
+
+    /// Active subscribers who would get this issue if it were sent now (no row yet).
+    pub async fn count_unqueued(&self, issue_id: Option<i64>) -> Result<i64, Error> {
+        sqlx::query_scalar(
+            "SELECT COUNT(*) FROM subscribers s WHERE s.status = 'active' AND NOT EXISTS \
+             (SELECT 1 FROM deliveries d WHERE d.issue_id = $1 AND d.subscriber_id = s.id)",
+        )
+        .bind(issue_id.unwrap_or(-1))
+        .fetch_one(&self.pool)
+        .await
+        .db("counting recipients")
+    }
+
+    /// Delivery counts per status for every issue (or the one of `post_slug`), newest first.
+    pub async fn issue_statuses(&self, post_slug: Option<&str>) -> Result<Vec<IssueStatus>, Error> {
+        let rows = sqlx::query(
+            "SELECT i.id, p.slug, p.title, i.created_at, d.status, COUNT(d.id) AS n \
+             FROM issues i JOIN posts p ON p.id = i.post_id \
+             LEFT JOIN deliveries d ON d.issue_id = i.id \
+             WHERE ($1 = '' OR p.slug = $1) \
+             GROUP BY i.id, p.slug, p.title, i.created_at, d.status \
+             ORDER BY i.created_at DESC, i.id DESC",
+        )
+        .bind(post_slug.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await
+        .db("counting deliveries")?;
+        let mut out: Vec<IssueStatus> = Vec::new();
+        for row in rows {
+            let id: i64 = row.try_get("id").db("counting deliveries")?;
+            if out.last().map(|s| s.issue_id) != Some(id) {
+                let mut counts = BTreeMap::new();
+                for s in DeliveryStatus::ALL {
+                    counts.insert(s.as_str(), 0);
+                }
+                out.push(IssueStatus {
+                    issue_id: id,
+                    slug: row.try_get("slug").db("counting deliveries")?,
+                    title: row.try_get("title").db("counting deliveries")?,
+                    created_at: from_ms(row.try_get("created_at").db("counting deliveries")?),
+                    total: 0,
+                    counts,
+                });
+            }
+            let status: Option<String> = row.try_get("status").db("counting deliveries")?;
+            let n: i64 = row.try_get("n").db("counting deliveries")?;
+            if let (Some(status), Some(entry)) = (status, out.last_mut()) {
+                if let Some(key) = DeliveryStatus::ALL.iter().find(|s| s.as_str() == status) {
+                    entry.counts.insert(key.as_str(), n);
+                    entry.total += n;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Queues the issue for active subscribers who have no delivery row for it yet.
+    pub async fn enqueue_issue(&self, issue_id: i64, now: DateTime<Utc>) -> Result<u64, Error> {
+        let mut tx = self.pool.begin().await.db("queueing deliveries")?;
+        let n = enqueue(&mut tx, issue_id, ms(now)).await?;
+        tx.commit().await.db("queueing deliveries")?;
+        Ok(n)
+    }
+}
+
+/// One statement, however many subscribers: the database does the loop.
+async fn enqueue(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    issue_id: i64,
+    t: i64,
+) -> Result<u64, Error> {
+    Ok(sqlx::query(
+        "INSERT INTO deliveries (issue_id, subscriber_id, status, attempts, created_at, updated_at, next_attempt_at) \
+         SELECT $1, id, 'queued', 0, $2, $2, $2 FROM subscribers WHERE status = 'active' \
+         ON CONFLICT (issue_id, subscriber_id) DO NOTHING",
+    )
+    .bind(issue_id)
+    .bind(t)
+    .execute(&mut **tx)
+    .await
+    .db("queueing deliveries")?
+    .rows_affected())
+}

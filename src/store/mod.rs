@@ -1,0 +1,225 @@
+//! The database. This is the only module that writes SQL, and the only place that
+//! knows SQLite from PostgreSQL: queries are written once with `$N` parameters (both
+//! engines accept them) and the few differences live in [`Dialect`].
+//!
+//! Times are stored as milliseconds since the Unix epoch, the same on both engines.
+
+mod deliveries;
+mod issues;
+mod posts;
+mod subscribers;
+
+pub use deliveries::{Claimed, DeliveryLogRow, Outcome, OutcomeKind};
+pub use issues::{IssueRecord, IssueStatus};
+pub use posts::{PostRecord, SyncReport};
+pub use subscribers::{AddOutcome, Subscriber};
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::error::{DbContext, Error};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// Appended to the row selection of a claim. PostgreSQL workers skip rows another
+    /// worker is claiming instead of waiting on them; SQLite serialises writers anyway.
+    fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `url` and runs the migrations.
+    /// A relative SQLite path is read against `base_dir`.
+    pub async fn open(url: &str, base_dir: &Path) -> Result<Store, Error> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+
+        let (dialect, url) = if let Some(rest) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+            if path.is_empty() || path == ":memory:" {
+                return Err(Error::Config(
+                    "database.url must name a SQLite file, e.g. sqlite://subscribers/posthorn.db"
+                        .into(),
+                ));
+            }
+            let path = Path::new(path);
+            let path = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                base_dir.join(path)
+            };
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+            }
+            let query = if query.is_empty() { "mode=rwc".to_string() } else { query.to_string() };
+            (Dialect::Sqlite, format!("sqlite://{}?{}", path.display(), query))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Dialect::Postgres, url.to_string())
+        } else {
+            return Err(Error::Config(format!(
+                "database.url `{url}` is neither sqlite://… nor postgres://…"
+            )));
+        };
+
+        let options = AnyConnectOptions::from_str(&url)
+            .map_err(|e| Error::Config(format!("database.url: {e}")))?;
+        let pool_options = match dialect {
+            // One writer at a time is SQLite's nature; a few connections let readers in.
+            Dialect::Sqlite => AnyPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
+                            .await?;
+                        Ok(())
+                    })
+                }),
+            Dialect::Postgres => AnyPoolOptions::new().max_connections(16),
+        };
+        let pool = pool_options
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .db("connecting to the database")?;
+        let store = Store { pool, dialect };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), Error> {
+        match self.dialect {
+            Dialect::Sqlite => {
+                // WAL lets `check`, `send` and `serve` read while one of them writes.
+                // The mode is stored in the file, so only the first open changes it.
+                let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                    .fetch_one(&self.pool)
+                    .await
+                    .db("reading the journal mode")?;
+                if !mode.eq_ignore_ascii_case("wal") {
+                    sqlx::query("PRAGMA journal_mode = WAL")
+                        .execute(&self.pool)
+                        .await
+                        .db("switching to WAL mode")?;
+                }
+                SQLITE_MIGRATIONS.run(&self.pool).await?;
+            }
+            Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
+        }
+        let now = ms(Utc::now()).to_string();
+        let instance = crate::posts::hex(&rand::random::<[u8; 6]>());
+        for (key, value) in [
+            ("created_at", now.as_str()),
+            ("instance", instance.as_str()),
+            ("lock:sync", ""),
+            ("lock:issues", ""),
+        ] {
+            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(key)
+                .bind(value)
+                .execute(&self.pool)
+                .await
+                .db("initialising meta")?;
+        }
+        Ok(())
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub async fn meta(&self, key: &str) -> Result<Option<String>, Error> {
+        sqlx::query("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .db("reading meta")?
+            .map(|r| r.try_get::<String, _>(0))
+            .transpose()
+            .db("reading meta")
+    }
+
+    /// Stores `value` under `key` unless a value is already there; returns the stored one.
+    /// Two processes racing to initialise a key end up with the same value.
+    pub async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, Error> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .db("writing meta")?;
+        self.meta(key)
+            .await?
+            .ok_or_else(|| Error::Invalid(format!("meta key {key} vanished")))
+    }
+
+    /// When the database was created: posts published before this are archive.
+    pub async fn created_at(&self) -> Result<DateTime<Utc>, Error> {
+        let value = self.meta("created_at").await?.unwrap_or_default();
+        Ok(from_ms(value.parse().unwrap_or(0)))
+    }
+
+    /// A random id of this database, part of every Message-ID.
+    pub async fn instance(&self) -> Result<String, Error> {
+        Ok(self.meta("instance").await?.unwrap_or_default())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Serialises the transactions that take the same named lock, on both engines: the
+/// row update takes SQLite's write lock at once (so a read never has to be upgraded,
+/// which is what fails with "database is locked") and a row lock in PostgreSQL.
+async fn lock(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> Result<(), Error> {
+    let key = format!("lock:{name}");
+    sqlx::query("UPDATE meta SET value = value WHERE key = $1")
+        .bind(&key)
+        .execute(&mut **tx)
+        .await
+        .db("taking a lock")?;
+    Ok(())
+}
+
+/// `$1, $2, …` for an `IN (…)` list starting at parameter `first`.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

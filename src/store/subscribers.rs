@@ -1,0 +1,195 @@
+//! Subscribers. Rows are never deleted (deliveries refer to them); leaving is a status.
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{from_ms, ms, Store};
+use crate::domain::{EmailAddress, SubscriberStatus};
+use crate::error::{DbContext, Error};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Subscriber {
+    pub id: i64,
+    pub email: EmailAddress,
+    pub name: String,
+    pub status: SubscriberStatus,
+    pub created_at: DateTime<Utc>,
+}
+
+/// What `add` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddOutcome {
+    Added(i64),
+    /// The address is already there with this status; nothing changed.
+    Exists(i64, SubscriberStatus),
+}
+
+fn subscriber_from_row(row: &AnyRow) -> Result<Subscriber, sqlx::Error> {
+    let email: String = row.try_get("email")?;
+    let status: String = row.try_get("status")?;
+    Ok(Subscriber {
+        id: row.try_get("id")?,
+        email: EmailAddress::parse(&email).map_err(|e| sqlx::Error::Decode(e.into()))?,
+        name: row.try_get("name")?,
+        status: status.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        created_at: from_ms(row.try_get("created_at")?),
+    })
+}
+
+impl Store {
+    /// Adds addresses with `status` in one transaction; for each, reports whether it
+    /// was added or which subscriber already has it (that one is left unchanged).
+    pub async fn add_subscribers(
+        &self,
+        rows: &[(EmailAddress, String)],
+        status: SubscriberStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AddOutcome>, Error> {
+        let t = ms(now);
+        let confirmed = (status == SubscriberStatus::Active).then_some(t);
+        let mut tx = self.pool.begin().await.db("adding subscribers")?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (email, name) in rows {
+            let inserted = sqlx::query(
+                "INSERT INTO subscribers (email, email_key, name, status, created_at, updated_at, confirmed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (email_key) DO NOTHING RETURNING id",
+            )
+            .bind(email.as_str())
+            .bind(email.key())
+            .bind(name)
+            .bind(status.as_str())
+            .bind(t)
+            .bind(confirmed)
+            .fetch_optional(&mut *tx)
+            .await
+            .db("adding a subscriber")?;
+            let outcome = match inserted {
+                Some(row) => AddOutcome::Added(row.try_get(0).db("adding a subscriber")?),
+                None => {
+                    let row = sqlx::query("SELECT id, status FROM subscribers WHERE email_key = $1")
+                        .bind(email.key())
+                        .fetch_one(&mut *tx)
+                        .await
+                        .db("reading a subscriber")?;
+                    let existing: String = row.try_get("status").db("reading a subscriber")?;
+                    AddOutcome::Exists(
+                        row.try_get("id").db("reading a subscriber")?,
+                        existing.parse().map_err(Error::Invalid)?,
+                    )
+                }
+            };
+            out.push(outcome);
+        }
+        tx.commit().await.db("adding subscribers")?;
+        Ok(out)
+    }
+
+    /// Makes a pending or bounced subscriber active (the author vouches for them).
+    pub async fn activate(&self, subscriber_id: i64, now: DateTime<Utc>) -> Result<(), Error> {
+        let t = ms(now);
+        sqlx::query(
+            "UPDATE subscribers SET status = 'active', hard_bounces = 0, confirmed_at = COALESCE(confirmed_at, $1), \
+             updated_at = $1 WHERE id = $2 AND status IN ('pending', 'bounced')",
+        )
+        .bind(t)
+        .bind(subscriber_id)
+        .execute(&self.pool)
+        .await
+        .db("activating a subscriber")?;
+        Ok(())
+    }
+
+    pub async fn subscriber_by_email(&self, email: &EmailAddress) -> Result<Option<Subscriber>, Error> {
+        sqlx::query("SELECT id, email, name, status, created_at FROM subscribers WHERE email_key = $1")
+            .bind(email.key())
+            .fetch_optional(&self.pool)
+            .await
+            .db("reading a subscriber")?
+            .map(|r| subscriber_from_row(&r))
+            .transpose()
+            .db("decoding a subscriber")
+    }
+
+    pub async fn subscriber_by_id(&self, id: i64) -> Result<Option<Subscriber>, Error> {
+        sqlx::query("SELECT id, email, name, status, created_at FROM subscribers WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .db("reading a subscriber")?
+            .map(|r| subscriber_from_row(&r))
+            .transpose()
+            .db("decoding a subscriber")
+    }
+
+    /// Unsubscribes at once: the subscriber's queued and retrying deliveries become
+    /// `skipped` in the same transaction. Returns false if the id is unknown.
+    pub async fn unsubscribe(&self, subscriber_id: i64, now: DateTime<Utc>) -> Result<bool, Error> {
+        let t = ms(now);
+        let mut tx = self.pool.begin().await.db("unsubscribing")?;
+        let changed = sqlx::query(
+            "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = COALESCE(unsubscribed_at, $1), \
+             updated_at = $1 WHERE id = $2 AND status <> 'unsubscribed'",
+        )
+        .bind(t)
+        .bind(subscriber_id)
+        .execute(&mut *tx)
+        .await
+        .db("unsubscribing")?
+        .rows_affected();
+        sqlx::query(
+            "UPDATE deliveries SET status = 'skipped', last_error = 'unsubscribed', updated_at = $1 \
+             WHERE subscriber_id = $2 AND status IN ('queued', 'retrying')",
+        )
+        .bind(t)
+        .bind(subscriber_id)
+        .execute(&mut *tx)
+        .await
+        .db("skipping deliveries of an unsubscribed address")?;
+        tx.commit().await.db("unsubscribing")?;
+        if changed > 0 {
+            return Ok(true);
+        }
+        Ok(self.subscriber_by_id(subscriber_id).await?.is_some())
+    }
+
+    /// Subscribers in id order, `limit` at a time after `after_id`: callers page
+    /// through them so memory does not grow with the list.
+    pub async fn subscribers_page(
+        &self,
+        status: Option<SubscriberStatus>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Subscriber>, Error> {
+        let rows = match status {
+            Some(s) => sqlx::query(
+                "SELECT id, email, name, status, created_at FROM subscribers \
+                 WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3",
+            )
+            .bind(s.as_str())
+            .bind(after_id)
+            .bind(limit),
+            None => sqlx::query(
+                "SELECT id, email, name, status, created_at FROM subscribers \
+                 WHERE id > $1 ORDER BY id LIMIT $2",
+            )
+            .bind(after_id)
+            .bind(limit),
+        }
+        .fetch_all(&self.pool)
+        .await
+        .db("listing subscribers")?;
+        rows.iter()
+            .map(subscriber_from_row)
+            .collect::<Result<_, _>>()
+            .db("decoding subscribers")
+    }
+
+    pub async fn count_subscribers(&self, status: SubscriberStatus) -> Result<i64, Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM subscribers WHERE status = $1")
+            .bind(status.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .db("counting subscribers")
+    }
+}

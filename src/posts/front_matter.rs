@@ -10,7 +10,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct FrontMatter {
     pub title: String,
-    pub date: String,
+    pub date: DateText,
     pub slug: Option<String>,
     pub summary: Option<String>,
     #[serde(default)]
@@ -19,7 +19,25 @@ pub struct FrontMatter {
     pub draft: bool,
     #[serde(default = "yes")]
     pub email: bool,
-    pub updated: Option<String>,
+    pub updated: Option<DateText>,
+}
+
+/// A date as written: text in YAML or a TOML string, or a TOML native date
+/// (`date = 2026-11-20`), which is read from its text form.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum DateText {
+    Text(String),
+    Toml(toml::value::Datetime),
+}
+
+impl DateText {
+    pub fn text(&self) -> String {
+        match self {
+            DateText::Text(s) => s.clone(),
+            DateText::Toml(d) => d.to_string(),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -90,18 +108,7 @@ fn parse_toml(text: &str) -> Result<FrontMatter, LineError> {
             .map(|s| 2 + text[..s.start.min(text.len())].matches('\n').count())
             .unwrap_or(2)
     };
-    let mut table: toml::Table = toml::from_str(text).map_err(|e| {
-        LineError::at(line_of(&e), e.message().to_string())
-    })?;
-    // TOML has native dates (`date = 2026-11-20`); we read every date from its text.
-    for key in ["date", "updated"] {
-        if let Some(toml::Value::Datetime(d)) = table.get(key) {
-            let s = d.to_string();
-            table.insert(key.to_string(), toml::Value::String(s));
-        }
-    }
-    table
-        .try_into::<FrontMatter>()
+    toml::from_str::<FrontMatter>(text)
         .map_err(|e| LineError::at(line_of(&e), e.message().to_string()))
 }
 
@@ -153,7 +160,7 @@ mod tests {
             parse("+++\ntitle = \"느리게 읽기\"\ndate = 2026-11-20\ntags = [\"독서\"]\n+++\n본문\n")
                 .unwrap();
         assert_eq!(fm.title, "느리게 읽기");
-        assert_eq!(fm.date, "2026-11-20");
+        assert_eq!(fm.date.text(), "2026-11-20");
         assert!(fm.email);
         assert_eq!(body, "본문\n");
     }
@@ -163,7 +170,7 @@ mod tests {
         let (fm, _) =
             parse("---\ntitle: On walking\ndate: 2026-11-20 07:30\ndraft: true\n---\nText").unwrap();
         assert!(fm.draft);
-        assert_eq!(fm.date, "2026-11-20 07:30");
+        assert_eq!(fm.date.text(), "2026-11-20 07:30");
     }
 
     #[test]

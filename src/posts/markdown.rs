@@ -23,8 +23,13 @@ pub fn to_html(markdown: &str) -> String {
 pub fn first_paragraph(markdown: &str) -> String {
     let mut text = String::new();
     let mut depth = 0usize;
+    let mut in_image = 0usize;
     for event in Parser::new_ext(markdown, options()) {
         match event {
+            // An image's alt text is not part of the prose.
+            Event::Start(Tag::Image { .. }) => in_image += 1,
+            Event::End(TagEnd::Image) => in_image = in_image.saturating_sub(1),
+            _ if in_image > 0 => {}
             Event::Start(Tag::Paragraph) => depth += 1,
             Event::End(TagEnd::Paragraph) if depth > 0 => {
                 if !text.trim().is_empty() {

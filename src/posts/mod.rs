@@ -143,11 +143,11 @@ fn load_file(config: &Config, file: &Path, relative: &Path) -> Result<SourcePost
     let (fm, body) = front_matter::parse(text).map_err(|e| fail(Some(e.line), e.message))?;
 
     let tz = config.site.timezone;
-    let date = front_matter::parse_date(&fm.date, tz).map_err(|m| fail(None, m))?;
+    let date = front_matter::parse_date(&fm.date.text(), tz).map_err(|m| fail(None, m))?;
     let updated = fm
         .updated
-        .as_deref()
-        .map(|u| front_matter::parse_date(u, tz))
+        .as_ref()
+        .map(|u| front_matter::parse_date(&u.text(), tz))
         .transpose()
         .map_err(|m| fail(None, m))?;
     let slug = match &fm.slug {

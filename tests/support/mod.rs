@@ -1,0 +1,127 @@
+//! Shared test helpers: a site in a temp folder, the real binary, a real SMTP server.
+
+#![allow(dead_code)]
+
+pub mod smtp;
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use posthorn::{App, Config};
+use tempfile::TempDir;
+
+#[allow(unused_imports)]
+pub use smtp::{Action, Received, SmtpServer};
+
+pub struct TestSite {
+    pub dir: TempDir,
+}
+
+pub struct CliOutput {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl TestSite {
+    /// A site with the sample config, sending over SMTP to `smtp_port`, or writing
+    /// files to `outbox/` when `None`.
+    pub fn new(smtp_port: Option<u16>) -> TestSite {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let transport = match smtp_port {
+            Some(port) => format!(
+                "transport = \"smtp\"\n\n[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
+                 concurrency = 4\nrate_per_second = 0\ntimeout_seconds = 5\nretry_backoff_seconds = 60\nmax_attempts = 3\n"
+            ),
+            None => "transport = \"file\"\noutbox_dir = \"outbox\"\n".to_string(),
+        };
+        let config = format!(
+            r#"[site]
+title = "느린 편지"
+base_url = "https://essays.example.com"
+author = "Jerry"
+language = "ko"
+timezone = "Asia/Seoul"
+
+[database]
+url = "sqlite://subscribers/posthorn.db"
+
+[email]
+from = "Jerry <essays@example.com>"
+{transport}"#
+        );
+        std::fs::write(dir.path().join("config.toml"), config).expect("write config");
+        std::fs::create_dir_all(dir.path().join("posts")).expect("posts dir");
+        TestSite { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config.toml")
+    }
+
+    pub fn write_post(&self, relative: &str, text: &str) {
+        let path = self.path().join("posts").join(relative);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write post");
+    }
+
+    pub fn remove_post(&self, relative: &str) {
+        std::fs::remove_file(self.path().join("posts").join(relative)).expect("remove post");
+    }
+
+    pub fn rename_post(&self, from: &str, to: &str) {
+        let posts = self.path().join("posts");
+        std::fs::rename(posts.join(from), posts.join(to)).expect("rename post");
+    }
+
+    pub async fn app(&self) -> App {
+        let config = Config::load(&self.config_path()).expect("config");
+        App::open(config).await.expect("open app")
+    }
+
+    /// Runs the real binary against this site.
+    pub async fn cli(&self, args: &[&str]) -> CliOutput {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .expect("run posthorn");
+        CliOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    pub async fn add_subscribers(&self, app: &App, emails: &[&str]) {
+        let rows: Vec<_> = emails
+            .iter()
+            .map(|e| (posthorn::domain::EmailAddress::parse(e).expect("valid"), String::new()))
+            .collect();
+        app.store
+            .add_subscribers(&rows, posthorn::domain::SubscriberStatus::Active, Utc::now())
+            .await
+            .expect("add subscribers");
+    }
+}
+
+/// A post file with TOML front matter.
+pub fn post(title: &str, date: DateTime<Utc>, body: &str) -> String {
+    format!(
+        "+++\ntitle = {}\ndate = \"{}\"\n+++\n\n{body}\n",
+        toml_string(title),
+        date.to_rfc3339()
+    )
+}
+
+pub fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).expect("a JSON string is a TOML basic string")
+}

@@ -1,0 +1,207 @@
+//! A small SMTP server over real TCP for the tests. It records every message it
+//! accepts and can be told, per recipient, to refuse, fail after DATA, drop the
+//! connection or stall.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_to: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+impl Received {
+    pub fn parsed(&self) -> mail_parser::Message<'_> {
+        mail_parser::MessageParser::default()
+            .parse(&self.data)
+            .expect("a parsable message")
+    }
+}
+
+/// What the server does when a recipient is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Accept,
+    /// Reply to RCPT TO with this code and text.
+    RcptReply(u16, String),
+    /// Accept RCPT, then answer the end of DATA with this code and text.
+    DataReply(u16, String),
+    /// Close the connection instead of answering RCPT.
+    Drop,
+    /// Never answer RCPT.
+    Stall,
+}
+
+type Rule = Box<dyn Fn(&str) -> Action + Send + Sync>;
+
+#[derive(Clone)]
+pub struct SmtpServer {
+    pub port: u16,
+    messages: Arc<Mutex<Vec<Received>>>,
+    rule: Arc<Mutex<Rule>>,
+    connections: Arc<AtomicUsize>,
+}
+
+impl SmtpServer {
+    pub async fn start() -> SmtpServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = SmtpServer {
+            port,
+            messages: Default::default(),
+            rule: Arc::new(Mutex::new(Box::new(|_| Action::Accept))),
+            connections: Default::default(),
+        };
+        let s = server.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                s.connections.fetch_add(1, Ordering::SeqCst);
+                let s = s.clone();
+                tokio::spawn(async move {
+                    let _ = s.session(stream).await;
+                });
+            }
+        });
+        server
+    }
+
+    /// Decides, per recipient address, how to answer.
+    pub fn set_rule(&self, rule: impl Fn(&str) -> Action + Send + Sync + 'static) {
+        *self.rule.lock().unwrap() = Box::new(rule);
+    }
+
+    pub fn messages(&self) -> Vec<Received> {
+        self.messages.lock().unwrap().clone()
+    }
+
+    pub fn clear(&self) {
+        self.messages.lock().unwrap().clear();
+    }
+
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Messages received per recipient address.
+    pub fn count_for(&self, address: &str) -> usize {
+        self.messages()
+            .iter()
+            .filter(|m| m.rcpt_to.iter().any(|r| r == address))
+            .count()
+    }
+
+    async fn session(&self, stream: TcpStream) -> std::io::Result<()> {
+        let (read, mut write) = stream.into_split();
+        let mut lines = BufReader::new(read);
+        write.write_all(b"220 test.local ESMTP ready\r\n").await?;
+        let mut mail_from = String::new();
+        let mut rcpt_to = Vec::new();
+        let mut data_reply: Option<(u16, String)> = None;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if lines.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            let command = line.trim_end().to_string();
+            let upper = command.to_ascii_uppercase();
+            if upper.starts_with("EHLO") {
+                write
+                    .write_all(b"250-test.local\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10000000\r\n")
+                    .await?;
+            } else if upper.starts_with("HELO") {
+                write.write_all(b"250 test.local\r\n").await?;
+            } else if upper.starts_with("MAIL FROM:") {
+                mail_from = address_of(&command[10..]);
+                rcpt_to.clear();
+                data_reply = None;
+                write.write_all(b"250 2.1.0 Ok\r\n").await?;
+            } else if upper.starts_with("RCPT TO:") {
+                let rcpt = address_of(&command[8..]);
+                let action = (self.rule.lock().unwrap())(&rcpt);
+                match action {
+                    Action::Accept => {
+                        rcpt_to.push(rcpt);
+                        write.write_all(b"250 2.1.5 Ok\r\n").await?;
+                    }
+                    Action::RcptReply(code, text) => {
+                        write.write_all(format!("{code} {text}\r\n").as_bytes()).await?;
+                    }
+                    Action::DataReply(code, text) => {
+                        rcpt_to.push(rcpt);
+                        data_reply = Some((code, text));
+                        write.write_all(b"250 2.1.5 Ok\r\n").await?;
+                    }
+                    Action::Drop => return Ok(()),
+                    Action::Stall => {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            } else if upper == "DATA" {
+                if rcpt_to.is_empty() {
+                    write.write_all(b"554 5.5.1 No valid recipients\r\n").await?;
+                    continue;
+                }
+                write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                let mut data = Vec::new();
+                loop {
+                    let mut raw = Vec::new();
+                    if lines.read_until(b'\n', &mut raw).await? == 0 {
+                        return Ok(());
+                    }
+                    if raw == b".\r\n" {
+                        break;
+                    }
+                    // Undo dot-stuffing.
+                    let raw = if raw.starts_with(b"..") { raw[1..].to_vec() } else { raw };
+                    data.extend_from_slice(&raw);
+                }
+                match data_reply.take() {
+                    Some((code, text)) => {
+                        write.write_all(format!("{code} {text}\r\n").as_bytes()).await?;
+                    }
+                    None => {
+                        let n = {
+                            let mut messages = self.messages.lock().unwrap();
+                            messages.push(Received {
+                                mail_from: mail_from.clone(),
+                                rcpt_to: rcpt_to.clone(),
+                                data,
+                            });
+                            messages.len()
+                        };
+                        write.write_all(format!("250 2.0.0 Ok: queued as T{n}\r\n").as_bytes()).await?;
+                    }
+                }
+                rcpt_to.clear();
+            } else if upper == "RSET" {
+                rcpt_to.clear();
+                write.write_all(b"250 2.0.0 Ok\r\n").await?;
+            } else if upper == "NOOP" {
+                write.write_all(b"250 2.0.0 Ok\r\n").await?;
+            } else if upper == "QUIT" {
+                write.write_all(b"221 2.0.0 Bye\r\n").await?;
+                return Ok(());
+            } else {
+                write.write_all(b"502 5.5.2 Command not recognized\r\n").await?;
+            }
+        }
+    }
+}
+
+fn address_of(arg: &str) -> String {
+    let arg = arg.trim();
+    let inner = arg
+        .strip_prefix('<')
+        .and_then(|a| a.split_once('>'))
+        .map(|(a, _)| a)
+        .unwrap_or(arg);
+    inner.to_string()
+}

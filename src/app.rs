@@ -71,7 +71,10 @@ impl App {
             // Generated once and kept in the database, so links in sent emails keep working.
             None => {
                 let generated = posts::hex(&rand::random::<[u8; 32]>());
-                store.meta_get_or_insert("secret", &generated).await?.into_bytes()
+                store
+                    .meta_get_or_insert("secret", &generated)
+                    .await?
+                    .into_bytes()
             }
         };
         Ok(App {
@@ -105,7 +108,10 @@ impl App {
     pub async fn create_due_issues(&self, now: DateTime<Utc>) -> Result<Vec<NewIssue>, Error> {
         let mut created = Vec::new();
         for post in self.store.posts_awaiting_issue(now).await? {
-            let (issue, queued) = self.store.create_issue(post.id, &post.title, "schedule", now).await?;
+            let (issue, queued) = self
+                .store
+                .create_issue(post.id, &post.title, "schedule", now)
+                .await?;
             tracing::info!(slug = %post.slug, queued, "new issue");
             created.push(NewIssue {
                 slug: post.slug.to_string(),
@@ -117,7 +123,11 @@ impl App {
     }
 
     /// One scheduler tick: sync posts, create issues, deliver everything due.
-    pub async fn run_once(&self, now: DateTime<Utc>, options: DeliverOptions) -> Result<TickReport, Error> {
+    pub async fn run_once(
+        &self,
+        now: DateTime<Utc>,
+        options: DeliverOptions,
+    ) -> Result<TickReport, Error> {
         let posts = self.sync_posts(now).await?;
         let issues = self.create_due_issues(now).await?;
         let deliveries = delivery::deliver_due(self, now, options).await?;
@@ -138,7 +148,10 @@ impl App {
     /// Checks that a post may be mailed by hand now.
     pub fn check_sendable(&self, post: &PostRecord, now: DateTime<Utc>) -> Result<(), Error> {
         if post.removed {
-            return Err(Error::Invalid(format!("post `{}` no longer has a file in posts/", post.slug)));
+            return Err(Error::Invalid(format!(
+                "post `{}` no longer has a file in posts/",
+                post.slug
+            )));
         }
         if post.draft {
             return Err(Error::Invalid(format!(
@@ -156,7 +169,9 @@ impl App {
             return Err(Error::Invalid(format!(
                 "post `{}` is scheduled for {}; it will be sent then",
                 post.slug,
-                post.published_at.with_timezone(&self.config.site.timezone).to_rfc3339()
+                post.published_at
+                    .with_timezone(&self.config.site.timezone)
+                    .to_rfc3339()
             )));
         }
         Ok(())
@@ -165,25 +180,40 @@ impl App {
     /// Creates the issue of a post if needed and queues it for every active
     /// subscriber who has no delivery of it yet. Returns the issue and how many
     /// deliveries were added.
-    pub async fn queue_post(&self, post: &PostRecord, now: DateTime<Utc>) -> Result<(IssueRecord, u64), Error> {
+    pub async fn queue_post(
+        &self,
+        post: &PostRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(IssueRecord, u64), Error> {
         self.check_sendable(post, now)?;
         match self.store.issue_for_post(post.id).await? {
             Some(issue) => {
                 let queued = self.store.enqueue_issue(issue.id, now).await?;
                 Ok((issue, queued))
             }
-            None => self.store.create_issue(post.id, &post.title, "manual", now).await,
+            None => {
+                self.store
+                    .create_issue(post.id, &post.title, "manual", now)
+                    .await
+            }
         }
     }
 
     pub fn unsubscribe_url(&self, subscriber_id: i64) -> String {
         let token = self.tokens.sign(Purpose::Unsubscribe, subscriber_id, None);
-        self.config.site_url(&format!("unsubscribe/{token}")).to_string()
+        self.config
+            .site_url(&format!("unsubscribe/{token}"))
+            .to_string()
     }
 
     /// The email of `post` as `to` would get it. Test copies and previews use
     /// issue id 0, so their Message-IDs never collide with a real delivery's.
-    pub async fn compose(&self, post: &PostRecord, to: &EmailAddress, test_copy: bool) -> Result<Outgoing, Error> {
+    pub async fn compose(
+        &self,
+        post: &PostRecord,
+        to: &EmailAddress,
+        test_copy: bool,
+    ) -> Result<Outgoing, Error> {
         let subject = match self.store.issue_for_post(post.id).await? {
             Some(issue) => issue.subject,
             None => post.title.clone(),
@@ -197,7 +227,11 @@ impl App {
         };
         let unsubscribe_url = self.unsubscribe_url(subscriber_id);
         // A test copy gets a fresh Message-ID so that mail clients do not fold copies together.
-        let id_part = if test_copy { rand::random::<u32>() as i64 } else { subscriber_id };
+        let id_part = if test_copy {
+            rand::random::<u32>() as i64
+        } else {
+            subscriber_id
+        };
         issue.message_for(
             &Addressee {
                 subscriber_id: id_part,

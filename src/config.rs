@@ -405,7 +405,11 @@ impl Config {
 
     /// Host of the site, used for List-Id and tag: URIs.
     pub fn site_host(&self) -> String {
-        self.site.base_url.host_str().unwrap_or("localhost").to_string()
+        self.site
+            .base_url
+            .host_str()
+            .unwrap_or("localhost")
+            .to_string()
     }
 }
 
@@ -454,10 +458,7 @@ from = "Jerry <essays@example.com>"
 
     #[test]
     fn post_urls_keep_a_path_prefix() {
-        let text = MINIMAL.replace(
-            "https://essays.example.com",
-            "https://example.com/essays",
-        );
+        let text = MINIMAL.replace("https://essays.example.com", "https://example.com/essays");
         let c = Config::from_toml_str(&text, Path::new("config.toml")).unwrap();
         let slug = crate::domain::Slug::parse("첫-글").unwrap();
         assert_eq!(

@@ -20,7 +20,10 @@ impl EmailAddress {
             return Err("address longer than 254 characters".into());
         }
         if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(format!("`{}` contains spaces or control characters", s.escape_debug()));
+            return Err(format!(
+                "`{}` contains spaces or control characters",
+                s.escape_debug()
+            ));
         }
         let (local, domain) = s
             .rsplit_once('@')
@@ -219,14 +222,23 @@ mod tests {
 
     #[test]
     fn slugs_from_file_names() {
-        assert_eq!(Slug::from_file_stem("My First Essay").unwrap().as_str(), "my-first-essay");
-        assert_eq!(Slug::from_file_stem("느리게 읽기").unwrap().as_str(), "느리게-읽기");
+        assert_eq!(
+            Slug::from_file_stem("My First Essay").unwrap().as_str(),
+            "my-first-essay"
+        );
+        assert_eq!(
+            Slug::from_file_stem("느리게 읽기").unwrap().as_str(),
+            "느리게-읽기"
+        );
         assert!(Slug::parse("a/b").is_err());
         assert!(Slug::parse("../etc").is_err());
     }
 
     #[test]
     fn one_line_removes_header_breaks() {
-        assert_eq!(one_line("Hello\r\nBcc: x@y.z\tend "), "Hello Bcc: x@y.z end");
+        assert_eq!(
+            one_line("Hello\r\nBcc: x@y.z\tend "),
+            "Hello Bcc: x@y.z end"
+        );
     }
 }

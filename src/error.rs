@@ -12,7 +12,9 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
-    #[error("no post with slug `{0}` (run `posthorn check` to sync posts/, or see `posthorn status`)")]
+    #[error(
+        "no post with slug `{0}` (run `posthorn check` to sync posts/, or see `posthorn status`)"
+    )]
     PostNotFound(String),
 
     #[error("post `{0}` has no issue yet; nothing was sent (use `posthorn send {0}`)")]

@@ -59,7 +59,12 @@ impl Tokens {
         mac
     }
 
-    pub fn sign(&self, purpose: Purpose, subscriber_id: i64, expires: Option<DateTime<Utc>>) -> String {
+    pub fn sign(
+        &self,
+        purpose: Purpose,
+        subscriber_id: i64,
+        expires: Option<DateTime<Utc>>,
+    ) -> String {
         let payload = match expires {
             Some(t) => format!("{}.{}.{}", purpose.tag(), subscriber_id, t.timestamp()),
             None => format!("{}.{}", purpose.tag(), subscriber_id),
@@ -73,10 +78,19 @@ impl Tokens {
     }
 
     /// Checks a token and returns the subscriber id it was made for.
-    pub fn verify(&self, token: &str, purpose: Purpose, now: DateTime<Utc>) -> Result<i64, TokenError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        purpose: Purpose,
+        now: DateTime<Utc>,
+    ) -> Result<i64, TokenError> {
         let (payload_b64, tag_b64) = token.split_once('.').ok_or(TokenError::Invalid)?;
-        let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| TokenError::Invalid)?;
-        let tag = URL_SAFE_NO_PAD.decode(tag_b64).map_err(|_| TokenError::Invalid)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload_b64)
+            .map_err(|_| TokenError::Invalid)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag_b64)
+            .map_err(|_| TokenError::Invalid)?;
         // A short tag would be easy to guess: demand all 16 bytes, then compare in
         // constant time.
         if tag.len() != 16 {
@@ -116,14 +130,29 @@ mod tests {
         let now = Utc::now();
         let tok = t.sign(Purpose::Unsubscribe, 42, None);
         assert_eq!(t.verify(&tok, Purpose::Unsubscribe, now), Ok(42));
-        assert_eq!(t.verify(&tok, Purpose::Confirm, now), Err(TokenError::WrongPurpose));
-        assert_eq!(Tokens::new(b"other").verify(&tok, Purpose::Unsubscribe, now), Err(TokenError::Invalid));
+        assert_eq!(
+            t.verify(&tok, Purpose::Confirm, now),
+            Err(TokenError::WrongPurpose)
+        );
+        assert_eq!(
+            Tokens::new(b"other").verify(&tok, Purpose::Unsubscribe, now),
+            Err(TokenError::Invalid)
+        );
         // Another subscriber's id with the old tag.
         let (_, tag) = tok.split_once('.').unwrap();
         let forged = format!("{}.{}", URL_SAFE_NO_PAD.encode("u.43"), tag);
-        assert_eq!(t.verify(&forged, Purpose::Unsubscribe, now), Err(TokenError::Invalid));
-        assert_eq!(t.verify(&tok[..tok.len() - 3], Purpose::Unsubscribe, now), Err(TokenError::Invalid));
-        assert_eq!(t.verify("", Purpose::Unsubscribe, now), Err(TokenError::Invalid));
+        assert_eq!(
+            t.verify(&forged, Purpose::Unsubscribe, now),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            t.verify(&tok[..tok.len() - 3], Purpose::Unsubscribe, now),
+            Err(TokenError::Invalid)
+        );
+        assert_eq!(
+            t.verify("", Purpose::Unsubscribe, now),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]

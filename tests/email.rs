@@ -22,8 +22,14 @@ async fn send_one(title: &str) -> (SmtpServer, TestSite, posthorn::App) {
     let app = site.app().await;
     site.add_subscribers(&app, &["Reader@Example.COM"]).await;
     let created = app.store.created_at().await.unwrap();
-    site.write_post("essay.md", &support::post(title, created + Duration::seconds(1), BODY));
-    let report = app.run_once(created + Duration::minutes(1), DeliverOptions::default()).await.unwrap();
+    site.write_post(
+        "essay.md",
+        &support::post(title, created + Duration::seconds(1), BODY),
+    );
+    let report = app
+        .run_once(created + Duration::minutes(1), DeliverOptions::default())
+        .await
+        .unwrap();
     assert_eq!(report.deliveries.sent, 1, "{report:?}");
     (smtp, site, app)
 }
@@ -50,12 +56,25 @@ async fn every_message_has_the_headers_and_parts_of_the_contract() {
     let from = m.from().unwrap().first().unwrap();
     assert_eq!(from.address().unwrap(), "essays@example.com");
     assert_eq!(from.name().unwrap(), "Jerry");
-    assert_eq!(m.to().unwrap().first().unwrap().address().unwrap(), "Reader@example.com");
+    assert_eq!(
+        m.to().unwrap().first().unwrap().address().unwrap(),
+        "Reader@example.com"
+    );
     assert!(m.date().is_some());
-    assert_eq!(m.subject().unwrap(), title, "the Korean subject round-trips");
+    assert_eq!(
+        m.subject().unwrap(),
+        title,
+        "the Korean subject round-trips"
+    );
     let raw_text = String::from_utf8_lossy(&raw.data);
-    let subject_line = raw_text.lines().find(|l| l.starts_with("Subject:")).unwrap();
-    assert!(subject_line.is_ascii() && subject_line.contains("=?utf-8?"), "RFC 2047: {subject_line}");
+    let subject_line = raw_text
+        .lines()
+        .find(|l| l.starts_with("Subject:"))
+        .unwrap();
+    assert!(
+        subject_line.is_ascii() && subject_line.contains("=?utf-8?"),
+        "RFC 2047: {subject_line}"
+    );
 
     // Deterministic Message-ID per (issue, subscriber).
     let subscriber = app
@@ -64,7 +83,12 @@ async fn every_message_has_the_headers_and_parts_of_the_contract() {
         .await
         .unwrap()
         .unwrap();
-    let issue = app.store.issue_for_post(app.post("essay").await.unwrap().id).await.unwrap().unwrap();
+    let issue = app
+        .store
+        .issue_for_post(app.post("essay").await.unwrap().id)
+        .await
+        .unwrap()
+        .unwrap();
     let instance = app.store.instance().await.unwrap();
     assert_eq!(
         m.message_id().unwrap(),
@@ -86,20 +110,40 @@ async fn every_message_has_the_headers_and_parts_of_the_contract() {
         .trim_matches(['<', '>'])
         .strip_prefix("https://essays.example.com/unsubscribe/")
         .unwrap_or_else(|| panic!("unexpected List-Unsubscribe: {unsubscribe}"));
-    assert_eq!(app.tokens.verify(token, Purpose::Unsubscribe, Utc::now()), Ok(subscriber.id));
-    assert_eq!(header_text(&m, "List-Unsubscribe-Post"), "List-Unsubscribe=One-Click");
+    assert_eq!(
+        app.tokens.verify(token, Purpose::Unsubscribe, Utc::now()),
+        Ok(subscriber.id)
+    );
+    assert_eq!(
+        header_text(&m, "List-Unsubscribe-Post"),
+        "List-Unsubscribe=One-Click"
+    );
 
     // multipart/alternative with a text and an HTML part.
     let ct = m.content_type().unwrap();
-    assert_eq!((ct.ctype(), ct.subtype()), ("multipart", Some("alternative")));
+    assert_eq!(
+        (ct.ctype(), ct.subtype()),
+        ("multipart", Some("alternative"))
+    );
     let text = m.body_text(0).unwrap();
     let html = m.body_html(0).unwrap();
-    assert!(text.contains("첫 문단에는") && text.contains("둘째 문단 & 특수문자"), "{text}");
+    assert!(
+        text.contains("첫 문단에는") && text.contains("둘째 문단 & 특수문자"),
+        "{text}"
+    );
     assert!(!text.contains("<p>"), "the text part is not HTML: {text}");
-    assert!(text.contains("https://essays.example.com/unsubscribe/"), "{text}");
+    assert!(
+        text.contains("https://essays.example.com/unsubscribe/"),
+        "{text}"
+    );
     assert!(html.contains("둘째 문단 &amp; 특수문자"));
-    assert!(html.contains(r#"href="https://essays.example.com/posts/essay/""#), "view in browser link");
-    assert!(html.contains(&format!(r#"href="https://essays.example.com/unsubscribe/{token}""#)));
+    assert!(
+        html.contains(r#"href="https://essays.example.com/posts/essay/""#),
+        "view in browser link"
+    );
+    assert!(html.contains(&format!(
+        r#"href="https://essays.example.com/unsubscribe/{token}""#
+    )));
     assert!(!html.contains("<style"), "CSS is inlined");
     assert!(html.contains("style=\""), "CSS is inlined");
 
@@ -127,11 +171,21 @@ async fn a_title_cannot_inject_headers_or_markup() {
     let (smtp, _site, _app) = send_one(title).await;
     let received = smtp.messages();
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].rcpt_to, vec!["Reader@example.com".to_string()], "no extra recipient");
+    assert_eq!(
+        received[0].rcpt_to,
+        vec!["Reader@example.com".to_string()],
+        "no extra recipient"
+    );
     let m = received[0].parsed();
     assert!(m.header("Bcc").is_none());
-    assert_eq!(m.subject().unwrap(), "Hello Bcc: victim@example.com <script>alert(1)</script>");
+    assert_eq!(
+        m.subject().unwrap(),
+        "Hello Bcc: victim@example.com <script>alert(1)</script>"
+    );
     let html = m.body_html(0).unwrap();
-    assert!(!html.contains("<script>alert"), "markup in a title is escaped");
+    assert!(
+        !html.contains("<script>alert"),
+        "markup in a title is escaped"
+    );
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
 }

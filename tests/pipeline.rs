@@ -10,21 +10,49 @@ use support::{post, Action, SmtpServer, TestSite};
 async fn first_check_sends_no_archive_then_each_new_post_once_to_every_active_subscriber() {
     let smtp = SmtpServer::start().await;
     let site = TestSite::new(Some(smtp.port));
-    site.write_post("old-one.md", &post("지난 글", Utc::now() - Duration::days(30), "옛 이야기"));
-    site.write_post("old-two.md", &post("Older", Utc::now() - Duration::days(60), "Older"));
+    site.write_post(
+        "old-one.md",
+        &post("지난 글", Utc::now() - Duration::days(30), "옛 이야기"),
+    );
+    site.write_post(
+        "old-two.md",
+        &post("Older", Utc::now() - Duration::days(60), "Older"),
+    );
     let app = site.app().await;
-    site.add_subscribers(&app, &["a@example.com", "b@example.com", "c@example.com", "gone@example.com"])
-        .await;
-    let gone = app.store.subscriber_by_email(&"gone@example.com".parse_email()).await.unwrap().unwrap();
+    site.add_subscribers(
+        &app,
+        &[
+            "a@example.com",
+            "b@example.com",
+            "c@example.com",
+            "gone@example.com",
+        ],
+    )
+    .await;
+    let gone = app
+        .store
+        .subscriber_by_email(&"gone@example.com".parse_email())
+        .await
+        .unwrap()
+        .unwrap();
     app.store.unsubscribe(gone.id, Utc::now()).await.unwrap();
 
     let created = app.store.created_at().await.unwrap();
-    let first = app.run_once(created + Duration::seconds(1), DeliverOptions::default()).await.unwrap();
+    let first = app
+        .run_once(created + Duration::seconds(1), DeliverOptions::default())
+        .await
+        .unwrap();
     assert_eq!(first.posts.report.new.len(), 2);
-    assert!(first.issues.is_empty(), "archive posts must not become issues");
+    assert!(
+        first.issues.is_empty(),
+        "archive posts must not become issues"
+    );
     assert!(smtp.messages().is_empty());
 
-    site.write_post("new.md", &post("새 글", created + Duration::seconds(2), "새로운 이야기"));
+    site.write_post(
+        "new.md",
+        &post("새 글", created + Duration::seconds(2), "새로운 이야기"),
+    );
     let now = created + Duration::minutes(1);
     let second = app.run_once(now, DeliverOptions::default()).await.unwrap();
     assert_eq!(second.issues.len(), 1);
@@ -35,17 +63,28 @@ async fn first_check_sends_no_archive_then_each_new_post_once_to_every_active_su
     assert_eq!(smtp.count_for("gone@example.com"), 0);
     assert_eq!(smtp.messages().len(), 3);
 
-    let issue = app.store.issue_for_post(app.post("new").await.unwrap().id).await.unwrap().unwrap();
+    let issue = app
+        .store
+        .issue_for_post(app.post("new").await.unwrap().id)
+        .await
+        .unwrap()
+        .unwrap();
     let log = app.store.delivery_log(issue.id, None).await.unwrap();
     assert_eq!(log.len(), 3, "one row per active subscriber");
     for row in &log {
         assert_eq!(row.status, "sent");
         assert_eq!(row.attempts, 1);
-        assert!(row.smtp_reply.as_deref().unwrap_or("").starts_with("250 "), "{row:?}");
+        assert!(
+            row.smtp_reply.as_deref().unwrap_or("").starts_with("250 "),
+            "{row:?}"
+        );
         assert!(row.sent_at.is_some());
     }
 
-    let third = app.run_once(now + Duration::minutes(10), DeliverOptions::default()).await.unwrap();
+    let third = app
+        .run_once(now + Duration::minutes(10), DeliverOptions::default())
+        .await
+        .unwrap();
     assert!(third.issues.is_empty());
     assert_eq!(third.deliveries.sent, 0);
     assert_eq!(smtp.messages().len(), 3, "a second tick sends nothing");
@@ -55,18 +94,31 @@ async fn first_check_sends_no_archive_then_each_new_post_once_to_every_active_su
 async fn send_again_reaches_only_subscribers_who_lack_the_post() {
     let smtp = SmtpServer::start().await;
     let site = TestSite::new(Some(smtp.port));
-    site.write_post("essay.md", &post("에세이", Utc::now() - Duration::days(3), "본문"));
+    site.write_post(
+        "essay.md",
+        &post("에세이", Utc::now() - Duration::days(3), "본문"),
+    );
     let app = site.app().await;
-    site.add_subscribers(&app, &["a@example.com", "b@example.com"]).await;
+    site.add_subscribers(&app, &["a@example.com", "b@example.com"])
+        .await;
     let now = Utc::now();
     app.sync_posts(now).await.unwrap();
     let essay = app.post("essay").await.unwrap();
-    assert!(!essay.announce, "an archive post is not announced by the scheduler");
+    assert!(
+        !essay.announce,
+        "an archive post is not announced by the scheduler"
+    );
 
     let (issue, queued) = app.queue_post(&essay, now).await.unwrap();
     assert_eq!(queued, 2);
-    let options = DeliverOptions { issue_id: Some(issue.id), ..Default::default() };
-    assert_eq!(deliver_due(&app, now, options.clone()).await.unwrap().sent, 2);
+    let options = DeliverOptions {
+        issue_id: Some(issue.id),
+        ..Default::default()
+    };
+    assert_eq!(
+        deliver_due(&app, now, options.clone()).await.unwrap().sent,
+        2
+    );
 
     site.add_subscribers(&app, &["c@example.com"]).await;
     let (again, queued) = app.queue_post(&essay, now).await.unwrap();
@@ -94,16 +146,33 @@ async fn renaming_or_editing_a_post_keeps_its_identity() {
 
     // Moved into a folder, renamed, and edited.
     site.remove_post("draft-name.md");
-    site.write_post("2026/final-name.md", &post("이름 바꾸기", date, "고친 본문"));
-    let report = app.run_once(now + Duration::minutes(5), DeliverOptions::default()).await.unwrap();
-    assert!(report.posts.report.new.is_empty(), "{:?}", report.posts.report);
+    site.write_post(
+        "2026/final-name.md",
+        &post("이름 바꾸기", date, "고친 본문"),
+    );
+    let report = app
+        .run_once(now + Duration::minutes(5), DeliverOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        report.posts.report.new.is_empty(),
+        "{:?}",
+        report.posts.report
+    );
     assert!(report.issues.is_empty());
     let after = app.post("final-name").await.unwrap();
     assert_eq!(after.id, before.id);
     assert_eq!(after.uid, before.uid);
     assert!(after.content_html.contains("고친 본문"));
-    assert!(app.post("draft-name").await.is_err(), "the old slug is gone");
-    assert_eq!(smtp.messages().len(), 1, "an edit or rename is never re-sent");
+    assert!(
+        app.post("draft-name").await.is_err(),
+        "the old slug is gone"
+    );
+    assert_eq!(
+        smtp.messages().len(),
+        1,
+        "an edit or rename is never re-sent"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -114,20 +183,47 @@ async fn drafts_email_false_and_scheduled_posts() {
     site.add_subscribers(&app, &["a@example.com"]).await;
     let created = app.store.created_at().await.unwrap();
     let soon = created + Duration::seconds(1);
-    site.write_post("draft.md", &format!("+++\ntitle = \"초안\"\ndate = \"{}\"\ndraft = true\n+++\n초안", soon.to_rfc3339()));
-    site.write_post("feeds-only.md", &format!("---\ntitle: Feeds only\ndate: \"{}\"\nemail: false\n---\nx", soon.to_rfc3339()));
-    site.write_post("later.md", &post("예약된 글", created + Duration::days(1), "내일 공개"));
+    site.write_post(
+        "draft.md",
+        &format!(
+            "+++\ntitle = \"초안\"\ndate = \"{}\"\ndraft = true\n+++\n초안",
+            soon.to_rfc3339()
+        ),
+    );
+    site.write_post(
+        "feeds-only.md",
+        &format!(
+            "---\ntitle: Feeds only\ndate: \"{}\"\nemail: false\n---\nx",
+            soon.to_rfc3339()
+        ),
+    );
+    site.write_post(
+        "later.md",
+        &post("예약된 글", created + Duration::days(1), "내일 공개"),
+    );
 
     let now = created + Duration::minutes(1);
     let report = app.run_once(now, DeliverOptions::default()).await.unwrap();
     assert_eq!(report.posts.report.new.len(), 3);
     assert!(report.issues.is_empty());
     assert!(smtp.messages().is_empty());
-    assert!(app.queue_post(&app.post("draft").await.unwrap(), now).await.is_err());
-    assert!(app.queue_post(&app.post("feeds-only").await.unwrap(), now).await.is_err());
-    assert!(app.queue_post(&app.post("later").await.unwrap(), now).await.is_err());
+    assert!(app
+        .queue_post(&app.post("draft").await.unwrap(), now)
+        .await
+        .is_err());
+    assert!(app
+        .queue_post(&app.post("feeds-only").await.unwrap(), now)
+        .await
+        .is_err());
+    assert!(app
+        .queue_post(&app.post("later").await.unwrap(), now)
+        .await
+        .is_err());
 
-    let report = app.run_once(created + Duration::days(2), DeliverOptions::default()).await.unwrap();
+    let report = app
+        .run_once(created + Duration::days(2), DeliverOptions::default())
+        .await
+        .unwrap();
     assert_eq!(report.issues.len(), 1);
     assert_eq!(report.issues[0].slug, "later");
     assert_eq!(smtp.messages().len(), 1);
@@ -144,29 +240,68 @@ async fn smtp_replies_decide_sent_retrying_failed_and_a_down_server_loses_nothin
     });
     let site = TestSite::new(Some(smtp.port));
     let app = site.app().await;
-    site.add_subscribers(&app, &["ok@example.com", "busy@example.com", "nobody@example.com", "spam@example.com"])
-        .await;
+    site.add_subscribers(
+        &app,
+        &[
+            "ok@example.com",
+            "busy@example.com",
+            "nobody@example.com",
+            "spam@example.com",
+        ],
+    )
+    .await;
     let created = app.store.created_at().await.unwrap();
-    site.write_post("p.md", &post("Post", created + Duration::seconds(1), "Body"));
+    site.write_post(
+        "p.md",
+        &post("Post", created + Duration::seconds(1), "Body"),
+    );
     let now = created + Duration::minutes(1);
     let report = app.run_once(now, DeliverOptions::default()).await.unwrap();
-    assert_eq!((report.deliveries.sent, report.deliveries.retrying, report.deliveries.failed), (1, 1, 2));
+    assert_eq!(
+        (
+            report.deliveries.sent,
+            report.deliveries.retrying,
+            report.deliveries.failed
+        ),
+        (1, 1, 2)
+    );
 
-    let issue = app.store.issue_for_post(app.post("p").await.unwrap().id).await.unwrap().unwrap();
+    let issue = app
+        .store
+        .issue_for_post(app.post("p").await.unwrap().id)
+        .await
+        .unwrap()
+        .unwrap();
     let log = app.store.delivery_log(issue.id, None).await.unwrap();
     let row = |email: &str| log.iter().find(|r| r.email == email).unwrap().clone();
     assert_eq!(row("busy@example.com").status, "retrying");
     assert!(row("busy@example.com").smtp_reply.unwrap().contains("451"));
     assert!(row("busy@example.com").next_attempt_at.unwrap() > now);
     assert_eq!(row("nobody@example.com").status, "failed");
-    assert!(row("nobody@example.com").smtp_reply.unwrap().contains("550"));
+    assert!(row("nobody@example.com")
+        .smtp_reply
+        .unwrap()
+        .contains("550"));
     assert!(row("spam@example.com").smtp_reply.unwrap().contains("554"));
 
     // Nothing is due until the backoff has passed; then the transient one goes out.
-    assert_eq!(app.run_once(now + Duration::seconds(5), DeliverOptions::default()).await.unwrap().deliveries.sent, 0);
+    assert_eq!(
+        app.run_once(now + Duration::seconds(5), DeliverOptions::default())
+            .await
+            .unwrap()
+            .deliveries
+            .sent,
+        0
+    );
     smtp.set_rule(|_| Action::Accept);
-    let later = app.run_once(now + Duration::hours(1), DeliverOptions::default()).await.unwrap();
-    assert_eq!(later.deliveries.sent, 1, "the 4xx is retried; the 5xx ones are not");
+    let later = app
+        .run_once(now + Duration::hours(1), DeliverOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        later.deliveries.sent, 1,
+        "the 4xx is retried; the 5xx ones are not"
+    );
     assert_eq!(smtp.count_for("busy@example.com"), 1);
     assert_eq!(smtp.count_for("nobody@example.com"), 0);
 
@@ -176,17 +311,32 @@ async fn smtp_replies_decide_sent_retrying_failed_and_a_down_server_loses_nothin
     drop(closed);
     let site = TestSite::new(Some(dead_port));
     let app = site.app().await;
-    site.add_subscribers(&app, &["a@example.com", "b@example.com"]).await;
+    site.add_subscribers(&app, &["a@example.com", "b@example.com"])
+        .await;
     let created = app.store.created_at().await.unwrap();
-    site.write_post("p.md", &post("Post", created + Duration::seconds(1), "Body"));
-    let report = app.run_once(created + Duration::minutes(1), DeliverOptions::default()).await.unwrap();
+    site.write_post(
+        "p.md",
+        &post("Post", created + Duration::seconds(1), "Body"),
+    );
+    let report = app
+        .run_once(created + Duration::minutes(1), DeliverOptions::default())
+        .await
+        .unwrap();
     assert_eq!(report.deliveries.sent, 0);
     assert_eq!(report.deliveries.failed, 0);
     assert_eq!(report.deliveries.deferred, 2);
-    let issue = app.store.issue_for_post(app.post("p").await.unwrap().id).await.unwrap().unwrap();
+    let issue = app
+        .store
+        .issue_for_post(app.post("p").await.unwrap().id)
+        .await
+        .unwrap()
+        .unwrap();
     for row in app.store.delivery_log(issue.id, None).await.unwrap() {
         assert_eq!(row.attempts, 0, "{row:?}");
-        assert!(matches!(row.status.as_str(), "queued" | "retrying"), "{row:?}");
+        assert!(
+            matches!(row.status.as_str(), "queued" | "retrying"),
+            "{row:?}"
+        );
     }
 }
 

@@ -27,7 +27,10 @@ pub async fn run(app: &App, out: &Output) -> Result<ExitCode, Error> {
             s.push_str(&format!("  error: {c}\n"));
         }
         for issue in &report.issues {
-            s.push_str(&format!("new issue: {} ({} deliveries queued)\n", issue.slug, issue.queued));
+            s.push_str(&format!(
+                "new issue: {} ({} deliveries queued)\n",
+                issue.slug, issue.queued
+            ));
         }
         s.push_str(&format!(
             "deliveries: {} sent, {} retrying, {} failed, {} skipped, {} deferred\n",

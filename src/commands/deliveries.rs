@@ -5,7 +5,12 @@ use crate::app::App;
 use crate::domain::DeliveryStatus;
 use crate::error::Error;
 
-pub async fn run(app: &App, out: &Output, slug: &str, status: Option<DeliveryStatus>) -> Result<ExitCode, Error> {
+pub async fn run(
+    app: &App,
+    out: &Output,
+    slug: &str,
+    status: Option<DeliveryStatus>,
+) -> Result<ExitCode, Error> {
     let post = app.post(slug).await?;
     let issue = app
         .store
@@ -15,7 +20,9 @@ pub async fn run(app: &App, out: &Output, slug: &str, status: Option<DeliverySta
     let rows = app.store.delivery_log(issue.id, status).await?;
     out.print(&rows, || {
         let tz = app.config.site.timezone;
-        let time = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string();
+        let time = |t: chrono::DateTime<chrono::Utc>| {
+            t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()
+        };
         let rows: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
@@ -30,7 +37,18 @@ pub async fn run(app: &App, out: &Output, slug: &str, status: Option<DeliverySta
                 ]
             })
             .collect();
-        table(&["email", "status", "attempts", "time", "next attempt", "smtp reply", "last error"], &rows)
+        table(
+            &[
+                "email",
+                "status",
+                "attempts",
+                "time",
+                "next attempt",
+                "smtp reply",
+                "last error",
+            ],
+            &rows,
+        )
     });
     Ok(ExitCode::SUCCESS)
 }

@@ -9,8 +9,14 @@ use crate::render::DEFAULT_TEMPLATES;
 /// what `init` writes is what the project runs and tests.
 const SITE_FILES: &[(&str, &str)] = &[
     ("config.toml", include_str!("../../config.toml")),
-    ("posts/slow-reading.md", include_str!("../../posts/slow-reading.md")),
-    ("subscribers/sample.csv", include_str!("../../subscribers/sample.csv")),
+    (
+        "posts/slow-reading.md",
+        include_str!("../../posts/slow-reading.md"),
+    ),
+    (
+        "subscribers/sample.csv",
+        include_str!("../../subscribers/sample.csv"),
+    ),
     ("subscribers/.gitignore", "*.db\n*.db-*\n"),
 ];
 
@@ -37,7 +43,12 @@ pub fn run(dir: &Path, out: &Output) -> Result<ExitCode, Error> {
         std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
         written.push(path);
     }
-    let show = |paths: &[PathBuf]| paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+    let show = |paths: &[PathBuf]| {
+        paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+    };
     out.print(
         &serde_json::json!({ "written": show(&written), "kept": show(&kept) }),
         || {

@@ -21,10 +21,19 @@ use crate::domain::{DeliveryStatus, SubscriberStatus};
 use crate::error::Error;
 
 #[derive(Debug, Parser)]
-#[command(name = "posthorn", version, about = "Essays to subscribers' inboxes and feed readers")]
+#[command(
+    name = "posthorn",
+    version,
+    about = "Essays to subscribers' inboxes and feed readers"
+)]
 pub struct Cli {
     /// The site's configuration file.
-    #[arg(long, global = true, default_value = "config.toml", value_name = "PATH")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "config.toml",
+        value_name = "PATH"
+    )]
     pub config: PathBuf,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -110,7 +119,10 @@ fn parse_subscriber_status(s: &str) -> Result<SubscriberStatus, String> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -150,7 +162,12 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let result = match cli.command {
         Command::Init { .. } => unreachable!("handled above"),
         Command::Check => check::run(&app, &out).await,
-        Command::Send { slug, to, dry_run, yes } => send::run(&app, &out, &slug, to.as_deref(), dry_run, yes).await,
+        Command::Send {
+            slug,
+            to,
+            dry_run,
+            yes,
+        } => send::run(&app, &out, &slug, to.as_deref(), dry_run, yes).await,
         Command::Preview { slug, format } => preview::run(&app, &slug, format).await,
         Command::Subscribers(cmd) => subscribers::run(&app, &out, cmd).await,
         Command::Status { slug } => status::run(&app, &out, slug.as_deref()).await,

@@ -24,26 +24,34 @@ pub async fn run(
     if let Some(to) = to {
         let to = EmailAddress::parse(to).map_err(|e| Error::Invalid(format!("--to: {e}")))?;
         if dry_run {
-            out.print(&serde_json::json!({ "slug": slug, "test_copy_to": to }), || {
-                format!("would send a test copy of `{slug}` to {to}")
-            });
+            out.print(
+                &serde_json::json!({ "slug": slug, "test_copy_to": to }),
+                || format!("would send a test copy of `{slug}` to {to}"),
+            );
             return Ok(ExitCode::SUCCESS);
         }
         let message = app.compose(&post, &to, true).await?;
         let reply = delivery::send_single(app, &message)
             .await
             .map_err(|e| Error::Email(format!("test copy to {to} not sent: {e:?}")))?;
-        out.print(&serde_json::json!({ "slug": slug, "test_copy_to": to, "reply": reply }), || {
-            format!("test copy of `{slug}` sent to {to}: {reply}")
-        });
+        out.print(
+            &serde_json::json!({ "slug": slug, "test_copy_to": to, "reply": reply }),
+            || format!("test copy of `{slug}` sent to {to}: {reply}"),
+        );
         return Ok(ExitCode::SUCCESS);
     }
 
     app.check_sendable(&post, now)?;
     let issue = app.store.issue_for_post(post.id).await?;
-    let new_recipients = app.store.count_unqueued(issue.as_ref().map(|i| i.id)).await?;
+    let new_recipients = app
+        .store
+        .count_unqueued(issue.as_ref().map(|i| i.id))
+        .await?;
     if dry_run {
-        let active = app.store.count_subscribers(SubscriberStatus::Active).await?;
+        let active = app
+            .store
+            .count_subscribers(SubscriberStatus::Active)
+            .await?;
         out.print(
             &serde_json::json!({ "slug": slug, "would_send": new_recipients, "active_subscribers": active }),
             || {
@@ -61,7 +69,10 @@ pub async fn run(
                 "not a terminal, so no one can confirm: add --yes to send".into(),
             ));
         }
-        eprint!("Send `{}` to {new_recipients} subscribers? [y/N] ", post.title);
+        eprint!(
+            "Send `{}` to {new_recipients} subscribers? [y/N] ",
+            post.title
+        );
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         std::io::stdin()

@@ -22,10 +22,17 @@ pub async fn run(app: &App, out: &Output, slug: Option<&str>) -> Result<ExitCode
             .map(|s| {
                 let mut row = vec![
                     s.slug.clone(),
-                    s.created_at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
+                    s.created_at
+                        .with_timezone(&tz)
+                        .format("%Y-%m-%d %H:%M")
+                        .to_string(),
                     s.total.to_string(),
                 ];
-                row.extend(DeliveryStatus::ALL.iter().map(|st| s.counts.get(st.as_str()).copied().unwrap_or(0).to_string()));
+                row.extend(
+                    DeliveryStatus::ALL
+                        .iter()
+                        .map(|st| s.counts.get(st.as_str()).copied().unwrap_or(0).to_string()),
+                );
                 row
             })
             .collect();

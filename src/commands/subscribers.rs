@@ -32,7 +32,10 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
                     )))
                 }
             };
-            out.print(&serde_json::json!({ "email": email, "result": message }), || message.clone());
+            out.print(
+                &serde_json::json!({ "email": email, "result": message }),
+                || message.clone(),
+            );
         }
         SubscribersCommand::Remove { email } => {
             let email = EmailAddress::parse(&email).map_err(Error::Invalid)?;
@@ -42,9 +45,10 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
                 .await?
                 .ok_or_else(|| Error::Invalid(format!("{email} is not a subscriber")))?;
             app.store.unsubscribe(subscriber.id, now).await?;
-            out.print(&serde_json::json!({ "email": email, "status": "unsubscribed" }), || {
-                format!("{email} unsubscribed; their waiting deliveries are skipped")
-            });
+            out.print(
+                &serde_json::json!({ "email": email, "status": "unsubscribed" }),
+                || format!("{email} unsubscribed; their waiting deliveries are skipped"),
+            );
         }
         SubscribersCommand::List { status } => {
             // Page through, so a large list is never held in memory at once.
@@ -69,7 +73,10 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
                             s.email.to_string(),
                             s.name.clone(),
                             s.status.to_string(),
-                            s.created_at.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string(),
+                            s.created_at
+                                .with_timezone(&tz)
+                                .format("%Y-%m-%d %H:%M")
+                                .to_string(),
                         ]);
                     }
                 }
@@ -86,7 +93,9 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
         SubscribersCommand::Export => {
             let mut writer = csv::Writer::from_writer(std::io::stdout());
             let csv_err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
-            writer.write_record(["email", "name", "status", "created_at"]).map_err(csv_err)?;
+            writer
+                .write_record(["email", "name", "status", "created_at"])
+                .map_err(csv_err)?;
             let mut after = 0;
             loop {
                 let page = app.store.subscribers_page(None, after, 1000).await?;
@@ -94,7 +103,12 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
                 after = last.id;
                 for s in &page {
                     writer
-                        .write_record([s.email.as_str(), &s.name, s.status.as_str(), &s.created_at.to_rfc3339()])
+                        .write_record([
+                            s.email.as_str(),
+                            &s.name,
+                            s.status.as_str(),
+                            &s.created_at.to_rfc3339(),
+                        ])
                         .map_err(csv_err)?;
                 }
             }
@@ -121,9 +135,16 @@ async fn import(app: &App, out: &Output, file: &std::path::Path) -> Result<(), E
         .headers()
         .map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?
         .clone();
-    let column = |name: &str| headers.iter().position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name));
+    let column = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
+    };
     let email_col = column("email").ok_or_else(|| {
-        Error::Invalid(format!("{}: no `email` column in the header row", file.display()))
+        Error::Invalid(format!(
+            "{}: no `email` column in the header row",
+            file.display()
+        ))
     })?;
     let name_col = column("name");
 
@@ -138,7 +159,11 @@ async fn import(app: &App, out: &Output, file: &std::path::Path) -> Result<(), E
         let record = match record {
             Ok(r) => r,
             Err(e) => {
-                rejected.push(Rejected { row, value: String::new(), reason: e.to_string() });
+                rejected.push(Rejected {
+                    row,
+                    value: String::new(),
+                    reason: e.to_string(),
+                });
                 continue;
             }
         };
@@ -146,12 +171,20 @@ async fn import(app: &App, out: &Output, file: &std::path::Path) -> Result<(), E
         let email = match EmailAddress::parse(&raw) {
             Ok(e) => e,
             Err(reason) => {
-                rejected.push(Rejected { row, value: raw, reason: format!("invalid address: {reason}") });
+                rejected.push(Rejected {
+                    row,
+                    value: raw,
+                    reason: format!("invalid address: {reason}"),
+                });
                 continue;
             }
         };
         if let Some(first) = seen.get(&email.key()) {
-            rejected.push(Rejected { row, value: raw, reason: format!("duplicate of row {first}") });
+            rejected.push(Rejected {
+                row,
+                value: raw,
+                reason: format!("duplicate of row {first}"),
+            });
             continue;
         }
         seen.insert(email.key(), row);
@@ -189,7 +222,13 @@ async fn flush(
     now: chrono::DateTime<Utc>,
 ) -> Result<(u64, u64), Error> {
     let rows: Vec<(EmailAddress, String)> = batch.drain(..).map(|(_, e, n)| (e, n)).collect();
-    let outcomes = app.store.add_subscribers(&rows, SubscriberStatus::Active, now).await?;
-    let added = outcomes.iter().filter(|o| matches!(o, AddOutcome::Added(_))).count() as u64;
+    let outcomes = app
+        .store
+        .add_subscribers(&rows, SubscriberStatus::Active, now)
+        .await?;
+    let added = outcomes
+        .iter()
+        .filter(|o| matches!(o, AddOutcome::Added(_)))
+        .count() as u64;
     Ok((added, outcomes.len() as u64 - added))
 }

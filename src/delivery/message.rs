@@ -66,7 +66,11 @@ impl PreparedIssue {
             .map_err(Error::Config)?;
         let host = config.site_host();
         // RFC 2919: a phrase, then <list-label.namespace>.
-        let list_id = format!("{} <{}>", one_line(&config.site.title).replace(['<', '>', '"'], ""), host);
+        let list_id = format!(
+            "{} <{}>",
+            one_line(&config.site.title).replace(['<', '>', '"'], ""),
+            host
+        );
         Ok(PreparedIssue {
             issue_id,
             subject: one_line(subject),
@@ -81,7 +85,10 @@ impl PreparedIssue {
     /// The Message-ID of this issue for one subscriber: the same on every attempt,
     /// so a message sent again after a crash is recognisably the same message.
     pub fn message_id(&self, subscriber_id: i64) -> String {
-        format!("<{}.{}.{}>", self.issue_id, subscriber_id, self.message_id_suffix)
+        format!(
+            "<{}.{}.{}>",
+            self.issue_id, subscriber_id, self.message_id_suffix
+        )
     }
 
     pub fn message_for(&self, to: &Addressee<'_>, date: SystemTime) -> Result<Outgoing, Error> {
@@ -106,8 +113,14 @@ impl PreparedIssue {
             .date(date)
             .message_id(Some(message_id.clone()))
             .raw_header(header("List-Id", self.list_id.clone()))
-            .raw_header(header("List-Unsubscribe", format!("<{}>", to.unsubscribe_url)))
-            .raw_header(header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click".into()));
+            .raw_header(header(
+                "List-Unsubscribe",
+                format!("<{}>", to.unsubscribe_url),
+            ))
+            .raw_header(header(
+                "List-Unsubscribe-Post",
+                "List-Unsubscribe=One-Click".into(),
+            ));
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());
         }

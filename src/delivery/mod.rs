@@ -63,7 +63,11 @@ pub struct DeliverOptions {
 ///
 /// `now` is the clock's reading at the start; it advances with real time from there,
 /// so tests can run a send "an hour later" without waiting an hour.
-pub async fn deliver_due(app: &App, now: DateTime<Utc>, options: DeliverOptions) -> Result<DeliveryReport, Error> {
+pub async fn deliver_due(
+    app: &App,
+    now: DateTime<Utc>,
+    options: DeliverOptions,
+) -> Result<DeliveryReport, Error> {
     match app.config.email.transport {
         TransportKind::File => run(app, FileTransport::new(&app.config), now, options).await,
         TransportKind::Smtp => run(app, SmtpTransport::new(&app.config), now, options).await,
@@ -72,7 +76,10 @@ pub async fn deliver_due(app: &App, now: DateTime<Utc>, options: DeliverOptions)
 
 /// Sends one message outside the queue, such as a test copy.
 pub async fn send_single(app: &App, message: &message::Outgoing) -> Result<String, SendError> {
-    async fn once<T: Transport>(transport: T, message: &message::Outgoing) -> Result<String, SendError> {
+    async fn once<T: Transport>(
+        transport: T,
+        message: &message::Outgoing,
+    ) -> Result<String, SendError> {
         let mut session = transport.session();
         let result = session.send(message).await;
         session.close().await;
@@ -130,13 +137,17 @@ impl Shared {
                 .issue_by_id(issue_id)
                 .await?
                 .ok_or_else(|| Error::Invalid(format!("issue {issue_id} does not exist")))?;
-            let post = app
-                .store
-                .post_by_id(issue.post_id)
-                .await?
-                .ok_or_else(|| Error::Invalid(format!("post of issue {issue_id} does not exist")))?;
+            let post = app.store.post_by_id(issue.post_id).await?.ok_or_else(|| {
+                Error::Invalid(format!("post of issue {issue_id} does not exist"))
+            })?;
             let bodies = render_issue(&app.config, &app.templates, &post)?;
-            Ok(Arc::new(PreparedIssue::new(&app.config, issue.id, &issue.subject, &self.instance, bodies)?))
+            Ok(Arc::new(PreparedIssue::new(
+                &app.config,
+                issue.id,
+                &issue.subject,
+                &self.instance,
+                bodies,
+            )?))
         })
         .await
         .cloned()
@@ -182,7 +193,8 @@ async fn run<T: Transport>(
     }
     let mut first_error = None;
     while let Some(joined) = set.join_next().await {
-        let result = joined.unwrap_or_else(|e| Err(Error::Invalid(format!("a delivery worker stopped: {e}"))));
+        let result = joined
+            .unwrap_or_else(|e| Err(Error::Invalid(format!("a delivery worker stopped: {e}"))));
         if let Err(e) = result {
             tracing::error!(error = %e, "delivery worker failed");
             first_error.get_or_insert(e);
@@ -222,25 +234,27 @@ async fn worker_loop<S: Session>(shared: &Shared, session: &mut S) -> Result<(),
         for c in &claimed {
             let now = shared.clock.now();
             let time_left = (lease_end - now).to_std().unwrap_or_default();
-            let outcome = if server_down || shared.stopping() || time_left < timeout + Duration::from_secs(5) {
-                released(c, now, None)
-            } else {
-                match deliver_one(shared, session, c).await {
-                    Ok(outcome) => {
-                        server_down = matches!(outcome.kind, OutcomeKind::Released { .. });
-                        outcome
-                    }
-                    Err(e) => {
-                        // Put the rest back before giving up, so nothing waits for a lease.
-                        outcomes.push(released(c, now, Some(e.to_string())));
-                        for rest in claimed.iter().skip(outcomes.len()) {
-                            outcomes.push(released(rest, now, None));
+            let outcome =
+                if server_down || shared.stopping() || time_left < timeout + Duration::from_secs(5)
+                {
+                    released(c, now, None)
+                } else {
+                    match deliver_one(shared, session, c).await {
+                        Ok(outcome) => {
+                            server_down = matches!(outcome.kind, OutcomeKind::Released { .. });
+                            outcome
                         }
-                        store.record_outcomes(&outcomes, shared.clock.now()).await?;
-                        return Err(e);
+                        Err(e) => {
+                            // Put the rest back before giving up, so nothing waits for a lease.
+                            outcomes.push(released(c, now, Some(e.to_string())));
+                            for rest in claimed.iter().skip(outcomes.len()) {
+                                outcomes.push(released(rest, now, None));
+                            }
+                            store.record_outcomes(&outcomes, shared.clock.now()).await?;
+                            return Err(e);
+                        }
                     }
-                }
-            };
+                };
             outcomes.push(outcome);
         }
         store.record_outcomes(&outcomes, shared.clock.now()).await?;
@@ -270,7 +284,11 @@ fn released(c: &Claimed, now: DateTime<Utc>, error: Option<String>) -> Outcome {
     }
 }
 
-async fn deliver_one<S: Session>(shared: &Shared, session: &mut S, c: &Claimed) -> Result<Outcome, Error> {
+async fn deliver_one<S: Session>(
+    shared: &Shared,
+    session: &mut S,
+    c: &Claimed,
+) -> Result<Outcome, Error> {
     let app = &shared.app;
     let outcome = |kind, error: Option<String>, smtp_reply: Option<String>| Outcome {
         delivery_id: c.delivery_id,
@@ -283,12 +301,19 @@ async fn deliver_one<S: Session>(shared: &Shared, session: &mut S, c: &Claimed) 
         (Some(email), Some(SubscriberStatus::Active)) => email,
         (_, status) => {
             let why = status.map_or("gone".to_string(), |s| s.to_string());
-            return Ok(outcome(OutcomeKind::Skipped, Some(format!("subscriber is {why}")), None));
+            return Ok(outcome(
+                OutcomeKind::Skipped,
+                Some(format!("subscriber is {why}")),
+                None,
+            ));
         }
     };
     let issue = shared.issue(c.issue_id).await?;
     let token = app.tokens.sign(Purpose::Unsubscribe, c.subscriber_id, None);
-    let unsubscribe_url = app.config.site_url(&format!("unsubscribe/{token}")).to_string();
+    let unsubscribe_url = app
+        .config
+        .site_url(&format!("unsubscribe/{token}"))
+        .to_string();
     let message = issue.message_for(
         &Addressee {
             subscriber_id: c.subscriber_id,
@@ -301,7 +326,11 @@ async fn deliver_one<S: Session>(shared: &Shared, session: &mut S, c: &Claimed) 
     let message = match message {
         Ok(m) => m,
         Err(e) => {
-            return Ok(outcome(OutcomeKind::Failed { permanent: false }, Some(e.to_string()), None));
+            return Ok(outcome(
+                OutcomeKind::Failed { permanent: false },
+                Some(e.to_string()),
+                None,
+            ));
         }
     };
     shared.rate.acquire().await;
@@ -309,9 +338,11 @@ async fn deliver_one<S: Session>(shared: &Shared, session: &mut S, c: &Claimed) 
     let now = shared.clock.now();
     Ok(match session.send(&message).await {
         Ok(reply) => outcome(OutcomeKind::Sent, None, Some(reply)),
-        Err(SendError::Permanent { message, reply }) => {
-            outcome(OutcomeKind::Failed { permanent: true }, Some(message), reply)
-        }
+        Err(SendError::Permanent { message, reply }) => outcome(
+            OutcomeKind::Failed { permanent: true },
+            Some(message),
+            reply,
+        ),
         Err(SendError::Transient { message, reply }) => {
             let kind = if c.attempt >= i64::from(smtp.max_attempts) {
                 OutcomeKind::Failed { permanent: false }
@@ -347,7 +378,10 @@ mod tests {
         let now = Utc::now();
         for (attempt, base) in [(1, 60.0), (2, 120.0), (3, 240.0)] {
             let d = (retry_at(now, attempt, 60) - now).num_milliseconds() as f64 / 1000.0;
-            assert!(d >= base * 0.75 && d <= base * 1.25, "attempt {attempt}: {d}");
+            assert!(
+                d >= base * 0.75 && d <= base * 1.25,
+                "attempt {attempt}: {d}"
+            );
         }
     }
 }

@@ -17,9 +17,15 @@ use crate::config::{Config, SmtpConfig, TlsMode};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
     /// 4xx, refused or dropped connection, timeout: try again later.
-    Transient { message: String, reply: Option<String> },
+    Transient {
+        message: String,
+        reply: Option<String>,
+    },
     /// 5xx for this message or recipient: do not try again.
-    Permanent { message: String, reply: Option<String> },
+    Permanent {
+        message: String,
+        reply: Option<String>,
+    },
     /// The session could not be set up (connect, TLS, login): nothing was sent, and
     /// no other message will go through it either.
     Connection { message: String },
@@ -33,7 +39,10 @@ pub trait Transport: Send + Sync + 'static {
 
 pub trait Session: Send + 'static {
     /// Sends one message and returns the server's reply.
-    fn send(&mut self, message: &Outgoing) -> impl Future<Output = Result<String, SendError>> + Send;
+    fn send(
+        &mut self,
+        message: &Outgoing,
+    ) -> impl Future<Output = Result<String, SendError>> + Send;
     fn close(self) -> impl Future<Output = ()> + Send;
 }
 
@@ -70,7 +79,13 @@ impl Session for FileTransport {
             .message_id
             .trim_matches(['<', '>'])
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let path = self.dir.join(format!("{name}.eml"));
         let tmp = self.dir.join(format!(".{name}.eml.tmp"));
@@ -120,20 +135,19 @@ impl SmtpSession {
         let c = &self.config;
         let hello = ClientId::default();
         let tls = || {
-            TlsParameters::new(c.host.clone()).map_err(|e| format!("TLS set-up for {}: {e}", c.host))
+            TlsParameters::new(c.host.clone())
+                .map_err(|e| format!("TLS set-up for {}: {e}", c.host))
         };
         let mut conn = match c.tls {
-            TlsMode::Tls => {
-                AsyncSmtpConnection::connect_tokio1(
-                    (c.host.as_str(), c.port),
-                    Some(self.timeout()),
-                    &hello,
-                    Some(tls()?),
-                    None,
-                )
-                .await
-                .map_err(|e| e.to_string())?
-            }
+            TlsMode::Tls => AsyncSmtpConnection::connect_tokio1(
+                (c.host.as_str(), c.port),
+                Some(self.timeout()),
+                &hello,
+                Some(tls()?),
+                None,
+            )
+            .await
+            .map_err(|e| e.to_string())?,
             TlsMode::None | TlsMode::Starttls => {
                 // We open the socket ourselves to set TCP_NODELAY: without it, Nagle's
                 // algorithm and delayed ACKs hold every pipelined command for ~40 ms.
@@ -187,7 +201,11 @@ impl Session for SmtpSession {
         // lettre's own timeout covers only the connect; bound the whole transaction.
         match tokio::time::timeout(timeout, conn.send(&message.envelope, &message.bytes)).await {
             Ok(Ok(response)) => {
-                let reply = format!("{} {}", response.code(), response.message().collect::<Vec<_>>().join(" "));
+                let reply = format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                );
                 self.conn = Some(conn);
                 Ok(reply)
             }
@@ -195,12 +213,22 @@ impl Session for SmtpSession {
                 // lettre has already closed the connection after a failed command.
                 let reply = e.status().map(|code| {
                     let text = e.to_string();
-                    if text.contains(&code.to_string()) { text } else { format!("{code} {text}") }
+                    if text.contains(&code.to_string()) {
+                        text
+                    } else {
+                        format!("{code} {text}")
+                    }
                 });
                 if e.is_permanent() {
-                    Err(SendError::Permanent { message: e.to_string(), reply })
+                    Err(SendError::Permanent {
+                        message: e.to_string(),
+                        reply,
+                    })
                 } else {
-                    Err(SendError::Transient { message: e.to_string(), reply })
+                    Err(SendError::Transient {
+                        message: e.to_string(),
+                        reply,
+                    })
                 }
             }
             Err(_) => Err(SendError::Transient {

@@ -86,7 +86,10 @@ pub fn parse(text: &str) -> Result<(FrontMatter, &str), LineError> {
         offset += line.len();
     }
     let (fm_end, body_start) = end.ok_or_else(|| {
-        LineError::at(1, format!("front matter opened with `{fence}` is never closed"))
+        LineError::at(
+            1,
+            format!("front matter opened with `{fence}` is never closed"),
+        )
     })?;
     let fm_text = &text[start..fm_end];
     let body = &text[body_start..];
@@ -132,17 +135,20 @@ pub fn parse_date(input: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
     if let Ok(d) = DateTime::parse_from_rfc3339(s) {
         return Ok(d.with_timezone(&Utc));
     }
-    let local = ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-        .or_else(|| {
-            NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .ok()
-                .and_then(|d| d.and_hms_opt(0, 0, 0))
-        })
-        .ok_or_else(|| {
-            format!("date `{s}` is not RFC 3339, `YYYY-MM-DD` or `YYYY-MM-DD HH:MM`")
-        })?;
+    let local = [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    .or_else(|| {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+    })
+    .ok_or_else(|| format!("date `{s}` is not RFC 3339, `YYYY-MM-DD` or `YYYY-MM-DD HH:MM`"))?;
     tz.from_local_datetime(&local)
         .earliest()
         .map(|d| d.with_timezone(&Utc))
@@ -156,9 +162,10 @@ mod tests {
 
     #[test]
     fn toml_front_matter_with_native_date() {
-        let (fm, body) =
-            parse("+++\ntitle = \"느리게 읽기\"\ndate = 2026-11-20\ntags = [\"독서\"]\n+++\n본문\n")
-                .unwrap();
+        let (fm, body) = parse(
+            "+++\ntitle = \"느리게 읽기\"\ndate = 2026-11-20\ntags = [\"독서\"]\n+++\n본문\n",
+        )
+        .unwrap();
         assert_eq!(fm.title, "느리게 읽기");
         assert_eq!(fm.date.text(), "2026-11-20");
         assert!(fm.email);
@@ -168,7 +175,8 @@ mod tests {
     #[test]
     fn yaml_front_matter() {
         let (fm, _) =
-            parse("---\ntitle: On walking\ndate: 2026-11-20 07:30\ndraft: true\n---\nText").unwrap();
+            parse("---\ntitle: On walking\ndate: 2026-11-20 07:30\ndraft: true\n---\nText")
+                .unwrap();
         assert!(fm.draft);
         assert_eq!(fm.date.text(), "2026-11-20 07:30");
     }

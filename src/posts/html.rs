@@ -9,7 +9,9 @@ use url::Url;
 pub fn absolutize_urls(html: &str, base: &Url) -> Result<String, String> {
     let resolve = move |value: &str| -> String {
         let v = value.trim();
-        base.join(v).map(String::from).unwrap_or_else(|_| v.to_string())
+        base.join(v)
+            .map(String::from)
+            .unwrap_or_else(|_| v.to_string())
     };
     let single = |attr: &'static str| {
         element!(format!("[{attr}]"), move |el| {
@@ -46,10 +48,12 @@ fn resolve_srcset(srcset: &str, resolve: impl Fn(&str) -> String) -> String {
         .split(',')
         .map(str::trim)
         .filter(|c| !c.is_empty())
-        .map(|candidate| match candidate.split_once(char::is_whitespace) {
-            Some((url, descriptor)) => format!("{} {}", resolve(url), descriptor.trim()),
-            None => resolve(candidate),
-        })
+        .map(
+            |candidate| match candidate.split_once(char::is_whitespace) {
+                Some((url, descriptor)) => format!("{} {}", resolve(url), descriptor.trim()),
+                None => resolve(candidate),
+            },
+        )
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -63,9 +67,18 @@ mod tests {
         let base = Url::parse("https://essays.example.com/posts/walk/").unwrap();
         let html = r##"<a href="../other/">o</a><a href="#fn1">1</a><img src="img/a.png" srcset="a.png 1x, /b.png 2x"><a href="mailto:x@y.z">m</a><a href="https://elsewhere.org/x">e</a>"##;
         let out = absolutize_urls(html, &base).unwrap();
-        assert!(out.contains(r#"href="https://essays.example.com/posts/other/""#), "{out}");
-        assert!(out.contains(r#"href="https://essays.example.com/posts/walk/#fn1""#), "{out}");
-        assert!(out.contains(r#"src="https://essays.example.com/posts/walk/img/a.png""#), "{out}");
+        assert!(
+            out.contains(r#"href="https://essays.example.com/posts/other/""#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"href="https://essays.example.com/posts/walk/#fn1""#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"src="https://essays.example.com/posts/walk/img/a.png""#),
+            "{out}"
+        );
         assert!(out.contains(r#"srcset="https://essays.example.com/posts/walk/a.png 1x, https://essays.example.com/b.png 2x""#), "{out}");
         assert!(out.contains(r#"href="mailto:x@y.z""#));
         assert!(out.contains(r#"href="https://elsewhere.org/x""#));

@@ -138,8 +138,12 @@ fn load_file(config: &Config, file: &Path, relative: &Path) -> Result<SourcePost
         message,
     };
     let bytes = std::fs::read(file).map_err(|e| fail(None, e.to_string()))?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|e| fail(None, format!("not valid UTF-8 ({e}); save the file as UTF-8")))?;
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        fail(
+            None,
+            format!("not valid UTF-8 ({e}); save the file as UTF-8"),
+        )
+    })?;
     let (fm, body) = front_matter::parse(text).map_err(|e| fail(Some(e.line), e.message))?;
 
     let tz = config.site.timezone;

@@ -11,8 +11,14 @@ use crate::error::Error;
 
 /// The templates a user may edit, and their built-in text.
 pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
-    ("email.html.hbs", include_str!("../../templates/email.html.hbs")),
-    ("email.txt.hbs", include_str!("../../templates/email.txt.hbs")),
+    (
+        "email.html.hbs",
+        include_str!("../../templates/email.html.hbs"),
+    ),
+    (
+        "email.txt.hbs",
+        include_str!("../../templates/email.txt.hbs"),
+    ),
 ];
 
 /// Two registries: HTML templates escape what they insert, text templates do not
@@ -36,7 +42,11 @@ impl Templates {
                 Err(e) => return Err(Error::io(path, e)),
             };
             let name = template_name(file);
-            let registry = if name.ends_with(".txt") { &mut text } else { &mut html };
+            let registry = if name.ends_with(".txt") {
+                &mut text
+            } else {
+                &mut html
+            };
             registry
                 .register_template_string(name, source)
                 .map_err(|e| Error::Template {
@@ -49,7 +59,11 @@ impl Templates {
 
     /// Renders `name` (`email.html`, `email.txt`, …) with `data`.
     pub fn render<T: Serialize>(&self, name: &str, data: &T) -> Result<String, Error> {
-        let registry = if name.ends_with(".txt") { &self.text } else { &self.html };
+        let registry = if name.ends_with(".txt") {
+            &self.text
+        } else {
+            &self.html
+        };
         registry.render(name, data).map_err(|e| Error::Template {
             name: name.to_string(),
             message: e.to_string(),

@@ -28,13 +28,19 @@ pub struct Claimed {
 pub enum OutcomeKind {
     Sent,
     /// Transient: try again at `next_attempt_at`.
-    Retry { next_attempt_at: DateTime<Utc> },
+    Retry {
+        next_attempt_at: DateTime<Utc>,
+    },
     /// Permanent, or transient with no attempts left.
-    Failed { permanent: bool },
+    Failed {
+        permanent: bool,
+    },
     Skipped,
     /// Not attempted, or the server could not be reached: back to the queue at
     /// `retry_at` with the attempt count unchanged.
-    Released { retry_at: DateTime<Utc> },
+    Released {
+        retry_at: DateTime<Utc>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -73,7 +79,11 @@ impl Store {
         issue_id: Option<i64>,
     ) -> Result<Vec<Claimed>, Error> {
         let t = ms(now);
-        let issue_filter = if issue_id.is_some() { "AND issue_id = $4" } else { "" };
+        let issue_filter = if issue_id.is_some() {
+            "AND issue_id = $4"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, \
              lease_until = $1 + $2, updated_at = $1 \
@@ -126,7 +136,10 @@ impl Store {
             let email: String = row.try_get("email").db("reading subscribers")?;
             let name: String = row.try_get("name").db("reading subscribers")?;
             let status: String = row.try_get("status").db("reading subscribers")?;
-            by_id.insert(id, (EmailAddress::parse(&email).ok(), name, status.parse().ok()));
+            by_id.insert(
+                id,
+                (EmailAddress::parse(&email).ok(), name, status.parse().ok()),
+            );
         }
         for c in &mut claimed {
             if let Some((email, name, status)) = by_id.remove(&c.subscriber_id) {
@@ -140,7 +153,11 @@ impl Store {
 
     /// Records a batch of results in one transaction. Only rows still `sending` are
     /// changed, so a late result never overwrites a newer one.
-    pub async fn record_outcomes(&self, outcomes: &[Outcome], now: DateTime<Utc>) -> Result<(), Error> {
+    pub async fn record_outcomes(
+        &self,
+        outcomes: &[Outcome],
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
         if outcomes.is_empty() {
             return Ok(());
         }
@@ -215,10 +232,14 @@ impl Store {
         for row in &rows {
             let status: String = row.try_get("status").db("reading the delivery log")?;
             let waiting = status == "retrying" || status == "queued";
-            let next: i64 = row.try_get("next_attempt_at").db("reading the delivery log")?;
+            let next: i64 = row
+                .try_get("next_attempt_at")
+                .db("reading the delivery log")?;
             out.push(DeliveryLogRow {
                 id: row.try_get("id").db("reading the delivery log")?,
-                subscriber_id: row.try_get("subscriber_id").db("reading the delivery log")?,
+                subscriber_id: row
+                    .try_get("subscriber_id")
+                    .db("reading the delivery log")?,
                 email: row.try_get("email").db("reading the delivery log")?,
                 status,
                 attempts: row.try_get("attempts").db("reading the delivery log")?,
@@ -273,12 +294,14 @@ async fn bounce_if_repeated(
     subscriber_id: i64,
     t: i64,
 ) -> Result<(), Error> {
-    sqlx::query("UPDATE subscribers SET hard_bounces = hard_bounces + 1, updated_at = $1 WHERE id = $2")
-        .bind(t)
-        .bind(subscriber_id)
-        .execute(&mut **tx)
-        .await
-        .db("counting a bounce")?;
+    sqlx::query(
+        "UPDATE subscribers SET hard_bounces = hard_bounces + 1, updated_at = $1 WHERE id = $2",
+    )
+    .bind(t)
+    .bind(subscriber_id)
+    .execute(&mut **tx)
+    .await
+    .db("counting a bounce")?;
     let bounced = sqlx::query(
         "UPDATE subscribers SET status = 'bounced', updated_at = $1 \
          WHERE id = $2 AND status = 'active' AND hard_bounces >= $3",

@@ -66,11 +66,13 @@ impl Store {
         .execute(&mut *tx)
         .await
         .db("creating an issue")?;
-        let issue = sqlx::query("SELECT id, post_id, subject, origin, created_at FROM issues WHERE post_id = $1")
-            .bind(post_id)
-            .fetch_one(&mut *tx)
-            .await
-            .db("reading the new issue")?;
+        let issue = sqlx::query(
+            "SELECT id, post_id, subject, origin, created_at FROM issues WHERE post_id = $1",
+        )
+        .bind(post_id)
+        .fetch_one(&mut *tx)
+        .await
+        .db("reading the new issue")?;
         let issue = issue_from_row(&issue).db("decoding an issue")?;
         let queued = enqueue(&mut tx, issue.id, t).await?;
         tx.commit().await.db("committing the issue")?;
@@ -89,14 +91,16 @@ impl Store {
     }
 
     pub async fn issue_for_post(&self, post_id: i64) -> Result<Option<IssueRecord>, Error> {
-        sqlx::query("SELECT id, post_id, subject, origin, created_at FROM issues WHERE post_id = $1")
-            .bind(post_id)
-            .fetch_optional(&self.pool)
-            .await
-            .db("reading an issue")?
-            .map(|r| issue_from_row(&r))
-            .transpose()
-            .db("decoding an issue")
+        sqlx::query(
+            "SELECT id, post_id, subject, origin, created_at FROM issues WHERE post_id = $1",
+        )
+        .bind(post_id)
+        .fetch_optional(&self.pool)
+        .await
+        .db("reading an issue")?
+        .map(|r| issue_from_row(&r))
+        .transpose()
+        .db("decoding an issue")
     }
 
     /// Active subscribers who would get this issue if it were sent now (no row yet).

@@ -86,8 +86,15 @@ impl Store {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
             }
-            let query = if query.is_empty() { "mode=rwc".to_string() } else { query.to_string() };
-            (Dialect::Sqlite, format!("sqlite://{}?{}", path.display(), query))
+            let query = if query.is_empty() {
+                "mode=rwc".to_string()
+            } else {
+                query.to_string()
+            };
+            (
+                Dialect::Sqlite,
+                format!("sqlite://{}?{}", path.display(), query),
+            )
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             (Dialect::Postgres, url.to_string())
         } else {
@@ -148,12 +155,14 @@ impl Store {
             ("lock:sync", ""),
             ("lock:issues", ""),
         ] {
-            sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-                .bind(key)
-                .bind(value)
-                .execute(&self.pool)
-                .await
-                .db("initialising meta")?;
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .db("initialising meta")?;
         }
         Ok(())
     }

@@ -129,10 +129,16 @@ impl Store {
             .map(|p| format!("{FILE_PREFIX}{}", p.source))
             .chain(errors.iter().map(|e| format!("{FILE_PREFIX}{}", e.source)))
             .collect();
-        let by_source: HashMap<&str, usize> =
-            known.iter().enumerate().map(|(i, k)| (k.source.as_str(), i)).collect();
-        let by_slug: HashMap<&str, usize> =
-            known.iter().enumerate().map(|(i, k)| (k.slug.as_str(), i)).collect();
+        let by_source: HashMap<&str, usize> = known
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.source.as_str(), i))
+            .collect();
+        let by_slug: HashMap<&str, usize> = known
+            .iter()
+            .enumerate()
+            .map(|(i, k)| (k.slug.as_str(), i))
+            .collect();
         let mut slug_owner: HashMap<String, i64> =
             known.iter().map(|k| (k.slug.clone(), k.id)).collect();
         let mut uids: HashSet<String> = known.iter().map(|k| k.uid.clone()).collect();
@@ -145,10 +151,12 @@ impl Store {
             let date = ms(post.date);
             // A stored post whose file is gone (or never was a file) may have moved here.
             let orphan = |i: &usize| {
-                !claimed.contains(i)
-                    && !(known[*i].source.starts_with(FILE_PREFIX)
-                        && present.contains(&known[*i].source)
-                        && known[*i].source != source)
+                let k = &known[*i];
+                // A post whose own file is still there is not free to match another file.
+                let held = k.source.starts_with(FILE_PREFIX)
+                    && present.contains(&k.source)
+                    && k.source != source;
+                !claimed.contains(i) && !held
             };
             let matched = by_source
                 .get(source.as_str())
@@ -250,7 +258,10 @@ impl Store {
                     .bind(t_now)
                     .fetch_one(&mut *tx)
                     .await;
-                    let id: i64 = result.db("inserting a post")?.try_get(0).db("inserting a post")?;
+                    let id: i64 = result
+                        .db("inserting a post")?
+                        .try_get(0)
+                        .db("inserting a post")?;
                     uids.insert(uid);
                     slug_owner.insert(post.slug.to_string(), id);
                     report.new.push(post.slug.to_string());

@@ -32,7 +32,9 @@ fn subscriber_from_row(row: &AnyRow) -> Result<Subscriber, sqlx::Error> {
         id: row.try_get("id")?,
         email: EmailAddress::parse(&email).map_err(|e| sqlx::Error::Decode(e.into()))?,
         name: row.try_get("name")?,
-        status: status.parse().map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+        status: status
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
         created_at: from_ms(row.try_get("created_at")?),
     })
 }
@@ -67,11 +69,12 @@ impl Store {
             let outcome = match inserted {
                 Some(row) => AddOutcome::Added(row.try_get(0).db("adding a subscriber")?),
                 None => {
-                    let row = sqlx::query("SELECT id, status FROM subscribers WHERE email_key = $1")
-                        .bind(email.key())
-                        .fetch_one(&mut *tx)
-                        .await
-                        .db("reading a subscriber")?;
+                    let row =
+                        sqlx::query("SELECT id, status FROM subscribers WHERE email_key = $1")
+                            .bind(email.key())
+                            .fetch_one(&mut *tx)
+                            .await
+                            .db("reading a subscriber")?;
                     let existing: String = row.try_get("status").db("reading a subscriber")?;
                     AddOutcome::Exists(
                         row.try_get("id").db("reading a subscriber")?,
@@ -100,15 +103,20 @@ impl Store {
         Ok(())
     }
 
-    pub async fn subscriber_by_email(&self, email: &EmailAddress) -> Result<Option<Subscriber>, Error> {
-        sqlx::query("SELECT id, email, name, status, created_at FROM subscribers WHERE email_key = $1")
-            .bind(email.key())
-            .fetch_optional(&self.pool)
-            .await
-            .db("reading a subscriber")?
-            .map(|r| subscriber_from_row(&r))
-            .transpose()
-            .db("decoding a subscriber")
+    pub async fn subscriber_by_email(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<Subscriber>, Error> {
+        sqlx::query(
+            "SELECT id, email, name, status, created_at FROM subscribers WHERE email_key = $1",
+        )
+        .bind(email.key())
+        .fetch_optional(&self.pool)
+        .await
+        .db("reading a subscriber")?
+        .map(|r| subscriber_from_row(&r))
+        .transpose()
+        .db("decoding a subscriber")
     }
 
     pub async fn subscriber_by_id(&self, id: i64) -> Result<Option<Subscriber>, Error> {

@@ -14,7 +14,8 @@ use tempfile::TempDir;
 pub use smtp::{Action, Received, SmtpServer};
 
 pub struct TestSite {
-    pub dir: TempDir,
+    _tmp: TempDir,
+    root: PathBuf,
 }
 
 pub struct CliOutput {
@@ -52,11 +53,17 @@ from = "Jerry <essays@example.com>"
         );
         std::fs::write(dir.path().join("config.toml"), config).expect("write config");
         std::fs::create_dir_all(dir.path().join("posts")).expect("posts dir");
-        TestSite { dir }
+        let root = dir.path().to_path_buf();
+        TestSite { _tmp: dir, root }
+    }
+
+    /// A site that already exists at `root`, inside `tmp` (removed with it).
+    pub fn at(tmp: TempDir, root: PathBuf) -> TestSite {
+        TestSite { _tmp: tmp, root }
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -85,9 +92,17 @@ from = "Jerry <essays@example.com>"
 
     /// Runs the real binary against this site.
     pub async fn cli(&self, args: &[&str]) -> CliOutput {
+        let mut all = vec![
+            "--config".to_string(),
+            self.config_path().display().to_string(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        Self::run_bin(&all.iter().map(String::as_str).collect::<Vec<_>>()).await
+    }
+
+    /// Runs the real binary with exactly these arguments.
+    pub async fn run_bin(args: &[&str]) -> CliOutput {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
-            .arg("--config")
-            .arg(self.config_path())
             .args(args)
             .env("RUST_LOG", "warn")
             .stdin(std::process::Stdio::null())
@@ -104,10 +119,19 @@ from = "Jerry <essays@example.com>"
     pub async fn add_subscribers(&self, app: &App, emails: &[&str]) {
         let rows: Vec<_> = emails
             .iter()
-            .map(|e| (posthorn::domain::EmailAddress::parse(e).expect("valid"), String::new()))
+            .map(|e| {
+                (
+                    posthorn::domain::EmailAddress::parse(e).expect("valid"),
+                    String::new(),
+                )
+            })
             .collect();
         app.store
-            .add_subscribers(&rows, posthorn::domain::SubscriberStatus::Active, Utc::now())
+            .add_subscribers(
+                &rows,
+                posthorn::domain::SubscriberStatus::Active,
+                Utc::now(),
+            )
             .await
             .expect("add subscribers");
     }

@@ -114,7 +114,9 @@ impl SmtpServer {
             let upper = command.to_ascii_uppercase();
             if upper.starts_with("EHLO") {
                 write
-                    .write_all(b"250-test.local\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10000000\r\n")
+                    .write_all(
+                        b"250-test.local\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10000000\r\n",
+                    )
                     .await?;
             } else if upper.starts_with("HELO") {
                 write.write_all(b"250 test.local\r\n").await?;
@@ -132,7 +134,9 @@ impl SmtpServer {
                         write.write_all(b"250 2.1.5 Ok\r\n").await?;
                     }
                     Action::RcptReply(code, text) => {
-                        write.write_all(format!("{code} {text}\r\n").as_bytes()).await?;
+                        write
+                            .write_all(format!("{code} {text}\r\n").as_bytes())
+                            .await?;
                     }
                     Action::DataReply(code, text) => {
                         rcpt_to.push(rcpt);
@@ -146,10 +150,14 @@ impl SmtpServer {
                 }
             } else if upper == "DATA" {
                 if rcpt_to.is_empty() {
-                    write.write_all(b"554 5.5.1 No valid recipients\r\n").await?;
+                    write
+                        .write_all(b"554 5.5.1 No valid recipients\r\n")
+                        .await?;
                     continue;
                 }
-                write.write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
+                write
+                    .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                    .await?;
                 let mut data = Vec::new();
                 loop {
                     let mut raw = Vec::new();
@@ -160,12 +168,18 @@ impl SmtpServer {
                         break;
                     }
                     // Undo dot-stuffing.
-                    let raw = if raw.starts_with(b"..") { raw[1..].to_vec() } else { raw };
+                    let raw = if raw.starts_with(b"..") {
+                        raw[1..].to_vec()
+                    } else {
+                        raw
+                    };
                     data.extend_from_slice(&raw);
                 }
                 match data_reply.take() {
                     Some((code, text)) => {
-                        write.write_all(format!("{code} {text}\r\n").as_bytes()).await?;
+                        write
+                            .write_all(format!("{code} {text}\r\n").as_bytes())
+                            .await?;
                     }
                     None => {
                         let n = {
@@ -177,7 +191,9 @@ impl SmtpServer {
                             });
                             messages.len()
                         };
-                        write.write_all(format!("250 2.0.0 Ok: queued as T{n}\r\n").as_bytes()).await?;
+                        write
+                            .write_all(format!("250 2.0.0 Ok: queued as T{n}\r\n").as_bytes())
+                            .await?;
                     }
                 }
                 rcpt_to.clear();
@@ -190,7 +206,9 @@ impl SmtpServer {
                 write.write_all(b"221 2.0.0 Bye\r\n").await?;
                 return Ok(());
             } else {
-                write.write_all(b"502 5.5.2 Command not recognized\r\n").await?;
+                write
+                    .write_all(b"502 5.5.2 Command not recognized\r\n")
+                    .await?;
             }
         }
     }

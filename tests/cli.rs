@@ -1,0 +1,276 @@
+//! The command line as a user runs it: the real binary, a real SQLite file.
+
+mod support;
+
+use chrono::{Duration, Utc};
+use support::{post, SmtpServer, TestSite};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn init_import_check_send_status_on_the_default_file_transport() {
+    let dir = tempfile::tempdir().unwrap();
+    let site_dir = dir.path().join("site");
+    let init = TestSite::run_bin(&["init", site_dir.to_str().unwrap()]).await;
+    assert_eq!(init.code, 0, "{}", init.stderr);
+    for file in [
+        "config.toml",
+        "templates/email.html.hbs",
+        "templates/email.txt.hbs",
+        "posts/slow-reading.md",
+    ] {
+        assert!(site_dir.join(file).exists(), "init wrote {file}");
+    }
+    let site = TestSite::at(dir, site_dir.clone());
+
+    let import = site
+        .cli(&[
+            "--json",
+            "subscribers",
+            "import",
+            site_dir.join("subscribers/sample.csv").to_str().unwrap(),
+        ])
+        .await;
+    assert_eq!(import.code, 0, "{}", import.stderr);
+    let import: serde_json::Value = serde_json::from_str(&import.stdout).unwrap();
+    assert_eq!(import["added"], 3);
+
+    // The sample essay predates the database: the first check mails nothing.
+    let check = site.cli(&["--json", "check"]).await;
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    let check: serde_json::Value = serde_json::from_str(&check.stdout).unwrap();
+    assert_eq!(check["deliveries"]["sent"], 0);
+    assert!(
+        !site_dir.join("outbox").exists()
+            || std::fs::read_dir(site_dir.join("outbox")).unwrap().count() == 0
+    );
+
+    // Without a terminal, a send needs --yes.
+    let refused = site.cli(&["send", "slow-reading"]).await;
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+
+    let dry = site
+        .cli(&["--json", "send", "slow-reading", "--dry-run"])
+        .await;
+    let dry: serde_json::Value = serde_json::from_str(&dry.stdout).unwrap();
+    assert_eq!(dry["would_send"], 3);
+
+    let send = site.cli(&["--json", "send", "slow-reading", "--yes"]).await;
+    assert_eq!(send.code, 0, "{}", send.stderr);
+    let send: serde_json::Value = serde_json::from_str(&send.stdout).unwrap();
+    assert_eq!(send["deliveries"]["sent"], 3);
+    let emls: Vec<_> = std::fs::read_dir(site_dir.join("outbox"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(emls.len(), 3, "one .eml per subscriber");
+    for eml in &emls {
+        assert_eq!(eml.extension().unwrap(), "eml");
+        let parsed_bytes = std::fs::read(eml).unwrap();
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&parsed_bytes)
+            .unwrap();
+        assert_eq!(parsed.subject().unwrap(), "느리게 읽기에 대하여");
+    }
+
+    let again = site.cli(&["--json", "send", "slow-reading", "--yes"]).await;
+    let again: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(again["queued"], 0);
+    assert_eq!(again["deliveries"]["sent"], 0);
+
+    let status = site.cli(&["--json", "status"]).await;
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status[0]["slug"], "slow-reading");
+    assert_eq!(status[0]["counts"]["sent"], 3);
+
+    let log = site
+        .cli(&["--json", "deliveries", "slow-reading", "--status", "sent"])
+        .await;
+    let log: serde_json::Value = serde_json::from_str(&log.stdout).unwrap();
+    assert_eq!(log.as_array().unwrap().len(), 3);
+    assert!(log[0]["smtp_reply"]
+        .as_str()
+        .unwrap()
+        .starts_with("written to"));
+
+    let text = site.cli(&["status"]).await;
+    assert!(text.stdout.contains("slow-reading"), "{}", text.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_post_is_reported_with_file_and_line_and_the_others_still_go_out() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    // The first command creates the database; posts written after it are new.
+    assert_eq!(
+        site.cli(&["subscribers", "add", "reader@example.com", "--name", "독자"])
+            .await
+            .code,
+        0
+    );
+    site.write_post(
+        "broken.md",
+        "+++\ntitle = \"깨진 글\"\ndate = \"2026-11-20\n+++\n본문",
+    );
+    site.write_post("no-title.md", "---\ndate: 2026-11-20\n---\n본문");
+    site.write_post(
+        "good.md",
+        &post("멀쩡한 글", Utc::now() - Duration::milliseconds(1), "본문"),
+    );
+
+    let out = site.cli(&["check"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("broken.md:3:"),
+        "file and line are named: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("no-title.md") && out.stdout.contains("title"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("2 with errors"), "{}", out.stdout);
+    assert_eq!(
+        smtp.count_for("reader@example.com"),
+        1,
+        "the good post went out"
+    );
+    assert_eq!(smtp.messages()[0].parsed().subject().unwrap(), "멀쩡한 글");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_reports_each_rejected_row_and_imports_the_rest() {
+    let site = TestSite::new(None);
+    let csv = site.path().join("people.csv");
+    std::fs::write(
+        &csv,
+        "name,email\n김민지,minji@example.com\nBad,not-an-address\nShouting,MINJI@EXAMPLE.COM\n,park@Example.ORG\nInjected,\"x@example.com\r\nBcc: y@example.com\"\n",
+    )
+    .unwrap();
+    let out = site
+        .cli(&["--json", "subscribers", "import", csv.to_str().unwrap()])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(report["added"], 2);
+    let rejected = report["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 3, "{report}");
+    assert_eq!(rejected[0]["row"], 3);
+    assert!(rejected[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("invalid address"));
+    assert_eq!(rejected[1]["row"], 4);
+    assert!(rejected[1]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("duplicate of row 2"));
+    assert_eq!(rejected[2]["row"], 6);
+
+    let list = site.cli(&["--json", "subscribers", "list"]).await;
+    let list: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let emails: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, vec!["minji@example.com", "park@example.org"]);
+    assert_eq!(list[0]["name"], "김민지");
+
+    // Importing again adds no one.
+    let again = site
+        .cli(&["--json", "subscribers", "import", csv.to_str().unwrap()])
+        .await;
+    let again: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(again["added"], 0);
+    assert_eq!(again["already_present"], 2);
+
+    let export = site.cli(&["subscribers", "export"]).await;
+    assert!(
+        export.stdout.starts_with("email,name,status,created_at\n"),
+        "{}",
+        export.stdout
+    );
+    assert!(export.stdout.contains("minji@example.com,김민지,active,"));
+
+    // Someone who left is not re-added by hand.
+    assert_eq!(
+        site.cli(&["subscribers", "remove", "park@example.org"])
+            .await
+            .code,
+        0
+    );
+    let readd = site.cli(&["subscribers", "add", "park@example.org"]).await;
+    assert_ne!(readd.code, 0);
+    assert!(readd.stderr.contains("unsubscribed"), "{}", readd.stderr);
+    let bad = site.cli(&["subscribers", "add", "nope"]).await;
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("no @"), "{}", bad.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_copies_previews_and_clear_errors() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    site.write_post(
+        "essay.md",
+        &post(
+            "미리 보기",
+            Utc::now() - Duration::days(1),
+            "본문 [링크](x/)",
+        ),
+    );
+    assert_eq!(site.cli(&["check"]).await.code, 0);
+
+    let copy = site
+        .cli(&["send", "essay", "--to", "author@example.com"])
+        .await;
+    assert_eq!(copy.code, 0, "{}", copy.stderr);
+    assert_eq!(smtp.count_for("author@example.com"), 1);
+    let status = site.cli(&["--json", "status"]).await;
+    assert_eq!(status.stdout.trim(), "[]", "a test copy is not an issue");
+
+    let html = site.cli(&["preview", "essay"]).await;
+    assert!(
+        html.stdout.contains("<html")
+            && html
+                .stdout
+                .contains("https://essays.example.com/posts/essay/x/")
+    );
+    let text = site.cli(&["preview", "essay", "--format", "text"]).await;
+    assert!(text.stdout.contains("미리 보기") && !text.stdout.contains("<p>"));
+    let eml = site.cli(&["preview", "essay", "--format", "eml"]).await;
+    assert!(eml
+        .stdout
+        .contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+
+    let missing = site.cli(&["send", "no-such-post", "--yes"]).await;
+    assert_ne!(missing.code, 0);
+    assert!(
+        missing.stderr.contains("no post with slug `no-such-post`"),
+        "{}",
+        missing.stderr
+    );
+
+    std::fs::write(
+        site.config_path(),
+        std::fs::read_to_string(site.config_path()).unwrap() + "\n[feeds]\nlimt = 3\n",
+    )
+    .unwrap();
+    let typo = site.cli(&["status"]).await;
+    assert_ne!(typo.code, 0);
+    assert!(
+        typo.stderr.contains("limt"),
+        "the unknown key is named: {}",
+        typo.stderr
+    );
+
+    let no_config = TestSite::run_bin(&["--config", "/nonexistent/config.toml", "check"]).await;
+    assert_ne!(no_config.code, 0);
+    assert!(
+        no_config.stderr.contains("posthorn init"),
+        "{}",
+        no_config.stderr
+    );
+}

@@ -274,3 +274,40 @@ async fn test_copies_previews_and_clear_errors() {
         no_config.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_checks_at_once_send_each_subscriber_the_issue_once() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    let csv = site.path().join("many.csv");
+    let rows: String = (0..300)
+        .map(|i| format!("reader{i}@example.com\n"))
+        .collect();
+    std::fs::write(&csv, format!("email\n{rows}")).unwrap();
+    assert_eq!(
+        site.cli(&["subscribers", "import", csv.to_str().unwrap()])
+            .await
+            .code,
+        0
+    );
+    site.write_post(
+        "new.md",
+        &post("동시에", Utc::now() - Duration::milliseconds(1), "본문"),
+    );
+
+    let (a, b) = tokio::join!(
+        site.cli(&["--json", "check"]),
+        site.cli(&["--json", "check"])
+    );
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let sent = |o: &support::CliOutput| {
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        v["deliveries"]["sent"].as_u64().unwrap()
+    };
+    assert_eq!(sent(&a) + sent(&b), 300);
+    assert_eq!(smtp.messages().len(), 300);
+    for i in 0..300 {
+        assert_eq!(smtp.count_for(&format!("reader{i}@example.com")), 1);
+    }
+}

@@ -145,6 +145,15 @@ impl App {
             .ok_or_else(|| Error::PostNotFound(slug.to_string()))
     }
 
+    /// The issue of the post with this slug.
+    pub async fn issue_of(&self, slug: &str) -> Result<IssueRecord, Error> {
+        let post = self.post(slug).await?;
+        self.store
+            .issue_for_post(post.id)
+            .await?
+            .ok_or_else(|| Error::IssueNotFound(slug.to_string()))
+    }
+
     /// Checks that a post may be mailed by hand now.
     pub fn check_sendable(&self, post: &PostRecord, now: DateTime<Utc>) -> Result<(), Error> {
         if post.removed {

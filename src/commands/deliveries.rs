@@ -11,12 +11,7 @@ pub async fn run(
     slug: &str,
     status: Option<DeliveryStatus>,
 ) -> Result<ExitCode, Error> {
-    let post = app.post(slug).await?;
-    let issue = app
-        .store
-        .issue_for_post(post.id)
-        .await?
-        .ok_or_else(|| Error::IssueNotFound(slug.to_string()))?;
+    let issue = app.issue_of(slug).await?;
     let rows = app.store.delivery_log(issue.id, status).await?;
     out.print(&rows, || {
         let tz = app.config.site.timezone;

@@ -80,27 +80,29 @@ impl Store {
     }
 
     pub async fn issue_by_id(&self, id: i64) -> Result<Option<IssueRecord>, Error> {
-        sqlx::query("SELECT id, post_id, subject, origin, created_at FROM issues WHERE id = $1")
-            .bind(id)
+        self.issue_where("id", id).await
+    }
+
+    pub async fn issue_for_post(&self, post_id: i64) -> Result<Option<IssueRecord>, Error> {
+        self.issue_where("post_id", post_id).await
+    }
+
+    async fn issue_where(
+        &self,
+        column: &'static str,
+        value: i64,
+    ) -> Result<Option<IssueRecord>, Error> {
+        let sql = format!(
+            "SELECT id, post_id, subject, origin, created_at FROM issues WHERE {column} = $1"
+        );
+        sqlx::query(&sql)
+            .bind(value)
             .fetch_optional(&self.pool)
             .await
             .db("reading an issue")?
             .map(|r| issue_from_row(&r))
             .transpose()
             .db("decoding an issue")
-    }
-
-    pub async fn issue_for_post(&self, post_id: i64) -> Result<Option<IssueRecord>, Error> {
-        sqlx::query(
-            "SELECT id, post_id, subject, origin, created_at FROM issues WHERE post_id = $1",
-        )
-        .bind(post_id)
-        .fetch_optional(&self.pool)
-        .await
-        .db("reading an issue")?
-        .map(|r| issue_from_row(&r))
-        .transpose()
-        .db("decoding an issue")
     }
 
     /// Active subscribers who would get this issue if it were sent now (no row yet).

@@ -107,25 +107,27 @@ impl Store {
         &self,
         email: &EmailAddress,
     ) -> Result<Option<Subscriber>, Error> {
-        sqlx::query(
+        let row = sqlx::query(
             "SELECT id, email, name, status, created_at FROM subscribers WHERE email_key = $1",
         )
         .bind(email.key())
         .fetch_optional(&self.pool)
         .await
-        .db("reading a subscriber")?
-        .map(|r| subscriber_from_row(&r))
-        .transpose()
-        .db("decoding a subscriber")
+        .db("reading a subscriber")?;
+        row.map(|r| subscriber_from_row(&r))
+            .transpose()
+            .db("decoding a subscriber")
     }
 
     pub async fn subscriber_by_id(&self, id: i64) -> Result<Option<Subscriber>, Error> {
-        sqlx::query("SELECT id, email, name, status, created_at FROM subscribers WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .db("reading a subscriber")?
-            .map(|r| subscriber_from_row(&r))
+        let row = sqlx::query(
+            "SELECT id, email, name, status, created_at FROM subscribers WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .db("reading a subscriber")?;
+        row.map(|r| subscriber_from_row(&r))
             .transpose()
             .db("decoding a subscriber")
     }

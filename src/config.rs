@@ -362,6 +362,14 @@ impl Config {
         if self.feeds.limit == 0 {
             return Err(Error::Config("feeds.limit must be at least 1".into()));
         }
+        if self.email.transport == TransportKind::Smtp
+            && self.smtp.username.is_some()
+            && self.smtp.password.is_none()
+        {
+            return Err(Error::Config(
+                "smtp.username is set but no password: set POSTHORN_SMTP__PASSWORD".into(),
+            ));
+        }
         crate::delivery::message::parse_mailbox(&self.email.from)
             .map_err(|e| Error::Config(format!("email.from: {e}")))?;
         if let Some(reply_to) = &self.email.reply_to {

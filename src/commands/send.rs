@@ -19,6 +19,8 @@ pub async fn run(
     yes: bool,
 ) -> Result<ExitCode, Error> {
     let now = Utc::now();
+    // The author may send a post they just wrote, before any scheduler tick.
+    app.sync_posts(now).await?;
     let post = app.post(slug).await?;
 
     if let Some(to) = to {

@@ -75,7 +75,7 @@ python3 - "$SITE/posts/bench.md" <<'PY'
 import sys
 para = ("한 해에 책을 몇 권 읽었는지 세는 일을 그만둔 지 삼 년이 되었다. 숫자를 내려놓자 책이 다시 "
         "이야기가 되었다. Walking to work for a year, I learned the city by its corners. ")
-body = "\n\n".join(f"## {i}장\n\n{para * 3}" for i in range(18))
+body = "\n\n".join(f"## {i}장\n\n{para * 3}" for i in range(10))
 open(sys.argv[1], "w").write(f'+++\ntitle = "벤치마크 에세이"\ndate = "2026-01-01"\n+++\n\n{body}\n')
 PY
 python3 - "$WORK/subscribers.csv" "$N" <<'PY'

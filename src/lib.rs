@@ -11,10 +11,13 @@ pub mod config;
 pub mod delivery;
 pub mod domain;
 pub mod error;
+pub mod feeds;
 pub mod posts;
 pub mod render;
+pub mod site;
 pub mod store;
 pub mod tokens;
+pub mod web;
 
 pub use app::App;
 pub use config::Config;

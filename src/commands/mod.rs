@@ -1,11 +1,13 @@
 //! The command line: parse, open the app, call the library, print.
 
+mod build;
 mod check;
 mod deliveries;
 mod init;
 mod preview;
 mod retry;
 mod send;
+mod serve;
 mod status;
 mod subscribers;
 
@@ -52,6 +54,14 @@ pub enum Command {
     },
     /// One scheduler tick: sync posts, create issues for new posts, deliver what is due.
     Check,
+    /// Write the feeds and the archive as static files.
+    Build {
+        /// Output folder (default `public/` beside config.toml); replaced whole.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Run the web server until SIGINT or SIGTERM.
+    Serve,
     /// Send a post by hand. Running it again reaches only subscribers who lack it.
     Send {
         slug: String,
@@ -162,6 +172,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     let result = match cli.command {
         Command::Init { .. } => unreachable!("handled above"),
         Command::Check => check::run(&app, &out).await,
+        Command::Build { out: dir } => build::run(&app, &out, dir).await,
+        Command::Serve => serve::run(&app, &out).await,
         Command::Send {
             slug,
             to,

@@ -25,6 +25,8 @@ pub struct SourcePost {
     pub slug: Slug,
     pub title: String,
     pub date: DateTime<Utc>,
+    /// The calendar date of `date` in the site's time zone.
+    pub local_date: chrono::NaiveDate,
     pub updated: Option<DateTime<Utc>>,
     pub summary: String,
     pub tags: Vec<String>,
@@ -183,6 +185,7 @@ fn load_file(config: &Config, file: &Path, relative: &Path) -> Result<SourcePost
         slug,
         title: one_line(&fm.title),
         date,
+        local_date: date.with_timezone(&tz).date_naive(),
         updated,
         summary,
         tags,

@@ -4,7 +4,7 @@
 
 use serde_json::json;
 
-use super::{human_date, Templates};
+use super::{post_context, site_context, Templates};
 use crate::config::Config;
 use crate::error::Error;
 use crate::store::PostRecord;
@@ -137,32 +137,13 @@ pub fn render_issue(
     templates: &Templates,
     post: &PostRecord,
 ) -> Result<EmailBodies, Error> {
-    let tz = config.site.timezone;
-    let date = post.published_at.with_timezone(&tz);
-    let url = post
-        .external_url
-        .clone()
-        .unwrap_or_else(|| config.post_url(&post.slug).to_string());
     let content_text = html_to_text(&post.content_html);
+    let mut post_data = post_context(config, post);
+    post_data["content_html"] = post.content_html.clone().into();
+    post_data["content_text"] = content_text.into();
     let data = json!({
-        "site": {
-            "title": config.site.title,
-            "url": config.base_url().as_str(),
-            "author": config.site.author,
-            "description": config.site.description,
-            "language": config.site.language,
-        },
-        "post": {
-            "title": post.title,
-            "slug": post.slug.as_str(),
-            "url": url,
-            "date": human_date(date, &config.site.language),
-            "date_iso": date.to_rfc3339(),
-            "summary": post.summary,
-            "tags": post.tags,
-            "content_html": post.content_html,
-            "content_text": content_text,
-        },
+        "site": site_context(config),
+        "post": post_data,
         "subscriber": {
             "email": Field::Email.marker(),
             "name": Field::Name.marker(),

@@ -2,6 +2,7 @@
 //! name in the configured templates folder.
 
 pub mod email;
+pub mod pages;
 
 use handlebars::Handlebars;
 use serde::Serialize;
@@ -19,6 +20,9 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
         "email.txt.hbs",
         include_str!("../../templates/email.txt.hbs"),
     ),
+    ("head.html.hbs", include_str!("../../templates/head.html.hbs")),
+    ("index.html.hbs", include_str!("../../templates/index.html.hbs")),
+    ("post.html.hbs", include_str!("../../templates/post.html.hbs")),
 ];
 
 /// Two registries: HTML templates escape what they insert, text templates do not
@@ -73,6 +77,38 @@ impl Templates {
 
 fn template_name(file: &str) -> &str {
     file.strip_suffix(".hbs").unwrap_or(file)
+}
+
+/// What every template gets as `site`.
+pub fn site_context(config: &Config) -> serde_json::Value {
+    serde_json::json!({
+        "title": config.site.title,
+        "url": config.base_url().as_str(),
+        "author": config.site.author,
+        "description": config.site.description,
+        "language": config.site.language,
+        "korean": config.site.language.starts_with("ko"),
+        "subscribe_url": config.site_url("subscribe").as_str(),
+        "feeds": {
+            "rss": config.site_url(crate::feeds::RSS_PATH).as_str(),
+            "atom": config.site_url(crate::feeds::ATOM_PATH).as_str(),
+            "json": config.site_url(crate::feeds::JSON_PATH).as_str(),
+        },
+    })
+}
+
+/// What every template gets as `post` (without its content).
+pub fn post_context(config: &Config, post: &crate::store::PostRecord) -> serde_json::Value {
+    let date = post.published_at.with_timezone(&config.site.timezone);
+    serde_json::json!({
+        "title": post.title,
+        "slug": post.slug.as_str(),
+        "url": crate::feeds::post_link(config, post),
+        "date": human_date(date, &config.site.language),
+        "date_iso": date.to_rfc3339(),
+        "summary": post.summary,
+        "tags": post.tags,
+    })
 }
 
 /// A date as people of the site's language write it.

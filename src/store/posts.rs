@@ -31,6 +31,8 @@ pub struct PostRecord {
     /// False when the post predates the database: it goes in the feeds only.
     pub announce: bool,
     pub removed: bool,
+    /// When this version of the post was stored: the Last-Modified of its pages.
+    pub synced_at: DateTime<Utc>,
 }
 
 impl PostRecord {
@@ -50,7 +52,7 @@ pub struct SyncReport {
 }
 
 const POST_COLUMNS: &str = "id, uid, slug, source, title, summary, content_html, tags, \
-     published_at, updated_at, draft, email, external_url, announce, removed_at";
+     published_at, updated_at, draft, email, external_url, announce, removed_at, synced_at";
 
 fn post_from_row(row: &AnyRow) -> Result<PostRecord, sqlx::Error> {
     let slug: String = row.try_get("slug")?;
@@ -71,6 +73,7 @@ fn post_from_row(row: &AnyRow) -> Result<PostRecord, sqlx::Error> {
         external_url: row.try_get("external_url")?,
         announce: row.try_get::<i64, _>("announce")? != 0,
         removed: row.try_get::<Option<i64>, _>("removed_at")?.is_some(),
+        synced_at: from_ms(row.try_get("synced_at")?),
     })
 }
 
@@ -226,11 +229,7 @@ impl Store {
                     report.updated.push(post.slug.to_string());
                 }
                 None => {
-                    let mut uid = format!(
-                        "tag:{site_host},{}:{}",
-                        post.date.format("%Y-%m-%d"),
-                        post.slug
-                    );
+                    let mut uid = post_uid(site_host, post);
                     if uids.contains(&uid) {
                         uid = format!("{uid}:{t_now}");
                     }
@@ -312,6 +311,44 @@ impl Store {
             .db("decoding a post")
     }
 
+    /// Published posts, newest first: what the feeds and the archive show.
+    pub async fn published_posts(&self, now: DateTime<Utc>, limit: Option<usize>) -> Result<Vec<PostRecord>, Error> {
+        let sql = format!(
+            "SELECT {POST_COLUMNS} FROM posts WHERE draft = 0 AND removed_at IS NULL \
+             AND published_at <= $1 ORDER BY published_at DESC, id DESC LIMIT $2"
+        );
+        sqlx::query(&sql)
+            .bind(ms(now))
+            .bind(limit.map_or(i64::MAX, |l| l as i64))
+            .fetch_all(&self.pool)
+            .await
+            .db("reading published posts")?
+            .iter()
+            .map(post_from_row)
+            .collect::<Result<_, _>>()
+            .db("decoding posts")
+    }
+
+    /// Changes whenever what the site shows at `now` may have changed: a post was
+    /// stored, removed or reached its publication time.
+    pub async fn site_version(&self, now: DateTime<Utc>) -> Result<String, Error> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, COALESCE(MAX(synced_at), 0) AS synced, \
+             COALESCE(MAX(removed_at), 0) AS removed, \
+             COUNT(CASE WHEN published_at <= $1 THEN 1 END) AS live \
+             FROM posts",
+        )
+        .bind(ms(now))
+        .fetch_one(&self.pool)
+        .await
+        .db("reading the site version")?;
+        let n: i64 = row.try_get("n").db("reading the site version")?;
+        let synced: i64 = row.try_get("synced").db("reading the site version")?;
+        let removed: i64 = row.try_get("removed").db("reading the site version")?;
+        let live: i64 = row.try_get("live").db("reading the site version")?;
+        Ok(format!("{n}.{synced}.{removed}.{live}"))
+    }
+
     /// Published posts that should be mailed and have no issue yet, oldest first.
     pub async fn posts_awaiting_issue(&self, now: DateTime<Utc>) -> Result<Vec<PostRecord>, Error> {
         let sql = format!(
@@ -330,4 +367,17 @@ impl Store {
             .collect::<Result<_, _>>()
             .db("decoding posts")
     }
+}
+
+/// A post's permanent id, fixed when it is first seen: an RFC 4151 `tag:` URI from
+/// the site's host, the post's date and its slug at that moment. It never changes
+/// afterwards, whatever happens to the file, the slug or the site's URL.
+fn post_uid(site_host: &str, post: &SourcePost) -> String {
+    use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+    const KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
+    format!(
+        "tag:{site_host},{}:/posts/{}",
+        post.local_date.format("%Y-%m-%d"),
+        utf8_percent_encode(post.slug.as_str(), KEEP)
+    )
 }

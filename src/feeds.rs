@@ -1,0 +1,237 @@
+//! RSS 2.0, Atom 1.0 and JSON Feed 1.1 from the published posts.
+//!
+//! Feeds are a pure function of the posts: no build time goes into them, so the
+//! same posts give byte-identical feeds (and stable ETags). Ids come from each
+//! post's first-seen record (`tag:` URIs), never from its current URL.
+
+use atom_syndication as atom;
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::store::PostRecord;
+
+/// The three feeds, ready to serve or write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feeds {
+    pub rss: String,
+    pub atom: String,
+    pub json: String,
+}
+
+pub const RSS_PATH: &str = "feed.xml";
+pub const ATOM_PATH: &str = "atom.xml";
+pub const JSON_PATH: &str = "feed.json";
+
+/// Builds the feeds from `posts` (published, newest first, already limited).
+/// `feed_id` is the site's stable Atom id; `fallback_updated` dates an empty feed.
+pub fn build(config: &Config, posts: &[PostRecord], feed_id: &str, fallback_updated: DateTime<Utc>) -> Feeds {
+    let updated = posts.iter().map(entry_updated).max().unwrap_or(fallback_updated);
+    Feeds {
+        rss: rss(config, posts, updated),
+        atom: atom(config, posts, feed_id, updated),
+        json: json(config, posts),
+    }
+}
+
+/// The page of a post: its own site page, or for an imported post the blog's.
+pub fn post_link(config: &Config, post: &PostRecord) -> String {
+    post.external_url
+        .clone()
+        .unwrap_or_else(|| config.post_url(&post.slug).to_string())
+}
+
+fn entry_updated(post: &PostRecord) -> DateTime<Utc> {
+    post.updated_at.unwrap_or(post.published_at).max(post.published_at)
+}
+
+fn local(config: &Config, t: DateTime<Utc>) -> DateTime<FixedOffset> {
+    t.with_timezone(&config.site.timezone).fixed_offset()
+}
+
+fn rss(config: &Config, posts: &[PostRecord], updated: DateTime<Utc>) -> String {
+    let self_link = atom::Link {
+        href: config.site_url(RSS_PATH).to_string(),
+        rel: "self".into(),
+        mime_type: Some("application/rss+xml".into()),
+        ..Default::default()
+    };
+    let items = posts
+        .iter()
+        .map(|post| {
+            let link = post_link(config, post);
+            rss::Item {
+                title: Some(post.title.clone()),
+                link: Some(link),
+                description: Some(post.summary.clone()),
+                // Our ids are tag: URIs, not URLs: isPermaLink="false".
+                guid: Some(rss::Guid {
+                    value: post.uid.clone(),
+                    permalink: false,
+                }),
+                pub_date: Some(local(config, post.published_at).to_rfc2822()),
+                content: Some(post.content_html.clone()),
+                categories: post
+                    .tags
+                    .iter()
+                    .map(|t| rss::Category {
+                        name: t.clone(),
+                        domain: None,
+                    })
+                    .collect(),
+                // RSS <author> must be an email address; the name goes in dc:creator.
+                dublin_core_ext: Some(rss::extension::dublincore::DublinCoreExtension {
+                    creators: vec![config.site.author.clone()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let channel = rss::Channel {
+        title: config.site.title.clone(),
+        link: config.base_url().to_string(),
+        description: if config.site.description.is_empty() {
+            config.site.title.clone()
+        } else {
+            config.site.description.clone()
+        },
+        language: Some(config.site.language.clone()),
+        last_build_date: Some(local(config, updated).to_rfc2822()),
+        generator: Some("posthorn".into()),
+        atom_ext: Some(rss::extension::atom::AtomExtension { links: vec![self_link] }),
+        items,
+        ..Default::default()
+    };
+    channel.to_string()
+}
+
+fn atom(config: &Config, posts: &[PostRecord], feed_id: &str, updated: DateTime<Utc>) -> String {
+    let author = atom::Person {
+        name: config.site.author.clone(),
+        email: config.site.email.clone(),
+        uri: Some(config.base_url().to_string()),
+        ..Default::default()
+    };
+    let entries = posts
+        .iter()
+        .map(|post| atom::Entry {
+            id: post.uid.clone(),
+            title: atom::Text::plain(post.title.clone()),
+            updated: local(config, entry_updated(post)),
+            published: Some(local(config, post.published_at)),
+            links: vec![atom::Link {
+                href: post_link(config, post),
+                rel: "alternate".into(),
+                mime_type: Some("text/html".into()),
+                ..Default::default()
+            }],
+            summary: Some(atom::Text::plain(post.summary.clone())),
+            content: Some(atom::Content {
+                value: Some(post.content_html.clone()),
+                content_type: Some("html".into()),
+                ..Default::default()
+            }),
+            categories: post
+                .tags
+                .iter()
+                .map(|t| atom::Category {
+                    term: t.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+        .collect();
+    let feed = atom::Feed {
+        id: feed_id.to_string(),
+        title: atom::Text::plain(config.site.title.clone()),
+        subtitle: (!config.site.description.is_empty()).then(|| atom::Text::plain(config.site.description.clone())),
+        updated: local(config, updated),
+        authors: vec![author],
+        links: vec![
+            atom::Link {
+                href: config.site_url(ATOM_PATH).to_string(),
+                rel: "self".into(),
+                mime_type: Some("application/atom+xml".into()),
+                ..Default::default()
+            },
+            atom::Link {
+                href: config.base_url().to_string(),
+                rel: "alternate".into(),
+                mime_type: Some("text/html".into()),
+                ..Default::default()
+            },
+        ],
+        lang: Some(config.site.language.clone()),
+        generator: Some(atom::Generator {
+            value: "posthorn".into(),
+            ..Default::default()
+        }),
+        entries,
+        ..Default::default()
+    };
+    feed.to_string()
+}
+
+#[derive(Serialize)]
+struct JsonFeed<'a> {
+    version: &'static str,
+    title: &'a str,
+    home_page_url: String,
+    feed_url: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+    language: &'a str,
+    authors: Vec<JsonAuthor<'a>>,
+    items: Vec<JsonItem<'a>>,
+}
+
+#[derive(Serialize)]
+struct JsonAuthor<'a> {
+    name: &'a str,
+    url: String,
+}
+
+#[derive(Serialize)]
+struct JsonItem<'a> {
+    id: &'a str,
+    url: String,
+    title: &'a str,
+    content_html: &'a str,
+    summary: &'a str,
+    date_published: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    date_modified: Option<String>,
+    tags: &'a [String],
+}
+
+fn json(config: &Config, posts: &[PostRecord]) -> String {
+    let feed = JsonFeed {
+        version: "https://jsonfeed.org/version/1.1",
+        title: &config.site.title,
+        home_page_url: config.base_url().to_string(),
+        feed_url: config.site_url(JSON_PATH).to_string(),
+        description: &config.site.description,
+        language: &config.site.language,
+        authors: vec![JsonAuthor {
+            name: &config.site.author,
+            url: config.base_url().to_string(),
+        }],
+        items: posts
+            .iter()
+            .map(|post| JsonItem {
+                id: &post.uid,
+                url: post_link(config, post),
+                title: &post.title,
+                content_html: &post.content_html,
+                summary: &post.summary,
+                date_published: local(config, post.published_at).to_rfc3339(),
+                date_modified: post.updated_at.map(|u| local(config, u).to_rfc3339()),
+                tags: &post.tags,
+            })
+            .collect(),
+    };
+    // Serialising plain structs of strings cannot fail.
+    serde_json::to_string_pretty(&feed).unwrap_or_default()
+}

@@ -25,8 +25,17 @@ pub const JSON_PATH: &str = "feed.json";
 
 /// Builds the feeds from `posts` (published, newest first, already limited).
 /// `feed_id` is the site's stable Atom id; `fallback_updated` dates an empty feed.
-pub fn build(config: &Config, posts: &[PostRecord], feed_id: &str, fallback_updated: DateTime<Utc>) -> Feeds {
-    let updated = posts.iter().map(entry_updated).max().unwrap_or(fallback_updated);
+pub fn build(
+    config: &Config,
+    posts: &[PostRecord],
+    feed_id: &str,
+    fallback_updated: DateTime<Utc>,
+) -> Feeds {
+    let updated = posts
+        .iter()
+        .map(entry_updated)
+        .max()
+        .unwrap_or(fallback_updated);
     Feeds {
         rss: rss(config, posts, updated),
         atom: atom(config, posts, feed_id, updated),
@@ -42,7 +51,9 @@ pub fn post_link(config: &Config, post: &PostRecord) -> String {
 }
 
 fn entry_updated(post: &PostRecord) -> DateTime<Utc> {
-    post.updated_at.unwrap_or(post.published_at).max(post.published_at)
+    post.updated_at
+        .unwrap_or(post.published_at)
+        .max(post.published_at)
 }
 
 fn local(config: &Config, t: DateTime<Utc>) -> DateTime<FixedOffset> {
@@ -99,7 +110,9 @@ fn rss(config: &Config, posts: &[PostRecord], updated: DateTime<Utc>) -> String 
         language: Some(config.site.language.clone()),
         last_build_date: Some(local(config, updated).to_rfc2822()),
         generator: Some("posthorn".into()),
-        atom_ext: Some(rss::extension::atom::AtomExtension { links: vec![self_link] }),
+        atom_ext: Some(rss::extension::atom::AtomExtension {
+            links: vec![self_link],
+        }),
         items,
         ..Default::default()
     };
@@ -146,7 +159,8 @@ fn atom(config: &Config, posts: &[PostRecord], feed_id: &str, updated: DateTime<
     let feed = atom::Feed {
         id: feed_id.to_string(),
         title: atom::Text::plain(config.site.title.clone()),
-        subtitle: (!config.site.description.is_empty()).then(|| atom::Text::plain(config.site.description.clone())),
+        subtitle: (!config.site.description.is_empty())
+            .then(|| atom::Text::plain(config.site.description.clone())),
         updated: local(config, updated),
         authors: vec![author],
         links: vec![

@@ -40,7 +40,11 @@ pub async fn snapshot(app: &App, now: DateTime<Utc>) -> Result<Snapshot, Error> 
         .store
         .meta_get_or_insert(
             "feed_id",
-            &format!("tag:{},{}:feed", config.site_host(), created.format("%Y-%m-%d")),
+            &format!(
+                "tag:{},{}:feed",
+                config.site_host(),
+                created.format("%Y-%m-%d")
+            ),
         )
         .await?;
     let in_feeds = &posts[..posts.len().min(config.feeds.limit)];
@@ -54,12 +58,36 @@ pub async fn snapshot(app: &App, now: DateTime<Utc>) -> Result<Snapshot, Error> 
         last_modified,
     };
     let pages = vec![
-        page(RSS_PATH, "application/rss+xml; charset=utf-8", built.rss, feeds_modified),
-        page(ATOM_PATH, "application/atom+xml; charset=utf-8", built.atom, feeds_modified),
-        page(JSON_PATH, "application/feed+json; charset=utf-8", built.json, feeds_modified),
-        page("index.html", HTML, pages::index(config, &app.templates, &posts)?, modified(&posts)),
+        page(
+            RSS_PATH,
+            "application/rss+xml; charset=utf-8",
+            built.rss,
+            feeds_modified,
+        ),
+        page(
+            ATOM_PATH,
+            "application/atom+xml; charset=utf-8",
+            built.atom,
+            feeds_modified,
+        ),
+        page(
+            JSON_PATH,
+            "application/feed+json; charset=utf-8",
+            built.json,
+            feeds_modified,
+        ),
+        page(
+            "index.html",
+            HTML,
+            pages::index(config, &app.templates, &posts)?,
+            modified(&posts),
+        ),
     ];
-    Ok(Snapshot { version, pages, posts })
+    Ok(Snapshot {
+        version,
+        pages,
+        posts,
+    })
 }
 
 pub fn post_page(app: &App, post: &PostRecord) -> Result<Page, Error> {

@@ -310,3 +310,56 @@ async fn two_checks_at_once_send_each_subscriber_the_issue_once() {
         assert_eq!(smtp.count_for(&format!("reader{i}@example.com")), 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn build_writes_a_static_site_and_drops_removed_posts() {
+    let site = TestSite::new(None);
+    site.write_post(
+        "one.md",
+        &post("하나", Utc::now() - Duration::days(2), "첫째"),
+    );
+    site.write_post(
+        "two.md",
+        &post("둘", Utc::now() - Duration::days(1), "둘째"),
+    );
+    let out = site.path().join("public");
+    let built = site
+        .cli(&["--json", "build", "--out", out.to_str().unwrap()])
+        .await;
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    for file in [
+        "feed.xml",
+        "atom.xml",
+        "feed.json",
+        "index.html",
+        "posts/one/index.html",
+        "posts/two/index.html",
+    ] {
+        assert!(out.join(file).is_file(), "{file}");
+    }
+    let feed = std::fs::read(out.join("feed.xml")).unwrap();
+    assert_eq!(rss::Channel::read_from(&feed[..]).unwrap().items().len(), 2);
+
+    site.remove_post("two.md");
+    assert_eq!(
+        site.cli(&["build", "--out", out.to_str().unwrap()])
+            .await
+            .code,
+        0
+    );
+    assert!(
+        !out.join("posts/two").exists(),
+        "a removed post leaves no page behind"
+    );
+    assert!(out.join("posts/one/index.html").is_file());
+    let feed = std::fs::read(out.join("feed.xml")).unwrap();
+    assert_eq!(rss::Channel::read_from(&feed[..]).unwrap().items().len(), 1);
+    // Rebuilding unchanged posts gives the same bytes.
+    assert_eq!(
+        site.cli(&["build", "--out", out.to_str().unwrap()])
+            .await
+            .code,
+        0
+    );
+    assert_eq!(std::fs::read(out.join("feed.xml")).unwrap(), feed);
+}

@@ -49,7 +49,10 @@ pub async fn run(app: &App, out: &Output, dir: Option<PathBuf>) -> Result<ExitCo
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "public".into());
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "public".into());
     dir.with_file_name(format!(".{name}.{suffix}"))
 }
 

@@ -20,9 +20,18 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
         "email.txt.hbs",
         include_str!("../../templates/email.txt.hbs"),
     ),
-    ("head.html.hbs", include_str!("../../templates/head.html.hbs")),
-    ("index.html.hbs", include_str!("../../templates/index.html.hbs")),
-    ("post.html.hbs", include_str!("../../templates/post.html.hbs")),
+    (
+        "head.html.hbs",
+        include_str!("../../templates/head.html.hbs"),
+    ),
+    (
+        "index.html.hbs",
+        include_str!("../../templates/index.html.hbs"),
+    ),
+    (
+        "post.html.hbs",
+        include_str!("../../templates/post.html.hbs"),
+    ),
 ];
 
 /// Two registries: HTML templates escape what they insert, text templates do not

@@ -7,13 +7,23 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::store::PostRecord;
 
-pub fn index(config: &Config, templates: &Templates, posts: &[PostRecord]) -> Result<String, Error> {
+pub fn index(
+    config: &Config,
+    templates: &Templates,
+    posts: &[PostRecord],
+) -> Result<String, Error> {
     let posts: Vec<_> = posts.iter().map(|p| post_context(config, p)).collect();
-    templates.render("index.html", &json!({ "site": site_context(config), "posts": posts }))
+    templates.render(
+        "index.html",
+        &json!({ "site": site_context(config), "posts": posts }),
+    )
 }
 
 pub fn post(config: &Config, templates: &Templates, post: &PostRecord) -> Result<String, Error> {
     let mut data = post_context(config, post);
     data["content_html"] = post.content_html.clone().into();
-    templates.render("post.html", &json!({ "site": site_context(config), "post": data }))
+    templates.render(
+        "post.html",
+        &json!({ "site": site_context(config), "post": data }),
+    )
 }

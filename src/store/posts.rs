@@ -312,7 +312,11 @@ impl Store {
     }
 
     /// Published posts, newest first: what the feeds and the archive show.
-    pub async fn published_posts(&self, now: DateTime<Utc>, limit: Option<usize>) -> Result<Vec<PostRecord>, Error> {
+    pub async fn published_posts(
+        &self,
+        now: DateTime<Utc>,
+        limit: Option<usize>,
+    ) -> Result<Vec<PostRecord>, Error> {
         let sql = format!(
             "SELECT {POST_COLUMNS} FROM posts WHERE draft = 0 AND removed_at IS NULL \
              AND published_at <= $1 ORDER BY published_at DESC, id DESC LIMIT $2"

@@ -34,7 +34,10 @@ impl Server {
             .await
             .map_err(|e| Error::Config(format!("cannot listen on {addr} (server.bind): {e}")))?;
         let site = Arc::new(SiteCache::new(app.clone()).await?);
-        let state = WebState { app, site: site.clone() };
+        let state = WebState {
+            app,
+            site: site.clone(),
+        };
         Ok(Server {
             listener,
             router: router(state),
@@ -43,11 +46,16 @@ impl Server {
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
-        self.listener.local_addr().map_err(|e| Error::io("listener", e))
+        self.listener
+            .local_addr()
+            .map_err(|e| Error::io("listener", e))
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

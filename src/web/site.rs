@@ -72,7 +72,10 @@ impl SiteCache {
     }
 
     fn current(&self) -> Arc<Cached> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Rebuilds if the posts changed (or one reached its publication time).
@@ -94,7 +97,12 @@ impl SiteCache {
 
     async fn post(&self, slug: &str) -> Result<Option<Arc<Served>>, Error> {
         let cached = self.current();
-        if let Some(hit) = cached.posts.lock().unwrap_or_else(|e| e.into_inner()).get(slug) {
+        if let Some(hit) = cached
+            .posts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(slug)
+        {
             return Ok(Some(hit.clone()));
         }
         let Some(post) = self.app.store.post_by_slug(slug).await? else {
@@ -148,13 +156,21 @@ pub async fn json_feed(State(state): State<WebState>, headers: HeaderMap) -> Res
     serve_file(&state, JSON_PATH, &headers)
 }
 
-pub async fn post(State(state): State<WebState>, Path(slug): Path<String>, headers: HeaderMap) -> Response {
+pub async fn post(
+    State(state): State<WebState>,
+    Path(slug): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     match state.site.post(&slug).await {
         Ok(Some(served)) => respond(&served, &headers),
         Ok(None) => not_found().await,
         Err(e) => {
             tracing::error!(error = %e, slug, "rendering a post page");
-            (StatusCode::INTERNAL_SERVER_ERROR, "could not render this page").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "could not render this page",
+            )
+                .into_response()
         }
     }
 }
@@ -212,13 +228,18 @@ fn respond(served: &Served, request: &HeaderMap) -> Response {
         h.insert(header::LAST_MODIFIED, v);
     }
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
     response
 }
 
 /// `If-None-Match: "a", W/"b"` or `*`; weak comparison, either encoding's tag.
 fn etag_matches(value: &HeaderValue, etag: &str) -> bool {
-    let Ok(value) = value.to_str() else { return false };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
     let bare = etag.trim_matches('"');
     value.split(',').map(str::trim).any(|candidate| {
         let candidate = candidate.trim_start_matches("W/").trim_matches('"');
@@ -235,7 +256,12 @@ fn accepts_gzip(request: &HeaderMap) -> bool {
         .any(|coding| {
             let mut parts = coding.split(';').map(str::trim);
             let name = parts.next().unwrap_or("");
-            let refused = parts.any(|p| matches!(p.replace(' ', "").as_str(), "q=0" | "q=0.0" | "q=0.00" | "q=0.000"));
+            let refused = parts.any(|p| {
+                matches!(
+                    p.replace(' ', "").as_str(),
+                    "q=0" | "q=0.0" | "q=0.00" | "q=0.000"
+                )
+            });
             (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
         })
 }
@@ -267,9 +293,15 @@ mod tests {
     fn gzip_is_used_only_when_accepted() {
         let mut h = HeaderMap::new();
         assert!(!accepts_gzip(&h));
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("br, gzip;q=0.8"));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("br, gzip;q=0.8"),
+        );
         assert!(accepts_gzip(&h));
-        h.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip;q=0"));
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("gzip;q=0"),
+        );
         assert!(!accepts_gzip(&h));
     }
 }

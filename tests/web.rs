@@ -1,0 +1,264 @@
+//! The site over real HTTP: media types, validators, 304s, HEAD, gzip, pages.
+
+mod support;
+
+use std::io::Read;
+
+use chrono::Utc;
+use posthorn::web::Server;
+use reqwest::header;
+use support::TestSite;
+
+struct Running {
+    base: String,
+    server_site: std::sync::Arc<posthorn::web::site::SiteCache>,
+    app: posthorn::App,
+    client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(site: &TestSite) -> Running {
+    let app = site.app().await;
+    app.sync_posts(Utc::now()).await.unwrap();
+    let server = Server::bind(app.clone(), "127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", server.local_addr().unwrap());
+    let server_site = server.site.clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder().no_gzip().build().unwrap();
+    Running {
+        base,
+        server_site,
+        app,
+        client,
+        _stop: stop,
+    }
+}
+
+fn essay_site() -> TestSite {
+    let site = TestSite::new(None);
+    site.write_post("slow-reading.md", "+++\ntitle = \"느리게 읽기\"\ndate = \"2026-11-02 21:30\"\ntags = [\"독서\"]\n+++\n\n천천히 읽는다. ![그림](a.png)\n");
+    site.write_post(
+        "draft.md",
+        "+++\ntitle = \"초안\"\ndate = \"2026-11-01\"\ndraft = true\n+++\n비밀\n",
+    );
+    site
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn feeds_are_served_with_media_types_validators_and_304s() {
+    let site = essay_site();
+    let s = start(&site).await;
+    for (path, media_type) in [
+        ("/feed.xml", "application/rss+xml; charset=utf-8"),
+        ("/atom.xml", "application/atom+xml; charset=utf-8"),
+        ("/feed.json", "application/feed+json; charset=utf-8"),
+        ("/", "text/html; charset=utf-8"),
+    ] {
+        let url = format!("{}{path}", s.base);
+        let r = s.client.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()[header::CONTENT_TYPE], media_type);
+        let etag = r.headers()[header::ETAG].to_str().unwrap().to_string();
+        let modified = r.headers()[header::LAST_MODIFIED]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+        assert!(httpdate::parse_http_date(&modified).is_ok());
+        let body = r.text().await.unwrap();
+        assert!(body.contains("느리게 읽기"), "{path}");
+        assert!(!body.contains("초안"), "{path}: drafts are not published");
+
+        let r = s
+            .client
+            .get(&url)
+            .header(header::IF_NONE_MATCH, &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 304, "{path} If-None-Match");
+        assert_eq!(r.headers()[header::ETAG], etag.as_str());
+        assert!(r.bytes().await.unwrap().is_empty());
+
+        let r = s
+            .client
+            .get(&url)
+            .header(header::IF_MODIFIED_SINCE, &modified)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 304, "{path} If-Modified-Since");
+
+        // If-None-Match wins when both are present.
+        let r = s
+            .client
+            .get(&url)
+            .header(header::IF_NONE_MATCH, "\"something-else\"")
+            .header(header::IF_MODIFIED_SINCE, &modified)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            200,
+            "{path}: a mismatching ETag beats a matching date"
+        );
+
+        let r = s.client.head(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()[header::ETAG], etag.as_str());
+        assert!(r.bytes().await.unwrap().is_empty(), "HEAD has no body");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gzip_when_asked_and_the_cache_follows_the_posts() {
+    let site = essay_site();
+    let s = start(&site).await;
+    let url = format!("{}/feed.xml", s.base);
+    let plain = s
+        .client
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let r = s
+        .client
+        .get(&url)
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(r.headers()[header::VARY], "Accept-Encoding");
+    let gz_etag = r.headers()[header::ETAG].to_str().unwrap().to_string();
+    let mut unzipped = Vec::new();
+    flate2::read::GzDecoder::new(&r.bytes().await.unwrap()[..])
+        .read_to_end(&mut unzipped)
+        .unwrap();
+    assert_eq!(unzipped, plain);
+    let r = s
+        .client
+        .get(&url)
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .header(header::IF_NONE_MATCH, &gz_etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+
+    // A new post: after the refresh step, the feed has it and a new ETag.
+    let old_etag = s.client.get(&url).send().await.unwrap().headers()[header::ETAG].clone();
+    assert!(
+        !s.server_site.refresh().await.unwrap(),
+        "nothing changed yet"
+    );
+    site.write_post(
+        "new.md",
+        "+++\ntitle = \"새 글\"\ndate = \"2026-11-10\"\n+++\n새 글 본문\n",
+    );
+    s.app.sync_posts(Utc::now()).await.unwrap();
+    assert!(s.server_site.refresh().await.unwrap());
+    let r = s
+        .client
+        .get(&url)
+        .header(header::IF_NONE_MATCH, old_etag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_ne!(r.headers()[header::ETAG], old_etag);
+    assert!(r.text().await.unwrap().contains("새 글"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn archive_pages_discover_feeds_and_unknown_pages_are_404() {
+    let site = essay_site();
+    let s = start(&site).await;
+    let index = s
+        .client
+        .get(format!("{}/", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(index.contains("<html lang=\"ko\">"));
+    for feed in [
+        "application/rss+xml",
+        "application/atom+xml",
+        "application/feed+json",
+    ] {
+        assert!(
+            index.contains(&format!("rel=\"alternate\" type=\"{feed}\"")),
+            "{feed}"
+        );
+    }
+    assert!(index.contains("https://essays.example.com/subscribe"));
+    assert!(index.contains("https://essays.example.com/posts/slow-reading/"));
+
+    for path in [
+        "/posts/slow-reading",
+        "/posts/slow-reading/",
+        "/posts/slow-reading/index.html",
+    ] {
+        let r = s
+            .client
+            .get(format!("{}{path}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(
+            r.headers()[header::CONTENT_TYPE],
+            "text/html; charset=utf-8"
+        );
+        let page = r.text().await.unwrap();
+        assert!(page.contains("<h1>느리게 읽기</h1>"));
+        assert!(page.contains("src=\"https://essays.example.com/posts/slow-reading/a.png\""));
+        assert!(page.contains("application/atom+xml"));
+    }
+    let korean = s
+        .client
+        .get(format!("{}/posts/{}", s.base, "%EC%97%86%EB%8A%94"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(korean.status(), 404);
+    assert_eq!(
+        s.client
+            .get(format!("{}/posts/draft", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        s.client
+            .get(format!("{}/nothing", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    assert_eq!(
+        s.client
+            .get(format!("{}/healthz", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "ok"
+    );
+}

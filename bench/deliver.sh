@@ -9,24 +9,18 @@ set -euo pipefail
 N=${1:-1000}
 SESSIONS=${2:-8}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 
-if ! command -v smtp-sink >/dev/null && [ ! -x /usr/sbin/smtp-sink ]; then
-  echo "installing postfix (for smtp-sink and smtp-source)…" >&2
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postfix >/dev/null
-fi
 export PATH="$PATH:/usr/sbin"
-
-(cd "$ROOT" && cargo build --release --quiet)
-BIN="$ROOT/target/release/posthorn"
+command -v smtp-sink >/dev/null || apt_install postfix
+BIN=$(release_binary)
 
 WORK=$(mktemp -d)
 SINK_PID=""
 cleanup() { [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 # Dump what the sink receives when it is small enough to check recipient by recipient.
 DUMP=$([ "$N" -le 20000 ] && echo yes || echo no)
 
@@ -88,8 +82,6 @@ PY
 "$BIN" --config "$SITE/config.toml" subscribers import "$WORK/subscribers.csv" >/dev/null
 "$BIN" --config "$SITE/config.toml" check >/dev/null
 SIZE=$("$BIN" --config "$SITE/config.toml" preview bench --format eml | wc -c)
-
-now() { date +%s.%N; }
 
 # posthorn
 start_sink "$WORK/posthorn.dump"

@@ -10,25 +10,18 @@ set -euo pipefail
 N=${1:-10000}
 DURATION=${2:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
 
 missing=()
 command -v hugo >/dev/null || missing+=(hugo)
 command -v wrk >/dev/null || missing+=(wrk)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing ${missing[*]}…" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
-(cd "$ROOT" && cargo build --release --quiet)
-BIN="$ROOT/target/release/posthorn"
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+BIN=$(release_binary)
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; rm -rf "$WORK"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-now() { date +%s.%N; }
 
 # The same N posts for both generators.
 SITE="$WORK/site"; HUGO="$WORK/hugo"
@@ -97,7 +90,7 @@ P_FILES=$(find "$WORK/out" -type f | wc -l); H_FILES=$(find "$WORK/hugo-out" -ty
 PORT=$(free_port)
 POSTHORN_SERVER__BIND="127.0.0.1:$PORT" "$BIN" --config "$SITE/config.toml" serve >/dev/null 2>&1 &
 PIDS+=($!)
-for _ in $(seq 100); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$PORT/healthz')" 2>/dev/null && break; sleep 0.1; done
+wait_for_url "http://127.0.0.1:$PORT/healthz"
 mkdir -p "$WORK/www"
 # nginx's workers run as www-data: let them into the folder.
 chmod a+rx "$WORK" "$WORK/www"
@@ -120,7 +113,7 @@ http {
 CONF
 /usr/sbin/nginx -c "$WORK/nginx.conf" &
 PIDS+=($!)
-for _ in $(seq 100); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$NPORT/feed.xml')" 2>/dev/null && break; sleep 0.1; done
+wait_for_url "http://127.0.0.1:$NPORT/feed.xml"
 python3 -c "import urllib.request,sys; b=urllib.request.urlopen('http://127.0.0.1:$NPORT/feed.xml').read(); sys.exit(b != open(sys.argv[1],'rb').read())" "$WORK/www/feed.xml" \
   || { echo "nginx does not serve the same bytes" >&2; exit 1; }
 

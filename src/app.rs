@@ -7,15 +7,16 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
-use crate::delivery::message::{Addressee, Outgoing, PreparedIssue};
+use crate::delivery::dkim::Signer;
+use crate::delivery::message::{transactional, Addressee, Outgoing, PreparedIssue};
 use crate::delivery::{self, DeliverOptions, DeliveryReport};
-use crate::domain::EmailAddress;
+use crate::domain::{EmailAddress, SubscriberStatus};
 use crate::error::Error;
 use crate::posts::{self, PostError};
 use crate::render::email::render_issue;
 use crate::render::Templates;
-use crate::store::{IssueRecord, PostRecord, Store, SyncReport};
-use crate::tokens::{Purpose, Tokens};
+use crate::store::{AddOutcome, IssueRecord, PostRecord, Store, SyncReport};
+use crate::tokens::{Purpose, TokenError, Tokens};
 
 #[derive(Clone)]
 pub struct App {
@@ -23,6 +24,8 @@ pub struct App {
     pub store: Store,
     pub templates: Arc<Templates>,
     pub tokens: Tokens,
+    /// Set when `[dkim]` is configured: every outgoing message is signed.
+    pub signer: Option<Arc<Signer>>,
 }
 
 /// What syncing `posts/` found.
@@ -64,6 +67,14 @@ pub enum PreviewFormat {
 
 impl App {
     pub async fn open(config: Config) -> Result<App, Error> {
+        // A bad key is a start-up error, not a surprise at the first send.
+        let signer = match &config.dkim {
+            Some(dkim) => Some(Arc::new(Signer::load(
+                dkim,
+                &config.path(&dkim.private_key_file),
+            )?)),
+            None => None,
+        };
         let store = Store::open(&config.database.url, &config.base_dir).await?;
         let templates = Templates::load(&config)?;
         let key = match &config.server.secret {
@@ -82,6 +93,7 @@ impl App {
             store,
             templates: Arc::new(templates),
             tokens: Tokens::new(&key),
+            signer,
         })
     }
 
@@ -229,7 +241,14 @@ impl App {
         };
         let bodies = render_issue(&self.config, &self.templates, post)?;
         let instance = self.store.instance().await?;
-        let issue = PreparedIssue::new(&self.config, 0, &subject, &instance, bodies)?;
+        let issue = PreparedIssue::new(
+            &self.config,
+            0,
+            &subject,
+            &instance,
+            bodies,
+            self.signer.clone(),
+        )?;
         let (subscriber_id, name) = match self.store.subscriber_by_email(to).await? {
             Some(s) => (s.id, s.name),
             None => (0, String::new()),
@@ -250,6 +269,119 @@ impl App {
             },
             SystemTime::now(),
         )
+    }
+
+    /// A subscription request from the web form: double opt-in. The caller shows the
+    /// same answer whatever the address's state, so nobody can probe who subscribes.
+    pub async fn subscribe(
+        &self,
+        email: &EmailAddress,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let outcome = self
+            .store
+            .add_subscribers(
+                &[(email.clone(), name.to_string())],
+                SubscriberStatus::Pending,
+                now,
+            )
+            .await?;
+        let id = match outcome.first() {
+            Some(AddOutcome::Added(id))
+            | Some(AddOutcome::Exists(id, SubscriberStatus::Pending)) => *id,
+            Some(AddOutcome::Exists(
+                id,
+                SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced,
+            )) => {
+                self.store.make_pending(*id, now).await?;
+                *id
+            }
+            // Already active: nothing to do, and nothing to tell a stranger.
+            Some(AddOutcome::Exists(_, SubscriberStatus::Active)) | None => return Ok(()),
+        };
+        // At most one confirmation email per address every ten minutes.
+        if !self
+            .store
+            .claim_confirmation(id, now, chrono::Duration::minutes(10))
+            .await?
+        {
+            return Ok(());
+        }
+        let result = self.send_confirmation(id, email, name, now).await;
+        if result.is_err() {
+            self.store.release_confirmation(id).await?;
+        }
+        result
+    }
+
+    async fn send_confirmation(
+        &self,
+        id: i64,
+        email: &EmailAddress,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let token = self
+            .tokens
+            .sign(Purpose::Confirm, id, Some(now + chrono::Duration::days(7)));
+        let confirm_url = self
+            .config
+            .site_url(&format!("confirm/{token}"))
+            .to_string();
+        let data = serde_json::json!({
+            "site": crate::render::site_context(&self.config),
+            "name": name,
+            "confirm_url": confirm_url,
+        });
+        let subject = self.templates.render("confirm.subject.txt", &data)?;
+        let text = self.templates.render("confirm.txt", &data)?;
+        let html =
+            crate::render::email::inline_css(&self.templates.render("confirm.html", &data)?)?;
+        let message = transactional(
+            &self.config,
+            self.signer.as_deref(),
+            email,
+            subject.trim(),
+            text,
+            html,
+        )?;
+        let reply = delivery::send_single(self, &message)
+            .await
+            .map_err(|e| Error::Email(format!("confirmation to {email} not sent: {e:?}")))?;
+        tracing::info!(subscriber = id, reply, "confirmation sent");
+        Ok(())
+    }
+
+    /// `GET /confirm/{token}`.
+    pub async fn confirm(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), TokenError>, Error> {
+        let id = match self.tokens.verify(token, Purpose::Confirm, now) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(match self.store.confirm(id, now).await? {
+            Some(SubscriberStatus::Active) => Ok(()),
+            // Unsubscribed or bounced since the link was sent: the old link is void.
+            _ => Err(TokenError::Invalid),
+        })
+    }
+
+    /// `POST /unsubscribe/{token}` (and `List-Unsubscribe-Post`). Idempotent.
+    pub async fn unsubscribe_by_token(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(), TokenError>, Error> {
+        let id = match self.tokens.verify(token, Purpose::Unsubscribe, now) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        self.store.unsubscribe(id, now).await?;
+        Ok(Ok(()))
     }
 
     /// `posthorn preview`: the rendered email for a sample subscriber.

@@ -5,36 +5,11 @@ mod support;
 use std::io::Read;
 
 use chrono::Utc;
-use posthorn::web::Server;
 use reqwest::header;
-use support::TestSite;
+use support::{RunningServer, TestSite};
 
-struct Running {
-    base: String,
-    server_site: std::sync::Arc<posthorn::web::site::SiteCache>,
-    app: posthorn::App,
-    client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-async fn start(site: &TestSite) -> Running {
-    let app = site.app().await;
-    app.sync_posts(Utc::now()).await.unwrap();
-    let server = Server::bind(app.clone(), "127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", server.local_addr().unwrap());
-    let server_site = server.site.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::builder().no_gzip().build().unwrap();
-    Running {
-        base,
-        server_site,
-        app,
-        client,
-        _stop: stop,
-    }
+async fn start(site: &TestSite) -> RunningServer {
+    RunningServer::start(site, false).await
 }
 
 fn essay_site() -> TestSite {
@@ -155,16 +130,13 @@ async fn gzip_when_asked_and_the_cache_follows_the_posts() {
 
     // A new post: after the refresh step, the feed has it and a new ETag.
     let old_etag = s.client.get(&url).send().await.unwrap().headers()[header::ETAG].clone();
-    assert!(
-        !s.server_site.refresh().await.unwrap(),
-        "nothing changed yet"
-    );
+    assert!(!s.site.refresh().await.unwrap(), "nothing changed yet");
     site.write_post(
         "new.md",
         "+++\ntitle = \"새 글\"\ndate = \"2026-11-10\"\n+++\n새 글 본문\n",
     );
     s.app.sync_posts(Utc::now()).await.unwrap();
-    assert!(s.server_site.refresh().await.unwrap());
+    assert!(s.site.refresh().await.unwrap());
     let r = s
         .client
         .get(&url)

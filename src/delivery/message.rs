@@ -2,12 +2,14 @@
 //! prepared once in [`PreparedIssue`]; [`PreparedIssue::message_for`] only adds the
 //! recipient's fields.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
+use super::dkim::Signer;
 use crate::config::Config;
 use crate::domain::{one_line, EmailAddress};
 use crate::error::Error;
@@ -30,6 +32,7 @@ pub struct PreparedIssue {
     list_id: String,
     message_id_suffix: String,
     bodies: EmailBodies,
+    signer: Option<Arc<Signer>>,
 }
 
 /// One recipient of an issue.
@@ -55,6 +58,7 @@ impl PreparedIssue {
         subject: &str,
         instance: &str,
         bodies: EmailBodies,
+        signer: Option<Arc<Signer>>,
     ) -> Result<PreparedIssue, Error> {
         let from = parse_mailbox(&config.email.from).map_err(Error::Config)?;
         let reply_to = config
@@ -79,6 +83,7 @@ impl PreparedIssue {
             reply_to,
             list_id,
             bodies,
+            signer,
         })
     }
 
@@ -124,19 +129,68 @@ impl PreparedIssue {
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());
         }
-        let message = builder
-            .multipart(
-                MultiPart::alternative()
-                    .singlepart(SinglePart::plain(self.bodies.text.fill(&recipient, false)))
-                    .singlepart(SinglePart::html(self.bodies.html.fill(&recipient, true))),
-            )
-            .map_err(|e| Error::Email(e.to_string()))?;
-        Ok(Outgoing {
+        finish(
+            builder,
             message_id,
-            envelope: message.envelope().clone(),
-            bytes: message.formatted(),
-        })
+            self.bodies.text.fill(&recipient, false),
+            self.bodies.html.fill(&recipient, true),
+            self.signer.as_deref(),
+        )
     }
+}
+
+/// A one-off message that is not an issue, such as a confirmation request: no
+/// List-* headers, a fresh Message-ID, signed like every other message.
+pub fn transactional(
+    config: &Config,
+    signer: Option<&Signer>,
+    to: &EmailAddress,
+    subject: &str,
+    text: String,
+    html: String,
+) -> Result<Outgoing, Error> {
+    let from = parse_mailbox(&config.email.from).map_err(Error::Config)?;
+    let message_id = format!(
+        "<{}@{}>",
+        crate::posts::hex(&rand::random::<[u8; 12]>()),
+        from.email.domain()
+    );
+    let address = to
+        .as_str()
+        .parse()
+        .map_err(|e| Error::Email(format!("{to}: {e}")))?;
+    let builder = Message::builder()
+        .from(from)
+        .to(Mailbox::new(None, address))
+        .subject(one_line(subject))
+        .date(SystemTime::now())
+        .message_id(Some(message_id.clone()));
+    finish(builder, message_id, text, html, signer)
+}
+
+/// The common end of every message: both parts, the signature, the bytes.
+fn finish(
+    builder: lettre::message::MessageBuilder,
+    message_id: String,
+    text: String,
+    html: String,
+    signer: Option<&Signer>,
+) -> Result<Outgoing, Error> {
+    let mut message = builder
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(SinglePart::plain(text))
+                .singlepart(SinglePart::html(html)),
+        )
+        .map_err(|e| Error::Email(e.to_string()))?;
+    if let Some(signer) = signer {
+        signer.sign(&mut message);
+    }
+    Ok(Outgoing {
+        message_id,
+        envelope: message.envelope().clone(),
+        bytes: message.formatted(),
+    })
 }
 
 fn header(name: &'static str, value: String) -> HeaderValue {

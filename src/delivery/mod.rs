@@ -1,6 +1,7 @@
 //! Delivery: workers claim due deliveries from the store, send them over their own
 //! long-lived session, and record every result. Rendering happens once per issue.
 
+pub mod dkim;
 pub mod message;
 pub mod rate;
 pub mod transport;
@@ -147,6 +148,7 @@ impl Shared {
                 &issue.subject,
                 &self.instance,
                 bodies,
+                app.signer.clone(),
             )?))
         })
         .await
@@ -314,15 +316,33 @@ async fn deliver_one<S: Session>(
         .config
         .site_url(&format!("unsubscribe/{token}"))
         .to_string();
-    let message = issue.message_for(
-        &Addressee {
-            subscriber_id: c.subscriber_id,
-            email,
-            name: &c.name,
-            unsubscribe_url: &unsubscribe_url,
-        },
-        SystemTime::now(),
-    );
+    let build = {
+        let (issue, email, name, subscriber_id) = (
+            issue.clone(),
+            email.clone(),
+            c.name.clone(),
+            c.subscriber_id,
+        );
+        move || {
+            issue.message_for(
+                &Addressee {
+                    subscriber_id,
+                    email: &email,
+                    name: &name,
+                    unsubscribe_url: &unsubscribe_url,
+                },
+                SystemTime::now(),
+            )
+        }
+    };
+    // Signing is CPU work: keep it off the threads that drive the connections.
+    let message = if app.signer.is_some() {
+        tokio::task::spawn_blocking(build)
+            .await
+            .map_err(|e| Error::Email(format!("building a message: {e}")))?
+    } else {
+        build()
+    };
     let message = match message {
         Ok(m) => m,
         Err(e) => {

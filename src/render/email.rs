@@ -150,21 +150,26 @@ pub fn render_issue(
         },
         "unsubscribe_url": Field::UnsubscribeUrl.marker(),
     });
-    let html = templates.render("email.html", &data)?;
     // Mail clients drop <style>; inline it once per issue.
-    let inliner = css_inline::CSSInliner::options()
-        .keep_style_tags(false)
-        .load_remote_stylesheets(false)
-        .build();
-    let html = inliner.inline(&html).map_err(|e| Error::Template {
-        name: "email.html".into(),
-        message: format!("CSS inlining failed: {e}"),
-    })?;
+    let html = inline_css(&templates.render("email.html", &data)?)?;
     let text = templates.render("email.txt", &data)?;
     Ok(EmailBodies {
         html: Personalizable::split(&html),
         text: Personalizable::split(&text),
     })
+}
+
+/// Moves `<style>` rules into `style=""` attributes, which mail clients keep.
+pub fn inline_css(html: &str) -> Result<String, Error> {
+    css_inline::CSSInliner::options()
+        .keep_style_tags(false)
+        .load_remote_stylesheets(false)
+        .build()
+        .inline(html)
+        .map_err(|e| Error::Template {
+            name: "email".into(),
+            message: format!("CSS inlining failed: {e}"),
+        })
 }
 
 /// Plain text written for people: paragraphs wrapped, links as numbered references.

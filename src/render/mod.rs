@@ -10,28 +10,25 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::error::Error;
 
-/// The templates a user may edit, and their built-in text.
-pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
-    (
-        "email.html.hbs",
-        include_str!("../../templates/email.html.hbs"),
-    ),
-    (
-        "email.txt.hbs",
-        include_str!("../../templates/email.txt.hbs"),
-    ),
-    (
-        "head.html.hbs",
-        include_str!("../../templates/head.html.hbs"),
-    ),
-    (
-        "index.html.hbs",
-        include_str!("../../templates/index.html.hbs"),
-    ),
-    (
-        "post.html.hbs",
-        include_str!("../../templates/post.html.hbs"),
-    ),
+/// The built-in text of every template a user may edit, by file name.
+macro_rules! embedded {
+    ($($file:literal),* $(,)?) => {
+        &[$(($file, include_str!(concat!("../../templates/", $file)))),*]
+    };
+}
+
+pub const DEFAULT_TEMPLATES: &[(&str, &str)] = embedded![
+    "email.html.hbs",
+    "email.txt.hbs",
+    "confirm.subject.txt.hbs",
+    "confirm.txt.hbs",
+    "confirm.html.hbs",
+    "head.html.hbs",
+    "index.html.hbs",
+    "post.html.hbs",
+    "subscribe.html.hbs",
+    "message.html.hbs",
+    "unsubscribe.html.hbs",
 ];
 
 /// Two registries: HTML templates escape what they insert, text templates do not

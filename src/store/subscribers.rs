@@ -132,6 +132,77 @@ impl Store {
             .db("decoding a subscriber")
     }
 
+    /// A subscriber who asks again after leaving (or bouncing) starts over as pending,
+    /// with a confirmation email due at once.
+    pub async fn make_pending(&self, subscriber_id: i64, now: DateTime<Utc>) -> Result<(), Error> {
+        sqlx::query(
+            "UPDATE subscribers SET status = 'pending', hard_bounces = 0, confirm_sent_at = NULL, updated_at = $1 \
+             WHERE id = $2 AND status IN ('unsubscribed', 'bounced')",
+        )
+        .bind(ms(now))
+        .bind(subscriber_id)
+        .execute(&self.pool)
+        .await
+        .db("restarting a subscription")?;
+        Ok(())
+    }
+
+    /// Claims the right to send a confirmation email now: false if one went out less
+    /// than `min_gap` ago. Atomic, so two requests at once send one email.
+    pub async fn claim_confirmation(
+        &self,
+        subscriber_id: i64,
+        now: DateTime<Utc>,
+        min_gap: chrono::Duration,
+    ) -> Result<bool, Error> {
+        let t = ms(now);
+        let claimed = sqlx::query(
+            "UPDATE subscribers SET confirm_sent_at = $1 WHERE id = $2 AND status = 'pending' \
+             AND (confirm_sent_at IS NULL OR confirm_sent_at <= $3)",
+        )
+        .bind(t)
+        .bind(subscriber_id)
+        .bind(t - min_gap.num_milliseconds())
+        .execute(&self.pool)
+        .await
+        .db("recording a confirmation email")?
+        .rows_affected();
+        Ok(claimed == 1)
+    }
+
+    /// Gives the claim back when the email could not be sent, so a retry may send.
+    pub async fn release_confirmation(&self, subscriber_id: i64) -> Result<(), Error> {
+        sqlx::query("UPDATE subscribers SET confirm_sent_at = NULL WHERE id = $1")
+            .bind(subscriber_id)
+            .execute(&self.pool)
+            .await
+            .db("releasing a confirmation claim")?;
+        Ok(())
+    }
+
+    /// Confirms a pending subscriber. Returns the status after the attempt (None if
+    /// the id is unknown); only `pending` becomes `active`.
+    pub async fn confirm(
+        &self,
+        subscriber_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SubscriberStatus>, Error> {
+        let t = ms(now);
+        sqlx::query(
+            "UPDATE subscribers SET status = 'active', confirmed_at = $1, updated_at = $1 \
+             WHERE id = $2 AND status = 'pending'",
+        )
+        .bind(t)
+        .bind(subscriber_id)
+        .execute(&self.pool)
+        .await
+        .db("confirming a subscriber")?;
+        Ok(self
+            .subscriber_by_id(subscriber_id)
+            .await?
+            .map(|s| s.status))
+    }
+
     /// Unsubscribes at once: the subscriber's queued and retrying deliveries become
     /// `skipped` in the same transaction. Returns false if the id is unknown.
     pub async fn unsubscribe(&self, subscriber_id: i64, now: DateTime<Utc>) -> Result<bool, Error> {

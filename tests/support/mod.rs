@@ -85,6 +85,18 @@ from = "Jerry <essays@example.com>"
         std::fs::rename(posts.join(from), posts.join(to)).expect("rename post");
     }
 
+    /// Adds TOML to the end of config.toml (a new section, or keys of the last one).
+    pub fn append_config(&self, toml: &str) {
+        let config = std::fs::read_to_string(self.config_path()).expect("read config");
+        std::fs::write(self.config_path(), format!("{config}\n{toml}\n")).expect("write config");
+    }
+
+    pub fn set_config(&self, from: &str, to: &str) {
+        let config = std::fs::read_to_string(self.config_path()).expect("read config");
+        assert!(config.contains(from), "config has no `{from}`");
+        std::fs::write(self.config_path(), config.replace(from, to)).expect("write config");
+    }
+
     pub async fn app(&self) -> App {
         let config = Config::load(&self.config_path()).expect("config");
         App::open(config).await.expect("open app")
@@ -148,4 +160,52 @@ pub fn post(title: &str, date: DateTime<Utc>, body: &str) -> String {
 
 pub fn toml_string(s: &str) -> String {
     serde_json::to_string(s).expect("a JSON string is a TOML basic string")
+}
+
+/// The real web server on a free loopback port, with its own address as the
+/// site's base URL (so the links in emails can be followed), stopped on drop.
+pub struct RunningServer {
+    pub base: String,
+    pub app: App,
+    pub site: std::sync::Arc<posthorn::web::site::SiteCache>,
+    pub client: reqwest::Client,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl RunningServer {
+    pub async fn start(site: &TestSite, rebase: bool) -> RunningServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        if rebase {
+            site.set_config("https://essays.example.com", &base);
+        }
+        let app = site.app().await;
+        app.sync_posts(Utc::now()).await.expect("sync");
+        let server = posthorn::web::Server::on(app.clone(), listener)
+            .await
+            .expect("server");
+        let cache = server.site.clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        let client = reqwest::Client::builder()
+            .no_gzip()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        RunningServer {
+            base,
+            app,
+            site: cache,
+            client,
+            _stop: stop,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
 }

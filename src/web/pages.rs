@@ -1,0 +1,161 @@
+//! Subscriber-facing pages: subscribe, confirm, unsubscribe. Their words are in
+//! the templates (Korean or English, after `site.language`).
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Form;
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::WebState;
+use crate::domain::{one_line, EmailAddress};
+use crate::error::Error;
+use crate::render::site_context;
+use crate::tokens::{Purpose, TokenError};
+
+/// Renders a page template with `site` added to `data`.
+pub fn page(
+    state: &WebState,
+    template: &str,
+    status: StatusCode,
+    mut data: serde_json::Value,
+) -> Response {
+    data["site"] = site_context(&state.app.config);
+    match state.app.templates.render(template, &data) {
+        Ok(html) => (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "rendering {template}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+fn message(state: &WebState, status: StatusCode, kind: &str) -> Response {
+    page(state, "message.html", status, json!({ "kind": kind }))
+}
+
+fn token_error(state: &WebState, e: TokenError) -> Response {
+    match e {
+        TokenError::Expired => message(state, StatusCode::GONE, "expired_link"),
+        TokenError::Invalid | TokenError::WrongPurpose => {
+            message(state, StatusCode::BAD_REQUEST, "invalid_link")
+        }
+    }
+}
+
+fn internal(state: &WebState, e: Error) -> Response {
+    tracing::error!(error = %e, "request failed");
+    message(state, StatusCode::INTERNAL_SERVER_ERROR, "bad_request")
+}
+
+pub async fn subscribe_form(State(state): State<WebState>) -> Response {
+    page(&state, "subscribe.html", StatusCode::OK, json!({}))
+}
+
+#[derive(Deserialize)]
+pub struct SubscribeForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    /// Hidden from people; bots fill it in.
+    #[serde(default)]
+    website: String,
+}
+
+pub async fn subscribe(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    form: Result<Form<SubscribeForm>, FormRejection>,
+) -> Response {
+    if !state.limiter.allow(peer.ip()) {
+        let mut r = message(&state, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("60"));
+        return r;
+    }
+    let form = match form {
+        Ok(Form(form)) => form,
+        // 413 for an oversized body, 400 for one that is not a form, and so on.
+        Err(rejection) => return message(&state, rejection.status(), "bad_request"),
+    };
+    if !form.website.is_empty() {
+        // A bot: the same answer as everyone gets, and nothing happens.
+        return message(&state, StatusCode::OK, "check_email");
+    }
+    let email = match EmailAddress::parse(&form.email) {
+        Ok(e) if form.name.chars().count() <= 100 => e,
+        _ => {
+            let shown: String = form.email.chars().take(254).collect();
+            let name: String = form.name.chars().take(100).collect();
+            return page(
+                &state,
+                "subscribe.html",
+                StatusCode::BAD_REQUEST,
+                json!({ "error": true, "email": shown, "name": name }),
+            );
+        }
+    };
+    match state
+        .app
+        .subscribe(&email, &one_line(&form.name), Utc::now())
+        .await
+    {
+        Ok(()) => message(&state, StatusCode::OK, "check_email"),
+        Err(Error::Email(e)) => {
+            tracing::warn!(error = %e, "confirmation email not sent");
+            message(&state, StatusCode::SERVICE_UNAVAILABLE, "send_failed")
+        }
+        Err(e) => internal(&state, e),
+    }
+}
+
+pub async fn confirm(State(state): State<WebState>, Path(token): Path<String>) -> Response {
+    match state.app.confirm(&token, Utc::now()).await {
+        Ok(Ok(())) => message(&state, StatusCode::OK, "confirmed"),
+        Ok(Err(e)) => token_error(&state, e),
+        Err(e) => internal(&state, e),
+    }
+}
+
+/// Shows one button. Fetching this page (as link scanners do) changes nothing.
+pub async fn unsubscribe_page(
+    State(state): State<WebState>,
+    Path(token): Path<String>,
+) -> Response {
+    match state
+        .app
+        .tokens
+        .verify(&token, Purpose::Unsubscribe, Utc::now())
+    {
+        Ok(_) => {
+            let action = state
+                .app
+                .config
+                .site_url(&format!("unsubscribe/{token}"))
+                .to_string();
+            page(
+                &state,
+                "unsubscribe.html",
+                StatusCode::OK,
+                json!({ "action": action }),
+            )
+        }
+        Err(e) => token_error(&state, e),
+    }
+}
+
+/// The RFC 8058 one-click target: any body (urlencoded or multipart
+/// `List-Unsubscribe=One-Click`), no cookies, 200 without a redirect, idempotent.
+pub async fn unsubscribe(State(state): State<WebState>, Path(token): Path<String>) -> Response {
+    match state.app.unsubscribe_by_token(&token, Utc::now()).await {
+        Ok(Ok(())) => message(&state, StatusCode::OK, "unsubscribed"),
+        Ok(Err(e)) => token_error(&state, e),
+        Err(e) => internal(&state, e),
+    }
+}

@@ -1,0 +1,589 @@
+//! A subscriber's whole life over real HTTP and SMTP: subscribe, confirm by the
+//! emailed link, receive, unsubscribe in one click. Plus forgeries, bots, floods,
+//! bad input and the admin API.
+
+mod support;
+
+use chrono::{Duration, Utc};
+use posthorn::delivery::DeliverOptions;
+use posthorn::domain::{EmailAddress, SubscriberStatus};
+use posthorn::tokens::Purpose;
+use reqwest::StatusCode;
+use support::{post, Received, RunningServer, SmtpServer, TestSite};
+
+fn link_in(message: &Received, prefix: &str) -> String {
+    let text = message.parsed().body_text(0).unwrap().to_string();
+    let start = text
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix} link in {text}"));
+    text[start..].split_whitespace().next().unwrap().to_string()
+}
+
+async fn status_of(app: &posthorn::App, email: &str) -> Option<SubscriberStatus> {
+    let email = EmailAddress::parse(email).unwrap();
+    app.store
+        .subscriber_by_email(&email)
+        .await
+        .unwrap()
+        .map(|s| s.status)
+}
+
+async fn subscribe(s: &RunningServer, email: &str, name: &str) -> reqwest::Response {
+    s.client
+        .post(s.url("/subscribe"))
+        .form(&[("email", email), ("name", name), ("website", "")])
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn subscribe_confirm_receive_and_unsubscribe_in_one_click() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    let s = RunningServer::start(&site, true).await;
+
+    let form = s.client.get(s.url("/subscribe")).send().await.unwrap();
+    assert_eq!(form.status(), 200);
+    let form = form.text().await.unwrap();
+    assert!(
+        form.contains("<html lang=\"ko\">") && form.contains("구독하기"),
+        "Korean page"
+    );
+    assert!(form.contains("name=\"website\""), "honeypot field");
+
+    let answer = subscribe(&s, "Reader@Example.com", "독자").await;
+    assert_eq!(answer.status(), 200);
+    let new_answer = answer.text().await.unwrap();
+    assert!(new_answer.contains("메일함을 확인해 주세요"));
+    assert_eq!(
+        status_of(&s.app, "reader@example.com").await,
+        Some(SubscriberStatus::Pending)
+    );
+
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "one confirmation email");
+    assert_eq!(mails[0].rcpt_to, vec!["Reader@example.com".to_string()]);
+    let parsed = mails[0].parsed();
+    assert!(parsed.subject().unwrap().contains("구독을 확인해 주세요"));
+    assert!(
+        parsed.header("List-Unsubscribe").is_none(),
+        "a confirmation is not a list message"
+    );
+    let confirm = link_in(&mails[0], &s.url("/confirm/"));
+
+    // Asking again gets the same answer and no second email within ten minutes.
+    let again = subscribe(&s, "reader@example.com", "").await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(
+        again.text().await.unwrap(),
+        new_answer,
+        "pending looks like new"
+    );
+    assert_eq!(smtp.messages().len(), 1);
+
+    let confirmed = s.client.get(&confirm).send().await.unwrap();
+    assert_eq!(confirmed.status(), 200);
+    assert!(confirmed
+        .text()
+        .await
+        .unwrap()
+        .contains("구독이 시작되었습니다"));
+    assert_eq!(
+        status_of(&s.app, "reader@example.com").await,
+        Some(SubscriberStatus::Active)
+    );
+    assert_eq!(
+        s.client.get(&confirm).send().await.unwrap().status(),
+        200,
+        "confirming twice is fine"
+    );
+
+    // An active address gets the very same answer, and no email.
+    let active = subscribe(&s, "reader@example.com", "").await;
+    assert_eq!(
+        active.text().await.unwrap(),
+        new_answer,
+        "no way to probe who subscribes"
+    );
+    assert_eq!(smtp.messages().len(), 1);
+
+    // The next essay arrives, with a working one-click unsubscribe.
+    let created = s.app.store.created_at().await.unwrap();
+    site.write_post(
+        "next.md",
+        &post("다음 글", created + Duration::seconds(1), "본문"),
+    );
+    s.app
+        .run_once(created + Duration::minutes(1), DeliverOptions::default())
+        .await
+        .unwrap();
+    let essay = smtp.messages().last().unwrap().clone();
+    assert_eq!(essay.parsed().subject().unwrap(), "다음 글");
+    let unsubscribe = essay
+        .parsed()
+        .header_raw("List-Unsubscribe")
+        .unwrap()
+        .trim()
+        .trim_matches(['<', '>'])
+        .to_string();
+    assert!(unsubscribe.starts_with(&s.url("/unsubscribe/")));
+
+    // A link scanner fetching the link changes nothing; the page has one button.
+    let page = s.client.get(&unsubscribe).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let page = page.text().await.unwrap();
+    assert!(page.contains("method=\"post\"") && page.contains("id=\"unsubscribe\""));
+    assert_eq!(
+        status_of(&s.app, "reader@example.com").await,
+        Some(SubscriberStatus::Active)
+    );
+
+    // RFC 8058: POST with List-Unsubscribe=One-Click, no cookies, 200, no redirect.
+    let one_click = s
+        .client
+        .post(&unsubscribe)
+        .form(&[("List-Unsubscribe", "One-Click")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(one_click.status(), 200);
+    assert!(one_click
+        .text()
+        .await
+        .unwrap()
+        .contains("구독을 해지했습니다"));
+    assert_eq!(
+        status_of(&s.app, "reader@example.com").await,
+        Some(SubscriberStatus::Unsubscribed)
+    );
+    let multipart = reqwest::multipart::Form::new().text("List-Unsubscribe", "One-Click");
+    let again = s
+        .client
+        .post(&unsubscribe)
+        .multipart(multipart)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200, "idempotent, multipart accepted");
+
+    // The next issue skips them.
+    site.write_post(
+        "after.md",
+        &post("그 다음 글", created + Duration::seconds(2), "본문"),
+    );
+    let before = smtp.messages().len();
+    let report = s
+        .app
+        .run_once(created + Duration::minutes(2), DeliverOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.deliveries.sent, 0);
+    assert_eq!(smtp.messages().len(), before);
+
+    // Subscribing again after leaving starts a new double opt-in.
+    assert_eq!(subscribe(&s, "reader@example.com", "").await.status(), 200);
+    assert_eq!(
+        status_of(&s.app, "reader@example.com").await,
+        Some(SubscriberStatus::Pending)
+    );
+    assert_eq!(
+        smtp.messages().len(),
+        before + 1,
+        "a new confirmation email"
+    );
+    let reconfirm = link_in(smtp.messages().last().unwrap(), &s.url("/confirm/"));
+    assert_eq!(s.client.get(&reconfirm).send().await.unwrap().status(), 200);
+    assert_eq!(
+        status_of(&s.app, "reader@example.com").await,
+        Some(SubscriberStatus::Active)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsubscribing_skips_queued_deliveries_at_once() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    let s = RunningServer::start(&site, true).await;
+    site.add_subscribers(&s.app, &["a@example.com", "b@example.com"])
+        .await;
+    let created = s.app.store.created_at().await.unwrap();
+    site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
+    let now = created + Duration::minutes(1);
+    s.app.sync_posts(now).await.unwrap();
+    let issues = s.app.create_due_issues(now).await.unwrap();
+    let b = s
+        .app
+        .store
+        .subscriber_by_email(&EmailAddress::parse("b@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let token = s.app.tokens.sign(Purpose::Unsubscribe, b.id, None);
+    let r = s
+        .client
+        .post(s.url(&format!("/unsubscribe/{token}")))
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let log = s
+        .app
+        .store
+        .delivery_log(issues[0].issue_id, None)
+        .await
+        .unwrap();
+    let row = log.iter().find(|r| r.email == "b@example.com").unwrap();
+    assert_eq!(row.status, "skipped");
+    assert_eq!(row.last_error.as_deref(), Some("unsubscribed"));
+    let report = posthorn::delivery::deliver_due(&s.app, now, DeliverOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.sent, 1);
+    assert_eq!(smtp.count_for("b@example.com"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forged_expired_and_wrong_purpose_links_change_nothing() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    let s = RunningServer::start(&site, true).await;
+    assert_eq!(subscribe(&s, "p@example.com", "").await.status(), 200);
+    let p = s
+        .app
+        .store
+        .subscriber_by_email(&EmailAddress::parse("p@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    site.add_subscribers(&s.app, &["active@example.com"]).await;
+    let active = s
+        .app
+        .store
+        .subscriber_by_email(&EmailAddress::parse("active@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+
+    let tokens = &s.app.tokens;
+    let expired = tokens.sign(
+        Purpose::Confirm,
+        p.id,
+        Some(Utc::now() - Duration::hours(1)),
+    );
+    let r = s
+        .client
+        .get(s.url(&format!("/confirm/{expired}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::GONE);
+    assert!(r.text().await.unwrap().contains("유효 기간"));
+
+    let wrong_purpose = tokens.sign(Purpose::Unsubscribe, p.id, None);
+    assert_eq!(
+        s.client
+            .get(s.url(&format!("/confirm/{wrong_purpose}")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    let confirm_as_unsubscribe = tokens.sign(
+        Purpose::Confirm,
+        active.id,
+        Some(Utc::now() + Duration::days(1)),
+    );
+    let r = s
+        .client
+        .post(s.url(&format!("/unsubscribe/{confirm_as_unsubscribe}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    let other_key = posthorn::tokens::Tokens::new(b"not the site's key");
+    let forged = other_key.sign(Purpose::Unsubscribe, active.id, None);
+    let good = tokens.sign(Purpose::Unsubscribe, active.id, None);
+    for bad in [
+        forged.as_str(),
+        &good[..good.len() - 4],
+        "x",
+        "%00%ff",
+        "..%2F..%2Fetc",
+    ] {
+        let r = s
+            .client
+            .post(s.url(&format!("/unsubscribe/{bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{bad}: {}", r.status());
+        let r = s
+            .client
+            .get(s.url(&format!("/confirm/{bad}")))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{bad}: {}", r.status());
+    }
+    assert_eq!(
+        status_of(&s.app, "p@example.com").await,
+        Some(SubscriberStatus::Pending)
+    );
+    assert_eq!(
+        status_of(&s.app, "active@example.com").await,
+        Some(SubscriberStatus::Active)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bots_floods_and_bad_input_get_4xx_and_store_nothing_bad() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    let s = RunningServer::start(&site, true).await;
+
+    // The honeypot: the usual answer, and nothing stored or sent.
+    let bot = s
+        .client
+        .post(s.url("/subscribe"))
+        .form(&[("email", "bot@example.com"), ("website", "http://spam")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bot.status(), 200);
+    assert_eq!(status_of(&s.app, "bot@example.com").await, None);
+
+    let long = "a".repeat(10_000);
+    let bad: Vec<(Vec<(&str, String)>, &str)> = vec![
+        (vec![("email", "<script>alert(1)</script>".into())], "html"),
+        (
+            vec![("email", "x'; DROP TABLE subscribers; --@example.com".into())],
+            "sql",
+        ),
+        (
+            vec![("email", format!("{long}@example.com"))],
+            "10 KB address",
+        ),
+        (
+            vec![("email", "ok@example.com".into()), ("name", long.clone())],
+            "10 KB name",
+        ),
+        (vec![("email", String::new())], "empty"),
+    ];
+    for (fields, what) in &bad {
+        let r = s
+            .client
+            .post(s.url("/subscribe"))
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{what}");
+        let body = r.text().await.unwrap();
+        assert!(
+            !body.contains("<script>alert"),
+            "{what}: input is escaped when shown again"
+        );
+    }
+    let invalid_utf8 = s
+        .client
+        .post(s.url("/subscribe"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(b"email=%ff%fe%fd@example.com&name=%c3%28".to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert!(invalid_utf8.status().is_client_error());
+    let huge = s
+        .client
+        .post(s.url("/subscribe"))
+        .form(&[("email", "a".repeat(100_000))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // HTML in a name is stored as text and escaped in the confirmation email.
+    let r = s
+        .client
+        .post(s.url("/subscribe"))
+        .form(&[("email", "n@example.com"), ("name", "<b>김</b> & 이")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = smtp
+        .messages()
+        .last()
+        .unwrap()
+        .parsed()
+        .body_html(0)
+        .unwrap()
+        .to_string();
+    assert!(html.contains("&lt;b&gt;김&lt;/b&gt; &amp; 이"), "{html}");
+    let count = s.app.store.subscribers_page(None, 0, 100).await.unwrap();
+    assert_eq!(count.len(), 1, "only the one valid request was stored");
+    assert_eq!(smtp.messages().len(), 1);
+
+    // A flood from one address gets 429 (the limit is ten at once).
+    let mut limited = 0;
+    for i in 0..12 {
+        let r = subscribe(&s, &format!("flood{i}@example.com"), "").await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited += 1;
+            assert!(r.headers().contains_key("retry-after"));
+        }
+    }
+    assert!(limited >= 1, "the flood was limited");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_api_needs_its_token() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    site.write_post(
+        "essay.md",
+        &post("에세이", Utc::now() - Duration::days(1), "본문"),
+    );
+    {
+        // No token configured: the API does not exist.
+        let s = RunningServer::start(&site, false).await;
+        let r = s
+            .client
+            .get(s.url("/api/status"))
+            .bearer_auth("anything")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
+    site.append_config("[server]\nadmin_token = \"s3cret-token\"");
+    let s = RunningServer::start(&site, false).await;
+    site.add_subscribers(&s.app, &["a@example.com", "b@example.com"])
+        .await;
+    for auth in [
+        None,
+        Some("wrong"),
+        Some("s3cret-token-but-longer"),
+        Some(""),
+    ] {
+        let mut req = s.client.get(s.url("/api/subscribers"));
+        if let Some(token) = auth {
+            req = req.bearer_auth(token);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 401, "{auth:?}");
+        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    }
+    let api = |path: &str| s.client.get(s.url(path)).bearer_auth("s3cret-token");
+    let subs: serde_json::Value = api("/api/subscribers?status=active")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(subs["subscribers"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        api("/api/subscribers?status=nonsense")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+
+    let r = s
+        .client
+        .post(s.url("/api/posts/essay/send"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let sent: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(sent["queued"], 2);
+    // The send runs in the background: wait for it (bounded), then read the log.
+    for _ in 0..200 {
+        if smtp.messages().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(smtp.messages().len(), 2);
+    let log: serde_json::Value = loop {
+        let log: serde_json::Value = api("/api/posts/essay/deliveries")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if log
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "sent")
+        {
+            break log;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    };
+    assert_eq!(log.as_array().unwrap().len(), 2);
+    let status: serde_json::Value = api("/api/status")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status[0]["counts"]["sent"], 2);
+    let missing = s
+        .client
+        .post(s.url("/api/posts/nope/send"))
+        .bearer_auth("s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_speak_english_when_the_site_does() {
+    let site = TestSite::new(None);
+    site.set_config("language = \"ko\"", "language = \"en\"");
+    let s = RunningServer::start(&site, true).await;
+    let form = s
+        .client
+        .get(s.url("/subscribe"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(form.contains("<html lang=\"en\">") && form.contains("Get new essays by email"));
+    let r = s
+        .client
+        .post(s.url("/subscribe"))
+        .form(&[("email", "e@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("Check your inbox"));
+    let eml = std::fs::read_dir(site.path().join("outbox"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let raw = std::fs::read(eml).unwrap();
+    let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    assert!(parsed
+        .subject()
+        .unwrap()
+        .starts_with("Confirm your subscription"));
+}

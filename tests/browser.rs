@@ -1,0 +1,209 @@
+//! A real browser through the subscriber's life: headless Chromium, driven over
+//! WebDriver (chromedriver), against the real server and SMTP.
+//!
+//! Needs Debian's `chromium` and `chromium-driver`; `.ci/run` installs them and sets
+//! REQUIRE_BROWSER_TESTS=1, which turns a missing browser into a failure. Elsewhere
+//! the test says loudly that it was skipped.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{ClientBuilder, Locator};
+use posthorn::delivery::DeliverOptions;
+use posthorn::domain::{EmailAddress, SubscriberStatus};
+use support::{post, RunningServer, SmtpServer, TestSite};
+
+fn chromedriver() -> Option<String> {
+    let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    if std::path::Path::new(&path).exists() {
+        return Some(path);
+    }
+    if std::env::var("REQUIRE_BROWSER_TESTS").is_ok_and(|v| v == "1") {
+        panic!("REQUIRE_BROWSER_TESTS=1 but {path} does not exist");
+    }
+    eprintln!("\n!!! SKIPPED: browser test: {path} not found (apt-get install chromium chromium-driver) !!!\n");
+    None
+}
+
+async fn status_of(app: &posthorn::App, email: &str) -> SubscriberStatus {
+    let email = EmailAddress::parse(email).unwrap();
+    app.store
+        .subscriber_by_email(&email)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
+    let Some(driver_path) = chromedriver() else {
+        return;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut driver = tokio::process::Command::new(driver_path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    let capabilities = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-quic", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync"]
+        }
+    });
+    let capabilities = capabilities.as_object().unwrap().clone();
+    let mut client = None;
+    for _ in 0..100 {
+        // chromedriver is on loopback: plain HTTP, no TLS stack needed.
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(c) => {
+                client = Some(c);
+                break;
+            }
+            // chromedriver takes a moment to listen.
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let browser = client.expect("connect to chromedriver");
+
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    let s = RunningServer::start(&site, true).await;
+    let text_of = |selector: &'static str| {
+        let browser = browser.clone();
+        async move {
+            let element = browser
+                .wait()
+                .for_element(Locator::Css(selector))
+                .await
+                .expect(selector);
+            element.text().await.unwrap()
+        }
+    };
+
+    // Subscribe on the form.
+    browser.goto(&s.url("/subscribe")).await.unwrap();
+    assert!(text_of("h1").await.contains("새 글을 이메일로 받아 보세요"));
+    browser
+        .find(Locator::Css("input[name=email]"))
+        .await
+        .unwrap()
+        .send_keys("browser@example.com")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("브라우저 독자")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text_of("#message h1")
+        .await
+        .contains("메일함을 확인해 주세요"));
+    assert_eq!(
+        status_of(&s.app, "browser@example.com").await,
+        SubscriberStatus::Pending
+    );
+
+    // Follow the link in the confirmation email.
+    let confirmation = smtp.messages()[0]
+        .parsed()
+        .body_text(0)
+        .unwrap()
+        .to_string();
+    let link = confirmation
+        .split_whitespace()
+        .find(|w| w.starts_with(&s.url("/confirm/")))
+        .unwrap()
+        .to_string();
+    browser.goto(&link).await.unwrap();
+    assert!(text_of("#message h1")
+        .await
+        .contains("구독이 시작되었습니다"));
+    assert_eq!(
+        status_of(&s.app, "browser@example.com").await,
+        SubscriberStatus::Active
+    );
+
+    // The next essay arrives; its unsubscribe link shows a button, and only the button acts.
+    let created = s.app.store.created_at().await.unwrap();
+    site.write_post(
+        "next.md",
+        &post("다음 글", created + chrono::Duration::seconds(1), "본문"),
+    );
+    s.app
+        .run_once(
+            created + chrono::Duration::minutes(1),
+            DeliverOptions::default(),
+        )
+        .await
+        .unwrap();
+    let essay = smtp
+        .messages()
+        .last()
+        .unwrap()
+        .parsed()
+        .body_text(0)
+        .unwrap()
+        .to_string();
+    let unsubscribe = essay
+        .split_whitespace()
+        .find(|w| w.starts_with(&s.url("/unsubscribe/")))
+        .unwrap()
+        .to_string();
+    browser.goto(&unsubscribe).await.unwrap();
+    assert!(text_of("h1").await.contains("구독을 해지할까요?"));
+    assert_eq!(
+        status_of(&s.app, "browser@example.com").await,
+        SubscriberStatus::Active,
+        "viewing changes nothing"
+    );
+    browser
+        .find(Locator::Id("unsubscribe"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert!(text_of("#message h1").await.contains("구독을 해지했습니다"));
+    assert_eq!(
+        status_of(&s.app, "browser@example.com").await,
+        SubscriberStatus::Unsubscribed
+    );
+    assert!(
+        browser
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .starts_with(&s.url("/unsubscribe/")),
+        "no redirect"
+    );
+
+    browser.close().await.unwrap();
+    let _ = driver.kill().await;
+}

@@ -5,8 +5,9 @@
 # message with dkimpy.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${POSTHORN_BIN:-$ROOT/target/debug/posthorn}
-[ -x "$BIN" ] || (cd "$ROOT" && cargo build --quiet)
+# Build (a no-op when up to date) and use the binary wherever cargo puts it.
+(cd "$ROOT" && cargo build --quiet)
+BIN=${POSTHORN_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/posthorn}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 

@@ -3,8 +3,9 @@
 # the sample site on a free loopback port and runs feedparser_check.py against it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BIN=${POSTHORN_BIN:-$ROOT/target/debug/posthorn}
-[ -x "$BIN" ] || (cd "$ROOT" && cargo build --quiet)
+# Build (a no-op when up to date) and use the binary wherever cargo puts it.
+(cd "$ROOT" && cargo build --quiet)
+BIN=${POSTHORN_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/posthorn}
 
 SITE=$(mktemp -d)
 SERVER=""
@@ -16,6 +17,9 @@ POSTHORN_SERVER__BIND="127.0.0.1:$PORT" "$BIN" --config "$SITE/config.toml" serv
 SERVER=$!
 for _ in $(seq 100); do
   python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$PORT/healthz')" 2>/dev/null && break
+  if ! kill -0 "$SERVER" 2>/dev/null; then
+    echo "posthorn serve exited:" >&2; cat "$SITE/serve.log" >&2; exit 1
+  fi
   sleep 0.1
 done
 python3 "$ROOT/tests/readers/feedparser_check.py" "http://127.0.0.1:$PORT"

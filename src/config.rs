@@ -195,6 +195,9 @@ pub struct SmtpConfig {
     pub retry_backoff_seconds: u64,
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
+    /// Permanent failures (5xx) after which a subscriber becomes `bounced`.
+    #[serde(default = "default_bounce_after")]
+    pub bounce_after: u32,
 }
 
 impl Default for SmtpConfig {
@@ -210,6 +213,7 @@ impl Default for SmtpConfig {
             max_attempts: default_max_attempts(),
             retry_backoff_seconds: default_backoff(),
             timeout_seconds: default_timeout(),
+            bounce_after: default_bounce_after(),
         }
     }
 }
@@ -294,6 +298,9 @@ fn default_backoff() -> u64 {
 }
 fn default_timeout() -> u64 {
     30
+}
+fn default_bounce_after() -> u32 {
+    3
 }
 fn default_bind() -> String {
     "127.0.0.1:8080".into()

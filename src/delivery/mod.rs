@@ -2,6 +2,7 @@
 //! long-lived session, and record every result. Rendering happens once per issue.
 
 pub mod dkim;
+pub mod lease;
 pub mod message;
 pub mod rate;
 pub mod transport;
@@ -162,6 +163,14 @@ async fn run<T: Transport>(
     now: DateTime<Utc>,
     options: DeliverOptions,
 ) -> Result<DeliveryReport, Error> {
+    // Claims of processes that died (a kill -9, a crash) go back to the queue first.
+    let reaped = app
+        .store
+        .reap_leases(now, |owner| lease::is_dead(owner) == Some(true))
+        .await?;
+    if reaped > 0 {
+        tracing::warn!(reaped, "took back deliveries of a sender that stopped mid-send");
+    }
     let due = app.store.count_due(now, options.issue_id).await?;
     if due == 0 {
         return Ok(DeliveryReport::default());
@@ -183,9 +192,9 @@ async fn run<T: Transport>(
         report: Mutex::new(DeliveryReport::default()),
         options,
         batch,
-        // Long enough for a whole batch of slow sends; a worker never starts a send
-        // that could outlive its lease.
-        lease: (timeout + Duration::from_secs(5)) * 4 + Duration::from_secs(60),
+        // Renewed while a worker is busy; what a crashed process on another host
+        // leaves behind waits this long. On this host a dead owner is seen at once.
+        lease: Duration::from_secs(60).max(timeout * 2),
         instance: app.store.instance().await?,
     });
 
@@ -217,28 +226,34 @@ async fn worker<S: Session>(shared: Arc<Shared>, mut session: S) -> Result<(), E
 
 async fn worker_loop<S: Session>(shared: &Shared, session: &mut S) -> Result<(), Error> {
     let store = &shared.app.store;
-    let lease_ms = shared.lease.as_millis() as i64;
-    let timeout = Duration::from_secs(shared.app.config.smtp.timeout_seconds);
+    let smtp = &shared.app.config.smtp;
+    let owner = lease::Owner::current().as_str();
+    let lease = chrono::Duration::from_std(shared.lease).unwrap_or_default();
+    // A send must never outlive the lease under it.
+    let margin = chrono::Duration::seconds(smtp.timeout_seconds as i64 + 5);
     loop {
         if shared.stopping() {
             return Ok(());
         }
         let claimed_at = shared.clock.now();
         let claimed = store
-            .claim_deliveries(claimed_at, lease_ms, shared.batch, shared.options.issue_id)
+            .claim_deliveries(claimed_at, lease.num_milliseconds(), shared.batch, shared.options.issue_id, owner)
             .await?;
         if claimed.is_empty() {
             return Ok(());
         }
-        let lease_end = claimed_at + chrono::Duration::milliseconds(lease_ms);
+        let mut lease_end = claimed_at + lease;
         let mut outcomes = Vec::with_capacity(claimed.len());
         let mut server_down = false;
-        for c in &claimed {
+        for (i, c) in claimed.iter().enumerate() {
             let now = shared.clock.now();
-            let time_left = (lease_end - now).to_std().unwrap_or_default();
+            if lease_end - now < margin {
+                let rest: Vec<i64> = claimed[i..].iter().map(|c| c.delivery_id).collect();
+                lease_end = now + lease;
+                store.renew_leases(&rest, owner, lease_end).await?;
+            }
             let outcome =
-                if server_down || shared.stopping() || time_left < timeout + Duration::from_secs(5)
-                {
+                if server_down || shared.stopping() {
                     released(c, now, None)
                 } else {
                     match deliver_one(shared, session, c).await {
@@ -252,14 +267,18 @@ async fn worker_loop<S: Session>(shared: &Shared, session: &mut S) -> Result<(),
                             for rest in claimed.iter().skip(outcomes.len()) {
                                 outcomes.push(released(rest, now, None));
                             }
-                            store.record_outcomes(&outcomes, shared.clock.now()).await?;
+                            store
+                                .record_outcomes(&outcomes, shared.clock.now(), smtp.bounce_after)
+                                .await?;
                             return Err(e);
                         }
                     }
                 };
             outcomes.push(outcome);
         }
-        store.record_outcomes(&outcomes, shared.clock.now()).await?;
+        store
+            .record_outcomes(&outcomes, shared.clock.now(), smtp.bounce_after)
+            .await?;
         {
             let mut report = shared.report.lock().unwrap_or_else(|e| e.into_inner());
             for o in &outcomes {

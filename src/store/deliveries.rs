@@ -66,42 +66,34 @@ pub struct DeliveryLogRow {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
-/// Permanent failures after which an address is `bounced`.
-pub const BOUNCE_THRESHOLD: i64 = 3;
-
 impl Store {
-    /// Claims up to `limit` due deliveries (of one issue, or of all) for `lease_ms`.
+    /// Claims up to `limit` due deliveries (of one issue, or of all) for `owner`
+    /// until `now + lease_ms`. No ORDER BY: the index on (status, next_attempt_at)
+    /// finds due rows without sorting the whole queue on every claim.
     pub async fn claim_deliveries(
         &self,
         now: DateTime<Utc>,
         lease_ms: i64,
         limit: i64,
         issue_id: Option<i64>,
+        owner: &str,
     ) -> Result<Vec<Claimed>, Error> {
         let t = ms(now);
-        let issue_filter = if issue_id.is_some() {
-            "AND issue_id = $4"
-        } else {
-            ""
-        };
+        let issue_filter = if issue_id.is_some() { "AND issue_id = $5" } else { "" };
         let sql = format!(
             "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, \
-             lease_until = $1 + $2, updated_at = $1 \
+             lease_until = $1 + $2, lease_owner = $4, updated_at = $1 \
              WHERE id IN (SELECT id FROM deliveries \
-                 WHERE ((status IN ('queued', 'retrying') AND next_attempt_at <= $1) \
-                     OR (status = 'sending' AND lease_until < $1)) {issue_filter} \
-                 ORDER BY next_attempt_at, id LIMIT $3{}) \
+                 WHERE status IN ('queued', 'retrying') AND next_attempt_at <= $1 {issue_filter} \
+                 LIMIT $3{}) \
              RETURNING id, issue_id, subscriber_id, attempts - attempt_base AS attempt",
             self.dialect.skip_locked()
         );
-        let mut query = sqlx::query(&sql).bind(t).bind(lease_ms).bind(limit);
+        let mut query = sqlx::query(&sql).bind(t).bind(lease_ms).bind(limit).bind(owner);
         if let Some(id) = issue_id {
             query = query.bind(id);
         }
-        let rows = query
-            .fetch_all(&self.pool)
-            .await
-            .db("claiming deliveries")?;
+        let rows = query.fetch_all(&self.pool).await.db("claiming deliveries")?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
             claimed.push(Claimed {
@@ -151,12 +143,65 @@ impl Store {
         Ok(claimed)
     }
 
+    /// Takes back the claims of processes that died: those whose lease ran out, and
+    /// those whose owner `is_dead` says is gone (at once, on the same host). They
+    /// become `retrying`, due now; a message that was on the wire when its sender
+    /// died may go out again, with the same Message-ID.
+    pub async fn reap_leases(&self, now: DateTime<Utc>, is_dead: impl Fn(&str) -> bool) -> Result<u64, Error> {
+        let t = ms(now);
+        let owners: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT DISTINCT lease_owner FROM deliveries WHERE status = 'sending'")
+                .fetch_all(&self.pool)
+                .await
+                .db("reading lease owners")?;
+        let mut reaped = 0;
+        let reap = "UPDATE deliveries SET status = 'retrying', lease_until = NULL, lease_owner = NULL, \
+                    next_attempt_at = $1, updated_at = $1, \
+                    last_error = 'interrupted: its sender stopped while sending' \
+                    WHERE status = 'sending' AND ";
+        for owner in owners.iter().flatten().filter(|o| is_dead(o)) {
+            reaped += sqlx::query(&format!("{reap} lease_owner = $2"))
+                .bind(t)
+                .bind(owner)
+                .execute(&self.pool)
+                .await
+                .db("taking back a dead worker's deliveries")?
+                .rows_affected();
+        }
+        reaped += sqlx::query(&format!("{reap} lease_until < $1"))
+            .bind(t)
+            .execute(&self.pool)
+            .await
+            .db("taking back expired leases")?
+            .rows_affected();
+        Ok(reaped)
+    }
+
+    /// Extends this owner's lease on deliveries it is still working through.
+    pub async fn renew_leases(&self, ids: &[i64], owner: &str, until: DateTime<Utc>) -> Result<(), Error> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE deliveries SET lease_until = $1 WHERE status = 'sending' AND lease_owner = $2 AND id IN ({})",
+            placeholders(3, ids.len())
+        );
+        let mut query = sqlx::query(&sql).bind(ms(until)).bind(owner);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        query.execute(&self.pool).await.db("renewing leases")?;
+        Ok(())
+    }
+
     /// Records a batch of results in one transaction. Only rows still `sending` are
-    /// changed, so a late result never overwrites a newer one.
+    /// changed, so a late result never overwrites a newer one. After `bounce_after`
+    /// permanent failures an address becomes `bounced`.
     pub async fn record_outcomes(
         &self,
         outcomes: &[Outcome],
         now: DateTime<Utc>,
+        bounce_after: u32,
     ) -> Result<(), Error> {
         if outcomes.is_empty() {
             return Ok(());
@@ -204,7 +249,7 @@ impl Store {
             .await
             .db("recording a delivery")?;
             if matches!(o.kind, OutcomeKind::Failed { permanent: true }) {
-                bounce_if_repeated(&mut tx, o.subscriber_id, t).await?;
+                bounce_if_repeated(&mut tx, o.subscriber_id, t, bounce_after).await?;
             }
         }
         tx.commit().await.db("committing delivery results")?;
@@ -276,8 +321,8 @@ impl Store {
     /// How many deliveries are due now (for sizing worker batches).
     pub async fn count_due(&self, now: DateTime<Utc>, issue_id: Option<i64>) -> Result<i64, Error> {
         sqlx::query_scalar(
-            "SELECT COUNT(*) FROM deliveries WHERE ((status IN ('queued', 'retrying') AND next_attempt_at <= $1) \
-             OR (status = 'sending' AND lease_until < $1)) AND ($2 < 0 OR issue_id = $2)",
+            "SELECT COUNT(*) FROM deliveries WHERE status IN ('queued', 'retrying') AND next_attempt_at <= $1 \
+             AND ($2 < 0 OR issue_id = $2)",
         )
         .bind(ms(now))
         .bind(issue_id.unwrap_or(-1))
@@ -293,6 +338,7 @@ async fn bounce_if_repeated(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     subscriber_id: i64,
     t: i64,
+    bounce_after: u32,
 ) -> Result<(), Error> {
     sqlx::query(
         "UPDATE subscribers SET hard_bounces = hard_bounces + 1, updated_at = $1 WHERE id = $2",
@@ -308,7 +354,7 @@ async fn bounce_if_repeated(
     )
     .bind(t)
     .bind(subscriber_id)
-    .bind(BOUNCE_THRESHOLD)
+    .bind(i64::from(bounce_after))
     .execute(&mut **tx)
     .await
     .db("marking a bounced address")?

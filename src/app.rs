@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::Config;
+use crate::config::{Config, ScheduleMode};
 use crate::delivery::dkim::Signer;
 use crate::delivery::message::{transactional, Addressee, Outgoing, PreparedIssue};
 use crate::delivery::{self, DeliverOptions, DeliveryReport};
@@ -119,17 +119,41 @@ impl App {
     /// Creates an issue for every newly published post that should be mailed.
     pub async fn create_due_issues(&self, now: DateTime<Utc>) -> Result<Vec<NewIssue>, Error> {
         let mut created = Vec::new();
-        for post in self.store.posts_awaiting_issue(now).await? {
-            let (issue, queued) = self
-                .store
-                .create_issue(post.id, &post.title, "schedule", now)
-                .await?;
-            tracing::info!(slug = %post.slug, queued, "new issue");
-            created.push(NewIssue {
-                slug: post.slug.to_string(),
-                issue_id: issue.id,
-                queued,
-            });
+        let posts = self.store.posts_awaiting_issue(now).await?;
+        if posts.is_empty() {
+            return Ok(created);
+        }
+        match self.config.schedule.mode {
+            ScheduleMode::Each => {
+                for post in &posts {
+                    let (issue, queued) = self
+                        .store
+                        .create_issue(&[post.id], &post.title, "post", "schedule", now)
+                        .await?;
+                    tracing::info!(slug = %post.slug, queued, "new issue");
+                    created.push(NewIssue {
+                        slug: post.slug.to_string(),
+                        issue_id: issue.id,
+                        queued,
+                    });
+                }
+            }
+            ScheduleMode::Digest => {
+                let subject =
+                    crate::render::email::digest_subject(&self.config, &self.templates, &posts)?;
+                let ids: Vec<i64> = posts.iter().map(|p| p.id).collect();
+                let (issue, queued) = self
+                    .store
+                    .create_issue(&ids, &subject, "digest", "schedule", now)
+                    .await?;
+                let lead = posts.last().map(|p| p.slug.to_string()).unwrap_or_default();
+                tracing::info!(slug = %lead, posts = posts.len(), queued, "new digest");
+                created.push(NewIssue {
+                    slug: lead,
+                    issue_id: issue.id,
+                    queued,
+                });
+            }
         }
         Ok(created)
     }
@@ -214,7 +238,7 @@ impl App {
             }
             None => {
                 self.store
-                    .create_issue(post.id, &post.title, "manual", now)
+                    .create_issue(&[post.id], &post.title, "post", "manual", now)
                     .await
             }
         }

@@ -366,6 +366,7 @@ impl Config {
                 "smtp.timeout_seconds must be at least 1".into(),
             ));
         }
+        crate::schedule::validate(&self.schedule.check, self.site.timezone)?;
         if self.feeds.limit == 0 {
             return Err(Error::Config("feeds.limit must be at least 1".into()));
         }

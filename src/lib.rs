@@ -14,6 +14,7 @@ pub mod error;
 pub mod feeds;
 pub mod posts;
 pub mod render;
+pub mod schedule;
 pub mod site;
 pub mod store;
 pub mod tokens;

@@ -60,8 +60,12 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
-    /// Run the web server until SIGINT or SIGTERM.
-    Serve,
+    /// Run the web server and the scheduler until SIGINT or SIGTERM.
+    Serve {
+        /// Only send (the scheduler), without the web server.
+        #[arg(long)]
+        worker_only: bool,
+    },
     /// Send a post by hand. Running it again reaches only subscribers who lack it.
     Send {
         slug: String,
@@ -173,7 +177,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Init { .. } => unreachable!("handled above"),
         Command::Check => check::run(&app, &out).await,
         Command::Build { out: dir } => build::run(&app, &out, dir).await,
-        Command::Serve => serve::run(&app, &out).await,
+        Command::Serve { worker_only } => serve::run(&app, &out, worker_only).await,
         Command::Send {
             slug,
             to,
@@ -188,6 +192,28 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     };
     app.store.close().await;
     result
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
 }
 
 /// Where command results go: text for people, or JSON with `--json`.

@@ -1,59 +1,63 @@
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 
-use super::Output;
+use super::{shutdown_signal, Output};
 use crate::app::App;
 use crate::error::Error;
+use crate::schedule::{self, Ticker};
 use crate::web::Server;
 
-/// The web server until SIGINT or SIGTERM.
-pub async fn run(app: &App, _out: &Output) -> Result<ExitCode, Error> {
-    let sync = app.sync_posts(Utc::now()).await?;
-    for error in &sync.errors {
-        tracing::warn!("{error}");
-    }
-    let server = Server::bind(app.clone(), &app.config.server.bind).await?;
-    let addr = server.local_addr()?;
-    tracing::info!("serving http://{addr}/");
-    println!("listening on http://{addr}/");
-
-    // Pick up posts changed by other processes (or reaching their date) within a second.
-    let site = server.site.clone();
-    let refresher = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(1));
-        loop {
-            tick.tick().await;
-            if let Err(e) = site.refresh().await {
-                tracing::warn!(error = %e, "refreshing the site");
-            }
-        }
+/// The web server and the scheduler until SIGINT or SIGTERM; `worker_only` runs
+/// the scheduler (sending) without the web server.
+pub async fn run(app: &App, _out: &Output, worker_only: bool) -> Result<ExitCode, Error> {
+    let config = &app.config;
+    let stop = Arc::new(AtomicBool::new(false));
+    let ticker = Arc::new(Ticker::new(app.clone(), stop.clone()));
+    // One tick at once: whatever a stopped process left behind goes out now.
+    let first = ticker.clone();
+    tokio::spawn(async move {
+        first.tick().await;
     });
-    server.run(shutdown_signal()).await?;
-    refresher.abort();
+    let mut scheduler =
+        schedule::start(ticker.clone(), &config.schedule.check, config.site.timezone).await?;
+    tracing::info!(cron = %config.schedule.check, timezone = %config.site.timezone, "scheduler started");
+
+    if worker_only {
+        println!("worker running (no web server)");
+        shutdown_signal().await;
+    } else {
+        let sync = app.sync_posts(Utc::now()).await?;
+        for error in &sync.errors {
+            tracing::warn!("{error}");
+        }
+        let server = Server::bind(app.clone(), &config.server.bind).await?;
+        let addr = server.local_addr()?;
+        tracing::info!("serving http://{addr}/");
+        println!("listening on http://{addr}/");
+        // Pick up posts changed by other processes (or reaching their date) within a second.
+        let site = server.site.clone();
+        let refresher = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                if let Err(e) = site.refresh().await {
+                    tracing::warn!(error = %e, "refreshing the site");
+                }
+            }
+        });
+        server.run(shutdown_signal()).await?;
+        refresher.abort();
+    }
+
+    // Graceful stop: claim nothing more, let the sends in flight finish and be recorded.
+    tracing::info!("stopping: finishing the sends in flight");
+    stop.store(true, Ordering::Relaxed);
+    let _ = scheduler.shutdown().await;
+    ticker.wait_idle().await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-pub async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {},
-        _ = terminate => {},
-    }
 }

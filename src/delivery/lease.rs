@@ -67,7 +67,11 @@ mod tests {
         // pid 1 exists, but not with this start time.
         assert_eq!(is_dead(&format!("{host}:1:0")), Some(true));
         assert_eq!(is_dead(&format!("{host}:4194303:12345")), Some(true));
-        assert_eq!(is_dead("elsewhere.example:1:1"), None, "another host: cannot tell");
+        assert_eq!(
+            is_dead("elsewhere.example:1:1"),
+            None,
+            "another host: cannot tell"
+        );
         assert_eq!(is_dead("garbage"), None);
     }
 }

@@ -20,7 +20,7 @@ use crate::app::App;
 use crate::config::TransportKind;
 use crate::domain::SubscriberStatus;
 use crate::error::Error;
-use crate::render::email::render_issue;
+use crate::render::email::{render_digest, render_issue};
 use crate::store::{Claimed, Outcome, OutcomeKind};
 use crate::tokens::Purpose;
 use message::{Addressee, PreparedIssue};
@@ -139,10 +139,19 @@ impl Shared {
                 .issue_by_id(issue_id)
                 .await?
                 .ok_or_else(|| Error::Invalid(format!("issue {issue_id} does not exist")))?;
-            let post = app.store.post_by_id(issue.post_id).await?.ok_or_else(|| {
-                Error::Invalid(format!("post of issue {issue_id} does not exist"))
-            })?;
-            let bodies = render_issue(&app.config, &app.templates, &post)?;
+            let mut posts = Vec::new();
+            for post_id in app.store.issue_post_ids(issue.id).await? {
+                if let Some(post) = app.store.post_by_id(post_id).await? {
+                    posts.push(post);
+                }
+            }
+            let bodies = match (issue.kind.as_str(), posts.as_slice()) {
+                ("digest", posts) if !posts.is_empty() => {
+                    render_digest(&app.config, &app.templates, posts)?
+                }
+                (_, [post, ..]) => render_issue(&app.config, &app.templates, post)?,
+                _ => return Err(Error::Invalid(format!("issue {issue_id} has no posts"))),
+            };
             Ok(Arc::new(PreparedIssue::new(
                 &app.config,
                 issue.id,
@@ -169,7 +178,10 @@ async fn run<T: Transport>(
         .reap_leases(now, |owner| lease::is_dead(owner) == Some(true))
         .await?;
     if reaped > 0 {
-        tracing::warn!(reaped, "took back deliveries of a sender that stopped mid-send");
+        tracing::warn!(
+            reaped,
+            "took back deliveries of a sender that stopped mid-send"
+        );
     }
     let due = app.store.count_due(now, options.issue_id).await?;
     if due == 0 {
@@ -237,7 +249,13 @@ async fn worker_loop<S: Session>(shared: &Shared, session: &mut S) -> Result<(),
         }
         let claimed_at = shared.clock.now();
         let claimed = store
-            .claim_deliveries(claimed_at, lease.num_milliseconds(), shared.batch, shared.options.issue_id, owner)
+            .claim_deliveries(
+                claimed_at,
+                lease.num_milliseconds(),
+                shared.batch,
+                shared.options.issue_id,
+                owner,
+            )
             .await?;
         if claimed.is_empty() {
             return Ok(());
@@ -252,28 +270,27 @@ async fn worker_loop<S: Session>(shared: &Shared, session: &mut S) -> Result<(),
                 lease_end = now + lease;
                 store.renew_leases(&rest, owner, lease_end).await?;
             }
-            let outcome =
-                if server_down || shared.stopping() {
-                    released(c, now, None)
-                } else {
-                    match deliver_one(shared, session, c).await {
-                        Ok(outcome) => {
-                            server_down = matches!(outcome.kind, OutcomeKind::Released { .. });
-                            outcome
-                        }
-                        Err(e) => {
-                            // Put the rest back before giving up, so nothing waits for a lease.
-                            outcomes.push(released(c, now, Some(e.to_string())));
-                            for rest in claimed.iter().skip(outcomes.len()) {
-                                outcomes.push(released(rest, now, None));
-                            }
-                            store
-                                .record_outcomes(&outcomes, shared.clock.now(), smtp.bounce_after)
-                                .await?;
-                            return Err(e);
-                        }
+            let outcome = if server_down || shared.stopping() {
+                released(c, now, None)
+            } else {
+                match deliver_one(shared, session, c).await {
+                    Ok(outcome) => {
+                        server_down = matches!(outcome.kind, OutcomeKind::Released { .. });
+                        outcome
                     }
-                };
+                    Err(e) => {
+                        // Put the rest back before giving up, so nothing waits for a lease.
+                        outcomes.push(released(c, now, Some(e.to_string())));
+                        for rest in claimed.iter().skip(outcomes.len()) {
+                            outcomes.push(released(rest, now, None));
+                        }
+                        store
+                            .record_outcomes(&outcomes, shared.clock.now(), smtp.bounce_after)
+                            .await?;
+                        return Err(e);
+                    }
+                }
+            };
             outcomes.push(outcome);
         }
         store

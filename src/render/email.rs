@@ -137,22 +137,65 @@ pub fn render_issue(
     templates: &Templates,
     post: &PostRecord,
 ) -> Result<EmailBodies, Error> {
-    let content_text = html_to_text(&post.content_html);
-    let mut post_data = post_context(config, post);
-    post_data["content_html"] = post.content_html.clone().into();
-    post_data["content_text"] = content_text.into();
     let data = json!({
         "site": site_context(config),
-        "post": post_data,
-        "subscriber": {
-            "email": Field::Email.marker(),
-            "name": Field::Name.marker(),
-        },
+        "post": with_content(config, post),
+        "subscriber": subscriber_markers(),
         "unsubscribe_url": Field::UnsubscribeUrl.marker(),
     });
-    // Mail clients drop <style>; inline it once per issue.
-    let html = inline_css(&templates.render("email.html", &data)?)?;
-    let text = templates.render("email.txt", &data)?;
+    bodies(templates, "email", &data)
+}
+
+/// Renders a digest: every post in `posts` (oldest first), in one email.
+pub fn render_digest(
+    config: &Config,
+    templates: &Templates,
+    posts: &[PostRecord],
+) -> Result<EmailBodies, Error> {
+    let data = json!({
+        "site": site_context(config),
+        "posts": posts.iter().map(|p| with_content(config, p)).collect::<Vec<_>>(),
+        "subscriber": subscriber_markers(),
+        "unsubscribe_url": Field::UnsubscribeUrl.marker(),
+    });
+    bodies(templates, "digest", &data)
+}
+
+/// The subject of a digest, from `digest.subject.txt.hbs`.
+pub fn digest_subject(
+    config: &Config,
+    templates: &Templates,
+    posts: &[PostRecord],
+) -> Result<String, Error> {
+    let data = json!({
+        "site": site_context(config),
+        "posts": posts.iter().map(|p| post_context(config, p)).collect::<Vec<_>>(),
+        "count": posts.len(),
+    });
+    Ok(crate::domain::one_line(
+        &templates.render("digest.subject.txt", &data)?,
+    ))
+}
+
+fn with_content(config: &Config, post: &PostRecord) -> serde_json::Value {
+    let mut data = post_context(config, post);
+    data["content_html"] = post.content_html.clone().into();
+    data["content_text"] = html_to_text(&post.content_html).into();
+    data
+}
+
+fn subscriber_markers() -> serde_json::Value {
+    json!({ "email": Field::Email.marker(), "name": Field::Name.marker() })
+}
+
+/// `NAME.html` (CSS inlined, since mail clients drop `<style>`) and `NAME.txt`.
+fn bodies(
+    templates: &Templates,
+    name: &str,
+    data: &serde_json::Value,
+) -> Result<EmailBodies, Error> {
+    let html = inline_css(&templates.render(&format!("{name}.html"), data)?)?;
+    let text = templates.render(&format!("{name}.txt"), data)?;
     Ok(EmailBodies {
         html: Personalizable::split(&html),
         text: Personalizable::split(&text),

@@ -20,6 +20,9 @@ macro_rules! embedded {
 pub const DEFAULT_TEMPLATES: &[(&str, &str)] = embedded![
     "email.html.hbs",
     "email.txt.hbs",
+    "digest.html.hbs",
+    "digest.txt.hbs",
+    "digest.subject.txt.hbs",
     "confirm.subject.txt.hbs",
     "confirm.txt.hbs",
     "confirm.html.hbs",

@@ -79,7 +79,11 @@ impl Store {
         owner: &str,
     ) -> Result<Vec<Claimed>, Error> {
         let t = ms(now);
-        let issue_filter = if issue_id.is_some() { "AND issue_id = $5" } else { "" };
+        let issue_filter = if issue_id.is_some() {
+            "AND issue_id = $5"
+        } else {
+            ""
+        };
         let sql = format!(
             "UPDATE deliveries SET status = 'sending', attempts = attempts + 1, \
              lease_until = $1 + $2, lease_owner = $4, updated_at = $1 \
@@ -89,11 +93,18 @@ impl Store {
              RETURNING id, issue_id, subscriber_id, attempts - attempt_base AS attempt",
             self.dialect.skip_locked()
         );
-        let mut query = sqlx::query(&sql).bind(t).bind(lease_ms).bind(limit).bind(owner);
+        let mut query = sqlx::query(&sql)
+            .bind(t)
+            .bind(lease_ms)
+            .bind(limit)
+            .bind(owner);
         if let Some(id) = issue_id {
             query = query.bind(id);
         }
-        let rows = query.fetch_all(&self.pool).await.db("claiming deliveries")?;
+        let rows = query
+            .fetch_all(&self.pool)
+            .await
+            .db("claiming deliveries")?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
             claimed.push(Claimed {
@@ -147,15 +158,21 @@ impl Store {
     /// those whose owner `is_dead` says is gone (at once, on the same host). They
     /// become `retrying`, due now; a message that was on the wire when its sender
     /// died may go out again, with the same Message-ID.
-    pub async fn reap_leases(&self, now: DateTime<Utc>, is_dead: impl Fn(&str) -> bool) -> Result<u64, Error> {
+    pub async fn reap_leases(
+        &self,
+        now: DateTime<Utc>,
+        is_dead: impl Fn(&str) -> bool,
+    ) -> Result<u64, Error> {
         let t = ms(now);
-        let owners: Vec<Option<String>> =
-            sqlx::query_scalar("SELECT DISTINCT lease_owner FROM deliveries WHERE status = 'sending'")
-                .fetch_all(&self.pool)
-                .await
-                .db("reading lease owners")?;
+        let owners: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT DISTINCT lease_owner FROM deliveries WHERE status = 'sending'",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .db("reading lease owners")?;
         let mut reaped = 0;
-        let reap = "UPDATE deliveries SET status = 'retrying', lease_until = NULL, lease_owner = NULL, \
+        let reap =
+            "UPDATE deliveries SET status = 'retrying', lease_until = NULL, lease_owner = NULL, \
                     next_attempt_at = $1, updated_at = $1, \
                     last_error = 'interrupted: its sender stopped while sending' \
                     WHERE status = 'sending' AND ";
@@ -178,7 +195,12 @@ impl Store {
     }
 
     /// Extends this owner's lease on deliveries it is still working through.
-    pub async fn renew_leases(&self, ids: &[i64], owner: &str, until: DateTime<Utc>) -> Result<(), Error> {
+    pub async fn renew_leases(
+        &self,
+        ids: &[i64],
+        owner: &str,
+        until: DateTime<Utc>,
+    ) -> Result<(), Error> {
         if ids.is_empty() {
             return Ok(());
         }

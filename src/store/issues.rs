@@ -13,7 +13,10 @@ use crate::error::{DbContext, Error};
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IssueRecord {
     pub id: i64,
+    /// The post that names the issue (a digest's newest post).
     pub post_id: i64,
+    /// `post` or `digest`.
+    pub kind: String,
     pub subject: String,
     pub origin: String,
     pub created_at: DateTime<Utc>,
@@ -30,10 +33,13 @@ pub struct IssueStatus {
     pub counts: BTreeMap<&'static str, i64>,
 }
 
+const ISSUE_COLUMNS: &str = "id, post_id, kind, subject, origin, created_at";
+
 fn issue_from_row(row: &AnyRow) -> Result<IssueRecord, sqlx::Error> {
     Ok(IssueRecord {
         id: row.try_get("id")?,
         post_id: row.try_get("post_id")?,
+        kind: row.try_get("kind")?,
         subject: row.try_get("subject")?,
         origin: row.try_get("origin")?,
         created_at: from_ms(row.try_get("created_at")?),
@@ -41,60 +47,89 @@ fn issue_from_row(row: &AnyRow) -> Result<IssueRecord, sqlx::Error> {
 }
 
 impl Store {
-    /// Creates the issue of a post, unless it exists, and queues one delivery per
-    /// active subscriber, all in one transaction. The unique `post_id` and
-    /// `(issue_id, subscriber_id)` keys make this safe to run from several processes.
-    /// Returns the issue and how many deliveries were queued now.
+    /// Creates an issue of `post_ids` (one post, or a digest's posts oldest first)
+    /// and queues one delivery per active subscriber, all in one transaction. The
+    /// unique keys on `issues.post_id`, `issue_posts.post_id` and
+    /// `(issue_id, subscriber_id)` make this safe from several processes at once: a
+    /// post is mailed in one issue at most. Returns the issue (an existing one if
+    /// its lead post already has one) and how many deliveries were queued now.
     pub async fn create_issue(
         &self,
-        post_id: i64,
+        post_ids: &[i64],
         subject: &str,
+        kind: &str,
         origin: &str,
         now: DateTime<Utc>,
     ) -> Result<(IssueRecord, u64), Error> {
+        let lead = *post_ids
+            .last()
+            .ok_or_else(|| Error::Invalid("an issue needs at least one post".into()))?;
         let t = ms(now);
         let mut tx = self.pool.begin().await.db("creating an issue")?;
         lock(&mut tx, "issues").await?;
         sqlx::query(
-            "INSERT INTO issues (post_id, subject, origin, created_at) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO issues (post_id, subject, kind, origin, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (post_id) DO NOTHING",
         )
-        .bind(post_id)
+        .bind(lead)
         .bind(subject)
+        .bind(kind)
         .bind(origin)
         .bind(t)
         .execute(&mut *tx)
         .await
         .db("creating an issue")?;
-        let issue = sqlx::query(
-            "SELECT id, post_id, subject, origin, created_at FROM issues WHERE post_id = $1",
-        )
-        .bind(post_id)
-        .fetch_one(&mut *tx)
-        .await
-        .db("reading the new issue")?;
+        let sql = format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE post_id = $1");
+        let issue = sqlx::query(&sql)
+            .bind(lead)
+            .fetch_one(&mut *tx)
+            .await
+            .db("reading the new issue")?;
         let issue = issue_from_row(&issue).db("decoding an issue")?;
+        for post_id in post_ids {
+            sqlx::query("INSERT INTO issue_posts (post_id, issue_id) VALUES ($1, $2) ON CONFLICT (post_id) DO NOTHING")
+                .bind(post_id)
+                .bind(issue.id)
+                .execute(&mut *tx)
+                .await
+                .db("recording the posts of an issue")?;
+        }
         let queued = enqueue(&mut tx, issue.id, t).await?;
         tx.commit().await.db("committing the issue")?;
         Ok((issue, queued))
     }
 
-    pub async fn issue_by_id(&self, id: i64) -> Result<Option<IssueRecord>, Error> {
-        self.issue_where("id", id).await
+    /// The posts of an issue, oldest first.
+    pub async fn issue_post_ids(&self, issue_id: i64) -> Result<Vec<i64>, Error> {
+        sqlx::query_scalar(
+            "SELECT ip.post_id FROM issue_posts ip JOIN posts p ON p.id = ip.post_id \
+             WHERE ip.issue_id = $1 ORDER BY p.published_at, p.id",
+        )
+        .bind(issue_id)
+        .fetch_all(&self.pool)
+        .await
+        .db("reading the posts of an issue")
     }
 
+    pub async fn issue_by_id(&self, id: i64) -> Result<Option<IssueRecord>, Error> {
+        self.issue_where("id = $1", id).await
+    }
+
+    /// The issue a post went out in (its own, or a digest).
     pub async fn issue_for_post(&self, post_id: i64) -> Result<Option<IssueRecord>, Error> {
-        self.issue_where("post_id", post_id).await
+        self.issue_where(
+            "id = (SELECT issue_id FROM issue_posts WHERE post_id = $1)",
+            post_id,
+        )
+        .await
     }
 
     async fn issue_where(
         &self,
-        column: &'static str,
+        condition: &'static str,
         value: i64,
     ) -> Result<Option<IssueRecord>, Error> {
-        let sql = format!(
-            "SELECT id, post_id, subject, origin, created_at FROM issues WHERE {column} = $1"
-        );
+        let sql = format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE {condition}");
         sqlx::query(&sql)
             .bind(value)
             .fetch_optional(&self.pool)

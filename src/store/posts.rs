@@ -358,7 +358,7 @@ impl Store {
         let sql = format!(
             "SELECT {POST_COLUMNS} FROM posts p WHERE announce = 1 AND draft = 0 AND email = 1 \
              AND removed_at IS NULL AND published_at <= $1 \
-             AND NOT EXISTS (SELECT 1 FROM issues i WHERE i.post_id = p.id) \
+             AND NOT EXISTS (SELECT 1 FROM issue_posts i WHERE i.post_id = p.id) \
              ORDER BY published_at, id"
         );
         sqlx::query(&sql)

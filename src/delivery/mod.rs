@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::OnceCell;
+use tokio::sync::{mpsc, OnceCell};
 use tokio::task::JoinSet;
 
 use crate::app::App;
@@ -210,10 +210,15 @@ async fn run<T: Transport>(
         instance: app.store.instance().await?,
     });
 
+    // One recorder for every worker: results are committed in groups, a few
+    // milliseconds after they happen, so a kill -9 leaves only that much unrecorded.
+    let (results, received) = mpsc::channel(1024);
+    let recorder = tokio::spawn(record(shared.clone(), received));
     let mut set = JoinSet::new();
     for _ in 0..workers {
-        set.spawn(worker(shared.clone(), transport.session()));
+        set.spawn(worker(shared.clone(), transport.session(), results.clone()));
     }
+    drop(results);
     let mut first_error = None;
     while let Some(joined) = set.join_next().await {
         let result = joined
@@ -223,6 +228,13 @@ async fn run<T: Transport>(
             first_error.get_or_insert(e);
         }
     }
+    // The workers are gone, so the channel closes and the recorder flushes.
+    let recorded = recorder
+        .await
+        .unwrap_or_else(|e| Err(Error::Invalid(format!("the delivery recorder stopped: {e}"))));
+    if let Err(e) = recorded {
+        first_error.get_or_insert(e);
+    }
     let report = *shared.report.lock().unwrap_or_else(|e| e.into_inner());
     match first_error {
         Some(e) => Err(e),
@@ -230,19 +242,68 @@ async fn run<T: Transport>(
     }
 }
 
-async fn worker<S: Session>(shared: Arc<Shared>, mut session: S) -> Result<(), Error> {
-    let result = worker_loop(&shared, &mut session).await;
+/// Results per commit at most, and how long the first of them may wait.
+const GROUP_SIZE: usize = 256;
+const GROUP_WAIT: Duration = Duration::from_millis(20);
+
+async fn record(shared: Arc<Shared>, mut results: mpsc::Receiver<Outcome>) -> Result<(), Error> {
+    let bounce_after = shared.app.config.smtp.bounce_after;
+    let mut group = Vec::with_capacity(GROUP_SIZE);
+    while let Some(first) = results.recv().await {
+        group.push(first);
+        let deadline = tokio::time::Instant::now() + GROUP_WAIT;
+        while group.len() < GROUP_SIZE {
+            match tokio::time::timeout_at(deadline, results.recv()).await {
+                Ok(Some(outcome)) => group.push(outcome),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        shared
+            .app
+            .store
+            .record_outcomes(&group, shared.clock.now(), bounce_after)
+            .await?;
+        {
+            let mut report = shared.report.lock().unwrap_or_else(|e| e.into_inner());
+            for o in &group {
+                report.add(&o.kind);
+            }
+        }
+        if let Some(progress) = &shared.options.progress {
+            progress.inc(group.len() as u64);
+        }
+        group.clear();
+    }
+    Ok(())
+}
+
+async fn worker<S: Session>(
+    shared: Arc<Shared>,
+    mut session: S,
+    results: mpsc::Sender<Outcome>,
+) -> Result<(), Error> {
+    let result = worker_loop(&shared, &mut session, &results).await;
     session.close().await;
     result
 }
 
-async fn worker_loop<S: Session>(shared: &Shared, session: &mut S) -> Result<(), Error> {
+async fn worker_loop<S: Session>(
+    shared: &Shared,
+    session: &mut S,
+    results: &mpsc::Sender<Outcome>,
+) -> Result<(), Error> {
     let store = &shared.app.store;
     let smtp = &shared.app.config.smtp;
     let owner = lease::Owner::current().as_str();
     let lease = chrono::Duration::from_std(shared.lease).unwrap_or_default();
     // A send must never outlive the lease under it.
     let margin = chrono::Duration::seconds(smtp.timeout_seconds as i64 + 5);
+    let report = |outcome: Outcome| async {
+        results
+            .send(outcome)
+            .await
+            .map_err(|_| Error::Invalid("the delivery recorder stopped".into()))
+    };
     loop {
         if shared.stopping() {
             return Ok(());
@@ -261,7 +322,6 @@ async fn worker_loop<S: Session>(shared: &Shared, session: &mut S) -> Result<(),
             return Ok(());
         }
         let mut lease_end = claimed_at + lease;
-        let mut outcomes = Vec::with_capacity(claimed.len());
         let mut server_down = false;
         for (i, c) in claimed.iter().enumerate() {
             let now = shared.clock.now();
@@ -270,40 +330,24 @@ async fn worker_loop<S: Session>(shared: &Shared, session: &mut S) -> Result<(),
                 lease_end = now + lease;
                 store.renew_leases(&rest, owner, lease_end).await?;
             }
-            let outcome = if server_down || shared.stopping() {
-                released(c, now, None)
-            } else {
-                match deliver_one(shared, session, c).await {
-                    Ok(outcome) => {
-                        server_down = matches!(outcome.kind, OutcomeKind::Released { .. });
-                        outcome
-                    }
-                    Err(e) => {
-                        // Put the rest back before giving up, so nothing waits for a lease.
-                        outcomes.push(released(c, now, Some(e.to_string())));
-                        for rest in claimed.iter().skip(outcomes.len()) {
-                            outcomes.push(released(rest, now, None));
-                        }
-                        store
-                            .record_outcomes(&outcomes, shared.clock.now(), smtp.bounce_after)
-                            .await?;
-                        return Err(e);
-                    }
-                }
-            };
-            outcomes.push(outcome);
-        }
-        store
-            .record_outcomes(&outcomes, shared.clock.now(), smtp.bounce_after)
-            .await?;
-        {
-            let mut report = shared.report.lock().unwrap_or_else(|e| e.into_inner());
-            for o in &outcomes {
-                report.add(&o.kind);
+            if server_down || shared.stopping() {
+                report(released(c, now, None)).await?;
+                continue;
             }
-        }
-        if let Some(progress) = &shared.options.progress {
-            progress.inc(outcomes.len() as u64);
+            match deliver_one(shared, session, c).await {
+                Ok(outcome) => {
+                    server_down = matches!(outcome.kind, OutcomeKind::Released { .. });
+                    report(outcome).await?;
+                }
+                Err(e) => {
+                    // Put the rest back before giving up, so nothing waits for a lease.
+                    report(released(c, now, Some(e.to_string()))).await?;
+                    for rest in &claimed[i + 1..] {
+                        report(released(rest, now, None)).await?;
+                    }
+                    return Err(e);
+                }
+            }
         }
         if server_down {
             // The server is unreachable: stop here; the next tick tries again.

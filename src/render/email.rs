@@ -155,6 +155,7 @@ pub fn render_digest(
     let data = json!({
         "site": site_context(config),
         "posts": posts.iter().map(|p| with_content(config, p)).collect::<Vec<_>>(),
+        "count": posts.len(),
         "subscriber": subscriber_markers(),
         "unsubscribe_url": Field::UnsubscribeUrl.marker(),
     });

@@ -37,6 +37,8 @@ pub enum Action {
     Drop,
     /// Never answer RCPT.
     Stall,
+    /// Take the whole message, then close the connection without a reply.
+    DropAfterData,
 }
 
 type Rule = Box<dyn Fn(&str) -> Action + Send + Sync>;
@@ -47,6 +49,8 @@ pub struct SmtpServer {
     messages: Arc<Mutex<Vec<Received>>>,
     rule: Arc<Mutex<Rule>>,
     connections: Arc<AtomicUsize>,
+    /// Waited before answering the end of each message: a slow server.
+    delay: Arc<Mutex<std::time::Duration>>,
 }
 
 impl SmtpServer {
@@ -58,6 +62,7 @@ impl SmtpServer {
             messages: Default::default(),
             rule: Arc::new(Mutex::new(Box::new(|_| Action::Accept))),
             connections: Default::default(),
+            delay: Default::default(),
         };
         let s = server.clone();
         tokio::spawn(async move {
@@ -75,6 +80,15 @@ impl SmtpServer {
     /// Decides, per recipient address, how to answer.
     pub fn set_rule(&self, rule: impl Fn(&str) -> Action + Send + Sync + 'static) {
         *self.rule.lock().unwrap() = Box::new(rule);
+    }
+
+    /// Makes every message take at least `delay` to be accepted.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        *self.delay.lock().unwrap() = delay;
+    }
+
+    pub fn len(&self) -> usize {
+        self.messages.lock().unwrap().len()
     }
 
     pub fn messages(&self) -> Vec<Received> {
@@ -104,6 +118,7 @@ impl SmtpServer {
         let mut mail_from = String::new();
         let mut rcpt_to = Vec::new();
         let mut data_reply: Option<(u16, String)> = None;
+        let mut drop_after_data = false;
         let mut line = String::new();
         loop {
             line.clear();
@@ -124,6 +139,7 @@ impl SmtpServer {
                 mail_from = address_of(&command[10..]);
                 rcpt_to.clear();
                 data_reply = None;
+                drop_after_data = false;
                 write.write_all(b"250 2.1.0 Ok\r\n").await?;
             } else if upper.starts_with("RCPT TO:") {
                 let rcpt = address_of(&command[8..]);
@@ -144,6 +160,11 @@ impl SmtpServer {
                         write.write_all(b"250 2.1.5 Ok\r\n").await?;
                     }
                     Action::Drop => return Ok(()),
+                    Action::DropAfterData => {
+                        rcpt_to.push(rcpt);
+                        drop_after_data = true;
+                        write.write_all(b"250 2.1.5 Ok\r\n").await?;
+                    }
                     Action::Stall => {
                         std::future::pending::<()>().await;
                     }
@@ -174,6 +195,13 @@ impl SmtpServer {
                         raw
                     };
                     data.extend_from_slice(&raw);
+                }
+                if drop_after_data {
+                    return Ok(());
+                }
+                let delay = *self.delay.lock().unwrap();
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
                 }
                 match data_reply.take() {
                     Some((code, text)) => {

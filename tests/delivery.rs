@@ -1,0 +1,361 @@
+//! The delivery engine under faults: every SMTP failure class, backoff on a clock the
+//! test drives, bounces, concurrent senders, a kill -9 mid-send, unsubscribing
+//! mid-send, digests, graceful stop and the scheduler's non-overlapping ticks.
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, Utc};
+use posthorn::delivery::{deliver_due, DeliverOptions};
+use posthorn::domain::{EmailAddress, SubscriberStatus};
+use posthorn::schedule::Ticker;
+use support::{post, Action, SmtpServer, TestSite};
+
+fn addresses(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("reader{i:05}@example.com")).collect()
+}
+
+async fn add(site: &TestSite, app: &posthorn::App, emails: &[String]) {
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    site.add_subscribers(app, &refs).await;
+}
+
+/// Waits (bounded) until the server has `n` messages; the sender runs concurrently.
+async fn wait_for(smtp: &SmtpServer, n: usize) {
+    for _ in 0..2000 {
+        if smtp.len() >= n {
+            return;
+        }
+        tokio::time::sleep(StdDuration::from_millis(5)).await;
+    }
+    panic!("the server got {} messages, expected {n}", smtp.len());
+}
+
+async fn log_by_email(app: &posthorn::App, slug: &str) -> HashMap<String, posthorn::store::DeliveryLogRow> {
+    let issue = app.issue_of(slug).await.unwrap();
+    app.store
+        .delivery_log(issue.id, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.email.clone(), r))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_smtp_failure_class_is_classified() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_rule(|rcpt| match rcpt.split('@').next().unwrap() {
+        "rcpt451" => Action::RcptReply(451, "4.3.0 Try again later".into()),
+        "data421" => Action::DataReply(421, "4.7.0 Too many messages, slow down".into()),
+        "rcpt550" => Action::RcptReply(550, "5.1.1 No such user".into()),
+        "data552" => Action::DataReply(552, "5.3.4 Message too big".into()),
+        "drop" => Action::Drop,
+        "dropdata" => Action::DropAfterData,
+        "stall" => Action::Stall,
+        _ => Action::Accept,
+    });
+    let site = TestSite::new(Some(smtp.port));
+    site.set_config("timeout_seconds = 5", "timeout_seconds = 1");
+    let app = site.app().await;
+    let names = ["ok", "rcpt451", "data421", "rcpt550", "data552", "drop", "dropdata", "stall"];
+    let emails: Vec<String> = names.iter().map(|n| format!("{n}@example.com")).collect();
+    add(&site, &app, &emails).await;
+    let created = app.store.created_at().await.unwrap();
+    site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
+    let now = created + Duration::minutes(1);
+    app.run_once(now, DeliverOptions::default()).await.unwrap();
+
+    let log = log_by_email(&app, "p").await;
+    let status = |name: &str| log[&format!("{name}@example.com")].status.clone();
+    assert_eq!(status("ok"), "sent");
+    for transient in ["rcpt451", "data421", "drop", "dropdata", "stall"] {
+        assert_eq!(status(transient), "retrying", "{transient}: {:?}", log[&format!("{transient}@example.com")]);
+        let row = &log[&format!("{transient}@example.com")];
+        assert!(row.next_attempt_at.unwrap() > now, "{transient}: backoff");
+        assert!(row.last_error.is_some(), "{transient}: the error is logged");
+    }
+    assert!(log["stall@example.com"].last_error.as_deref().unwrap().contains("no reply within 1s"));
+    assert!(log["data421@example.com"].smtp_reply.as_deref().unwrap().contains("421"));
+    for permanent in ["rcpt550", "data552"] {
+        assert_eq!(status(permanent), "failed", "{permanent}");
+    }
+    assert!(log["rcpt550@example.com"].smtp_reply.as_deref().unwrap().contains("5.1.1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requeues() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_rule(|rcpt| if rcpt.starts_with("busy") { Action::RcptReply(451, "4.7.1 Greylisted".into()) } else { Action::Accept });
+    let site = TestSite::new(Some(smtp.port)); // max_attempts = 3, retry_backoff_seconds = 60
+    let app = site.app().await;
+    add(&site, &app, &["busy@example.com".to_string()]).await;
+    let created = app.store.created_at().await.unwrap();
+    site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
+    let t0 = created + Duration::minutes(1);
+    let tick = |at| app.run_once(at, DeliverOptions::default());
+
+    tick(t0).await.unwrap();
+    let row = log_by_email(&app, "p").await["busy@example.com"].clone();
+    assert_eq!((row.status.as_str(), row.attempts), ("retrying", 1));
+    let wait = (row.next_attempt_at.unwrap() - t0).num_seconds();
+    assert!((44..=76).contains(&wait), "first retry after ~60 s ±25 %, got {wait}");
+
+    // Not yet due: nothing happens. Then the second attempt, ~120 s later.
+    assert_eq!(tick(t0 + Duration::seconds(30)).await.unwrap().deliveries.retrying, 0);
+    let t1 = t0 + Duration::seconds(80);
+    tick(t1).await.unwrap();
+    let row = log_by_email(&app, "p").await["busy@example.com"].clone();
+    assert_eq!((row.status.as_str(), row.attempts), ("retrying", 2));
+    let wait = (row.next_attempt_at.unwrap() - t1).num_seconds();
+    assert!((89..=151).contains(&wait), "second retry after ~120 s, got {wait}");
+
+    // The third attempt is the last.
+    tick(t1 + Duration::minutes(5)).await.unwrap();
+    let row = log_by_email(&app, "p").await["busy@example.com"].clone();
+    assert_eq!((row.status.as_str(), row.attempts), ("failed", 3));
+    assert_eq!(tick(t1 + Duration::hours(5)).await.unwrap().deliveries.retrying, 0, "failed stays failed");
+    assert_eq!(smtp.len(), 0);
+
+    // `posthorn retry` queues it again with a fresh budget; the server now accepts.
+    smtp.set_rule(|_| Action::Accept);
+    let issue = app.issue_of("p").await.unwrap();
+    assert_eq!(app.store.retry_failed(issue.id, t1 + Duration::hours(6)).await.unwrap(), 1);
+    tick(t1 + Duration::hours(6)).await.unwrap();
+    let row = log_by_email(&app, "p").await["busy@example.com"].clone();
+    assert_eq!((row.status.as_str(), row.attempts), ("sent", 4), "the log keeps every attempt");
+    assert_eq!(smtp.count_for("busy@example.com"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_permanent_failures_bounce_an_address() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_rule(|rcpt| if rcpt.starts_with("gone") { Action::RcptReply(550, "5.1.1 Mailbox unavailable".into()) } else { Action::Accept });
+    let site = TestSite::new(Some(smtp.port));
+    let app = site.app().await;
+    add(&site, &app, &["gone@example.com".to_string(), "here@example.com".to_string()]).await;
+    let created = app.store.created_at().await.unwrap();
+    for i in 1..=3 {
+        site.write_post(&format!("p{i}.md"), &post(&format!("글 {i}"), created + Duration::seconds(i), "본문"));
+    }
+    app.run_once(created + Duration::minutes(1), DeliverOptions::default()).await.unwrap();
+    let gone = app.store.subscriber_by_email(&EmailAddress::parse("gone@example.com").unwrap()).await.unwrap().unwrap();
+    assert_eq!(gone.status, SubscriberStatus::Bounced, "three 5xx in a row");
+
+    site.write_post("p4.md", &post("글 4", created + Duration::seconds(4), "본문"));
+    let report = app.run_once(created + Duration::minutes(2), DeliverOptions::default()).await.unwrap();
+    assert_eq!(report.issues[0].queued, 1, "a bounced address is not queued");
+    assert_eq!(smtp.count_for("here@example.com"), 4);
+    assert_eq!(smtp.count_for("gone@example.com"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_senders_on_one_database_send_each_message_once() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    let a = site.app().await;
+    let b = site.app().await;
+    let emails = addresses(2000);
+    add(&site, &a, &emails).await;
+    let created = a.store.created_at().await.unwrap();
+    site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
+    let now = created + Duration::minutes(1);
+    a.sync_posts(now).await.unwrap();
+    a.create_due_issues(now).await.unwrap();
+    let (ra, rb) = tokio::join!(
+        deliver_due(&a, now, DeliverOptions::default()),
+        deliver_due(&b, now, DeliverOptions::default())
+    );
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.sent + rb.sent, 2000);
+    assert_eq!(smtp.len(), 2000);
+    for email in &emails {
+        assert_eq!(smtp.count_for(email), 1, "{email}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sender_killed_mid_send_loses_nobody_and_resends_only_what_was_in_flight() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_delay(StdDuration::from_millis(2));
+    let site = TestSite::new(Some(smtp.port));
+    let emails = addresses(5000);
+    let csv = site.path().join("subscribers.csv");
+    std::fs::write(&csv, format!("email\n{}\n", emails.join("\n"))).unwrap();
+    assert_eq!(site.cli(&["subscribers", "import", csv.to_str().unwrap()]).await.code, 0);
+    site.write_post("essay.md", &post("에세이", Utc::now() - Duration::milliseconds(1), "본문"));
+
+    let mut sender = tokio::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
+        .args(["--config", site.config_path().to_str().unwrap(), "send", "essay", "--yes"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&smtp, 1500).await;
+    sender.start_kill().unwrap(); // SIGKILL
+    sender.wait().await.unwrap();
+    let at_kill = smtp.len();
+    assert!(at_kill < 5000, "killed mid-send ({at_kill} sent)");
+
+    let check = site.cli(&["--json", "check"]).await;
+    assert_eq!(check.code, 0, "{}", check.stderr);
+
+    let mut per_recipient: HashMap<String, Vec<String>> = HashMap::new();
+    for m in smtp.messages() {
+        let id = m.parsed().message_id().unwrap().to_string();
+        per_recipient.entry(m.rcpt_to[0].clone()).or_default().push(id);
+    }
+    let mut duplicates = 0;
+    for email in &emails {
+        let ids = per_recipient.get(email).unwrap_or_else(|| panic!("{email} got nothing"));
+        if ids.len() > 1 {
+            duplicates += ids.len() - 1;
+            assert!(ids.iter().all(|id| id == &ids[0]), "{email}: a re-send keeps its Message-ID: {ids:?}");
+        }
+    }
+    // Only what was in flight, or sent but not yet committed (results are
+    // committed within 20 ms), may go out twice.
+    assert!(duplicates <= 100, "{duplicates} duplicates after a kill at {at_kill}");
+    let app = site.app().await;
+    let log = log_by_email(&app, "essay").await;
+    assert_eq!(log.len(), 5000);
+    assert!(log.values().all(|r| r.status == "sent"), "every delivery is logged as sent");
+    eprintln!("kill -9 after {at_kill} messages: {duplicates} sent twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unsubscribing_during_a_send_stops_the_remaining_messages() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_delay(StdDuration::from_millis(2));
+    let site = TestSite::new(Some(smtp.port));
+    let app = site.app().await;
+    let emails = addresses(2000);
+    add(&site, &app, &emails).await;
+    let created = app.store.created_at().await.unwrap();
+    site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
+    let now = created + Duration::minutes(1);
+    app.sync_posts(now).await.unwrap();
+    app.create_due_issues(now).await.unwrap();
+    let sender = {
+        let app = app.clone();
+        tokio::spawn(async move { deliver_due(&app, now, DeliverOptions::default()).await })
+    };
+    wait_for(&smtp, 200).await;
+    let leaving = &emails[1900..];
+    for email in leaving {
+        let s = app.store.subscriber_by_email(&EmailAddress::parse(email).unwrap()).await.unwrap().unwrap();
+        app.store.unsubscribe(s.id, Utc::now()).await.unwrap();
+    }
+    let report = sender.await.unwrap().unwrap();
+    assert_eq!(report.sent, 1900);
+    let log = log_by_email(&app, "p").await;
+    for email in leaving {
+        assert_eq!(smtp.count_for(email), 0, "{email}");
+        assert_eq!(log[email].status, "skipped");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn digest_mode_sends_one_email_with_every_new_post() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    site.append_config("[schedule]\nmode = \"digest\"");
+    let app = site.app().await;
+    add(&site, &app, &["a@example.com".to_string(), "b@example.com".to_string()]).await;
+    let created = app.store.created_at().await.unwrap();
+    let now = created + Duration::minutes(1);
+    assert!(app.run_once(now, DeliverOptions::default()).await.unwrap().issues.is_empty(), "nothing new, nothing sent");
+    for (i, title) in ["첫째 글", "둘째 글", "셋째 글"].iter().enumerate() {
+        site.write_post(&format!("p{i}.md"), &post(title, created + Duration::seconds(i as i64 + 1), &format!("{title}의 본문")));
+    }
+    let report = app.run_once(now, DeliverOptions::default()).await.unwrap();
+    assert_eq!(report.issues.len(), 1, "one digest");
+    assert_eq!(report.deliveries.sent, 2, "one email per subscriber");
+    let messages = smtp.messages();
+    let m = messages[0].parsed();
+    let subject = m.subject().unwrap().to_string();
+    assert!(subject.contains("새 글 3편"), "{subject}");
+    let text = m.body_text(0).unwrap().to_string();
+    for title in ["첫째 글", "둘째 글", "셋째 글"] {
+        assert!(text.contains(title) && text.contains(&format!("{title}의 본문")), "{title} in {text}");
+    }
+    assert!(text.find("첫째 글").unwrap() < text.find("셋째 글").unwrap(), "oldest first");
+    // Every post of the digest belongs to it; the next tick sends nothing.
+    for slug in ["p0", "p1", "p2"] {
+        assert_eq!(app.issue_of(slug).await.unwrap().id, report.issues[0].issue_id);
+    }
+    assert!(app.run_once(now + Duration::minutes(10), DeliverOptions::default()).await.unwrap().issues.is_empty());
+    assert_eq!(smtp.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graceful_stop_records_what_was_sent_and_leaves_the_rest_queued() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_delay(StdDuration::from_millis(2));
+    let site = TestSite::new(Some(smtp.port));
+    let app = site.app().await;
+    let emails = addresses(1000);
+    add(&site, &app, &emails).await;
+    let created = app.store.created_at().await.unwrap();
+    site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
+    let now = created + Duration::minutes(1);
+    app.sync_posts(now).await.unwrap();
+    app.create_due_issues(now).await.unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let (app, stop) = (app.clone(), stop.clone());
+        tokio::spawn(async move { deliver_due(&app, now, DeliverOptions { stop: Some(stop), ..Default::default() }).await })
+    };
+    wait_for(&smtp, 100).await;
+    stop.store(true, Ordering::Relaxed);
+    let report = sender.await.unwrap().unwrap();
+    assert_eq!(report.sent as usize, smtp.len(), "every message that went out is recorded");
+    assert!(report.sent < 1000);
+    let log = log_by_email(&app, "p").await;
+    assert!(log.values().all(|r| r.status == "sent" || r.status == "queued"), "nothing left mid-send");
+    let queued = log.values().filter(|r| r.status == "queued").count();
+    assert_eq!(queued, 1000 - report.sent as usize);
+
+    let rest = deliver_due(&app, now, DeliverOptions::default()).await.unwrap();
+    assert_eq!(rest.sent as usize, queued);
+    for email in &emails {
+        assert_eq!(smtp.count_for(email), 1, "{email}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tick_still_running_is_not_started_twice() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_delay(StdDuration::from_millis(5));
+    let site = TestSite::new(Some(smtp.port));
+    let app = site.app().await;
+    add(&site, &app, &addresses(200)).await;
+    // Dated just after the database was made: new, and already published.
+    let created = app.store.created_at().await.unwrap();
+    site.write_post("p.md", &post("글", created + Duration::milliseconds(1), "본문"));
+    let ticker = Arc::new(Ticker::new(app.clone(), Arc::new(AtomicBool::new(false))));
+    let first = {
+        let ticker = ticker.clone();
+        tokio::spawn(async move { ticker.tick().await })
+    };
+    wait_for(&smtp, 1).await;
+    assert!(ticker.tick().await.is_none(), "the second tick is skipped while the first runs");
+    let report = first.await.unwrap().expect("the first tick ran").unwrap();
+    assert_eq!(report.deliveries.sent, 200);
+    assert_eq!(smtp.len(), 200);
+    let again = ticker.tick().await.expect("runs once the first is done").unwrap();
+    assert_eq!(again.deliveries.sent, 0);
+}
+
+#[test]
+fn a_bad_cron_expression_is_a_clear_config_error() {
+    let site = TestSite::new(None);
+    site.append_config("[schedule]\ncheck = \"every ten minutes\"");
+    let err = posthorn::Config::load(&site.config_path()).unwrap_err().to_string();
+    assert!(err.contains("schedule.check") && err.contains("every ten minutes"), "{err}");
+}

@@ -1,36 +1,33 @@
 #!/usr/bin/env bash
 # Delivery benchmark: posthorn sends one issue to N subscribers through Postfix's
 # smtp-sink on loopback, recording every delivery in SQLite. The reference is
-# Postfix's smtp-source sending N messages of the same size over the same number
-# of sessions to the same sink, measured in the same run.
+# Postfix's smtp-source sending N messages of the same size over the same number of
+# sessions to the same sink, in the same run. Also: posthorn's peak RSS for N and
+# for N/10 subscribers (16 sessions).
 #
-#   bench/deliver.sh [SUBSCRIBERS=1000] [SESSIONS=8]
+#   bench/deliver.sh [SUBSCRIBERS=100000] ["SESSIONS…"="1 4 16"]
 set -euo pipefail
-N=${1:-1000}
-SESSIONS=${2:-8}
+N=${1:-100000}
+SESSIONS=${2:-"1 4 16"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib.sh"
 
 export PATH="$PATH:/usr/sbin"
-command -v smtp-sink >/dev/null || apt_install postfix
+missing=()
+command -v smtp-sink >/dev/null || missing+=(postfix)
+[ -x /usr/bin/time ] || missing+=(time)
+[ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 BIN=$(release_binary)
 
 WORK=$(mktemp -d)
 SINK_PID=""
 cleanup() { [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
-
 PORT=$(free_port)
-# Dump what the sink receives when it is small enough to check recipient by recipient.
-DUMP=$([ "$N" -le 20000 ] && echo yes || echo no)
 
+# The sink counts what it receives (-c); its last `mesg=` is the number of messages.
 start_sink() {
-  local dump="$1"
-  if [ "$DUMP" = yes ]; then
-    smtp-sink -u nobody -m 1024 -D "$dump" "127.0.0.1:$PORT" 1024 &
-  else
-    smtp-sink -u nobody -m 1024 "127.0.0.1:$PORT" 1024 &
-  fi
+  smtp-sink -u nobody -c -m 1024 "127.0.0.1:$PORT" 1024 > "$WORK/sink.out" &
   SINK_PID=$!
   for _ in $(seq 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
@@ -39,13 +36,26 @@ start_sink() {
   echo "smtp-sink did not start" >&2
   exit 1
 }
-stop_sink() { kill "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null || true; SINK_PID=""; }
+stop_sink() {
+  kill "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null || true; SINK_PID=""
+  tr '\r' '\n' < "$WORK/sink.out" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2
+}
 
-# A site with one ~20 KB essay (Korean and English, HTML + text) and N subscribers.
-SITE="$WORK/site"
-mkdir -p "$SITE/posts"
-chmod 777 "$WORK"
-cat > "$SITE/config.toml" <<TOML
+# One essay of ~21 KB as a message (Korean and English, HTML + text).
+python3 - "$WORK/bench.md" <<'PY'
+import sys
+para = ("한 해에 책을 몇 권 읽었는지 세는 일을 그만둔 지 삼 년이 되었다. 숫자를 내려놓자 책이 다시 "
+        "이야기가 되었다. Walking to work for a year, I learned the city by its corners. ")
+body = "\n\n".join(f"## {i}장\n\n{para * 3}" for i in range(10))
+open(sys.argv[1], "w").write(f'+++\ntitle = "벤치마크 에세이"\ndate = "2026-01-01"\n+++\n\n{body}\n')
+PY
+
+# site SUBSCRIBERS SESSIONS: a fresh site (own database) ready to send.
+site() {
+  local n=$1 sessions=$2 dir="$WORK/site-$1-$2"
+  mkdir -p "$dir/posts"
+  cp "$WORK/bench.md" "$dir/posts/"
+  cat > "$dir/config.toml" <<TOML
 [site]
 title = "벤치마크"
 base_url = "https://essays.example.com"
@@ -61,69 +71,71 @@ transport = "smtp"
 host = "127.0.0.1"
 port = $PORT
 tls = "none"
-concurrency = $SESSIONS
+concurrency = $sessions
 rate_per_second = 0
 timeout_seconds = 30
 TOML
-python3 - "$SITE/posts/bench.md" <<'PY'
-import sys
-para = ("한 해에 책을 몇 권 읽었는지 세는 일을 그만둔 지 삼 년이 되었다. 숫자를 내려놓자 책이 다시 "
-        "이야기가 되었다. Walking to work for a year, I learned the city by its corners. ")
-body = "\n\n".join(f"## {i}장\n\n{para * 3}" for i in range(10))
-open(sys.argv[1], "w").write(f'+++\ntitle = "벤치마크 에세이"\ndate = "2026-01-01"\n+++\n\n{body}\n')
-PY
-python3 - "$WORK/subscribers.csv" "$N" <<'PY'
+  python3 - "$dir/subscribers.csv" "$n" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:
     f.write("email,name\n")
     for i in range(int(sys.argv[2])):
         f.write(f"reader{i}@example.com,독자 {i}\n")
 PY
-"$BIN" --config "$SITE/config.toml" subscribers import "$WORK/subscribers.csv" >/dev/null
-"$BIN" --config "$SITE/config.toml" check >/dev/null
-SIZE=$("$BIN" --config "$SITE/config.toml" preview bench --format eml | wc -c)
+  "$BIN" --config "$dir/config.toml" subscribers import "$dir/subscribers.csv" >/dev/null
+  "$BIN" --config "$dir/config.toml" check >/dev/null
+  echo "$dir"
+}
 
-# posthorn
-start_sink "$WORK/posthorn.dump"
-t0=$(now)
-"$BIN" --config "$SITE/config.toml" --json send bench --yes > "$WORK/send.json"
-t1=$(now)
-stop_sink
-P_SECS=$(python3 -c "print($t1 - $t0)")
-SENT=$(python3 -c "import json; print(json.load(open('$WORK/send.json'))['deliveries']['sent'])")
-LOGGED=$("$BIN" --config "$SITE/config.toml" --json status bench | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['counts']['sent'])")
+# send DIR: sends the essay; prints "seconds peak_rss_kb sent_rows sink_messages".
+send() {
+  local dir=$1
+  start_sink
+  local t0 t1
+  t0=$(now)
+  /usr/bin/time -f "%M" -o "$dir/rss" "$BIN" --config "$dir/config.toml" --json send bench --yes > "$dir/send.json"
+  t1=$(now)
+  local got; got=$(stop_sink)
+  local logged
+  logged=$("$BIN" --config "$dir/config.toml" --json status bench | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['counts']['sent'])")
+  echo "$(python3 -c "print($t1 - $t0)") $(cat "$dir/rss") $logged $got"
+}
 
-# smtp-source: same count, size and sessions; -d reuses each connection like posthorn does.
-start_sink "$WORK/source.dump"
-t0=$(now)
-smtp-source -d -s "$SESSIONS" -m "$N" -l "$SIZE" -f bench@example.com -t sink@example.com "127.0.0.1:$PORT"
-t1=$(now)
-stop_sink
-S_SECS=$(python3 -c "print($t1 - $t0)")
+SIZE=""
+RESULTS=()
+for s in $SESSIONS; do
+  dir=$(site "$N" "$s")
+  [ -n "$SIZE" ] || SIZE=$("$BIN" --config "$dir/config.toml" preview bench --format eml | wc -c)
+  read -r secs rss logged got < <(send "$dir")
+  start_sink
+  t0=$(now)
+  smtp-source -d -s "$s" -m "$N" -l "$SIZE" -f bench@example.com -t sink@example.com "127.0.0.1:$PORT"
+  t1=$(now)
+  src_got=$(stop_sink)
+  RESULTS+=("$s $secs $rss $logged $got $(python3 -c "print($t1 - $t0)") $src_got")
+  rm -rf "$dir"
+done
 
-CHECK="not checked (N > 20000)"
-if [ "$DUMP" = yes ]; then
-  CHECK=$(python3 - "$WORK/posthorn.dump" "$N" <<'PY'
-import sys, collections
-counts = collections.Counter()
-with open(sys.argv[1], "rb") as f:
-    for line in f:
-        if line.startswith(b"X-Rcpt-Args:"):
-            counts[line.split(b":", 1)[1].strip().strip(b"<>")] += 1
-n = int(sys.argv[2])
-expected = {f"reader{i}@example.com".encode() for i in range(n)}
-ok = set(counts) == expected and all(c == 1 for c in counts.values())
-print(f"{'OK' if ok else 'MISMATCH'}: {len(counts)} distinct recipients, {sum(counts.values())} messages")
-PY
-)
-fi
+# Memory: the same send to N/10 subscribers, 16 sessions.
+SMALL=$((N / 10))
+dir=$(site "$SMALL" 16)
+read -r small_secs small_rss small_logged small_got < <(send "$dir")
+rm -rf "$dir"
 
-python3 - <<PY
-n, sessions, size = $N, $SESSIONS, $SIZE
-p, s = $P_SECS, $S_SECS
-print(f"\nposthorn delivery benchmark: {n} subscribers, {sessions} sessions, {size} bytes per message")
-print(f"  posthorn send   {p:8.2f} s  {n/p:9.0f} msg/s  (sent {$SENT}, logged as sent {$LOGGED})")
-print(f"  smtp-source     {s:8.2f} s  {n/s:9.0f} msg/s")
-print(f"  ratio posthorn/smtp-source: {(n/p)/(n/s):.2f}")
-print(f"  sink check: $CHECK")
+python3 - "$N" "$SIZE" "$SMALL" "$small_rss" "$small_logged" "${RESULTS[@]}" <<'PY'
+import sys
+n, size, small, small_rss, small_logged = map(int, sys.argv[1:6])
+print(f"\nposthorn delivery benchmark: {n} subscribers, {size}-byte messages, smtp-sink on loopback")
+print(f"{'sessions':>8} {'posthorn s':>10} {'msg/s':>8} {'smtp-source s':>13} {'msg/s':>8} {'ratio':>6} {'peak RSS':>9}  checks")
+big_rss = None
+for row in sys.argv[6:]:
+    s, secs, rss, logged, got, ssecs, sgot = row.split()
+    secs, ssecs, rss = float(secs), float(ssecs), int(rss)
+    big_rss = rss if s == "16" else big_rss
+    ok = "OK" if int(logged) == n and int(got) == n and int(sgot) == n else "MISMATCH"
+    print(f"{s:>8} {secs:10.2f} {n/secs:8.0f} {ssecs:13.2f} {n/ssecs:8.0f} {(n/secs)/(n/ssecs):6.2f} {rss/1024:7.1f} MB  "
+          f"{ok}: logged sent {logged}, sink got {got}, smtp-source sink got {sgot}")
+if big_rss:
+    print(f"\npeak RSS, 16 sessions: {small} subscribers {small_rss/1024:.1f} MB, {n} subscribers {big_rss/1024:.1f} MB "
+          f"(ratio {big_rss/small_rss:.2f}; goal within 1.10 and under 50 MB); {small} logged sent: {small_logged}")
 PY

@@ -16,7 +16,9 @@ use posthorn::schedule::Ticker;
 use support::{post, Action, SmtpServer, TestSite};
 
 fn addresses(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("reader{i:05}@example.com")).collect()
+    (0..n)
+        .map(|i| format!("reader{i:05}@example.com"))
+        .collect()
 }
 
 async fn add(site: &TestSite, app: &posthorn::App, emails: &[String]) {
@@ -35,7 +37,10 @@ async fn wait_for(smtp: &SmtpServer, n: usize) {
     panic!("the server got {} messages, expected {n}", smtp.len());
 }
 
-async fn log_by_email(app: &posthorn::App, slug: &str) -> HashMap<String, posthorn::store::DeliveryLogRow> {
+async fn log_by_email(
+    app: &posthorn::App,
+    slug: &str,
+) -> HashMap<String, posthorn::store::DeliveryLogRow> {
     let issue = app.issue_of(slug).await.unwrap();
     app.store
         .delivery_log(issue.id, None)
@@ -62,7 +67,9 @@ async fn every_smtp_failure_class_is_classified() {
     let site = TestSite::new(Some(smtp.port));
     site.set_config("timeout_seconds = 5", "timeout_seconds = 1");
     let app = site.app().await;
-    let names = ["ok", "rcpt451", "data421", "rcpt550", "data552", "drop", "dropdata", "stall"];
+    let names = [
+        "ok", "rcpt451", "data421", "rcpt550", "data552", "drop", "dropdata", "stall",
+    ];
     let emails: Vec<String> = names.iter().map(|n| format!("{n}@example.com")).collect();
     add(&site, &app, &emails).await;
     let created = app.store.created_at().await.unwrap();
@@ -74,23 +81,46 @@ async fn every_smtp_failure_class_is_classified() {
     let status = |name: &str| log[&format!("{name}@example.com")].status.clone();
     assert_eq!(status("ok"), "sent");
     for transient in ["rcpt451", "data421", "drop", "dropdata", "stall"] {
-        assert_eq!(status(transient), "retrying", "{transient}: {:?}", log[&format!("{transient}@example.com")]);
+        assert_eq!(
+            status(transient),
+            "retrying",
+            "{transient}: {:?}",
+            log[&format!("{transient}@example.com")]
+        );
         let row = &log[&format!("{transient}@example.com")];
         assert!(row.next_attempt_at.unwrap() > now, "{transient}: backoff");
         assert!(row.last_error.is_some(), "{transient}: the error is logged");
     }
-    assert!(log["stall@example.com"].last_error.as_deref().unwrap().contains("no reply within 1s"));
-    assert!(log["data421@example.com"].smtp_reply.as_deref().unwrap().contains("421"));
+    assert!(log["stall@example.com"]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("no reply within 1s"));
+    assert!(log["data421@example.com"]
+        .smtp_reply
+        .as_deref()
+        .unwrap()
+        .contains("421"));
     for permanent in ["rcpt550", "data552"] {
         assert_eq!(status(permanent), "failed", "{permanent}");
     }
-    assert!(log["rcpt550@example.com"].smtp_reply.as_deref().unwrap().contains("5.1.1"));
+    assert!(log["rcpt550@example.com"]
+        .smtp_reply
+        .as_deref()
+        .unwrap()
+        .contains("5.1.1"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requeues() {
     let smtp = SmtpServer::start().await;
-    smtp.set_rule(|rcpt| if rcpt.starts_with("busy") { Action::RcptReply(451, "4.7.1 Greylisted".into()) } else { Action::Accept });
+    smtp.set_rule(|rcpt| {
+        if rcpt.starts_with("busy") {
+            Action::RcptReply(451, "4.7.1 Greylisted".into())
+        } else {
+            Action::Accept
+        }
+    });
     let site = TestSite::new(Some(smtp.port)); // max_attempts = 3, retry_backoff_seconds = 60
     let app = site.app().await;
     add(&site, &app, &["busy@example.com".to_string()]).await;
@@ -103,52 +133,116 @@ async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requ
     let row = log_by_email(&app, "p").await["busy@example.com"].clone();
     assert_eq!((row.status.as_str(), row.attempts), ("retrying", 1));
     let wait = (row.next_attempt_at.unwrap() - t0).num_seconds();
-    assert!((44..=76).contains(&wait), "first retry after ~60 s ±25 %, got {wait}");
+    assert!(
+        (44..=76).contains(&wait),
+        "first retry after ~60 s ±25 %, got {wait}"
+    );
 
     // Not yet due: nothing happens. Then the second attempt, ~120 s later.
-    assert_eq!(tick(t0 + Duration::seconds(30)).await.unwrap().deliveries.retrying, 0);
+    assert_eq!(
+        tick(t0 + Duration::seconds(30))
+            .await
+            .unwrap()
+            .deliveries
+            .retrying,
+        0
+    );
     let t1 = t0 + Duration::seconds(80);
     tick(t1).await.unwrap();
     let row = log_by_email(&app, "p").await["busy@example.com"].clone();
     assert_eq!((row.status.as_str(), row.attempts), ("retrying", 2));
     let wait = (row.next_attempt_at.unwrap() - t1).num_seconds();
-    assert!((89..=151).contains(&wait), "second retry after ~120 s, got {wait}");
+    assert!(
+        (89..=151).contains(&wait),
+        "second retry after ~120 s, got {wait}"
+    );
 
     // The third attempt is the last.
     tick(t1 + Duration::minutes(5)).await.unwrap();
     let row = log_by_email(&app, "p").await["busy@example.com"].clone();
     assert_eq!((row.status.as_str(), row.attempts), ("failed", 3));
-    assert_eq!(tick(t1 + Duration::hours(5)).await.unwrap().deliveries.retrying, 0, "failed stays failed");
+    assert_eq!(
+        tick(t1 + Duration::hours(5))
+            .await
+            .unwrap()
+            .deliveries
+            .retrying,
+        0,
+        "failed stays failed"
+    );
     assert_eq!(smtp.len(), 0);
 
     // `posthorn retry` queues it again with a fresh budget; the server now accepts.
     smtp.set_rule(|_| Action::Accept);
     let issue = app.issue_of("p").await.unwrap();
-    assert_eq!(app.store.retry_failed(issue.id, t1 + Duration::hours(6)).await.unwrap(), 1);
+    assert_eq!(
+        app.store
+            .retry_failed(issue.id, t1 + Duration::hours(6))
+            .await
+            .unwrap(),
+        1
+    );
     tick(t1 + Duration::hours(6)).await.unwrap();
     let row = log_by_email(&app, "p").await["busy@example.com"].clone();
-    assert_eq!((row.status.as_str(), row.attempts), ("sent", 4), "the log keeps every attempt");
+    assert_eq!(
+        (row.status.as_str(), row.attempts),
+        ("sent", 4),
+        "the log keeps every attempt"
+    );
     assert_eq!(smtp.count_for("busy@example.com"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn repeated_permanent_failures_bounce_an_address() {
     let smtp = SmtpServer::start().await;
-    smtp.set_rule(|rcpt| if rcpt.starts_with("gone") { Action::RcptReply(550, "5.1.1 Mailbox unavailable".into()) } else { Action::Accept });
+    smtp.set_rule(|rcpt| {
+        if rcpt.starts_with("gone") {
+            Action::RcptReply(550, "5.1.1 Mailbox unavailable".into())
+        } else {
+            Action::Accept
+        }
+    });
     let site = TestSite::new(Some(smtp.port));
     let app = site.app().await;
-    add(&site, &app, &["gone@example.com".to_string(), "here@example.com".to_string()]).await;
+    add(
+        &site,
+        &app,
+        &[
+            "gone@example.com".to_string(),
+            "here@example.com".to_string(),
+        ],
+    )
+    .await;
     let created = app.store.created_at().await.unwrap();
     for i in 1..=3 {
-        site.write_post(&format!("p{i}.md"), &post(&format!("글 {i}"), created + Duration::seconds(i), "본문"));
+        site.write_post(
+            &format!("p{i}.md"),
+            &post(&format!("글 {i}"), created + Duration::seconds(i), "본문"),
+        );
     }
-    app.run_once(created + Duration::minutes(1), DeliverOptions::default()).await.unwrap();
-    let gone = app.store.subscriber_by_email(&EmailAddress::parse("gone@example.com").unwrap()).await.unwrap().unwrap();
+    app.run_once(created + Duration::minutes(1), DeliverOptions::default())
+        .await
+        .unwrap();
+    let gone = app
+        .store
+        .subscriber_by_email(&EmailAddress::parse("gone@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(gone.status, SubscriberStatus::Bounced, "three 5xx in a row");
 
-    site.write_post("p4.md", &post("글 4", created + Duration::seconds(4), "본문"));
-    let report = app.run_once(created + Duration::minutes(2), DeliverOptions::default()).await.unwrap();
-    assert_eq!(report.issues[0].queued, 1, "a bounced address is not queued");
+    site.write_post(
+        "p4.md",
+        &post("글 4", created + Duration::seconds(4), "본문"),
+    );
+    let report = app
+        .run_once(created + Duration::minutes(2), DeliverOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        report.issues[0].queued, 1,
+        "a bounced address is not queued"
+    );
     assert_eq!(smtp.count_for("here@example.com"), 4);
     assert_eq!(smtp.count_for("gone@example.com"), 0);
 }
@@ -186,11 +280,25 @@ async fn a_sender_killed_mid_send_loses_nobody_and_resends_only_what_was_in_flig
     let emails = addresses(5000);
     let csv = site.path().join("subscribers.csv");
     std::fs::write(&csv, format!("email\n{}\n", emails.join("\n"))).unwrap();
-    assert_eq!(site.cli(&["subscribers", "import", csv.to_str().unwrap()]).await.code, 0);
-    site.write_post("essay.md", &post("에세이", Utc::now() - Duration::milliseconds(1), "본문"));
+    assert_eq!(
+        site.cli(&["subscribers", "import", csv.to_str().unwrap()])
+            .await
+            .code,
+        0
+    );
+    site.write_post(
+        "essay.md",
+        &post("에세이", Utc::now() - Duration::milliseconds(1), "본문"),
+    );
 
     let mut sender = tokio::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
-        .args(["--config", site.config_path().to_str().unwrap(), "send", "essay", "--yes"])
+        .args([
+            "--config",
+            site.config_path().to_str().unwrap(),
+            "send",
+            "essay",
+            "--yes",
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -208,23 +316,37 @@ async fn a_sender_killed_mid_send_loses_nobody_and_resends_only_what_was_in_flig
     let mut per_recipient: HashMap<String, Vec<String>> = HashMap::new();
     for m in smtp.messages() {
         let id = m.parsed().message_id().unwrap().to_string();
-        per_recipient.entry(m.rcpt_to[0].clone()).or_default().push(id);
+        per_recipient
+            .entry(m.rcpt_to[0].clone())
+            .or_default()
+            .push(id);
     }
     let mut duplicates = 0;
     for email in &emails {
-        let ids = per_recipient.get(email).unwrap_or_else(|| panic!("{email} got nothing"));
+        let ids = per_recipient
+            .get(email)
+            .unwrap_or_else(|| panic!("{email} got nothing"));
         if ids.len() > 1 {
             duplicates += ids.len() - 1;
-            assert!(ids.iter().all(|id| id == &ids[0]), "{email}: a re-send keeps its Message-ID: {ids:?}");
+            assert!(
+                ids.iter().all(|id| id == &ids[0]),
+                "{email}: a re-send keeps its Message-ID: {ids:?}"
+            );
         }
     }
     // Only what was in flight, or sent but not yet committed (results are
     // committed within 20 ms), may go out twice.
-    assert!(duplicates <= 100, "{duplicates} duplicates after a kill at {at_kill}");
+    assert!(
+        duplicates <= 100,
+        "{duplicates} duplicates after a kill at {at_kill}"
+    );
     let app = site.app().await;
     let log = log_by_email(&app, "essay").await;
     assert_eq!(log.len(), 5000);
-    assert!(log.values().all(|r| r.status == "sent"), "every delivery is logged as sent");
+    assert!(
+        log.values().all(|r| r.status == "sent"),
+        "every delivery is logged as sent"
+    );
     eprintln!("kill -9 after {at_kill} messages: {duplicates} sent twice");
 }
 
@@ -248,7 +370,12 @@ async fn unsubscribing_during_a_send_stops_the_remaining_messages() {
     wait_for(&smtp, 200).await;
     let leaving = &emails[1900..];
     for email in leaving {
-        let s = app.store.subscriber_by_email(&EmailAddress::parse(email).unwrap()).await.unwrap().unwrap();
+        let s = app
+            .store
+            .subscriber_by_email(&EmailAddress::parse(email).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         app.store.unsubscribe(s.id, Utc::now()).await.unwrap();
     }
     let report = sender.await.unwrap().unwrap();
@@ -266,12 +393,31 @@ async fn digest_mode_sends_one_email_with_every_new_post() {
     let site = TestSite::new(Some(smtp.port));
     site.append_config("[schedule]\nmode = \"digest\"");
     let app = site.app().await;
-    add(&site, &app, &["a@example.com".to_string(), "b@example.com".to_string()]).await;
+    add(
+        &site,
+        &app,
+        &["a@example.com".to_string(), "b@example.com".to_string()],
+    )
+    .await;
     let created = app.store.created_at().await.unwrap();
     let now = created + Duration::minutes(1);
-    assert!(app.run_once(now, DeliverOptions::default()).await.unwrap().issues.is_empty(), "nothing new, nothing sent");
+    assert!(
+        app.run_once(now, DeliverOptions::default())
+            .await
+            .unwrap()
+            .issues
+            .is_empty(),
+        "nothing new, nothing sent"
+    );
     for (i, title) in ["첫째 글", "둘째 글", "셋째 글"].iter().enumerate() {
-        site.write_post(&format!("p{i}.md"), &post(title, created + Duration::seconds(i as i64 + 1), &format!("{title}의 본문")));
+        site.write_post(
+            &format!("p{i}.md"),
+            &post(
+                title,
+                created + Duration::seconds(i as i64 + 1),
+                &format!("{title}의 본문"),
+            ),
+        );
     }
     let report = app.run_once(now, DeliverOptions::default()).await.unwrap();
     assert_eq!(report.issues.len(), 1, "one digest");
@@ -282,14 +428,28 @@ async fn digest_mode_sends_one_email_with_every_new_post() {
     assert!(subject.contains("새 글 3편"), "{subject}");
     let text = m.body_text(0).unwrap().to_string();
     for title in ["첫째 글", "둘째 글", "셋째 글"] {
-        assert!(text.contains(title) && text.contains(&format!("{title}의 본문")), "{title} in {text}");
+        assert!(
+            text.contains(title) && text.contains(&format!("{title}의 본문")),
+            "{title} in {text}"
+        );
     }
-    assert!(text.find("첫째 글").unwrap() < text.find("셋째 글").unwrap(), "oldest first");
+    assert!(
+        text.find("첫째 글").unwrap() < text.find("셋째 글").unwrap(),
+        "oldest first"
+    );
     // Every post of the digest belongs to it; the next tick sends nothing.
     for slug in ["p0", "p1", "p2"] {
-        assert_eq!(app.issue_of(slug).await.unwrap().id, report.issues[0].issue_id);
+        assert_eq!(
+            app.issue_of(slug).await.unwrap().id,
+            report.issues[0].issue_id
+        );
     }
-    assert!(app.run_once(now + Duration::minutes(10), DeliverOptions::default()).await.unwrap().issues.is_empty());
+    assert!(app
+        .run_once(now + Duration::minutes(10), DeliverOptions::default())
+        .await
+        .unwrap()
+        .issues
+        .is_empty());
     assert_eq!(smtp.len(), 2);
 }
 
@@ -309,19 +469,39 @@ async fn a_graceful_stop_records_what_was_sent_and_leaves_the_rest_queued() {
     let stop = Arc::new(AtomicBool::new(false));
     let sender = {
         let (app, stop) = (app.clone(), stop.clone());
-        tokio::spawn(async move { deliver_due(&app, now, DeliverOptions { stop: Some(stop), ..Default::default() }).await })
+        tokio::spawn(async move {
+            deliver_due(
+                &app,
+                now,
+                DeliverOptions {
+                    stop: Some(stop),
+                    ..Default::default()
+                },
+            )
+            .await
+        })
     };
     wait_for(&smtp, 100).await;
     stop.store(true, Ordering::Relaxed);
     let report = sender.await.unwrap().unwrap();
-    assert_eq!(report.sent as usize, smtp.len(), "every message that went out is recorded");
+    assert_eq!(
+        report.sent as usize,
+        smtp.len(),
+        "every message that went out is recorded"
+    );
     assert!(report.sent < 1000);
     let log = log_by_email(&app, "p").await;
-    assert!(log.values().all(|r| r.status == "sent" || r.status == "queued"), "nothing left mid-send");
+    assert!(
+        log.values()
+            .all(|r| r.status == "sent" || r.status == "queued"),
+        "nothing left mid-send"
+    );
     let queued = log.values().filter(|r| r.status == "queued").count();
     assert_eq!(queued, 1000 - report.sent as usize);
 
-    let rest = deliver_due(&app, now, DeliverOptions::default()).await.unwrap();
+    let rest = deliver_due(&app, now, DeliverOptions::default())
+        .await
+        .unwrap();
     assert_eq!(rest.sent as usize, queued);
     for email in &emails {
         assert_eq!(smtp.count_for(email), 1, "{email}");
@@ -337,18 +517,28 @@ async fn a_tick_still_running_is_not_started_twice() {
     add(&site, &app, &addresses(200)).await;
     // Dated just after the database was made: new, and already published.
     let created = app.store.created_at().await.unwrap();
-    site.write_post("p.md", &post("글", created + Duration::milliseconds(1), "본문"));
+    site.write_post(
+        "p.md",
+        &post("글", created + Duration::milliseconds(1), "본문"),
+    );
     let ticker = Arc::new(Ticker::new(app.clone(), Arc::new(AtomicBool::new(false))));
     let first = {
         let ticker = ticker.clone();
         tokio::spawn(async move { ticker.tick().await })
     };
     wait_for(&smtp, 1).await;
-    assert!(ticker.tick().await.is_none(), "the second tick is skipped while the first runs");
+    assert!(
+        ticker.tick().await.is_none(),
+        "the second tick is skipped while the first runs"
+    );
     let report = first.await.unwrap().expect("the first tick ran").unwrap();
     assert_eq!(report.deliveries.sent, 200);
     assert_eq!(smtp.len(), 200);
-    let again = ticker.tick().await.expect("runs once the first is done").unwrap();
+    let again = ticker
+        .tick()
+        .await
+        .expect("runs once the first is done")
+        .unwrap();
     assert_eq!(again.deliveries.sent, 0);
 }
 
@@ -356,6 +546,55 @@ async fn a_tick_still_running_is_not_started_twice() {
 fn a_bad_cron_expression_is_a_clear_config_error() {
     let site = TestSite::new(None);
     site.append_config("[schedule]\ncheck = \"every ten minutes\"");
-    let err = posthorn::Config::load(&site.config_path()).unwrap_err().to_string();
-    assert!(err.contains("schedule.check") && err.contains("every ten minutes"), "{err}");
+    let err = posthorn::Config::load(&site.config_path())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("schedule.check") && err.contains("every ten minutes"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_deferring_ten_percent_ends_with_everyone_delivered_once() {
+    use rand::{Rng, SeedableRng};
+    let smtp = SmtpServer::start().await;
+    // 451 for a random tenth of the attempts, from a fixed seed.
+    let rng = std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(7));
+    smtp.set_rule(move |_| {
+        if rng.lock().unwrap().random_bool(0.1) {
+            Action::RcptReply(451, "4.7.1 Please try again later".into())
+        } else {
+            Action::Accept
+        }
+    });
+    let site = TestSite::new(Some(smtp.port));
+    site.set_config("max_attempts = 3", "max_attempts = 6");
+    let app = site.app().await;
+    let emails = addresses(2000);
+    add(&site, &app, &emails).await;
+    let created = app.store.created_at().await.unwrap();
+    site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
+    let mut now = created + Duration::minutes(1);
+    let first = app.run_once(now, DeliverOptions::default()).await.unwrap();
+    assert!(
+        first.deliveries.retrying > 100,
+        "about a tenth deferred: {:?}",
+        first.deliveries
+    );
+    // Later ticks (the clock moved, not waited for) deliver the rest.
+    for _ in 0..6 {
+        now += Duration::hours(1);
+        app.run_once(now, DeliverOptions::default()).await.unwrap();
+    }
+    let log = log_by_email(&app, "p").await;
+    assert!(
+        log.values().all(|r| r.status == "sent"),
+        "everyone delivered"
+    );
+    let retried = log.values().filter(|r| r.attempts > 1).count();
+    assert!(retried > 100, "retries are visible in the log: {retried}");
+    for email in &emails {
+        assert_eq!(smtp.count_for(email), 1, "{email}");
+    }
 }

@@ -229,9 +229,11 @@ async fn run<T: Transport>(
         }
     }
     // The workers are gone, so the channel closes and the recorder flushes.
-    let recorded = recorder
-        .await
-        .unwrap_or_else(|e| Err(Error::Invalid(format!("the delivery recorder stopped: {e}"))));
+    let recorded = recorder.await.unwrap_or_else(|e| {
+        Err(Error::Invalid(format!(
+            "the delivery recorder stopped: {e}"
+        )))
+    });
     if let Err(e) = recorded {
         first_error.get_or_insert(e);
     }

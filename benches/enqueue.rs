@@ -63,11 +63,12 @@ async fn main() {
     let post = app.post("p").await.unwrap();
 
     let t = Instant::now();
-    let (_, queued) = app
+    let queued = app
         .store
         .create_issue(&[post.id], "p", "post", "bench", now)
         .await
-        .unwrap();
+        .unwrap()
+        .queued;
     let enqueue = t.elapsed().as_secs_f64();
     assert_eq!(queued as usize, n);
 

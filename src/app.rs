@@ -126,33 +126,38 @@ impl App {
         match self.config.schedule.mode {
             ScheduleMode::Each => {
                 for post in &posts {
-                    let (issue, queued) = self
+                    let made = self
                         .store
                         .create_issue(&[post.id], &post.title, "post", "schedule", now)
                         .await?;
-                    tracing::info!(slug = %post.slug, queued, "new issue");
-                    created.push(NewIssue {
-                        slug: post.slug.to_string(),
-                        issue_id: issue.id,
-                        queued,
-                    });
+                    // Another process may have been quicker; then it is theirs to report.
+                    if made.created {
+                        tracing::info!(slug = %post.slug, queued = made.queued, "new issue");
+                        created.push(NewIssue {
+                            slug: post.slug.to_string(),
+                            issue_id: made.issue.id,
+                            queued: made.queued,
+                        });
+                    }
                 }
             }
             ScheduleMode::Digest => {
                 let subject =
                     crate::render::email::digest_subject(&self.config, &self.templates, &posts)?;
                 let ids: Vec<i64> = posts.iter().map(|p| p.id).collect();
-                let (issue, queued) = self
+                let made = self
                     .store
                     .create_issue(&ids, &subject, "digest", "schedule", now)
                     .await?;
-                let lead = posts.last().map(|p| p.slug.to_string()).unwrap_or_default();
-                tracing::info!(slug = %lead, posts = posts.len(), queued, "new digest");
-                created.push(NewIssue {
-                    slug: lead,
-                    issue_id: issue.id,
-                    queued,
-                });
+                if made.created {
+                    let lead = posts.last().map(|p| p.slug.to_string()).unwrap_or_default();
+                    tracing::info!(slug = %lead, posts = posts.len(), queued = made.queued, "new digest");
+                    created.push(NewIssue {
+                        slug: lead,
+                        issue_id: made.issue.id,
+                        queued: made.queued,
+                    });
+                }
             }
         }
         Ok(created)
@@ -164,9 +169,13 @@ impl App {
         now: DateTime<Utc>,
         options: DeliverOptions,
     ) -> Result<TickReport, Error> {
+        let started = std::time::Instant::now();
         let posts = self.sync_posts(now).await?;
         let issues = self.create_due_issues(now).await?;
-        let deliveries = delivery::deliver_due(self, now, options).await?;
+        // The clock has moved while we synced: deliveries queued meanwhile (by this
+        // process or another) are due by now.
+        let elapsed = chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+        let deliveries = delivery::deliver_due(self, now + elapsed, options).await?;
         Ok(TickReport {
             posts,
             issues,
@@ -237,9 +246,11 @@ impl App {
                 Ok((issue, queued))
             }
             None => {
-                self.store
+                let made = self
+                    .store
                     .create_issue(&[post.id], &post.title, "post", "manual", now)
-                    .await
+                    .await?;
+                Ok((made.issue, made.queued))
             }
         }
     }

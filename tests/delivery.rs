@@ -598,3 +598,62 @@ async fn a_server_deferring_ten_percent_ends_with_everyone_delivered_once() {
         assert_eq!(smtp.count_for(email), 1, "{email}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_worker_processes_share_one_issue_and_send_each_message_once() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_delay(StdDuration::from_millis(1));
+    let site = TestSite::new(Some(smtp.port));
+    eprintln!(
+        "three workers on {}",
+        if site.on_postgres() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
+    let emails = addresses(20_000);
+    let csv = site.path().join("subscribers.csv");
+    std::fs::write(&csv, format!("email\n{}\n", emails.join("\n"))).unwrap();
+    assert_eq!(
+        site.cli(&["subscribers", "import", csv.to_str().unwrap()])
+            .await
+            .code,
+        0
+    );
+    site.write_post(
+        "essay.md",
+        &post("에세이", Utc::now() - Duration::milliseconds(1), "본문"),
+    );
+
+    let (a, b, c) = tokio::join!(
+        site.cli(&["--json", "check"]),
+        site.cli(&["--json", "check"]),
+        site.cli(&["--json", "check"])
+    );
+    let mut sent = Vec::new();
+    let mut created = 0;
+    for worker in [&a, &b, &c] {
+        assert_eq!(worker.code, 0, "{}", worker.stderr);
+        let report: serde_json::Value = serde_json::from_str(&worker.stdout).unwrap();
+        sent.push(report["deliveries"]["sent"].as_u64().unwrap());
+        created += report["issues"].as_array().unwrap().len();
+    }
+    assert_eq!(created, 1, "one worker created the issue; the others found it");
+    eprintln!("sent per worker: {sent:?}");
+    assert_eq!(sent.iter().sum::<u64>(), 20_000);
+    assert!(
+        sent.iter().all(|n| *n > 0),
+        "every worker sent some: {sent:?}"
+    );
+    assert_eq!(smtp.len(), 20_000);
+    let mut seen = std::collections::HashSet::new();
+    for m in smtp.messages() {
+        assert!(
+            seen.insert(m.rcpt_to[0].clone()),
+            "{} got it twice",
+            m.rcpt_to[0]
+        );
+    }
+    assert_eq!(seen.len(), 20_000);
+}

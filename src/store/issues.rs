@@ -22,6 +22,16 @@ pub struct IssueRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// What [`Store::create_issue`] did.
+#[derive(Debug, Clone)]
+pub struct IssueQueued {
+    pub issue: IssueRecord,
+    /// Deliveries added now.
+    pub queued: u64,
+    /// False when another process (or an earlier run) had created the issue.
+    pub created: bool,
+}
+
 /// Counts of deliveries by status for one issue.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IssueStatus {
@@ -52,7 +62,8 @@ impl Store {
     /// unique keys on `issues.post_id`, `issue_posts.post_id` and
     /// `(issue_id, subscriber_id)` make this safe from several processes at once: a
     /// post is mailed in one issue at most. Returns the issue (an existing one if
-    /// its lead post already has one) and how many deliveries were queued now.
+    /// its lead post already has one), how many deliveries were queued now, and
+    /// whether this call created it.
     pub async fn create_issue(
         &self,
         post_ids: &[i64],
@@ -60,14 +71,14 @@ impl Store {
         kind: &str,
         origin: &str,
         now: DateTime<Utc>,
-    ) -> Result<(IssueRecord, u64), Error> {
+    ) -> Result<IssueQueued, Error> {
         let lead = *post_ids
             .last()
             .ok_or_else(|| Error::Invalid("an issue needs at least one post".into()))?;
         let t = ms(now);
         let mut tx = self.pool.begin().await.db("creating an issue")?;
         lock(&mut tx, "issues").await?;
-        sqlx::query(
+        let created = sqlx::query(
             "INSERT INTO issues (post_id, subject, kind, origin, created_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (post_id) DO NOTHING",
         )
@@ -78,7 +89,9 @@ impl Store {
         .bind(t)
         .execute(&mut *tx)
         .await
-        .db("creating an issue")?;
+        .db("creating an issue")?
+        .rows_affected()
+            == 1;
         let sql = format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE post_id = $1");
         let issue = sqlx::query(&sql)
             .bind(lead)
@@ -96,7 +109,11 @@ impl Store {
         }
         let queued = enqueue(&mut tx, issue.id, t).await?;
         tx.commit().await.db("committing the issue")?;
-        Ok((issue, queued))
+        Ok(IssueQueued {
+            issue,
+            queued,
+            created,
+        })
     }
 
     /// The posts of an issue, oldest first.

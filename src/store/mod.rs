@@ -10,7 +10,7 @@ mod posts;
 mod subscribers;
 
 pub use deliveries::{Claimed, DeliveryLogRow, Outcome, OutcomeKind};
-pub use issues::{IssueRecord, IssueStatus};
+pub use issues::{IssueQueued, IssueRecord, IssueStatus};
 pub use posts::{PostRecord, SyncReport};
 pub use subscribers::{AddOutcome, Subscriber};
 

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod postgres;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,8 @@ pub use smtp::{Action, Received, SmtpServer};
 pub struct TestSite {
     _tmp: TempDir,
     root: PathBuf,
+    /// The PostgreSQL database made for this site, dropped with it.
+    postgres: Option<postgres::TestDatabase>,
 }
 
 pub struct CliOutput {
@@ -36,6 +39,13 @@ impl TestSite {
             ),
             None => "transport = \"file\"\noutbox_dir = \"outbox\"\n".to_string(),
         };
+        // The same suite runs on PostgreSQL when TEST_DATABASE_URL names a server:
+        // each site then gets a database of its own, dropped afterwards.
+        let postgres = postgres::TestDatabase::create();
+        let database_url = postgres
+            .as_ref()
+            .map(|db| db.url.clone())
+            .unwrap_or_else(|| "sqlite://subscribers/posthorn.db".into());
         let config = format!(
             r#"[site]
 title = "느린 편지"
@@ -45,7 +55,7 @@ language = "ko"
 timezone = "Asia/Seoul"
 
 [database]
-url = "sqlite://subscribers/posthorn.db"
+url = "{database_url}"
 
 [email]
 from = "Jerry <essays@example.com>"
@@ -54,12 +64,25 @@ from = "Jerry <essays@example.com>"
         std::fs::write(dir.path().join("config.toml"), config).expect("write config");
         std::fs::create_dir_all(dir.path().join("posts")).expect("posts dir");
         let root = dir.path().to_path_buf();
-        TestSite { _tmp: dir, root }
+        TestSite {
+            _tmp: dir,
+            root,
+            postgres,
+        }
     }
 
     /// A site that already exists at `root`, inside `tmp` (removed with it).
     pub fn at(tmp: TempDir, root: PathBuf) -> TestSite {
-        TestSite { _tmp: tmp, root }
+        TestSite {
+            _tmp: tmp,
+            root,
+            postgres: None,
+        }
+    }
+
+    /// Whether this site's database is PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.postgres.is_some()
     }
 
     pub fn path(&self) -> &Path {

@@ -363,3 +363,60 @@ async fn build_writes_a_static_site_and_drops_removed_posts() {
     );
     assert_eq!(std::fs::read(out.join("feed.xml")).unwrap(), feed);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_only_server_sends_at_start_and_stops_gracefully_on_sigterm() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    assert_eq!(
+        site.cli(&["subscribers", "add", "a@example.com"])
+            .await
+            .code,
+        0
+    );
+    assert_eq!(
+        site.cli(&["subscribers", "add", "b@example.com"])
+            .await
+            .code,
+        0
+    );
+    site.write_post(
+        "new.md",
+        &post("새 글", Utc::now() - Duration::milliseconds(1), "본문"),
+    );
+    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
+        .args([
+            "--config",
+            site.config_path().to_str().unwrap(),
+            "serve",
+            "--worker-only",
+        ])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Its first tick runs at start: wait (bounded) for the two messages.
+    for _ in 0..400 {
+        if smtp.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(smtp.len(), 2);
+    let pid = worker.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = worker.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    let status = site.cli(&["--json", "status"]).await;
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    assert_eq!(status[0]["counts"]["sent"], 2);
+}

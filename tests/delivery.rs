@@ -639,7 +639,10 @@ async fn three_worker_processes_share_one_issue_and_send_each_message_once() {
         sent.push(report["deliveries"]["sent"].as_u64().unwrap());
         created += report["issues"].as_array().unwrap().len();
     }
-    assert_eq!(created, 1, "one worker created the issue; the others found it");
+    assert_eq!(
+        created, 1,
+        "one worker created the issue; the others found it"
+    );
     eprintln!("sent per worker: {sent:?}");
     assert_eq!(sent.iter().sum::<u64>(), 20_000);
     assert!(

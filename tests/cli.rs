@@ -384,7 +384,7 @@ async fn a_worker_only_server_sends_at_start_and_stops_gracefully_on_sigterm() {
         "new.md",
         &post("새 글", Utc::now() - Duration::milliseconds(1), "본문"),
     );
-    let mut worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
+    let worker = tokio::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
         .args([
             "--config",
             site.config_path().to_str().unwrap(),

@@ -12,10 +12,11 @@ use crate::delivery::message::{transactional, Addressee, Outgoing, PreparedIssue
 use crate::delivery::{self, DeliverOptions, DeliveryReport};
 use crate::domain::{EmailAddress, SubscriberStatus};
 use crate::error::Error;
+use crate::posts::upstream::{self, Fetch};
 use crate::posts::{self, PostError};
 use crate::render::email::render_issue;
 use crate::render::Templates;
-use crate::store::{AddOutcome, IssueRecord, PostRecord, Store, SyncReport};
+use crate::store::{AddOutcome, EntriesReport, IssueRecord, PostRecord, Store, SyncReport};
 use crate::tokens::{Purpose, TokenError, Tokens};
 
 #[derive(Clone)]
@@ -49,10 +50,22 @@ pub struct NewIssue {
     pub queued: u64,
 }
 
+/// What following the upstream feed did in one tick.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct UpstreamSync {
+    pub url: String,
+    /// `200 OK`, `304 Not Modified`, or `error`.
+    pub status: String,
+    pub error: Option<String>,
+    pub entries: Option<EntriesReport>,
+}
+
 /// What one scheduler tick did.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct TickReport {
     pub posts: PostSync,
+    /// Present when `[posts] feed` is set.
+    pub upstream: Option<UpstreamSync>,
     pub issues: Vec<NewIssue>,
     pub deliveries: DeliveryReport,
 }
@@ -171,6 +184,7 @@ impl App {
     ) -> Result<TickReport, Error> {
         let started = std::time::Instant::now();
         let posts = self.sync_posts(now).await?;
+        let upstream = self.sync_upstream(now).await?;
         let issues = self.create_due_issues(now).await?;
         // The clock has moved while we synced: deliveries queued meanwhile (by this
         // process or another) are due by now.
@@ -178,9 +192,93 @@ impl App {
         let deliveries = delivery::deliver_due(self, now + elapsed, options).await?;
         Ok(TickReport {
             posts,
+            upstream,
             issues,
             deliveries,
         })
+    }
+
+    /// Fetches the upstream feed (`[posts] feed`) and stores its entries as posts.
+    /// A failed fetch (4xx/5xx, timeout, broken XML) is logged and recorded and
+    /// changes nothing else; it never stops the tick.
+    pub async fn sync_upstream(&self, now: DateTime<Utc>) -> Result<Option<UpstreamSync>, Error> {
+        let Some(url) = &self.config.posts.feed else {
+            return Ok(None);
+        };
+        let source = self.store.source(url.as_str(), now).await?;
+        let fetch_url = url::Url::parse(&source.fetch_url).unwrap_or_else(|_| url.clone());
+        let user_agent = format!(
+            "posthorn/{} (+{})",
+            env!("CARGO_PKG_VERSION"),
+            self.config.base_url()
+        );
+        let timeout = std::time::Duration::from_secs(self.config.posts.fetch_timeout_seconds);
+        let fetched = upstream::fetch(
+            &fetch_url,
+            source.etag.as_deref(),
+            source.last_modified.as_deref(),
+            timeout,
+            &user_agent,
+        )
+        .await;
+        let result = |status: &str, error: Option<String>, entries| UpstreamSync {
+            url: url.to_string(),
+            status: status.to_string(),
+            error,
+            entries,
+        };
+        let (bytes, charset, etag, last_modified, moved_to) = match fetched {
+            Ok(Fetch::NotModified) => {
+                self.store
+                    .record_fetch(source.id, "304 Not Modified", None, now)
+                    .await?;
+                return Ok(Some(result("304 Not Modified", None, None)));
+            }
+            Ok(Fetch::Body {
+                bytes,
+                charset,
+                etag,
+                last_modified,
+                moved_to,
+            }) => (bytes, charset, etag, last_modified, moved_to),
+            Err(e) => {
+                tracing::warn!(url = %fetch_url, error = %e, "fetching the upstream feed failed; nothing changed");
+                self.store
+                    .record_fetch(source.id, "error", Some(&e), now)
+                    .await?;
+                return Ok(Some(result("error", Some(e), None)));
+            }
+        };
+        let entries = upstream::decode(&bytes, charset.as_deref())
+            .and_then(|text| upstream::parse(&text, &fetch_url));
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(url = %fetch_url, error = %e, "the upstream feed could not be read; nothing changed");
+                self.store
+                    .record_fetch(source.id, "error", Some(&e), now)
+                    .await?;
+                return Ok(Some(result("error", Some(e), None)));
+            }
+        };
+        if let Some(to) = &moved_to {
+            tracing::info!(from = %fetch_url, to = %to, "the upstream feed moved permanently");
+        }
+        let new_url = moved_to.unwrap_or(fetch_url);
+        let report = self
+            .store
+            .store_fetch(
+                source.id,
+                &entries,
+                etag.as_deref(),
+                last_modified.as_deref(),
+                new_url.as_str(),
+                &self.config.site_host(),
+                self.config.site.timezone,
+                now,
+            )
+            .await?;
+        Ok(Some(result("200 OK", None, Some(report))))
     }
 
     pub async fn post(&self, slug: &str) -> Result<PostRecord, Error> {

@@ -81,7 +81,11 @@ pub struct SiteConfig {
 pub struct PostsConfig {
     #[serde(default = "default_posts_dir")]
     pub dir: PathBuf,
+    /// An existing blog's RSS or Atom feed to follow.
     pub feed: Option<Url>,
+    /// Bounds each fetch of `feed`.
+    #[serde(default = "default_fetch_timeout")]
+    pub fetch_timeout_seconds: u64,
 }
 
 impl Default for PostsConfig {
@@ -89,6 +93,7 @@ impl Default for PostsConfig {
         PostsConfig {
             dir: default_posts_dir(),
             feed: None,
+            fetch_timeout_seconds: default_fetch_timeout(),
         }
     }
 }
@@ -256,6 +261,9 @@ fn default_templates_dir() -> PathBuf {
 }
 fn default_posts_dir() -> PathBuf {
     "posts".into()
+}
+fn default_fetch_timeout() -> u64 {
+    30
 }
 fn default_feed_limit() -> usize {
     50

@@ -8,6 +8,7 @@ mod preview;
 mod retry;
 mod send;
 mod serve;
+mod sources;
 mod status;
 mod subscribers;
 
@@ -98,6 +99,8 @@ pub enum Command {
     },
     /// Queue an issue's failed deliveries again.
     Retry { slug: String },
+    /// Each upstream feed with its last fetch, status, ETag and entry count.
+    Sources,
 }
 
 #[derive(Debug, Subcommand)]
@@ -189,6 +192,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Status { slug } => status::run(&app, &out, slug.as_deref()).await,
         Command::Deliveries { slug, status } => deliveries::run(&app, &out, &slug, status).await,
         Command::Retry { slug } => retry::run(&app, &out, &slug).await,
+        Command::Sources => sources::run(&app, &out).await,
     };
     app.store.close().await;
     result

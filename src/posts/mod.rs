@@ -6,6 +6,7 @@
 pub mod front_matter;
 pub mod html;
 pub mod markdown;
+pub mod upstream;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -7,11 +7,13 @@
 mod deliveries;
 mod issues;
 mod posts;
+mod sources;
 mod subscribers;
 
 pub use deliveries::{Claimed, DeliveryLogRow, Outcome, OutcomeKind};
 pub use issues::{IssueQueued, IssueRecord, IssueStatus};
 pub use posts::{PostRecord, SyncReport};
+pub use sources::{EntriesReport, Source};
 pub use subscribers::{AddOutcome, Subscriber};
 
 use std::path::Path;

@@ -229,7 +229,7 @@ impl Store {
                     report.updated.push(post.slug.to_string());
                 }
                 None => {
-                    let mut uid = post_uid(site_host, post);
+                    let mut uid = post_uid(site_host, post.local_date, &post.slug);
                     if uids.contains(&uid) {
                         uid = format!("{uid}:{t_now}");
                     }
@@ -376,12 +376,12 @@ impl Store {
 /// A post's permanent id, fixed when it is first seen: an RFC 4151 `tag:` URI from
 /// the site's host, the post's date and its slug at that moment. It never changes
 /// afterwards, whatever happens to the file, the slug or the site's URL.
-fn post_uid(site_host: &str, post: &SourcePost) -> String {
+pub(crate) fn post_uid(site_host: &str, local_date: chrono::NaiveDate, slug: &Slug) -> String {
     use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
     const KEEP: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.');
     format!(
         "tag:{site_host},{}:/posts/{}",
-        post.local_date.format("%Y-%m-%d"),
-        utf8_percent_encode(post.slug.as_str(), KEEP)
+        local_date.format("%Y-%m-%d"),
+        utf8_percent_encode(slug.as_str(), KEEP)
     )
 }

@@ -1,0 +1,326 @@
+//! Following an existing blog: fetch its RSS or Atom feed with a conditional GET,
+//! and turn each entry into a post, keyed so that it is recognised forever.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use url::Url;
+
+use super::html::absolutize_urls;
+use crate::domain::{one_line, Slug};
+
+/// Largest feed body we read.
+pub const MAX_FEED_BYTES: usize = 10 * 1024 * 1024;
+
+/// An entry of the upstream feed, ready to be stored as a post.
+#[derive(Debug, Clone)]
+pub struct UpstreamEntry {
+    /// guid/id, else the link, else a hash of title and date.
+    pub key: String,
+    pub link: Option<String>,
+    pub slug: Slug,
+    pub title: String,
+    pub published: DateTime<Utc>,
+    pub updated: Option<DateTime<Utc>>,
+    pub summary: String,
+    /// Sanitised, with every URL absolute.
+    pub content_html: String,
+    pub tags: Vec<String>,
+    pub content_hash: String,
+}
+
+/// What a conditional GET returned.
+#[derive(Debug)]
+pub enum Fetch {
+    NotModified,
+    Body {
+        bytes: Vec<u8>,
+        charset: Option<String>,
+        etag: Option<String>,
+        last_modified: Option<String>,
+        /// Where the feed now lives, if it moved permanently (301/308).
+        moved_to: Option<Url>,
+    },
+}
+
+/// Fetches `url`, sending the validators of the last good fetch.
+pub async fn fetch(
+    url: &Url,
+    etag: Option<&str>,
+    last_modified: Option<&str>,
+    timeout: Duration,
+    user_agent: &str,
+) -> Result<Fetch, String> {
+    // Remember a permanent redirect of the first hop, to use the new address next time.
+    let moved: Arc<Mutex<Option<Url>>> = Arc::default();
+    let seen = moved.clone();
+    let policy = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > 5 {
+            return attempt.error("more than 5 redirects");
+        }
+        let permanent = matches!(attempt.status().as_u16(), 301 | 308);
+        if permanent && attempt.previous().len() == 1 {
+            *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(attempt.url().clone());
+        }
+        attempt.follow()
+    });
+    let client = reqwest::Client::builder()
+        .redirect(policy)
+        .timeout(timeout)
+        .user_agent(user_agent)
+        .build()
+        .map_err(|e| format!("HTTP client: {e}"))?;
+    let mut request = client.get(url.clone()).header(
+        reqwest::header::ACCEPT,
+        "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5",
+    );
+    if let Some(etag) = etag {
+        request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+    }
+    if let Some(since) = last_modified {
+        request = request.header(reqwest::header::IF_MODIFIED_SINCE, since);
+    }
+    let mut response = request.send().await.map_err(|e| describe(&e))?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NOT_MODIFIED {
+        return Ok(Fetch::NotModified);
+    }
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let etag = header(reqwest::header::ETAG);
+    let last_modified = header(reqwest::header::LAST_MODIFIED);
+    let charset = header(reqwest::header::CONTENT_TYPE).and_then(|ct| {
+        ct.split(';')
+            .filter_map(|p| p.trim().strip_prefix("charset="))
+            .next()
+            .map(|c| c.trim_matches('"').to_string())
+    });
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| describe(&e))? {
+        if bytes.len() + chunk.len() > MAX_FEED_BYTES {
+            return Err(format!(
+                "the feed is larger than {} MB",
+                MAX_FEED_BYTES / 1024 / 1024
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let moved_to = moved.lock().unwrap_or_else(|e| e.into_inner()).take();
+    Ok(Fetch::Body {
+        bytes,
+        charset,
+        etag,
+        last_modified,
+        moved_to,
+    })
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        format!("cannot connect: {e}")
+    } else {
+        e.to_string()
+    }
+}
+
+/// The feed as UTF-8 text, whatever it was sent in: the HTTP charset wins, then the
+/// XML declaration's `encoding` (EUC-KR is still common on Korean blogs).
+pub fn decode(bytes: &[u8], http_charset: Option<&str>) -> Result<String, String> {
+    let declared = || {
+        let head = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
+        let start = head.find("encoding=")? + "encoding=".len();
+        let quote = head[start..].chars().next()?;
+        let rest = &head[start + 1..];
+        rest.find(quote).map(|end| rest[..end].to_string())
+    };
+    let label = http_charset.map(str::to_string).or_else(declared);
+    let encoding = label
+        .as_deref()
+        .and_then(|l| encoding_rs::Encoding::for_label(l.trim().as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+    let (text, _, malformed) = encoding.decode(bytes);
+    if malformed && encoding == encoding_rs::UTF_8 {
+        return Err("the feed is not valid UTF-8 and declares no other encoding".into());
+    }
+    // The text is UTF-8 now: say so, or the XML parser would decode it again.
+    Ok(match label {
+        Some(l) if encoding != encoding_rs::UTF_8 => text
+            .replacen(&format!("\"{l}\""), "\"UTF-8\"", 1)
+            .replacen(&format!("'{l}'"), "'UTF-8'", 1),
+        _ => text.into_owned(),
+    })
+}
+
+/// Marks an entry with no guid/id, so that our own fallback chain applies.
+const NO_ID: &str = "\u{0}posthorn:no-id";
+
+/// Parses RSS 0.9x/1.0/2.0 or Atom into entries, newest first as in the feed.
+pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<UpstreamEntry>, String> {
+    let parser = feed_rs::parser::Builder::new()
+        .base_uri(Some(feed_url.as_str()))
+        .id_generator(|_, _, _| NO_ID.to_string())
+        .build();
+    let feed = parser
+        .parse(text.as_bytes())
+        .map_err(|e| format!("not a valid feed: {e}"))?;
+    let mut entries = Vec::with_capacity(feed.entries.len());
+    for entry in feed.entries {
+        let link = entry
+            .links
+            .iter()
+            .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
+            .or_else(|| entry.links.first())
+            .and_then(|l| feed_url.join(l.href.trim()).ok());
+        let title = entry
+            .title
+            .as_ref()
+            .map(|t| {
+                if t.content_type.essence().to_string() == "text/html" {
+                    html_text(&t.content)
+                } else {
+                    one_line(&t.content)
+                }
+            })
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "(untitled)".into());
+        let published = entry.published.or(entry.updated);
+        let key = if entry.id != NO_ID && !entry.id.trim().is_empty() {
+            entry.id.trim().to_string()
+        } else if let Some(link) = &link {
+            link.to_string()
+        } else {
+            let mut h = Sha256::new();
+            h.update(title.as_bytes());
+            h.update(published.map(|d| d.to_rfc3339()).unwrap_or_default());
+            format!("sha256:{}", super::hex(&h.finalize()))
+        };
+        // Full content when the feed has it (content:encoded, Atom content), else the description.
+        let raw = entry
+            .content
+            .as_ref()
+            .and_then(|c| c.body.clone())
+            .or_else(|| entry.summary.as_ref().map(|s| s.content.clone()))
+            .unwrap_or_default();
+        let base = link.clone().unwrap_or_else(|| feed_url.clone());
+        let content_html = absolutize_urls(&sanitize(&raw), &base)?;
+        let summary = entry
+            .summary
+            .as_ref()
+            .map(|s| html_text(&s.content))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| html_text(&content_html));
+        let summary: String = summary.chars().take(300).collect();
+        let tags: Vec<String> = entry
+            .categories
+            .iter()
+            .map(|c| one_line(c.label.as_deref().unwrap_or(&c.term)))
+            .filter(|t| !t.is_empty())
+            .collect();
+        let slug = link
+            .as_ref()
+            .and_then(|l| {
+                l.path_segments()?
+                    .rfind(|s| !s.is_empty())
+                    .map(str::to_string)
+            })
+            .map(|s| {
+                percent_encoding::percent_decode_str(&s)
+                    .decode_utf8_lossy()
+                    .into_owned()
+            })
+            .map(|s| {
+                s.trim_end_matches(".html")
+                    .trim_end_matches(".htm")
+                    .to_string()
+            })
+            .and_then(|s| Slug::from_file_stem(&s).ok())
+            .filter(|s| !s.as_str().chars().all(|c| c.is_ascii_digit()) || s.as_str().len() > 3)
+            .or_else(|| Slug::from_file_stem(&title).ok())
+            .or_else(|| Slug::parse(&format!("entry-{}", &key_hash(&key)[..12])).ok())
+            .ok_or_else(|| "no slug for an entry".to_string())?;
+        let mut hash = Sha256::new();
+        for part in [&title, &summary, &content_html, &tags.join("\u{1f}")] {
+            hash.update(part.as_bytes());
+            hash.update([0]);
+        }
+        hash.update(published.map(|d| d.to_rfc3339()).unwrap_or_default());
+        entries.push(UpstreamEntry {
+            key,
+            link: link.map(String::from),
+            slug,
+            title,
+            published: published.unwrap_or_else(Utc::now),
+            updated: entry.updated.filter(|u| Some(*u) != entry.published),
+            summary,
+            content_html,
+            tags,
+            content_hash: super::hex(&hash.finalize()),
+        });
+    }
+    Ok(entries)
+}
+
+fn key_hash(key: &str) -> String {
+    super::hex(&Sha256::digest(key.as_bytes()))
+}
+
+/// Someone else's HTML: no scripts, no event handlers, no iframes, no styles that
+/// could hide or restyle the page; links open normally and carry `noopener`.
+pub fn sanitize(html: &str) -> String {
+    ammonia::Builder::default()
+        .link_rel(Some("noopener noreferrer"))
+        .clean(html)
+        .to_string()
+}
+
+/// The text of an HTML fragment, on one line, without markup or decoration.
+fn html_text(html: &str) -> String {
+    let text = html2text::config::plain_no_decorate()
+        .string_from_read(html.as_bytes(), 100_000)
+        .unwrap_or_default();
+    one_line(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn euc_kr_feeds_are_decoded() {
+        let (bytes, _, _) = encoding_rs::EUC_KR.encode("<?xml version=\"1.0\" encoding=\"euc-kr\"?><rss><channel><title>한글</title></channel></rss>");
+        let text = decode(&bytes, None).unwrap();
+        assert!(text.contains("<title>한글</title>"));
+        assert!(text.contains("encoding=\"UTF-8\""));
+        assert!(decode(&[0xff, 0xfe, 0x41], None).is_err());
+    }
+
+    #[test]
+    fn scripts_and_handlers_are_removed() {
+        let clean = sanitize(
+            r#"<p onclick="x()">글<script>alert(1)</script><iframe src="https://evil.example/"></iframe><img src="a.png" onerror="x()"></p>"#,
+        );
+        assert!(
+            !clean.contains("script")
+                && !clean.contains("onclick")
+                && !clean.contains("onerror")
+                && !clean.contains("iframe"),
+            "{clean}"
+        );
+        assert!(
+            clean.contains("글") && clean.contains("<img src=\"a.png\">"),
+            "{clean}"
+        );
+    }
+}

@@ -1,0 +1,274 @@
+//! Upstream feeds and the entries seen in them.
+
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{from_ms, lock, ms, Store};
+use crate::domain::Slug;
+use crate::error::{DbContext, Error};
+use crate::posts::upstream::UpstreamEntry;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Source {
+    pub id: i64,
+    pub url: String,
+    pub fetch_url: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    pub first_fetched_at: Option<DateTime<Utc>>,
+    pub last_fetch_at: Option<DateTime<Utc>>,
+    pub last_status: Option<String>,
+    pub last_error: Option<String>,
+    pub entries: i64,
+}
+
+/// What storing one fetch's entries did.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct EntriesReport {
+    pub new: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: usize,
+    /// True when this was the source's first successful fetch (nothing announced).
+    pub first_fetch: bool,
+}
+
+const SOURCE_COLUMNS: &str =
+    "s.id, s.url, s.fetch_url, s.etag, s.last_modified, s.first_fetched_at, \
+     s.last_fetch_at, s.last_status, s.last_error, \
+     (SELECT COUNT(DISTINCT e.post_id) FROM source_entries e WHERE e.source_id = s.id) AS entries";
+
+fn source_from_row(row: &AnyRow) -> Result<Source, sqlx::Error> {
+    Ok(Source {
+        id: row.try_get("id")?,
+        url: row.try_get("url")?,
+        fetch_url: row.try_get("fetch_url")?,
+        etag: row.try_get("etag")?,
+        last_modified: row.try_get("last_modified")?,
+        first_fetched_at: row
+            .try_get::<Option<i64>, _>("first_fetched_at")?
+            .map(from_ms),
+        last_fetch_at: row.try_get::<Option<i64>, _>("last_fetch_at")?.map(from_ms),
+        last_status: row.try_get("last_status")?,
+        last_error: row.try_get("last_error")?,
+        entries: row.try_get("entries")?,
+    })
+}
+
+impl Store {
+    /// The source for a configured URL, created on first use.
+    pub async fn source(&self, url: &str, now: DateTime<Utc>) -> Result<Source, Error> {
+        sqlx::query(
+            "INSERT INTO sources (url, fetch_url, created_at) VALUES ($1, $1, $2) ON CONFLICT (url) DO NOTHING",
+        )
+        .bind(url)
+        .bind(ms(now))
+        .execute(&self.pool)
+        .await
+        .db("adding a source")?;
+        let sql = format!("SELECT {SOURCE_COLUMNS} FROM sources s WHERE s.url = $1");
+        let row = sqlx::query(&sql)
+            .bind(url)
+            .fetch_one(&self.pool)
+            .await
+            .db("reading a source")?;
+        source_from_row(&row).db("decoding a source")
+    }
+
+    pub async fn sources(&self) -> Result<Vec<Source>, Error> {
+        let sql = format!("SELECT {SOURCE_COLUMNS} FROM sources s ORDER BY s.id");
+        let rows = sqlx::query(&sql)
+            .fetch_all(&self.pool)
+            .await
+            .db("listing sources")?;
+        rows.iter()
+            .map(source_from_row)
+            .collect::<Result<_, _>>()
+            .db("decoding sources")
+    }
+
+    /// Records a fetch that changed nothing (304) or failed: the stored state
+    /// (validators, entries) stays as it was.
+    pub async fn record_fetch(
+        &self,
+        source_id: i64,
+        status: &str,
+        error: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        sqlx::query("UPDATE sources SET last_fetch_at = $1, last_status = $2, last_error = $3 WHERE id = $4")
+            .bind(ms(now))
+            .bind(status)
+            .bind(error)
+            .bind(source_id)
+            .execute(&self.pool)
+            .await
+            .db("recording a fetch")?;
+        Ok(())
+    }
+
+    /// Stores one good fetch in one transaction: its entries as posts (new ones,
+    /// or updates of known ones: never a second post for an entry), then the
+    /// validators for the next conditional request. On the source's first fetch,
+    /// every entry is archive: it goes to the feeds, never out by email.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn store_fetch(
+        &self,
+        source_id: i64,
+        entries: &[UpstreamEntry],
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+        fetch_url: &str,
+        site_host: &str,
+        tz: chrono_tz::Tz,
+        now: DateTime<Utc>,
+    ) -> Result<EntriesReport, Error> {
+        let t = ms(now);
+        let mut tx = self.pool.begin().await.db("storing a fetch")?;
+        // The same lock as the posts/ sync: overlapping ticks take turns.
+        lock(&mut tx, "sync").await?;
+        let first: Option<i64> =
+            sqlx::query_scalar("SELECT first_fetched_at FROM sources WHERE id = $1")
+                .bind(source_id)
+                .fetch_one(&mut *tx)
+                .await
+                .db("reading a source")?;
+        let mut report = EntriesReport {
+            first_fetch: first.is_none(),
+            ..Default::default()
+        };
+        // Entries dated more than a day before the first fetch are old posts that
+        // surfaced late (a feed window that grew): they are not news.
+        let announce_after = first.unwrap_or(t) - 86_400_000;
+
+        for entry in entries {
+            let known: Option<(i64, String)> = {
+                let row = sqlx::query(
+                    "SELECT e.post_id, p.content_hash FROM source_entries e JOIN posts p ON p.id = e.post_id \
+                     WHERE e.source_id = $1 AND (e.entry_key = $2 OR (e.link IS NOT NULL AND e.link = $3)) \
+                     ORDER BY e.id LIMIT 1",
+                )
+                .bind(source_id)
+                .bind(&entry.key)
+                .bind(entry.link.as_deref())
+                .fetch_optional(&mut *tx)
+                .await
+                .db("looking up an entry")?;
+                match row {
+                    Some(r) => Some((
+                        r.try_get(0).db("reading an entry")?,
+                        r.try_get(1).db("reading an entry")?,
+                    )),
+                    None => None,
+                }
+            };
+            let tags = serde_json::to_string(&entry.tags).unwrap_or_else(|_| "[]".into());
+            let post_id = match known {
+                Some((post_id, hash)) => {
+                    if hash == entry.content_hash {
+                        report.unchanged += 1;
+                    } else {
+                        sqlx::query(
+                            "UPDATE posts SET title = $1, summary = $2, content_html = $3, tags = $4, \
+                             updated_at = $5, external_url = $6, content_hash = $7, synced_at = $8 WHERE id = $9",
+                        )
+                        .bind(&entry.title)
+                        .bind(&entry.summary)
+                        .bind(&entry.content_html)
+                        .bind(&tags)
+                        .bind(entry.updated.map(ms))
+                        .bind(entry.link.as_deref())
+                        .bind(&entry.content_hash)
+                        .bind(t)
+                        .bind(post_id)
+                        .execute(&mut *tx)
+                        .await
+                        .db("updating an imported post")?;
+                        report.updated.push(entry.title.clone());
+                    }
+                    post_id
+                }
+                None => {
+                    let slug = free_slug(&mut tx, &entry.slug).await?;
+                    let local_date = entry.published.with_timezone(&tz).date_naive();
+                    let uid = super::posts::post_uid(site_host, local_date, &slug);
+                    let announce = !report.first_fetch && ms(entry.published) >= announce_after;
+                    let id: i64 = sqlx::query(
+                        "INSERT INTO posts (uid, slug, source, title, summary, content_html, tags, published_at, \
+                         updated_at, draft, email, external_url, content_hash, announce, first_seen_at, synced_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 1, $10, $11, $12, $13, $13) RETURNING id",
+                    )
+                    .bind(&uid)
+                    .bind(slug.as_str())
+                    .bind(format!("feed:{source_id}:{}", entry.key))
+                    .bind(&entry.title)
+                    .bind(&entry.summary)
+                    .bind(&entry.content_html)
+                    .bind(&tags)
+                    .bind(ms(entry.published))
+                    .bind(entry.updated.map(ms))
+                    .bind(entry.link.as_deref())
+                    .bind(&entry.content_hash)
+                    .bind(announce as i64)
+                    .bind(t)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .db("importing a post")?
+                    .try_get(0)
+                    .db("importing a post")?;
+                    report.new.push(slug.to_string());
+                    id
+                }
+            };
+            // Remember this key (a changed guid becomes a second key of the same post).
+            sqlx::query(
+                "INSERT INTO source_entries (source_id, entry_key, link, post_id, first_seen_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source_id, entry_key) DO NOTHING",
+            )
+            .bind(source_id)
+            .bind(&entry.key)
+            .bind(entry.link.as_deref())
+            .bind(post_id)
+            .bind(t)
+            .execute(&mut *tx)
+            .await
+            .db("remembering an entry")?;
+        }
+        sqlx::query(
+            "UPDATE sources SET etag = $1, last_modified = $2, fetch_url = $3, \
+             first_fetched_at = COALESCE(first_fetched_at, $4), last_fetch_at = $4, \
+             last_status = '200 OK', last_error = NULL WHERE id = $5",
+        )
+        .bind(etag)
+        .bind(last_modified)
+        .bind(fetch_url)
+        .bind(t)
+        .bind(source_id)
+        .execute(&mut *tx)
+        .await
+        .db("recording a fetch")?;
+        tx.commit().await.db("storing a fetch")?;
+        Ok(report)
+    }
+}
+
+/// `slug`, or `slug-2`, `slug-3`… if another post has it.
+async fn free_slug(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    wanted: &Slug,
+) -> Result<Slug, Error> {
+    let mut candidate = wanted.clone();
+    let mut n = 1;
+    loop {
+        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM posts WHERE slug = $1")
+            .bind(candidate.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .db("checking a slug")?;
+        if taken.is_none() {
+            return Ok(candidate);
+        }
+        n += 1;
+        candidate = Slug::parse(&format!("{wanted}-{n}")).map_err(Error::Invalid)?;
+    }
+}

@@ -1,0 +1,456 @@
+//! Following an existing blog: a local HTTP server serves fixture feeds that each
+//! test changes between ticks, with ETags, 304s, errors, a slow answer, a
+//! truncated body and a permanent redirect.
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Duration, Utc};
+use posthorn::delivery::DeliverOptions;
+use support::{SmtpServer, TestSite};
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Mode {
+    Ok,
+    Status(u16),
+    Slow,
+    Truncated,
+}
+
+struct Blog {
+    body: Mutex<Vec<u8>>,
+    content_type: Mutex<&'static str>,
+    mode: Mutex<Mode>,
+    requests: AtomicUsize,
+    not_modified: AtomicUsize,
+}
+
+#[derive(Clone)]
+struct FixtureServer {
+    base: String,
+    blog: Arc<Blog>,
+}
+
+impl FixtureServer {
+    async fn start() -> FixtureServer {
+        let blog = Arc::new(Blog {
+            body: Mutex::new(Vec::new()),
+            content_type: Mutex::new("application/rss+xml; charset=utf-8"),
+            mode: Mutex::new(Mode::Ok),
+            requests: AtomicUsize::new(0),
+            not_modified: AtomicUsize::new(0),
+        });
+        let app = axum::Router::new()
+            .route("/feed", get(serve_feed))
+            .route(
+                "/old-feed",
+                get(|| async { (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, "/feed")]) }),
+            )
+            .with_state(blog.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        FixtureServer { base, blog }
+    }
+
+    fn set(&self, body: impl Into<Vec<u8>>, content_type: &'static str) {
+        *self.blog.body.lock().unwrap() = body.into();
+        *self.blog.content_type.lock().unwrap() = content_type;
+    }
+
+    fn mode(&self, mode: Mode) {
+        *self.blog.mode.lock().unwrap() = mode;
+    }
+}
+
+async fn serve_feed(State(blog): State<Arc<Blog>>, headers: HeaderMap) -> Response {
+    blog.requests.fetch_add(1, Ordering::SeqCst);
+    let mode = *blog.mode.lock().unwrap();
+    let body = blog.body.lock().unwrap().clone();
+    let etag = format!("\"{}\"", posthorn::posts::hex(&sha2_digest(&body)));
+    match mode {
+        Mode::Status(code) => return StatusCode::from_u16(code).unwrap().into_response(),
+        Mode::Slow => tokio::time::sleep(StdDuration::from_secs(5)).await,
+        Mode::Truncated => {
+            let cut = body[..body.len() / 2].to_vec();
+            return (
+                [(header::CONTENT_TYPE, *blog.content_type.lock().unwrap())],
+                cut,
+            )
+                .into_response();
+        }
+        Mode::Ok => {}
+    }
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        == Some(etag.as_str())
+    {
+        blog.not_modified.fetch_add(1, Ordering::SeqCst);
+        return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
+    }
+    let content_type = *blog.content_type.lock().unwrap();
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (header::ETAG, etag),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn sha2_digest(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)[..8].to_vec()
+}
+
+/// One item: (title, link, guid, date, description HTML, content:encoded HTML).
+struct Item<'a> {
+    title: &'a str,
+    link: &'a str,
+    guid: Option<&'a str>,
+    date: DateTime<Utc>,
+    description: &'a str,
+    content: Option<&'a str>,
+}
+
+/// A Tistory- or WordPress-style RSS 2.0 feed: CDATA descriptions, optional content:encoded.
+fn rss(items: &[Item]) -> String {
+    let mut out = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\" xmlns:content=\"http://purl.org/rss/1.0/modules/content/\">\n<channel><title>블로그</title><link>https://blog.example.com/</link><description>d</description>\n",
+    );
+    for it in items {
+        out.push_str(&format!(
+            "<item><title><![CDATA[{}]]></title><link>{}</link>",
+            it.title, it.link
+        ));
+        if let Some(guid) = it.guid {
+            out.push_str(&format!("<guid isPermaLink=\"false\">{guid}</guid>"));
+        }
+        out.push_str(&format!(
+            "<pubDate>{}</pubDate>",
+            it.date.with_timezone(&chrono_tz::Asia::Seoul).to_rfc2822()
+        ));
+        out.push_str(&format!(
+            "<description><![CDATA[{}]]></description>",
+            it.description
+        ));
+        if let Some(content) = it.content {
+            out.push_str(&format!(
+                "<content:encoded><![CDATA[{content}]]></content:encoded>"
+            ));
+        }
+        out.push_str("<category>일상</category></item>\n");
+    }
+    out.push_str("</channel></rss>\n");
+    out
+}
+
+fn old() -> DateTime<Utc> {
+    Utc::now() - Duration::days(30)
+}
+
+async fn site_following(
+    blog: &FixtureServer,
+    path: &str,
+    smtp: &SmtpServer,
+) -> (TestSite, posthorn::App) {
+    let site = TestSite::new(Some(smtp.port));
+    site.append_config(&format!(
+        "[posts]\nfeed = \"{}{path}\"\nfetch_timeout_seconds = 1",
+        blog.base
+    ));
+    let app = site.app().await;
+    site.add_subscribers(&app, &["a@example.com", "b@example.com"])
+        .await;
+    (site, app)
+}
+
+async fn tick(app: &posthorn::App) -> posthorn::app::TickReport {
+    app.run_once(Utc::now(), DeliverOptions::default())
+        .await
+        .unwrap()
+}
+
+fn tistory(extra: Option<Item<'static>>) -> String {
+    let mut items = vec![];
+    if let Some(item) = extra {
+        items.push(item);
+    }
+    items.push(Item {
+        title: "두 번째 글",
+        link: "https://blog.example.com/2",
+        guid: None,
+        date: old(),
+        description: "<p>둘째 <b>본문</b></p>",
+        content: None,
+    });
+    items.push(Item {
+        title: "첫 글",
+        link: "https://blog.example.com/1",
+        guid: None,
+        date: old() - Duration::days(7),
+        description: "<p>첫 본문</p>",
+        content: None,
+    });
+    rss(&items)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_fetch_sends_nothing_a_new_entry_goes_out_once_and_304s_send_nothing() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    blog.set(tistory(None), "application/rss+xml; charset=utf-8");
+    let (site, app) = site_following(&blog, "/feed", &smtp).await;
+
+    let first = tick(&app).await;
+    let upstream = first.upstream.unwrap();
+    assert_eq!(upstream.status, "200 OK");
+    assert_eq!(upstream.entries.as_ref().unwrap().new.len(), 2);
+    assert!(upstream.entries.unwrap().first_fetch);
+    assert!(first.issues.is_empty(), "the first fetch mails nothing");
+    assert_eq!(smtp.len(), 0);
+    // The archive is in the feeds.
+    let snapshot = posthorn::site::snapshot(&app, Utc::now()).await.unwrap();
+    assert_eq!(snapshot.posts.len(), 2);
+
+    // Nothing changed: a conditional request, answered 304.
+    let same = tick(&app).await;
+    assert_eq!(same.upstream.unwrap().status, "304 Not Modified");
+    assert_eq!(blog.blog.not_modified.load(Ordering::SeqCst), 1);
+
+    // The blog publishes a new essay.
+    blog.set(
+        tistory(Some(Item {
+            title: "새 글: 겨울 <준비>",
+            link: "https://blog.example.com/3",
+            guid: None,
+            date: Utc::now() - Duration::minutes(5),
+            description: "<p>겨울을 <a href=\"/tag/winter\">준비</a>하는 골목</p>",
+            content: None,
+        })),
+        "application/rss+xml; charset=utf-8",
+    );
+    let new = tick(&app).await;
+    assert_eq!(new.issues.len(), 1);
+    assert_eq!(new.deliveries.sent, 2);
+    let message = smtp.messages()[0].parsed().clone().into_owned();
+    assert_eq!(message.subject().unwrap(), "새 글: 겨울 <준비>");
+    let html = message.body_html(0).unwrap();
+    assert!(html.contains("겨울을"), "the description is the content");
+    assert!(
+        html.contains("href=\"https://blog.example.com/tag/winter\""),
+        "relative URLs resolved against the entry"
+    );
+    assert!(
+        html.contains("https://blog.example.com/3"),
+        "read on the blog: the entry's own link"
+    );
+
+    assert!(tick(&app).await.issues.is_empty());
+    assert_eq!(smtp.len(), 2, "sent once");
+
+    let sources = site.cli(&["--json", "sources"]).await;
+    let sources: serde_json::Value = serde_json::from_str(&sources.stdout).unwrap();
+    assert_eq!(sources[0]["entries"], 3);
+    assert!(sources[0]["etag"].as_str().unwrap().starts_with('"'));
+    assert_eq!(sources[0]["last_status"], "304 Not Modified");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_guid_with_a_known_link_is_an_update_not_a_new_post() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    let wordpress = |guid: &'static str, content: &'static str| {
+        rss(&[Item {
+            title: "워드프레스 글",
+            link: "https://wp.example.com/2026/11/essay/",
+            guid: Some(guid),
+            date: old(),
+            description: "요약",
+            content: Some(content),
+        }])
+    };
+    blog.set(
+        wordpress("https://wp.example.com/?p=1", "<p>처음</p>"),
+        "application/rss+xml",
+    );
+    let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+    tick(&app).await;
+    let post = app.post("essay").await.unwrap();
+    assert!(
+        post.content_html.contains("처음"),
+        "content:encoded is the content"
+    );
+
+    blog.set(
+        wordpress("https://wp.example.com/?p=1&amp;v=2", "<p>고친 본문</p>"),
+        "application/rss+xml",
+    );
+    let report = tick(&app).await;
+    let entries = report.upstream.unwrap().entries.unwrap();
+    assert!(entries.new.is_empty(), "{entries:?}");
+    assert_eq!(entries.updated.len(), 1);
+    let updated = app.post("essay").await.unwrap();
+    assert_eq!(updated.id, post.id);
+    assert!(updated.content_html.contains("고친 본문"));
+    assert!(report.issues.is_empty());
+    assert_eq!(smtp.len(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fetch_errors_change_nothing_and_the_next_good_fetch_works() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    blog.set(tistory(None), "application/rss+xml");
+    let (site, app) = site_following(&blog, "/feed", &smtp).await;
+    tick(&app).await;
+    let before = app.store.sources().await.unwrap()[0].clone();
+
+    blog.set(
+        tistory(Some(Item {
+            title: "오류 뒤의 새 글",
+            link: "https://blog.example.com/after",
+            guid: None,
+            date: Utc::now(),
+            description: "본문",
+            content: None,
+        })),
+        "application/rss+xml",
+    );
+    for (mode, expect) in [
+        (Mode::Status(500), "HTTP 500"),
+        (Mode::Status(404), "HTTP 404"),
+        (Mode::Truncated, "not a valid feed"),
+        (Mode::Slow, "timed out"),
+    ] {
+        blog.mode(mode);
+        let report = tick(&app).await;
+        let upstream = report.upstream.unwrap();
+        assert_eq!(upstream.status, "error", "{mode:?}");
+        assert!(
+            upstream.error.as_deref().unwrap().contains(expect),
+            "{mode:?}: {:?}",
+            upstream.error
+        );
+        assert!(report.issues.is_empty(), "{mode:?}");
+        let after = app.store.sources().await.unwrap()[0].clone();
+        assert_eq!(
+            (after.etag, after.entries),
+            (before.etag.clone(), before.entries),
+            "{mode:?}: state untouched"
+        );
+    }
+    let sources = site.cli(&["sources"]).await;
+    assert!(
+        sources.stdout.contains("error: timed out"),
+        "{}",
+        sources.stdout
+    );
+
+    blog.mode(Mode::Ok);
+    let good = tick(&app).await;
+    assert_eq!(good.issues.len(), 1);
+    assert_eq!(smtp.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_overlapping_ticks_send_a_new_entry_once() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    blog.set(tistory(None), "application/rss+xml");
+    let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+    tick(&app).await;
+    blog.set(
+        tistory(Some(Item {
+            title: "동시에",
+            link: "https://blog.example.com/both",
+            guid: Some("both"),
+            date: Utc::now(),
+            description: "본문",
+            content: None,
+        })),
+        "application/rss+xml",
+    );
+    let other = app.clone();
+    let (a, b) = tokio::join!(tick(&app), tick(&other));
+    assert_eq!(a.issues.len() + b.issues.len(), 1);
+    assert_eq!(smtp.count_for("a@example.com"), 1);
+    assert_eq!(smtp.count_for("b@example.com"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scripts_are_removed_and_atom_euc_kr_and_redirects_work() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    let atom = |extra: &str| {
+        format!(
+            r#"<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>아톰</title><id>urn:blog</id><updated>2026-11-01T00:00:00+09:00</updated>
+{extra}
+<entry><title type="html">오래된 &lt;em&gt;글&lt;/em&gt;</title><id>urn:old</id><link href="https://atom.example.com/old"/><updated>2026-10-01T09:00:00+09:00</updated><content type="html">&lt;p&gt;옛 글&lt;/p&gt;</content></entry>
+</feed>"#
+        )
+    };
+    blog.set(atom(""), "application/atom+xml");
+    // Configured at an old address that redirects permanently.
+    let (_site, app) = site_following(&blog, "/old-feed", &smtp).await;
+    tick(&app).await;
+    let source = app.store.sources().await.unwrap()[0].clone();
+    assert_eq!(
+        source.fetch_url,
+        format!("{}/feed", blog.base),
+        "the permanent redirect is remembered"
+    );
+    assert_eq!(app.post("old").await.unwrap().title, "오래된 글");
+
+    let now = Utc::now()
+        .with_timezone(&chrono_tz::Asia::Seoul)
+        .to_rfc3339();
+    blog.set(
+        atom(&format!(
+            r#"<entry><title>스크립트 없는 글</title><id>urn:new</id><link href="https://atom.example.com/new"/><published>{now}</published><updated>{now}</updated>
+<content type="html">&lt;p onclick="steal()"&gt;본문&lt;script&gt;alert(1)&lt;/script&gt;&lt;iframe src="https://evil.example/"&gt;&lt;/iframe&gt;&lt;img src="pics/a.png"&gt;&lt;/p&gt;</content></entry>"#
+        )),
+        "application/atom+xml",
+    );
+    let report = tick(&app).await;
+    assert_eq!(report.issues.len(), 1);
+    let html = smtp.messages()[0]
+        .parsed()
+        .body_html(0)
+        .unwrap()
+        .to_string();
+    assert!(html.contains("본문"));
+    for bad in ["<script", "alert(1)", "onclick", "<iframe", "evil.example"] {
+        assert!(!html.contains(bad), "{bad} survived: {html}");
+    }
+    assert!(
+        html.contains("src=\"https://atom.example.com/pics/a.png\""),
+        "{html}"
+    );
+
+    // EUC-KR, declared in the XML only.
+    let smtp2 = SmtpServer::start().await;
+    let korean = tistory(None).replace("encoding=\"UTF-8\"", "encoding=\"euc-kr\"");
+    let (bytes, _, _) = encoding_rs::EUC_KR.encode(&korean);
+    blog.set(bytes.into_owned(), "application/rss+xml");
+    let (_site2, app2) = site_following(&blog, "/feed", &smtp2).await;
+    tick(&app2).await;
+    // A numeric link (Tistory: /123) gives a slug from the title.
+    assert_eq!(
+        app2.post("첫-글")
+            .await
+            .map(|p| p.title)
+            .unwrap_or_default(),
+        "첫 글"
+    );
+}

@@ -660,3 +660,36 @@ async fn three_worker_processes_share_one_issue_and_send_each_message_once() {
     }
     assert_eq!(seen.len(), 20_000);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_subscriber_with_many_issues_in_one_batch_gets_them_all() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    // One connection, so one claim takes every delivery at once.
+    site.set_config("concurrency = 4", "concurrency = 1");
+    let app = site.app().await;
+    add(&site, &app, &["only@example.com".to_string()]).await;
+    let created = app.store.created_at().await.unwrap();
+    for i in 0..20 {
+        site.write_post(
+            &format!("p{i}.md"),
+            &post(
+                &format!("글 {i}"),
+                created + Duration::seconds(i + 1),
+                "본문",
+            ),
+        );
+    }
+    let report = app
+        .run_once(created + Duration::minutes(1), DeliverOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(report.issues.len(), 20);
+    assert_eq!(
+        (report.deliveries.sent, report.deliveries.skipped),
+        (20, 0),
+        "{:?}",
+        report.deliveries
+    );
+    assert_eq!(smtp.count_for("only@example.com"), 20);
+}

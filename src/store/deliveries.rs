@@ -144,11 +144,12 @@ impl Store {
                 (EmailAddress::parse(&email).ok(), name, status.parse().ok()),
             );
         }
+        // One subscriber may have several deliveries in a batch (several issues).
         for c in &mut claimed {
-            if let Some((email, name, status)) = by_id.remove(&c.subscriber_id) {
-                c.email = email;
-                c.name = name;
-                c.subscriber_status = status;
+            if let Some((email, name, status)) = by_id.get(&c.subscriber_id) {
+                c.email = email.clone();
+                c.name = name.clone();
+                c.subscriber_status = *status;
             }
         }
         Ok(claimed)

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Following a blog, side by side with rss2email (PyPI) on the same work: a local
+# feed gains ENTRIES new entries, each to be mailed to one recipient over SMTP to
+# Postfix's smtp-sink. Both first see the feed once (and must send nothing), then
+# the new entries appear; the second run is timed. Both must deliver exactly ENTRIES.
+#
+#   bench/follow.sh [ENTRIES=200]
+set -euo pipefail
+N=${1:-200}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
+
+export PATH="$PATH:/usr/sbin"
+command -v smtp-sink >/dev/null || apt_install postfix
+command -v r2e >/dev/null || python3 -m pip install --quiet --root-user-action=ignore rss2email
+BIN=$(release_binary)
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+# feed OLD NEW: an RSS feed with OLD entries from last month and NEW entries of today.
+feed() {
+  python3 - "$1" "$2" "$WORK/www/feed.xml" <<'PY'
+import sys, datetime, email.utils
+old, new, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+now = datetime.datetime.now(datetime.timezone.utc)
+items = []
+for i in range(new):
+    items.append((f"새 글 {i}: a new essay", f"https://blog.example.com/new/{i}", now - datetime.timedelta(minutes=i)))
+for i in range(old):
+    items.append((f"지난 글 {i}", f"https://blog.example.com/old/{i}", now - datetime.timedelta(days=30 + i)))
+body = "<p>" + "한 해에 책을 몇 권 읽었는지 세는 일을 그만둔 지 삼 년이 되었다. " * 20 + "</p>"
+out = ['<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>블로그</title>'
+       '<link>https://blog.example.com/</link><description>d</description>']
+for title, link, date in items:
+    out.append(f"<item><title>{title}</title><link>{link}</link><guid>{link}</guid>"
+               f"<pubDate>{email.utils.format_datetime(date)}</pubDate>"
+               f"<description><![CDATA[{body}]]></description></item>")
+out.append("</channel></rss>")
+open(path, "w").write("".join(out))
+PY
+}
+
+mkdir -p "$WORK/www"
+feed 20 0
+HTTP=$(free_port)
+(cd "$WORK/www" && exec python3 -m http.server "$HTTP" --bind 127.0.0.1) >/dev/null 2>&1 &
+PIDS+=($!)
+wait_for_url "http://127.0.0.1:$HTTP/feed.xml"
+SINK=$(free_port)
+
+sink_start() {
+  smtp-sink -u nobody -c "127.0.0.1:$SINK" 256 > "$WORK/sink.out" &
+  SINK_PID=$!
+  PIDS+=($SINK_PID)
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$SINK") 2>/dev/null && break; sleep 0.1; done
+}
+sink_stop() {
+  kill "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true
+  local n; n=$(tr '\r' '\n' < "$WORK/sink.out" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2)
+  echo "${n:-0}"
+}
+
+# posthorn: a site that follows the feed and has one subscriber.
+SITE="$WORK/posthorn"
+mkdir -p "$SITE/posts"
+cat > "$SITE/config.toml" <<TOML
+[site]
+title = "팔로워"
+base_url = "https://essays.example.com"
+author = "Bench"
+timezone = "Asia/Seoul"
+[posts]
+feed = "http://127.0.0.1:$HTTP/feed.xml"
+[email]
+from = "Bench <bench@example.com>"
+transport = "smtp"
+[smtp]
+host = "127.0.0.1"
+port = $SINK
+tls = "none"
+rate_per_second = 0
+TOML
+"$BIN" --config "$SITE/config.toml" subscribers add reader@example.com >/dev/null
+
+# rss2email: the same feed, the same recipient, the same SMTP server.
+R2E="r2e -c $WORK/r2e.cfg -d $WORK/r2e.json"
+$R2E new reader@example.com >/dev/null
+$R2E add blog "http://127.0.0.1:$HTTP/feed.xml" >/dev/null
+python3 - "$WORK/r2e.cfg" "$SINK" <<'PY'
+import sys, configparser
+path, port = sys.argv[1], sys.argv[2]
+c = configparser.ConfigParser(interpolation=None)
+c.read(path)
+c["DEFAULT"].update({"from": "bench@example.com", "email-protocol": "smtp", "smtp-server": "127.0.0.1",
+                     "smtp-port": port, "smtp-ssl": "False", "smtp-auth": "False"})
+with open(path, "w") as f:
+    c.write(f)
+PY
+
+# First sight of the feed: neither may send anything.
+sink_start
+"$BIN" --config "$SITE/config.toml" check >/dev/null
+$R2E run >/dev/null 2>&1 || true
+FIRST=$(sink_stop)
+
+# The blog publishes N entries.
+feed 20 "$N"
+sink_start
+t0=$(now); "$BIN" --config "$SITE/config.toml" check >/dev/null; t1=$(now)
+P_SENT=$(sink_stop)
+sink_start
+t2=$(now); $R2E run >/dev/null 2>&1; t3=$(now)
+R_SENT=$(sink_stop)
+
+python3 - <<PY
+n = $N
+p, r = $t1 - $t0, $t3 - $t2
+print(f"\nfollowing a blog: the feed gains {n} entries, one recipient, smtp-sink on loopback")
+print(f"  first look at the feed (20 old entries): {$FIRST} messages sent by both together (must be 0)")
+print(f"  posthorn check   {p:7.2f} s   delivered {$P_SENT}")
+print(f"  rss2email run    {r:7.2f} s   delivered {$R_SENT}")
+print(f"  ratio rss2email/posthorn wall time: {r/p:.1f}x  (goal >= 10x; both must deliver exactly {n})")
+PY

@@ -184,12 +184,22 @@ impl App {
     ) -> Result<TickReport, Error> {
         let started = std::time::Instant::now();
         let posts = self.sync_posts(now).await?;
+        let synced = started.elapsed();
         let upstream = self.sync_upstream(now).await?;
+        let fetched = started.elapsed();
         let issues = self.create_due_issues(now).await?;
+        let queued = started.elapsed();
         // The clock has moved while we synced: deliveries queued meanwhile (by this
         // process or another) are due by now.
-        let elapsed = chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
+        let elapsed = chrono::Duration::from_std(queued).unwrap_or_default();
         let deliveries = delivery::deliver_due(self, now + elapsed, options).await?;
+        tracing::debug!(
+            posts_ms = synced.as_millis() as u64,
+            upstream_ms = (fetched - synced).as_millis() as u64,
+            issues_ms = (queued - fetched).as_millis() as u64,
+            delivery_ms = (started.elapsed() - queued).as_millis() as u64,
+            "tick timing"
+        );
         Ok(TickReport {
             posts,
             upstream,

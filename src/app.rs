@@ -138,11 +138,15 @@ impl App {
         }
         match self.config.schedule.mode {
             ScheduleMode::Each => {
-                for post in &posts {
-                    let made = self
-                        .store
-                        .create_issue(&[post.id], &post.title, "post", "schedule", now)
-                        .await?;
+                let batch: Vec<(Vec<i64>, String)> = posts
+                    .iter()
+                    .map(|p| (vec![p.id], p.title.clone()))
+                    .collect();
+                let made = self
+                    .store
+                    .create_issues(&batch, "post", "schedule", now)
+                    .await?;
+                for (post, made) in posts.iter().zip(made) {
                     // Another process may have been quicker; then it is theirs to report.
                     if made.created {
                         tracing::info!(slug = %post.slug, queued = made.queued, "new issue");

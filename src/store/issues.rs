@@ -72,48 +72,75 @@ impl Store {
         origin: &str,
         now: DateTime<Utc>,
     ) -> Result<IssueQueued, Error> {
-        let lead = *post_ids
-            .last()
-            .ok_or_else(|| Error::Invalid("an issue needs at least one post".into()))?;
+        let mut made = self
+            .create_issues(
+                &[(post_ids.to_vec(), subject.to_string())],
+                kind,
+                origin,
+                now,
+            )
+            .await?;
+        made.pop()
+            .ok_or_else(|| Error::Invalid("no issue was created".into()))
+    }
+
+    /// [`Store::create_issue`] for several issues in one transaction: a tick that
+    /// finds many new posts pays for one commit, not one each.
+    pub async fn create_issues(
+        &self,
+        issues: &[(Vec<i64>, String)],
+        kind: &str,
+        origin: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<IssueQueued>, Error> {
         let t = ms(now);
-        let mut tx = self.pool.begin().await.db("creating an issue")?;
+        let mut tx = self.pool.begin().await.db("creating issues")?;
         lock(&mut tx, "issues").await?;
-        let created = sqlx::query(
-            "INSERT INTO issues (post_id, subject, kind, origin, created_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (post_id) DO NOTHING",
-        )
-        .bind(lead)
-        .bind(subject)
-        .bind(kind)
-        .bind(origin)
-        .bind(t)
-        .execute(&mut *tx)
-        .await
-        .db("creating an issue")?
-        .rows_affected()
-            == 1;
-        let sql = format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE post_id = $1");
-        let issue = sqlx::query(&sql)
+        let mut made = Vec::with_capacity(issues.len());
+        for (post_ids, subject) in issues {
+            let lead = *post_ids
+                .last()
+                .ok_or_else(|| Error::Invalid("an issue needs at least one post".into()))?;
+            let created = sqlx::query(
+                "INSERT INTO issues (post_id, subject, kind, origin, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (post_id) DO NOTHING",
+            )
             .bind(lead)
-            .fetch_one(&mut *tx)
+            .bind(subject)
+            .bind(kind)
+            .bind(origin)
+            .bind(t)
+            .execute(&mut *tx)
             .await
-            .db("reading the new issue")?;
-        let issue = issue_from_row(&issue).db("decoding an issue")?;
-        for post_id in post_ids {
-            sqlx::query("INSERT INTO issue_posts (post_id, issue_id) VALUES ($1, $2) ON CONFLICT (post_id) DO NOTHING")
+            .db("creating an issue")?
+            .rows_affected()
+                == 1;
+            let sql = format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE post_id = $1");
+            let issue = sqlx::query(&sql)
+                .bind(lead)
+                .fetch_one(&mut *tx)
+                .await
+                .db("reading the new issue")?;
+            let issue = issue_from_row(&issue).db("decoding an issue")?;
+            for post_id in post_ids {
+                sqlx::query(
+                    "INSERT INTO issue_posts (post_id, issue_id) VALUES ($1, $2) ON CONFLICT (post_id) DO NOTHING",
+                )
                 .bind(post_id)
                 .bind(issue.id)
                 .execute(&mut *tx)
                 .await
                 .db("recording the posts of an issue")?;
+            }
+            let queued = enqueue(&mut tx, issue.id, t).await?;
+            made.push(IssueQueued {
+                issue,
+                queued,
+                created,
+            });
         }
-        let queued = enqueue(&mut tx, issue.id, t).await?;
-        tx.commit().await.db("committing the issue")?;
-        Ok(IssueQueued {
-            issue,
-            queued,
-            created,
-        })
+        tx.commit().await.db("committing the issues")?;
+        Ok(made)
     }
 
     /// The posts of an issue, oldest first.

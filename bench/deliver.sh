@@ -25,22 +25,6 @@ cleanup() { [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null; rm -rf "$WORK"; 
 trap cleanup EXIT
 PORT=$(free_port)
 
-# The sink counts what it receives (-c); its last `mesg=` is the number of messages.
-start_sink() {
-  smtp-sink -u nobody -c -m 1024 "127.0.0.1:$PORT" 1024 > "$WORK/sink.out" &
-  SINK_PID=$!
-  for _ in $(seq 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "smtp-sink did not start" >&2
-  exit 1
-}
-stop_sink() {
-  kill "$SINK_PID" 2>/dev/null; wait "$SINK_PID" 2>/dev/null || true; SINK_PID=""
-  tr '\r' '\n' < "$WORK/sink.out" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2
-}
-
 # One essay of ~21 KB as a message (Korean and English, HTML + text).
 python3 - "$WORK/bench.md" <<'PY'
 import sys
@@ -90,12 +74,12 @@ PY
 # send DIR: sends the essay; prints "seconds peak_rss_kb sent_rows sink_messages".
 send() {
   local dir=$1
-  start_sink
+  start_sink "$PORT" "$WORK/sink.out"
   local t0 t1
   t0=$(now)
   /usr/bin/time -f "%M" -o "$dir/rss" "$BIN" --config "$dir/config.toml" --json send bench --yes > "$dir/send.json"
   t1=$(now)
-  local got; got=$(stop_sink)
+  local got; got=$(stop_sink "$WORK/sink.out")
   local logged
   logged=$("$BIN" --config "$dir/config.toml" --json status bench | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['counts']['sent'])")
   echo "$(python3 -c "print($t1 - $t0)") $(cat "$dir/rss") $logged $got"
@@ -107,11 +91,11 @@ for s in $SESSIONS; do
   dir=$(site "$N" "$s")
   [ -n "$SIZE" ] || SIZE=$("$BIN" --config "$dir/config.toml" preview bench --format eml | wc -c)
   read -r secs rss logged got < <(send "$dir")
-  start_sink
+  start_sink "$PORT" "$WORK/sink.out"
   t0=$(now)
   smtp-source -d -s "$s" -m "$N" -l "$SIZE" -f bench@example.com -t sink@example.com "127.0.0.1:$PORT"
   t1=$(now)
-  src_got=$(stop_sink)
+  src_got=$(stop_sink "$WORK/sink.out")
   RESULTS+=("$s $secs $rss $logged $got $(python3 -c "print($t1 - $t0)") $src_got")
   rm -rf "$dir"
 done

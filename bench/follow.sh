@@ -16,7 +16,8 @@ command -v r2e >/dev/null || python3 -m pip install --quiet --root-user-action=i
 BIN=$(release_binary)
 WORK=$(mktemp -d)
 PIDS=()
-cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; rm -rf "$WORK"; }
+SINK_PID=""
+cleanup() { for p in "${PIDS[@]:-}" "$SINK_PID"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 # feed OLD NEW: an RSS feed with OLD entries from last month and NEW entries of today.
@@ -49,18 +50,6 @@ HTTP=$(free_port)
 PIDS+=($!)
 wait_for_url "http://127.0.0.1:$HTTP/feed.xml"
 SINK=$(free_port)
-
-sink_start() {
-  smtp-sink -u nobody -c "127.0.0.1:$SINK" 256 > "$WORK/sink.out" &
-  SINK_PID=$!
-  PIDS+=($SINK_PID)
-  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$SINK") 2>/dev/null && break; sleep 0.1; done
-}
-sink_stop() {
-  kill "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true
-  local n; n=$(tr '\r' '\n' < "$WORK/sink.out" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2)
-  echo "${n:-0}"
-}
 
 # posthorn: a site that follows the feed and has one subscriber.
 SITE="$WORK/posthorn"
@@ -104,26 +93,26 @@ FLOOD="r2e -c $WORK/flood.cfg -d $WORK/flood.json"
 $FLOOD new reader@example.com >/dev/null
 $FLOOD add blog "http://127.0.0.1:$HTTP/feed.xml" >/dev/null
 cp "$WORK/r2e.cfg" "$WORK/flood.cfg"
-sink_start
+start_sink "$SINK" "$WORK/sink.out"
 $FLOOD run >/dev/null 2>&1 || true
-FLOODED=$(sink_stop)
+FLOODED=$(stop_sink "$WORK/sink.out")
 
 # First sight of the feed: posthorn sends nothing by itself; rss2email needs --no-send.
-sink_start
+start_sink "$SINK" "$WORK/sink.out"
 "$BIN" --config "$SITE/config.toml" check >/dev/null
-P_FIRST=$(sink_stop)
-sink_start
+P_FIRST=$(stop_sink "$WORK/sink.out")
+start_sink "$SINK" "$WORK/sink.out"
 $R2E run --no-send >/dev/null 2>&1 || true
-R_FIRST=$(sink_stop)
+R_FIRST=$(stop_sink "$WORK/sink.out")
 
 # The blog publishes N entries.
 feed 20 "$N"
-sink_start
+start_sink "$SINK" "$WORK/sink.out"
 t0=$(now); "$BIN" --config "$SITE/config.toml" check >/dev/null; t1=$(now)
-P_SENT=$(sink_stop)
-sink_start
+P_SENT=$(stop_sink "$WORK/sink.out")
+start_sink "$SINK" "$WORK/sink.out"
 t2=$(now); $R2E run >/dev/null 2>&1; t3=$(now)
-R_SENT=$(sink_stop)
+R_SENT=$(stop_sink "$WORK/sink.out")
 
 python3 - <<PY
 n = $N

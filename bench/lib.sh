@@ -27,3 +27,26 @@ release_binary() {
   (cd "$ROOT" && cargo build --release --quiet)
   echo "$ROOT/target/release/posthorn"
 }
+
+# start_sink PORT LOG: Postfix's smtp-sink on loopback, counting what it receives
+# (-c) into LOG, in the background; sets SINK_PID.
+start_sink() {
+  smtp-sink -u nobody -c -m 1024 "127.0.0.1:$1" 1024 > "$2" &
+  SINK_PID=$!
+  for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "smtp-sink did not start" >&2
+  return 1
+}
+
+# stop_sink LOG: stops the sink and prints how many messages it took.
+stop_sink() {
+  kill "$SINK_PID" 2>/dev/null
+  wait "$SINK_PID" 2>/dev/null || true
+  SINK_PID=""
+  local n
+  n=$(tr '\r' '\n' < "$1" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2)
+  echo "${n:-0}"
+}

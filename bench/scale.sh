@@ -74,9 +74,7 @@ body = "\n\n".join(f"## {i}장\n\n{para * 3}" for i in range(10))
 now = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=1)
 open(sys.argv[1], "w").write(f'+++\ntitle = "벤치마크 에세이"\ndate = "{now.isoformat()}"\n+++\n\n{body}\n')
 PY
-  smtp-sink -u nobody -c -m 1024 "127.0.0.1:$PORT" 1024 > "$dir/sink.out" &
-  SINK_PID=$!
-  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+  start_sink "$PORT" "$dir/sink.out"
   local t0 t1 pids=()
   t0=$(now)
   for w in $(seq "$workers"); do
@@ -85,9 +83,8 @@ PY
   done
   for p in "${pids[@]}"; do wait "$p"; done
   t1=$(now)
-  kill "$SINK_PID"; wait "$SINK_PID" 2>/dev/null || true; SINK_PID=""
   local got logged per
-  got=$(tr '\r' '\n' < "$dir/sink.out" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2)
+  got=$(stop_sink "$dir/sink.out")
   logged=$("$BIN" --config "$dir/config.toml" --json status | python3 -c "import json,sys; print(json.load(sys.stdin)[0]['counts']['sent'])")
   per=$(for w in $(seq "$workers"); do python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['deliveries']['sent'])" "$dir/worker$w.json"; done | paste -sd/)
   echo "$(python3 -c "print($t1 - $t0)") $logged $got $per"

@@ -72,9 +72,7 @@ async fn every_smtp_failure_class_is_classified() {
     ];
     let emails: Vec<String> = names.iter().map(|n| format!("{n}@example.com")).collect();
     add(&site, &app, &emails).await;
-    let created = app.store.created_at().await.unwrap();
-    site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
-    let now = created + Duration::minutes(1);
+    let now = site.new_post(&app, "p.md", "글").await;
     app.run_once(now, DeliverOptions::default()).await.unwrap();
 
     let log = log_by_email(&app, "p").await;
@@ -124,9 +122,7 @@ async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requ
     let site = TestSite::new(Some(smtp.port)); // max_attempts = 3, retry_backoff_seconds = 60
     let app = site.app().await;
     add(&site, &app, &["busy@example.com".to_string()]).await;
-    let created = app.store.created_at().await.unwrap();
-    site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
-    let t0 = created + Duration::minutes(1);
+    let t0 = site.new_post(&app, "p.md", "글").await;
     let tick = |at| app.run_once(at, DeliverOptions::default());
 
     tick(t0).await.unwrap();
@@ -255,9 +251,7 @@ async fn two_senders_on_one_database_send_each_message_once() {
     let b = site.app().await;
     let emails = addresses(2000);
     add(&site, &a, &emails).await;
-    let created = a.store.created_at().await.unwrap();
-    site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
-    let now = created + Duration::minutes(1);
+    let now = site.new_post(&a, "p.md", "글").await;
     a.sync_posts(now).await.unwrap();
     a.create_due_issues(now).await.unwrap();
     let (ra, rb) = tokio::join!(
@@ -358,9 +352,7 @@ async fn unsubscribing_during_a_send_stops_the_remaining_messages() {
     let app = site.app().await;
     let emails = addresses(2000);
     add(&site, &app, &emails).await;
-    let created = app.store.created_at().await.unwrap();
-    site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
-    let now = created + Duration::minutes(1);
+    let now = site.new_post(&app, "p.md", "글").await;
     app.sync_posts(now).await.unwrap();
     app.create_due_issues(now).await.unwrap();
     let sender = {
@@ -461,9 +453,7 @@ async fn a_graceful_stop_records_what_was_sent_and_leaves_the_rest_queued() {
     let app = site.app().await;
     let emails = addresses(1000);
     add(&site, &app, &emails).await;
-    let created = app.store.created_at().await.unwrap();
-    site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
-    let now = created + Duration::minutes(1);
+    let now = site.new_post(&app, "p.md", "글").await;
     app.sync_posts(now).await.unwrap();
     app.create_due_issues(now).await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));

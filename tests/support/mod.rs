@@ -151,6 +151,17 @@ from = "Jerry <essays@example.com>"
         }
     }
 
+    /// Writes `file`, dated one second after the database was made (so it is a new
+    /// post, not archive), and returns a clock reading when it is due: a minute on.
+    pub async fn new_post(&self, app: &App, file: &str, title: &str) -> DateTime<Utc> {
+        let created = app.store.created_at().await.expect("created_at");
+        self.write_post(
+            file,
+            &post(title, created + chrono::Duration::seconds(1), "본문"),
+        );
+        created + chrono::Duration::minutes(1)
+    }
+
     pub async fn add_subscribers(&self, app: &App, emails: &[&str]) {
         let rows: Vec<_> = emails
             .iter()

@@ -320,8 +320,15 @@ async fn build_writes_a_static_site_and_drops_removed_posts() {
     );
     site.write_post(
         "two.md",
-        &post("둘", Utc::now() - Duration::days(1), "둘째"),
+        &post(
+            "둘",
+            Utc::now() - Duration::days(1),
+            "둘째 ![사진](photo.jpg)",
+        ),
     );
+    // The post's own folder: its images are copied where its links point.
+    std::fs::create_dir_all(site.path().join("posts/two")).unwrap();
+    std::fs::write(site.path().join("posts/two/photo.jpg"), b"jpeg bytes").unwrap();
     let out = site.path().join("public");
     let built = site
         .cli(&["--json", "build", "--out", out.to_str().unwrap()])
@@ -334,9 +341,14 @@ async fn build_writes_a_static_site_and_drops_removed_posts() {
         "index.html",
         "posts/one/index.html",
         "posts/two/index.html",
+        "posts/two/photo.jpg",
     ] {
         assert!(out.join(file).is_file(), "{file}");
     }
+    assert_eq!(
+        std::fs::read(out.join("posts/two/photo.jpg")).unwrap(),
+        b"jpeg bytes"
+    );
     let feed = std::fs::read(out.join("feed.xml")).unwrap();
     assert_eq!(rss::Channel::read_from(&feed[..]).unwrap().items().len(), 2);
 

@@ -234,3 +234,84 @@ async fn archive_pages_discover_feeds_and_unknown_pages_are_404() {
         "ok"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_posts_own_images_are_served_where_its_links_point() {
+    let site = essay_site();
+    // A bundle (essay/index.md + images/) and a flat post with a folder beside it.
+    site.write_post(
+        "bundle/index.md",
+        "+++\ntitle = \"묶음\"\ndate = \"2026-11-05\"\n+++\n![그림](images/a.png)\n",
+    );
+    let png: &[u8] = b"\x89PNG\r\n\x1a\n fake image bytes";
+    std::fs::create_dir_all(site.path().join("posts/bundle/images")).unwrap();
+    std::fs::write(site.path().join("posts/bundle/images/a.png"), png).unwrap();
+    std::fs::write(site.path().join("posts/bundle/.secret"), "no").unwrap();
+    std::fs::create_dir_all(site.path().join("posts/slow-reading")).unwrap();
+    std::fs::write(site.path().join("posts/slow-reading/b.jpg"), b"jpeg").unwrap();
+    std::fs::create_dir_all(site.path().join("posts/draft")).unwrap();
+    std::fs::write(site.path().join("posts/draft/c.png"), b"draft").unwrap();
+    let s = start(&site).await;
+
+    let page = s
+        .client
+        .get(s.url("/posts/bundle/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("src=\"https://essays.example.com/posts/bundle/images/a.png\""));
+    let r = s
+        .client
+        .get(s.url("/posts/bundle/images/a.png"))
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()[header::CONTENT_TYPE], "image/png");
+    assert!(
+        r.headers().get(header::CONTENT_ENCODING).is_none(),
+        "images are not gzipped again"
+    );
+    let etag = r.headers()[header::ETAG].clone();
+    assert_eq!(&r.bytes().await.unwrap()[..], png);
+    let again = s
+        .client
+        .get(s.url("/posts/bundle/images/a.png"))
+        .header(header::IF_NONE_MATCH, etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+    let flat = s
+        .client
+        .get(s.url("/posts/slow-reading/b.jpg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            flat.status().as_u16(),
+            flat.headers()[header::CONTENT_TYPE].to_str().unwrap()
+        ),
+        (200, "image/jpeg")
+    );
+
+    for path in [
+        "/posts/bundle/.secret",
+        "/posts/bundle/index.md",
+        "/posts/bundle/images/missing.png",
+        "/posts/bundle/..%2F..%2Fconfig.toml",
+        "/posts/bundle/images/..%2F..%2F..%2Fconfig.toml",
+        "/posts/draft/c.png",
+    ] {
+        assert_eq!(
+            s.client.get(s.url(path)).send().await.unwrap().status(),
+            404,
+            "{path}"
+        );
+    }
+}

@@ -33,6 +33,20 @@ pub async fn run(app: &App, out: &Output, dir: Option<PathBuf>) -> Result<ExitCo
     for post in &snapshot.posts {
         write(&staging, &site::post_page(app, post)?)?;
         written += 1;
+        // The post's own images and files, where its relative links point.
+        if let Some(dir) = crate::posts::assets_dir(&app.config, &post.source) {
+            for (relative, file) in crate::posts::assets(&dir) {
+                let target = staging
+                    .join("posts")
+                    .join(post.slug.as_str())
+                    .join(&relative);
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+                std::fs::copy(&file, &target).map_err(|e| Error::io(&file, e))?;
+                written += 1;
+            }
+        }
     }
     if target.exists() {
         std::fs::rename(&target, &old).map_err(|e| Error::io(&target, e))?;

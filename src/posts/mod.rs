@@ -211,6 +211,87 @@ fn default_slug_source(relative: &Path) -> String {
     stem
 }
 
+/// The folder of a post's own files (images and the like), linked relative to its
+/// page: the bundle folder of `essay/index.md`, or `essay/` beside `essay.md`.
+/// `None` for posts that do not come from a file.
+pub fn assets_dir(config: &Config, source: &str) -> Option<PathBuf> {
+    let relative = source.strip_prefix("file:")?;
+    let file = config.path(&config.posts.dir).join(relative);
+    let dir = if file.file_stem().is_some_and(|s| s == "index") {
+        file.parent()?.to_path_buf()
+    } else {
+        file.with_extension("")
+    };
+    dir.is_dir().then_some(dir)
+}
+
+/// Whether a file may be published as an asset: not Markdown (the post's source),
+/// not hidden.
+pub fn is_asset(path: &Path) -> bool {
+    let hidden = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+    let markdown = matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("md" | "markdown")
+    );
+    !hidden && !markdown
+}
+
+/// The files below a post's assets folder, as (path relative to it, full path).
+pub fn assets(dir: &Path) -> Vec<(String, PathBuf)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else if is_asset(&path) {
+                if let Ok(rel) = path.strip_prefix(root) {
+                    let rel = rel
+                        .components()
+                        .map(|c| c.as_os_str().to_string_lossy())
+                        .collect::<Vec<_>>()
+                        .join("/");
+                    out.push((rel, path));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The media type of an asset, from its extension.
+pub fn asset_type(path: &Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("png") => "image/png",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("avif") => "image/avif",
+        Some("svg") => "image/svg+xml",
+        Some("pdf") => "application/pdf",
+        Some("mp3") => "audio/mpeg",
+        Some("mp4") => "video/mp4",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -89,7 +89,7 @@ pub fn router(state: WebState) -> Router {
         .route("/feed.json", get(site::json_feed))
         .route("/posts/{slug}", get(site::post))
         .route("/posts/{slug}/", get(site::post))
-        .route("/posts/{slug}/index.html", get(site::post))
+        .route("/posts/{slug}/{*path}", get(site::asset))
         .route(
             "/subscribe",
             get(pages::subscribe_form).post(pages::subscribe),

@@ -24,7 +24,7 @@ use crate::site::{self, Page};
 pub struct Served {
     content_type: HeaderValue,
     body: Bytes,
-    gzip: Bytes,
+    gzip: Option<Bytes>,
     etag: String,
     last_modified: SystemTime,
 }
@@ -33,14 +33,21 @@ impl Served {
     fn new(page: Page) -> Served {
         let digest = Sha256::digest(&page.body);
         let etag = format!("\"{}\"", crate::posts::hex(&digest[..12]));
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
-        // Writing to a Vec cannot fail.
-        let _ = gz.write_all(&page.body);
-        let gzip = gz.finish().unwrap_or_default();
+        // Text compresses; images and other media are compressed already.
+        let compressible = page.content_type.starts_with("text/")
+            || ["xml", "json", "svg"]
+                .iter()
+                .any(|t| page.content_type.contains(t));
+        let gzip = compressible.then(|| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            // Writing to a Vec cannot fail.
+            let _ = gz.write_all(&page.body);
+            Bytes::from(gz.finish().unwrap_or_default())
+        });
         Served {
             content_type: HeaderValue::from_static(page.content_type),
             body: Bytes::from(page.body),
-            gzip: Bytes::from(gzip),
+            gzip,
             etag,
             last_modified: page.last_modified.into(),
         }
@@ -175,6 +182,49 @@ pub async fn post(
     }
 }
 
+/// `GET /posts/{slug}/{*path}`: a file of the post's assets folder (its images).
+pub async fn asset(
+    State(state): State<WebState>,
+    Path((slug, path)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if path == "index.html" {
+        return post(State(state), Path(slug), headers).await;
+    }
+    // Only plain names: no `..`, no absolute paths, nothing hidden.
+    let parts: Vec<&str> = path.split('/').collect();
+    if parts
+        .iter()
+        .any(|p| p.is_empty() || p.starts_with('.') || p.contains('\\'))
+    {
+        return not_found().await;
+    }
+    let found = async {
+        let post = state.app.store.post_by_slug(&slug).await.ok()??;
+        if !post.is_published(Utc::now()) {
+            return None;
+        }
+        let dir = crate::posts::assets_dir(&state.app.config, &post.source)?;
+        let file = parts.iter().fold(dir.clone(), |p, part| p.join(part));
+        if !crate::posts::is_asset(&file) {
+            return None;
+        }
+        let bytes = tokio::fs::read(&file).await.ok()?;
+        let modified = tokio::fs::metadata(&file).await.ok()?.modified().ok()?;
+        Some(Served::new(Page {
+            path: path.clone(),
+            content_type: crate::posts::asset_type(&file),
+            body: bytes,
+            last_modified: modified.into(),
+        }))
+    }
+    .await;
+    match found {
+        Some(served) => respond(&served, &headers),
+        None => not_found().await,
+    }
+}
+
 pub async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -193,8 +243,8 @@ fn serve_file(state: &WebState, path: &str, headers: &HeaderMap) -> Response {
 
 /// 200 or 304 with validators; gzip when the client takes it.
 fn respond(served: &Served, request: &HeaderMap) -> Response {
-    let gzip = accepts_gzip(request);
-    let etag = if gzip {
+    let gzip = served.gzip.as_ref().filter(|_| accepts_gzip(request));
+    let etag = if gzip.is_some() {
         format!("{}-gz\"", served.etag.trim_end_matches('"'))
     } else {
         served.etag.clone()
@@ -211,8 +261,8 @@ fn respond(served: &Served, request: &HeaderMap) -> Response {
     };
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
-    } else if gzip {
-        let mut r = served.gzip.clone().into_response();
+    } else if let Some(gzip) = gzip {
+        let mut r = gzip.clone().into_response();
         r.headers_mut()
             .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         r

@@ -369,8 +369,13 @@ impl App {
 
     pub fn unsubscribe_url(&self, subscriber_id: i64) -> String {
         let token = self.tokens.sign(Purpose::Unsubscribe, subscriber_id, None);
+        self.token_url("unsubscribe", &token)
+    }
+
+    /// The absolute link of a token route: `https://site/unsubscribe/TOKEN`.
+    pub fn token_url(&self, route: &str, token: &str) -> String {
         self.config
-            .site_url(&format!("unsubscribe/{token}"))
+            .site_url(&format!("{route}/{token}"))
             .to_string()
     }
 
@@ -472,10 +477,7 @@ impl App {
         let token = self
             .tokens
             .sign(Purpose::Confirm, id, Some(now + chrono::Duration::days(7)));
-        let confirm_url = self
-            .config
-            .site_url(&format!("confirm/{token}"))
-            .to_string();
+        let confirm_url = self.token_url("confirm", &token);
         let data = serde_json::json!({
             "site": crate::render::site_context(&self.config),
             "name": name,
@@ -535,19 +537,22 @@ impl App {
     pub async fn preview(&self, slug: &str, format: PreviewFormat) -> Result<String, Error> {
         let post = self.post(slug).await?;
         let sample = EmailAddress::parse("subscriber@example.com").map_err(Error::Invalid)?;
+        let html = match format {
+            PreviewFormat::Eml => {
+                let message = self.compose(&post, &sample, false).await?;
+                return Ok(String::from_utf8_lossy(&message.bytes).into_owned());
+            }
+            PreviewFormat::Html => true,
+            PreviewFormat::Text => false,
+        };
         let bodies = render_issue(&self.config, &self.templates, &post)?;
+        let unsubscribe_url = self.unsubscribe_url(0);
         let recipient = crate::render::email::Recipient {
             email: sample.as_str(),
             name: "",
-            unsubscribe_url: &self.unsubscribe_url(0),
+            unsubscribe_url: &unsubscribe_url,
         };
-        Ok(match format {
-            PreviewFormat::Html => bodies.html.fill(&recipient, true),
-            PreviewFormat::Text => bodies.text.fill(&recipient, false),
-            PreviewFormat::Eml => {
-                let message = self.compose(&post, &sample, false).await?;
-                String::from_utf8_lossy(&message.bytes).into_owned()
-            }
-        })
+        let body = if html { &bodies.html } else { &bodies.text };
+        Ok(body.fill(&recipient, html))
     }
 }

@@ -22,7 +22,6 @@ use crate::domain::SubscriberStatus;
 use crate::error::Error;
 use crate::render::email::{render_digest, render_issue};
 use crate::store::{Claimed, Outcome, OutcomeKind};
-use crate::tokens::Purpose;
 use message::{Addressee, PreparedIssue};
 use rate::RateLimiter;
 use transport::{FileTransport, SendError, Session, SmtpTransport, Transport};
@@ -393,11 +392,7 @@ async fn deliver_one<S: Session>(
         }
     };
     let issue = shared.issue(c.issue_id).await?;
-    let token = app.tokens.sign(Purpose::Unsubscribe, c.subscriber_id, None);
-    let unsubscribe_url = app
-        .config
-        .site_url(&format!("unsubscribe/{token}"))
-        .to_string();
+    let unsubscribe_url = app.unsubscribe_url(c.subscriber_id);
     let build = {
         let (issue, email, name, subscriber_id) = (
             issue.clone(),

@@ -134,11 +134,7 @@ pub async fn unsubscribe_page(
         .verify(&token, Purpose::Unsubscribe, Utc::now())
     {
         Ok(_) => {
-            let action = state
-                .app
-                .config
-                .site_url(&format!("unsubscribe/{token}"))
-                .to_string();
+            let action = state.app.token_url("unsubscribe", &token);
             page(
                 &state,
                 "unsubscribe.html",

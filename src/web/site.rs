@@ -54,6 +54,24 @@ impl Served {
     }
 }
 
+impl Served {
+    /// A file served straight from disk, read per request: its validator comes from
+    /// its size and modification time (as nginx's does), not from hashing it.
+    fn file(content_type: &'static str, body: Vec<u8>, modified: SystemTime) -> Served {
+        let nanos = modified
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Served {
+            content_type: HeaderValue::from_static(content_type),
+            etag: format!("\"{:x}-{:x}\"", body.len(), nanos),
+            body: Bytes::from(body),
+            gzip: None,
+            last_modified: modified,
+        }
+    }
+}
+
 struct Cached {
     version: String,
     files: HashMap<&'static str, Arc<Served>>,
@@ -211,12 +229,11 @@ pub async fn asset(
         }
         let bytes = tokio::fs::read(&file).await.ok()?;
         let modified = tokio::fs::metadata(&file).await.ok()?.modified().ok()?;
-        Some(Served::new(Page {
-            path: path.clone(),
-            content_type: crate::posts::asset_type(&file),
-            body: bytes,
-            last_modified: modified.into(),
-        }))
+        Some(Served::file(
+            crate::posts::asset_type(&file),
+            bytes,
+            modified,
+        ))
     }
     .await;
     match found {

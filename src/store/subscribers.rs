@@ -273,27 +273,4 @@ impl Store {
             .await
             .db("counting subscribers")
     }
-
-    /// The reference of `cargo bench --bench enqueue`: the cheapest possible write of
-    /// one row per active subscriber (a table with no key and no index).
-    #[doc(hidden)]
-    pub async fn copy_subscriber_ids_for_benchmark(&self) -> Result<u64, Error> {
-        sqlx::query("DROP TABLE IF EXISTS bench_copy")
-            .execute(&self.pool)
-            .await
-            .db("benchmark reference")?;
-        sqlx::query("CREATE TABLE bench_copy (subscriber_id BIGINT)")
-            .execute(&self.pool)
-            .await
-            .db("benchmark reference")?;
-        Ok(
-            sqlx::query(
-                "INSERT INTO bench_copy SELECT id FROM subscribers WHERE status = 'active'",
-            )
-            .execute(&self.pool)
-            .await
-            .db("benchmark reference")?
-            .rows_affected(),
-        )
-    }
 }

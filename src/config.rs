@@ -12,6 +12,7 @@ use figment::Figment;
 use serde::Deserialize;
 use url::Url;
 
+use crate::domain::Mailbox;
 use crate::error::Error;
 
 /// A secret from the environment or the file. It never prints.
@@ -163,8 +164,8 @@ pub enum TransportKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
-    pub from: String,
-    pub reply_to: Option<String>,
+    pub from: Mailbox,
+    pub reply_to: Option<Mailbox>,
     #[serde(default = "default_transport")]
     pub transport: TransportKind,
     #[serde(default = "default_outbox")]
@@ -374,7 +375,7 @@ impl Config {
                 "smtp.timeout_seconds must be at least 1".into(),
             ));
         }
-        crate::schedule::validate(&self.schedule.check, self.site.timezone)?;
+        validate_cron(&self.schedule.check, self.site.timezone)?;
         if self.feeds.limit == 0 {
             return Err(Error::Config("feeds.limit must be at least 1".into()));
         }
@@ -385,12 +386,6 @@ impl Config {
             return Err(Error::Config(
                 "smtp.username is set but no password: set POSTHORN_SMTP__PASSWORD".into(),
             ));
-        }
-        crate::delivery::message::parse_mailbox(&self.email.from)
-            .map_err(|e| Error::Config(format!("email.from: {e}")))?;
-        if let Some(reply_to) = &self.email.reply_to {
-            crate::delivery::message::parse_mailbox(reply_to)
-                .map_err(|e| Error::Config(format!("email.reply_to: {e}")))?;
         }
         Ok(())
     }
@@ -404,29 +399,6 @@ impl Config {
         }
     }
 
-    /// The site's root URL, always ending in `/` so that joins keep any path prefix.
-    pub fn base_url(&self) -> Url {
-        let mut url = self.site.base_url.clone();
-        if !url.path().ends_with('/') {
-            let path = format!("{}/", url.path());
-            url.set_path(&path);
-        }
-        url
-    }
-
-    /// An absolute URL under the site, e.g. `posts/essay/`.
-    pub fn site_url(&self, relative: &str) -> Url {
-        // Joining a relative path onto a base ending in `/` cannot fail.
-        self.base_url()
-            .join(relative.trim_start_matches('/'))
-            .unwrap_or_else(|_| self.base_url())
-    }
-
-    /// The public page of a post, which is also its "view in browser" link.
-    pub fn post_url(&self, slug: &crate::domain::Slug) -> Url {
-        self.site_url(&format!("posts/{}/", slug.as_str()))
-    }
-
     /// Host of the site, used for List-Id and tag: URIs.
     pub fn site_host(&self) -> String {
         self.site
@@ -435,6 +407,17 @@ impl Config {
             .unwrap_or("localhost")
             .to_string()
     }
+}
+
+/// A six-field cron expression (with seconds) as the scheduler reads it.
+fn validate_cron(cron: &str, tz: Tz) -> Result<(), Error> {
+    tokio_cron_scheduler::Job::new_async_tz(cron, tz, |_, _| Box::pin(async {}))
+        .map(|_| ())
+        .map_err(|e| {
+            Error::Config(format!(
+                "schedule.check `{cron}` is not a six-field cron expression: {e}"
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -481,13 +464,16 @@ from = "Jerry <essays@example.com>"
     }
 
     #[test]
-    fn post_urls_keep_a_path_prefix() {
-        let text = MINIMAL.replace("https://essays.example.com", "https://example.com/essays");
-        let c = Config::from_toml_str(&text, Path::new("config.toml")).unwrap();
-        let slug = crate::domain::Slug::parse("첫-글").unwrap();
-        assert_eq!(
-            c.post_url(&slug).as_str(),
-            "https://example.com/essays/posts/%EC%B2%AB-%EA%B8%80/"
-        );
+    fn a_bad_from_address_or_cron_is_named() {
+        let text = MINIMAL.replace("Jerry <essays@example.com>", "Jerry <essays@>");
+        let msg = Config::from_toml_str(&text, Path::new("config.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("from") && msg.contains("essays@"), "{msg}");
+        let text = format!("{MINIMAL}\n[schedule]\ncheck = \"every day\"\n");
+        let msg = Config::from_toml_str(&text, Path::new("config.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("schedule.check"), "{msg}");
     }
 }

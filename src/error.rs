@@ -1,7 +1,11 @@
-//! The crate's error type. Expected errors (bad input, bad state) carry a message
-//! that tells the user what to do; unexpected ones (I/O, database) keep their cause.
+//! The crate's error type, in two kinds. Expected errors (bad input, bad state)
+//! carry a message that tells the user what to do; the web answers them with a
+//! 4xx. Unexpected ones (I/O, the database, a fault of posthorn's own) keep their
+//! cause for the log; the web answers them with a 5xx.
 
 use std::path::PathBuf;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -12,6 +16,10 @@ pub enum Error {
     #[error("{0}")]
     Invalid(String),
 
+    /// A request the current state does not allow, such as sending a draft.
+    #[error("{0}")]
+    Conflict(String),
+
     #[error(
         "no post with slug `{0}` (run `posthorn check` to sync posts/, or see `posthorn status`)"
     )]
@@ -20,28 +28,41 @@ pub enum Error {
     #[error("post `{0}` has no issue yet; nothing was sent (use `posthorn send {0}`)")]
     IssueNotFound(String),
 
-    #[error("{path}: {source}")]
+    /// A fault of posthorn's own: a broken invariant, a task that died.
+    #[error("internal error: {0}")]
+    Internal(String),
+
+    /// A message could not be sent (an SMTP server down, a refusal, a write error).
+    #[error("{context}")]
+    Send {
+        context: String,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("{path}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
 
-    #[error("database error while {context}: {source}")]
+    #[error("database error while {context}")]
     Db {
         context: String,
         #[source]
         source: sqlx::Error,
     },
 
-    #[error("database migration failed: {0}")]
+    #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 
-    #[error("template `{name}`: {message}")]
-    Template { name: String, message: String },
-
-    #[error("email: {0}")]
-    Email(String),
+    #[error("template `{name}`")]
+    Template {
+        name: String,
+        #[source]
+        source: BoxError,
+    },
 }
 
 impl Error {
@@ -51,6 +72,42 @@ impl Error {
             source,
         }
     }
+
+    pub fn template(name: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Template {
+            name: name.into(),
+            source: source.into(),
+        }
+    }
+
+    /// Whether the user (or the request) is at fault rather than posthorn or its
+    /// surroundings: the CLI prints these as they are, the web answers with a 4xx.
+    pub fn is_expected(&self) -> bool {
+        matches!(
+            self,
+            Error::Config(_)
+                | Error::Invalid(_)
+                | Error::Conflict(_)
+                | Error::PostNotFound(_)
+                | Error::IssueNotFound(_)
+        )
+    }
+}
+
+/// The error and every cause under it, on one line: `a: b: c`.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        // Some errors repeat their cause in their own text; say it once.
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Adds what we were doing to a database error, at the boundary where it is known.
@@ -68,3 +125,19 @@ impl<T> DbContext<T> for Result<T, sqlx::Error> {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_name_every_cause_once() {
+        let e = Error::io(
+            "posts/a.md",
+            std::io::Error::new(std::io::ErrorKind::NotFound, "gone"),
+        );
+        assert_eq!(chain(&e), "posts/a.md: gone");
+        assert!(!e.is_expected());
+        assert!(Error::Conflict("draft".into()).is_expected());
+    }
+}

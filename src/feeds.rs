@@ -9,7 +9,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::store::PostRecord;
+use crate::domain::Post;
+use crate::links::{Links, ATOM_PATH, JSON_PATH, RSS_PATH};
 
 /// The three feeds, ready to serve or write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,15 +20,12 @@ pub struct Feeds {
     pub json: String,
 }
 
-pub const RSS_PATH: &str = "feed.xml";
-pub const ATOM_PATH: &str = "atom.xml";
-pub const JSON_PATH: &str = "feed.json";
-
 /// Builds the feeds from `posts` (published, newest first, already limited).
 /// `feed_id` is the site's stable Atom id; `fallback_updated` dates an empty feed.
 pub fn build(
     config: &Config,
-    posts: &[PostRecord],
+    links: &Links,
+    posts: &[Post],
     feed_id: &str,
     fallback_updated: DateTime<Utc>,
 ) -> Feeds {
@@ -37,20 +35,13 @@ pub fn build(
         .max()
         .unwrap_or(fallback_updated);
     Feeds {
-        rss: rss(config, posts, updated),
-        atom: atom(config, posts, feed_id, updated),
-        json: json(config, posts),
+        rss: rss(config, links, posts, updated),
+        atom: atom(config, links, posts, feed_id, updated),
+        json: json(config, links, posts),
     }
 }
 
-/// The page of a post: its own site page, or for an imported post the blog's.
-pub fn post_link(config: &Config, post: &PostRecord) -> String {
-    post.external_url
-        .clone()
-        .unwrap_or_else(|| config.post_url(&post.slug).to_string())
-}
-
-fn entry_updated(post: &PostRecord) -> DateTime<Utc> {
+fn entry_updated(post: &Post) -> DateTime<Utc> {
     post.updated_at
         .unwrap_or(post.published_at)
         .max(post.published_at)
@@ -60,9 +51,9 @@ fn local(config: &Config, t: DateTime<Utc>) -> DateTime<FixedOffset> {
     t.with_timezone(&config.site.timezone).fixed_offset()
 }
 
-fn rss(config: &Config, posts: &[PostRecord], updated: DateTime<Utc>) -> String {
+fn rss(config: &Config, links: &Links, posts: &[Post], updated: DateTime<Utc>) -> String {
     let self_link = atom::Link {
-        href: config.site_url(RSS_PATH).to_string(),
+        href: links.page(RSS_PATH).to_string(),
         rel: "self".into(),
         mime_type: Some("application/rss+xml".into()),
         ..Default::default()
@@ -70,7 +61,7 @@ fn rss(config: &Config, posts: &[PostRecord], updated: DateTime<Utc>) -> String 
     let items = posts
         .iter()
         .map(|post| {
-            let link = post_link(config, post);
+            let link = links.post(post);
             rss::Item {
                 title: Some(post.title.clone()),
                 link: Some(link),
@@ -101,7 +92,7 @@ fn rss(config: &Config, posts: &[PostRecord], updated: DateTime<Utc>) -> String 
         .collect();
     let channel = rss::Channel {
         title: config.site.title.clone(),
-        link: config.base_url().to_string(),
+        link: links.home().to_string(),
         description: if config.site.description.is_empty() {
             config.site.title.clone()
         } else {
@@ -119,11 +110,14 @@ fn rss(config: &Config, posts: &[PostRecord], updated: DateTime<Utc>) -> String 
     channel.to_string()
 }
 
-fn atom(config: &Config, posts: &[PostRecord], feed_id: &str, updated: DateTime<Utc>) -> String {
+fn atom(
+    config: &Config,
+    links: &Links,
+    posts: &[Post], feed_id: &str, updated: DateTime<Utc>) -> String {
     let author = atom::Person {
         name: config.site.author.clone(),
         email: config.site.email.clone(),
-        uri: Some(config.base_url().to_string()),
+        uri: Some(links.home().to_string()),
         ..Default::default()
     };
     let entries = posts
@@ -134,7 +128,7 @@ fn atom(config: &Config, posts: &[PostRecord], feed_id: &str, updated: DateTime<
             updated: local(config, entry_updated(post)),
             published: Some(local(config, post.published_at)),
             links: vec![atom::Link {
-                href: post_link(config, post),
+                href: links.post(post),
                 rel: "alternate".into(),
                 mime_type: Some("text/html".into()),
                 ..Default::default()
@@ -165,13 +159,13 @@ fn atom(config: &Config, posts: &[PostRecord], feed_id: &str, updated: DateTime<
         authors: vec![author],
         links: vec![
             atom::Link {
-                href: config.site_url(ATOM_PATH).to_string(),
+                href: links.page(ATOM_PATH).to_string(),
                 rel: "self".into(),
                 mime_type: Some("application/atom+xml".into()),
                 ..Default::default()
             },
             atom::Link {
-                href: config.base_url().to_string(),
+                href: links.home().to_string(),
                 rel: "alternate".into(),
                 mime_type: Some("text/html".into()),
                 ..Default::default()
@@ -220,23 +214,23 @@ struct JsonItem<'a> {
     tags: &'a [String],
 }
 
-fn json(config: &Config, posts: &[PostRecord]) -> String {
+fn json(config: &Config, links: &Links, posts: &[Post]) -> String {
     let feed = JsonFeed {
         version: "https://jsonfeed.org/version/1.1",
         title: &config.site.title,
-        home_page_url: config.base_url().to_string(),
-        feed_url: config.site_url(JSON_PATH).to_string(),
+        home_page_url: links.home().to_string(),
+        feed_url: links.page(JSON_PATH).to_string(),
         description: &config.site.description,
         language: &config.site.language,
         authors: vec![JsonAuthor {
             name: &config.site.author,
-            url: config.base_url().to_string(),
+            url: links.home().to_string(),
         }],
         items: posts
             .iter()
             .map(|post| JsonItem {
                 id: &post.uid,
-                url: post_link(config, post),
+                url: links.post(post),
                 title: &post.title,
                 content_html: &post.content_html,
                 summary: &post.summary,

@@ -1,9 +1,20 @@
 //! posthorn publishes one author's essays by email, as RSS, Atom and JSON feeds,
 //! and as a small web archive.
 //!
-//! A post flows one way: [`posts`] reads it, [`store`] keeps it, [`render`] turns
-//! it into an email, and [`delivery`] sends it to every subscriber and logs each
-//! delivery. [`app::App::run_once`] is one scheduler tick.
+//! Imports flow one way, each layer using only those below it:
+//!
+//! ```text
+//! web, commands          the faces: HTTP and the command line, thin
+//! schedule               the cron job that runs a tick
+//! app                    the services: Tick, Publishing, Subscriptions, Reports
+//! delivery               claims, transports behind a trait, rate limit, retries, recorder
+//! feeds, site            RSS, Atom, JSON Feed; the public site at one moment
+//! render                 Handlebars: email HTML + text, pages
+//! posts                  front matter, Markdown, upstream fetch
+//! store                  SQL; the only place that knows SQLite from PostgreSQL
+//! domain, config, error, the shared nouns, strict config, errors, signed tokens
+//! tokens, links          and every public URL
+//! ```
 
 pub mod app;
 pub mod commands;
@@ -12,6 +23,7 @@ pub mod delivery;
 pub mod domain;
 pub mod error;
 pub mod feeds;
+pub mod links;
 pub mod posts;
 pub mod render;
 pub mod schedule;

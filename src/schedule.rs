@@ -1,48 +1,68 @@
 //! The scheduler: a cron job (tokio-cron-scheduler, six fields with seconds, read in
-//! the site's time zone) that calls the same `run_once` as `posthorn check`.
+//! the site's time zone) that runs the same tick as `posthorn check`.
 //!
 //! [`Ticker::tick`] is the step: tests call it directly, without waiting for a clock.
 //! A tick that is still running when the next one is due is not started twice.
+//! [`Ticker::wake`] asks for a tick now, as the admin API does after queueing a send.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::Utc;
+use tokio::sync::{Mutex, Notify};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
-use crate::app::{App, TickReport};
-use crate::delivery::DeliverOptions;
+use crate::app::{Tick, TickReport};
+use crate::delivery::Stop;
 use crate::error::Error;
 
 pub struct Ticker {
-    app: App,
-    running: tokio::sync::Mutex<()>,
-    stop: Arc<AtomicBool>,
+    tick: Tick,
+    running: Mutex<()>,
+    stop: Stop,
+    woken: Notify,
 }
 
 impl Ticker {
-    pub fn new(app: App, stop: Arc<AtomicBool>) -> Ticker {
+    pub fn new(tick: Tick, stop: Stop) -> Ticker {
         Ticker {
-            app,
-            running: tokio::sync::Mutex::new(()),
+            tick,
+            running: Mutex::new(()),
             stop,
+            woken: Notify::new(),
         }
     }
 
     /// One tick, unless one is running already (then `None`) or we are stopping.
     pub async fn tick(&self) -> Option<Result<TickReport, Error>> {
-        if self.stop.load(Ordering::Relaxed) {
-            return None;
-        }
-        let Ok(_running) = self.running.try_lock() else {
+        let Ok(running) = self.running.try_lock() else {
             tracing::warn!("the previous tick is still running; this one is skipped");
             return None;
         };
-        let options = DeliverOptions {
-            stop: Some(self.stop.clone()),
-            ..Default::default()
-        };
-        let result = self.app.run_once(Utc::now(), options).await;
+        self.run(running).await
+    }
+
+    /// Asks for a tick as soon as the running one (if any) is done.
+    pub fn wake(&self) {
+        self.woken.notify_one();
+    }
+
+    /// Runs a tick each time [`Ticker::wake`] is called, until we are stopping.
+    pub async fn serve_wakes(self: Arc<Self>) {
+        loop {
+            self.woken.notified().await;
+            if self.stop.is_stopped() {
+                return;
+            }
+            let running = self.running.lock().await;
+            self.run(running).await;
+        }
+    }
+
+    async fn run(&self, _running: tokio::sync::MutexGuard<'_, ()>) -> Option<Result<TickReport, Error>> {
+        if self.stop.is_stopped() {
+            return None;
+        }
+        let result = self.tick.run_once(Utc::now(), self.stop.clone()).await;
         match &result {
             Ok(report) => {
                 let d = &report.deliveries;
@@ -57,35 +77,18 @@ impl Ticker {
                     );
                 }
             }
-            Err(e) => tracing::error!(error = %e, "tick failed"),
+            Err(e) => tracing::error!(error = %crate::error::chain(e), "tick failed"),
         }
         Some(result)
     }
 
-    /// Waits for a running tick to finish (its in-flight sends recorded).
-    pub async fn wait_idle(&self) {
+    /// Stops: no new tick starts, and this returns once a running one has finished
+    /// (its in-flight sends recorded).
+    pub async fn stop(&self) {
+        self.stop.stop();
+        self.woken.notify_one();
         let _ = self.running.lock().await;
     }
-}
-
-/// Checks `schedule.check` without starting anything.
-pub fn validate(cron: &str, tz: chrono_tz::Tz) -> Result<(), Error> {
-    job(cron, tz, |_| Box::pin(async {})).map(|_| ())
-}
-
-fn job(
-    cron: &str,
-    tz: chrono_tz::Tz,
-    run: impl Fn(()) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
-        + Send
-        + Sync
-        + 'static,
-) -> Result<Job, Error> {
-    Job::new_async_tz(cron, tz, move |_, _| run(())).map_err(|e| {
-        Error::Config(format!(
-            "schedule.check `{cron}` is not a six-field cron expression: {e}"
-        ))
-    })
 }
 
 /// Starts the cron job; it runs until the returned scheduler is shut down.
@@ -97,7 +100,7 @@ pub async fn start(
     let scheduler_error =
         |e: tokio_cron_scheduler::JobSchedulerError| Error::Config(format!("scheduler: {e}"));
     let scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
-    let job = job(cron, tz, move |_| {
+    let job = Job::new_async_tz(cron, tz, move |_, _| {
         let ticker = ticker.clone();
         Box::pin(async move {
             // The tick runs in its own task so a slow one never blocks the scheduler.
@@ -105,7 +108,8 @@ pub async fn start(
                 ticker.tick().await;
             });
         })
-    })?;
+    })
+    .map_err(scheduler_error)?;
     scheduler.add(job).await.map_err(scheduler_error)?;
     scheduler.start().await.map_err(scheduler_error)?;
     Ok(scheduler)

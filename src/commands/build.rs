@@ -6,17 +6,17 @@ use chrono::Utc;
 use super::Output;
 use crate::app::App;
 use crate::error::Error;
-use crate::site::{self, Page};
+use crate::site::Page;
 
 /// Writes the site into `out` (default `public/`). The folder is posthorn's: it is
 /// built aside and swapped in whole, so a removed post leaves no stale page behind.
 pub async fn run(app: &App, out: &Output, dir: Option<PathBuf>) -> Result<ExitCode, Error> {
     let now = Utc::now();
-    let sync = app.sync_posts(now).await?;
+    let sync = app.tick().sync_posts(now).await?;
     for error in &sync.errors {
         eprintln!("warning: {error}");
     }
-    let target = dir.unwrap_or_else(|| app.config.path(Path::new("public")));
+    let target = dir.unwrap_or_else(|| app.config().path(Path::new("public")));
     let staging = sibling(&target, "building");
     let old = sibling(&target, "old");
     for stale in [&staging, &old] {
@@ -24,18 +24,19 @@ pub async fn run(app: &App, out: &Output, dir: Option<PathBuf>) -> Result<ExitCo
             std::fs::remove_dir_all(stale).map_err(|e| Error::io(stale, e))?;
         }
     }
-    let snapshot = site::snapshot(app, now).await?;
+    let site = app.site();
+    let snapshot = site.snapshot(now).await?;
     let mut written = 0usize;
     for page in &snapshot.pages {
         write(&staging, page)?;
         written += 1;
     }
     for post in &snapshot.posts {
-        write(&staging, &site::post_page(app, post)?)?;
+        write(&staging, &site.post_page(post)?)?;
         written += 1;
         // The post's own images and files, where its relative links point.
-        if let Some(dir) = crate::posts::assets_dir(&app.config, &post.source) {
-            for (relative, file) in crate::posts::assets(&dir) {
+        if let Some(dir) = site.assets_dir(post) {
+            for (relative, file) in crate::posts::assets(&dir)? {
                 let target = staging
                     .join("posts")
                     .join(post.slug.as_str())

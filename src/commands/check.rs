@@ -2,28 +2,21 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use super::{shutdown_signal, Output};
 use crate::app::App;
-use crate::delivery::DeliverOptions;
+use crate::delivery::Stop;
 use crate::error::Error;
 
 pub async fn run(app: &App, out: &Output) -> Result<ExitCode, Error> {
     // SIGINT/SIGTERM: claim nothing more, finish and record the sends in flight.
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Stop::default();
     let on_signal = stop.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("stopping: finishing the sends in flight");
-        on_signal.store(true, Ordering::Relaxed);
+        on_signal.stop();
     });
-    let options = DeliverOptions {
-        stop: Some(stop),
-        ..Default::default()
-    };
-    let report = app.run_once(Utc::now(), options).await?;
+    let report = app.tick().run_once(Utc::now(), stop).await?;
     out.print(&report, || {
         let p = &report.posts;
         let d = &report.deliveries;

@@ -11,10 +11,9 @@ pub async fn run(
     slug: &str,
     status: Option<DeliveryStatus>,
 ) -> Result<ExitCode, Error> {
-    let issue = app.issue_of(slug).await?;
-    let rows = app.store.delivery_log(issue.id, status).await?;
+    let rows = app.reports().delivery_log(slug, status).await?;
     out.print(&rows, || {
-        let tz = app.config.site.timezone;
+        let tz = app.config().site.timezone;
         let time = |t: chrono::DateTime<chrono::Utc>| {
             t.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S").to_string()
         };
@@ -23,7 +22,7 @@ pub async fn run(
             .map(|r| {
                 vec![
                     r.email.clone(),
-                    r.status.clone(),
+                    r.status.to_string(),
                     r.attempts.to_string(),
                     r.sent_at.map(time).unwrap_or_else(|| time(r.updated_at)),
                     r.next_attempt_at.map(time).unwrap_or_default(),

@@ -83,7 +83,8 @@ pub enum Command {
     /// Print the rendered email of a post.
     Preview {
         slug: String,
-        #[arg(long, value_enum, default_value = "html")]
+        /// html, text or eml.
+        #[arg(long, default_value = "html", value_parser = parse_preview_format)]
         format: PreviewFormat,
     },
     /// Manage subscribers.
@@ -129,6 +130,10 @@ fn parse_delivery_status(s: &str) -> Result<DeliveryStatus, String> {
 }
 
 fn parse_subscriber_status(s: &str) -> Result<SubscriberStatus, String> {
+    s.parse()
+}
+
+fn parse_preview_format(s: &str) -> Result<PreviewFormat, String> {
     s.parse()
 }
 
@@ -194,7 +199,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Retry { slug } => retry::run(&app, &out, &slug).await,
         Command::Sources => sources::run(&app, &out).await,
     };
-    app.store.close().await;
+    app.close().await;
     result
 }
 

@@ -7,8 +7,7 @@ use crate::app::App;
 use crate::error::Error;
 
 pub async fn run(app: &App, out: &Output, slug: &str) -> Result<ExitCode, Error> {
-    let issue = app.issue_of(slug).await?;
-    let queued = app.store.retry_failed(issue.id, Utc::now()).await?;
+    let queued = app.publishing().retry_failed(slug, Utc::now()).await?;
     out.print(&serde_json::json!({ "slug": slug, "queued": queued }), || {
         format!("{queued} failed deliveries of `{slug}` queued again; the next `posthorn check` (or scheduler tick) sends them")
     });

@@ -1,14 +1,28 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Output;
 use crate::app::App;
-use crate::delivery::{self, DeliverOptions};
-use crate::domain::{EmailAddress, SubscriberStatus};
+use crate::delivery::{DeliveryReport, Observer, Stop, Unobserved};
+use crate::domain::EmailAddress;
 use crate::error::Error;
+
+/// The delivery engine's progress, drawn on the terminal.
+struct Bar(ProgressBar);
+
+impl Observer for Bar {
+    fn started(&self, due: u64) {
+        self.0.set_length(due);
+    }
+
+    fn recorded(&self, batch: &DeliveryReport) {
+        self.0.inc(batch.total());
+    }
+}
 
 pub async fn run(
     app: &App,
@@ -19,9 +33,8 @@ pub async fn run(
     yes: bool,
 ) -> Result<ExitCode, Error> {
     let now = Utc::now();
-    // The author may send a post they just wrote, before any scheduler tick.
-    app.sync_posts(now).await?;
-    let post = app.post(slug).await?;
+    let publishing = app.publishing();
+    let post = publishing.find(slug, now).await?;
 
     if let Some(to) = to {
         let to = EmailAddress::parse(to).map_err(|e| Error::Invalid(format!("--to: {e}")))?;
@@ -32,10 +45,7 @@ pub async fn run(
             );
             return Ok(ExitCode::SUCCESS);
         }
-        let message = app.compose(&post, &to, true).await?;
-        let reply = delivery::send_single(app, &message)
-            .await
-            .map_err(|e| Error::Email(format!("test copy to {to} not sent: {e:?}")))?;
+        let reply = publishing.send_test_copy(&post, &to).await?;
         out.print(
             &serde_json::json!({ "slug": slug, "test_copy_to": to, "reply": reply }),
             || format!("test copy of `{slug}` sent to {to}: {reply}"),
@@ -43,75 +53,46 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
 
-    app.check_sendable(&post, now)?;
-    let issue = app.store.issue_for_post(post.id).await?;
-    let new_recipients = app
-        .store
-        .count_unqueued(issue.as_ref().map(|i| i.id))
-        .await?;
+    let plan = publishing.plan(&post, now).await?;
     if dry_run {
-        let active = app
-            .store
-            .count_subscribers(SubscriberStatus::Active)
-            .await?;
         out.print(
-            &serde_json::json!({ "slug": slug, "would_send": new_recipients, "active_subscribers": active }),
+            &serde_json::json!({ "slug": slug, "would_send": plan.new_recipients, "active_subscribers": plan.active_subscribers }),
             || {
                 format!(
-                    "would send `{}` to {new_recipients} of {active} active subscribers (the others already have it)",
-                    post.title
+                    "would send `{}` to {} of {} active subscribers (the others already have it)",
+                    post.title, plan.new_recipients, plan.active_subscribers
                 )
             },
         );
         return Ok(ExitCode::SUCCESS);
     }
-    if !yes {
-        if !std::io::stdin().is_terminal() {
-            return Err(Error::Invalid(
-                "not a terminal, so no one can confirm: add --yes to send".into(),
-            ));
-        }
-        eprint!(
-            "Send `{}` to {new_recipients} subscribers? [y/N] ",
-            post.title
-        );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin()
-            .lock()
-            .read_line(&mut answer)
-            .map_err(|e| Error::io("stdin", e))?;
-        if !matches!(answer.trim(), "y" | "Y" | "yes") {
-            eprintln!("nothing sent");
-            return Ok(ExitCode::SUCCESS);
-        }
+    if !yes && !confirmed(&post.title, plan.new_recipients)? {
+        eprintln!("nothing sent");
+        return Ok(ExitCode::SUCCESS);
     }
 
-    let (issue, queued) = app.queue_post(&post, now).await?;
-    let due = app.store.count_due(now, Some(issue.id)).await?;
-    let progress = (!out.json && std::io::stderr().is_terminal() && due > 0).then(|| {
-        let bar = ProgressBar::new(due as u64);
+    let enqueued = publishing.enqueue(&post, now).await?;
+    let bar = (!out.json && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} sent  {per_sec}  ETA {eta}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar
     });
-    let report = delivery::deliver_due(
-        app,
-        now,
-        DeliverOptions {
-            issue_id: Some(issue.id),
-            progress: progress.clone(),
-            stop: None,
-        },
-    )
-    .await?;
-    if let Some(bar) = progress {
+    let observer: Arc<dyn Observer> = match &bar {
+        Some(bar) => Arc::new(Bar(bar.clone())),
+        None => Arc::new(Unobserved),
+    };
+    let report = publishing
+        .deliver(enqueued.issue_id, now, observer, Stop::default())
+        .await?;
+    if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let queued = enqueued.queued;
     out.print(
-        &serde_json::json!({ "slug": slug, "issue_id": issue.id, "queued": queued, "deliveries": report }),
+        &serde_json::json!({ "slug": slug, "issue_id": enqueued.issue_id, "queued": queued, "deliveries": report }),
         || {
             format!(
                 "`{slug}`: {} sent, {} retrying, {} failed, {} skipped, {} deferred ({queued} newly queued)",
@@ -120,4 +101,21 @@ pub async fn run(
         },
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Asks on the terminal; refuses when no one is there to answer.
+fn confirmed(title: &str, recipients: i64) -> Result<bool, Error> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::Invalid(
+            "not a terminal, so no one can confirm: add --yes to send".into(),
+        ));
+    }
+    eprint!("Send `{title}` to {recipients} subscribers? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("stdin", e))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }

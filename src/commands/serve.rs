@@ -1,5 +1,4 @@
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,6 +6,7 @@ use chrono::Utc;
 
 use super::{shutdown_signal, Output};
 use crate::app::App;
+use crate::delivery::Stop;
 use crate::error::Error;
 use crate::schedule::{self, Ticker};
 use crate::web::Server;
@@ -14,14 +14,14 @@ use crate::web::Server;
 /// The web server and the scheduler until SIGINT or SIGTERM; `worker_only` runs
 /// the scheduler (sending) without the web server.
 pub async fn run(app: &App, _out: &Output, worker_only: bool) -> Result<ExitCode, Error> {
-    let config = &app.config;
-    let stop = Arc::new(AtomicBool::new(false));
-    let ticker = Arc::new(Ticker::new(app.clone(), stop.clone()));
+    let config = app.config();
+    let ticker = Arc::new(Ticker::new(app.tick().clone(), Stop::default()));
     // One tick at once: whatever a stopped process left behind goes out now.
     let first = ticker.clone();
     tokio::spawn(async move {
         first.tick().await;
     });
+    let wakes = tokio::spawn(ticker.clone().serve_wakes());
     let mut scheduler =
         schedule::start(ticker.clone(), &config.schedule.check, config.site.timezone).await?;
     tracing::info!(cron = %config.schedule.check, timezone = %config.site.timezone, "scheduler started");
@@ -30,22 +30,24 @@ pub async fn run(app: &App, _out: &Output, worker_only: bool) -> Result<ExitCode
         println!("worker running (no web server)");
         shutdown_signal().await;
     } else {
-        let sync = app.sync_posts(Utc::now()).await?;
+        let sync = app.tick().sync_posts(Utc::now()).await?;
         for error in &sync.errors {
             tracing::warn!("{error}");
         }
-        let server = Server::bind(app.clone(), &config.server.bind).await?;
+        let server = Server::bind(app.clone(), &config.server.bind)
+            .await?
+            .with_worker(ticker.clone());
         let addr = server.local_addr()?;
         tracing::info!("serving http://{addr}/");
         println!("listening on http://{addr}/");
         // Pick up posts changed by other processes (or reaching their date) within a second.
-        let site = server.site.clone();
+        let site = server.site();
         let refresher = tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
                 if let Err(e) = site.refresh().await {
-                    tracing::warn!(error = %e, "refreshing the site");
+                    tracing::warn!(error = %crate::error::chain(&e), "refreshing the site");
                 }
             }
         });
@@ -55,9 +57,9 @@ pub async fn run(app: &App, _out: &Output, worker_only: bool) -> Result<ExitCode
 
     // Graceful stop: claim nothing more, let the sends in flight finish and be recorded.
     tracing::info!("stopping: finishing the sends in flight");
-    stop.store(true, Ordering::Relaxed);
     let _ = scheduler.shutdown().await;
-    ticker.wait_idle().await;
+    ticker.stop().await;
+    let _ = wakes.await;
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

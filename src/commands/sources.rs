@@ -5,17 +5,17 @@ use crate::app::App;
 use crate::error::Error;
 
 pub async fn run(app: &App, out: &Output) -> Result<ExitCode, Error> {
-    let sources = app.store.sources().await?;
+    let sources = app.reports().sources().await?;
     out.print(&sources, || {
         if sources.is_empty() {
-            return match &app.config.posts.feed {
+            return match &app.config().posts.feed {
                 Some(url) => {
                     format!("{url} has not been fetched yet (it is, at the next `posthorn check`)")
                 }
                 None => "no upstream feed ([posts] feed is not set)".into(),
             };
         }
-        let tz = app.config.site.timezone;
+        let tz = app.config().site.timezone;
         let rows: Vec<Vec<String>> = sources
             .iter()
             .map(|s| {
@@ -26,7 +26,7 @@ pub async fn run(app: &App, out: &Output) -> Result<ExitCode, Error> {
                         .unwrap_or_else(|| "never".into()),
                     match (&s.last_status, &s.last_error) {
                         (Some(status), Some(error)) => format!("{status}: {error}"),
-                        (Some(status), None) => status.clone(),
+                        (Some(status), None) => status.to_string(),
                         _ => String::new(),
                     },
                     s.etag.clone().unwrap_or_default(),

@@ -6,15 +6,12 @@ use crate::domain::DeliveryStatus;
 use crate::error::Error;
 
 pub async fn run(app: &App, out: &Output, slug: Option<&str>) -> Result<ExitCode, Error> {
-    if let Some(slug) = slug {
-        app.post(slug).await?;
-    }
-    let statuses = app.store.issue_statuses(slug).await?;
+    let statuses = app.reports().issue_statuses(slug).await?;
     out.print(&statuses, || {
         if statuses.is_empty() {
             return "no issues yet".to_string();
         }
-        let tz = app.config.site.timezone;
+        let tz = app.config().site.timezone;
         let mut header = vec!["slug", "created", "total"];
         header.extend(DeliveryStatus::ALL.iter().map(|s| s.as_str()));
         let rows: Vec<Vec<String>> = statuses
@@ -31,7 +28,7 @@ pub async fn run(app: &App, out: &Output, slug: Option<&str>) -> Result<ExitCode
                 row.extend(
                     DeliveryStatus::ALL
                         .iter()
-                        .map(|st| s.counts.get(st.as_str()).copied().unwrap_or(0).to_string()),
+                        .map(|st| s.counts.get(st).copied().unwrap_or(0).to_string()),
                 );
                 row
             })

@@ -4,33 +4,20 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use super::{table, Output, SubscribersCommand};
-use crate::app::App;
-use crate::domain::{EmailAddress, SubscriberStatus};
+use crate::app::{Added, App};
+use crate::domain::{one_line, EmailAddress};
 use crate::error::Error;
-use crate::store::AddOutcome;
 
 pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result<ExitCode, Error> {
     let now = Utc::now();
     match command {
         SubscribersCommand::Add { email, name } => {
             let email = EmailAddress::parse(&email).map_err(Error::Invalid)?;
-            let name = crate::domain::one_line(name.as_deref().unwrap_or(""));
-            let outcome = app
-                .store
-                .add_subscribers(&[(email.clone(), name)], SubscriberStatus::Active, now)
-                .await?;
-            let message = match outcome.first() {
-                Some(AddOutcome::Added(_)) => format!("added {email}"),
-                Some(AddOutcome::Exists(_, SubscriberStatus::Active)) => format!("{email} is already subscribed"),
-                Some(AddOutcome::Exists(id, SubscriberStatus::Pending | SubscriberStatus::Bounced)) => {
-                    app.store.activate(*id, now).await?;
-                    format!("{email} is active again")
-                }
-                Some(AddOutcome::Exists(_, SubscriberStatus::Unsubscribed)) | None => {
-                    return Err(Error::Invalid(format!(
-                        "{email} unsubscribed; posthorn does not re-add people who left. They can subscribe again on the site's /subscribe page"
-                    )))
-                }
+            let name = one_line(name.as_deref().unwrap_or(""));
+            let message = match app.subscriptions().add(&email, &name, now).await? {
+                Added::New => format!("added {email}"),
+                Added::AlreadyActive => format!("{email} is already subscribed"),
+                Added::Reactivated => format!("{email} is active again"),
             };
             out.print(
                 &serde_json::json!({ "email": email, "result": message }),
@@ -39,12 +26,7 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
         }
         SubscribersCommand::Remove { email } => {
             let email = EmailAddress::parse(&email).map_err(Error::Invalid)?;
-            let subscriber = app
-                .store
-                .subscriber_by_email(&email)
-                .await?
-                .ok_or_else(|| Error::Invalid(format!("{email} is not a subscriber")))?;
-            app.store.unsubscribe(subscriber.id, now).await?;
+            app.subscriptions().remove(&email, now).await?;
             out.print(
                 &serde_json::json!({ "email": email, "status": "unsubscribed" }),
                 || format!("{email} unsubscribed; their waiting deliveries are skipped"),
@@ -54,13 +36,13 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
             // Page through, so a large list is never held in memory at once.
             let mut after = 0;
             let mut rows = Vec::new();
-            let tz = app.config.site.timezone;
+            let tz = app.config().site.timezone;
             if out.json {
                 println!("[");
             }
             let mut first = true;
             loop {
-                let page = app.store.subscribers_page(status, after, 1000).await?;
+                let page = app.reports().subscribers_page(status, after, 1000).await?;
                 let Some(last) = page.last() else { break };
                 after = last.id;
                 for s in &page {
@@ -98,7 +80,7 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
                 .map_err(csv_err)?;
             let mut after = 0;
             loop {
-                let page = app.store.subscribers_page(None, after, 1000).await?;
+                let page = app.reports().subscribers_page(None, after, 1000).await?;
                 let Some(last) = page.last() else { break };
                 after = last.id;
                 for s in &page {
@@ -188,7 +170,7 @@ async fn import(app: &App, out: &Output, file: &std::path::Path) -> Result<(), E
             continue;
         }
         seen.insert(email.key(), row);
-        let name = crate::domain::one_line(name_col.and_then(|c| record.get(c)).unwrap_or(""));
+        let name = one_line(name_col.and_then(|c| record.get(c)).unwrap_or(""));
         batch.push((row, email, name));
         if batch.len() == 1000 {
             let (a, e) = flush(app, &mut batch, now).await?;
@@ -222,13 +204,5 @@ async fn flush(
     now: chrono::DateTime<Utc>,
 ) -> Result<(u64, u64), Error> {
     let rows: Vec<(EmailAddress, String)> = batch.drain(..).map(|(_, e, n)| (e, n)).collect();
-    let outcomes = app
-        .store
-        .add_subscribers(&rows, SubscriberStatus::Active, now)
-        .await?;
-    let added = outcomes
-        .iter()
-        .filter(|o| matches!(o, AddOutcome::Added(_)))
-        .count() as u64;
-    Ok((added, outcomes.len() as u64 - added))
+    app.subscriptions().import(&rows, now).await
 }

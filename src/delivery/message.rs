@@ -11,16 +11,10 @@ use lettre::Message;
 
 use super::dkim::Signer;
 use crate::config::Config;
-use crate::domain::{one_line, EmailAddress};
+use crate::domain::{hex, one_line, EmailAddress};
 use crate::error::Error;
+use crate::links::Links;
 use crate::render::email::{EmailBodies, Recipient};
-
-pub fn parse_mailbox(input: &str) -> Result<Mailbox, String> {
-    input
-        .trim()
-        .parse::<Mailbox>()
-        .map_err(|e| format!("`{input}` is not a valid address: {e}"))
-}
 
 /// An issue ready to be addressed to many subscribers.
 #[derive(Debug, Clone)]
@@ -33,6 +27,7 @@ pub struct PreparedIssue {
     message_id_suffix: String,
     bodies: EmailBodies,
     signer: Option<Arc<Signer>>,
+    links: Links,
 }
 
 /// One recipient of an issue.
@@ -41,7 +36,6 @@ pub struct Addressee<'a> {
     pub subscriber_id: i64,
     pub email: &'a EmailAddress,
     pub name: &'a str,
-    pub unsubscribe_url: &'a str,
 }
 
 /// A message ready for a transport.
@@ -54,20 +48,15 @@ pub struct Outgoing {
 impl PreparedIssue {
     pub fn new(
         config: &Config,
+        links: &Links,
         issue_id: i64,
         subject: &str,
         instance: &str,
         bodies: EmailBodies,
         signer: Option<Arc<Signer>>,
-    ) -> Result<PreparedIssue, Error> {
-        let from = parse_mailbox(&config.email.from).map_err(Error::Config)?;
-        let reply_to = config
-            .email
-            .reply_to
-            .as_deref()
-            .map(parse_mailbox)
-            .transpose()
-            .map_err(Error::Config)?;
+    ) -> PreparedIssue {
+        let from = config.email.from.get().clone();
+        let reply_to = config.email.reply_to.as_ref().map(|m| m.get().clone());
         let host = config.site_host();
         // RFC 2919: a phrase, then <list-label.namespace>.
         let list_id = format!(
@@ -75,7 +64,7 @@ impl PreparedIssue {
             one_line(&config.site.title).replace(['<', '>', '"'], ""),
             host
         );
-        Ok(PreparedIssue {
+        PreparedIssue {
             issue_id,
             subject: one_line(subject),
             message_id_suffix: format!("{}@{}", instance, from.email.domain()),
@@ -84,7 +73,13 @@ impl PreparedIssue {
             list_id,
             bodies,
             signer,
-        })
+            links: links.clone(),
+        }
+    }
+
+    /// Whether each message is signed (then building it is CPU work).
+    pub fn is_signed(&self) -> bool {
+        self.signer.is_some()
     }
 
     /// The Message-ID of this issue for one subscriber: the same on every attempt,
@@ -97,19 +92,31 @@ impl PreparedIssue {
     }
 
     pub fn message_for(&self, to: &Addressee<'_>, date: SystemTime) -> Result<Outgoing, Error> {
+        self.build(to, self.message_id(to.subscriber_id), date)
+    }
+
+    /// A copy outside the log, with a fresh Message-ID so that mail clients do not
+    /// fold several test copies together.
+    pub fn test_copy_for(&self, to: &Addressee<'_>, date: SystemTime) -> Result<Outgoing, Error> {
+        let id = format!(
+            "<{}.copy-{}.{}>",
+            self.issue_id,
+            hex(&rand::random::<[u8; 6]>()),
+            self.message_id_suffix
+        );
+        self.build(to, id, date)
+    }
+
+    fn build(&self, to: &Addressee<'_>, message_id: String, date: SystemTime) -> Result<Outgoing, Error> {
+        let unsubscribe_url = self.links.unsubscribe(to.subscriber_id);
         let recipient = Recipient {
             email: to.email.as_str(),
             name: to.name,
-            unsubscribe_url: to.unsubscribe_url,
+            unsubscribe_url: &unsubscribe_url,
         };
-        let address = to
-            .email
-            .as_str()
-            .parse()
-            .map_err(|e| Error::Email(format!("{}: {e}", to.email)))?;
+        let address = lettre_address(to.email)?;
         let name = one_line(to.name);
         let mailbox = Mailbox::new((!name.is_empty()).then_some(name), address);
-        let message_id = self.message_id(to.subscriber_id);
 
         let mut builder = Message::builder()
             .from(self.from.clone())
@@ -120,7 +127,7 @@ impl PreparedIssue {
             .raw_header(header("List-Id", self.list_id.clone()))
             .raw_header(header(
                 "List-Unsubscribe",
-                format!("<{}>", to.unsubscribe_url),
+                format!("<{unsubscribe_url}>"),
             ))
             .raw_header(header(
                 "List-Unsubscribe-Post",
@@ -149,18 +156,14 @@ pub fn transactional(
     text: String,
     html: String,
 ) -> Result<Outgoing, Error> {
-    let from = parse_mailbox(&config.email.from).map_err(Error::Config)?;
     let message_id = format!(
         "<{}@{}>",
-        crate::posts::hex(&rand::random::<[u8; 12]>()),
-        from.email.domain()
+        hex(&rand::random::<[u8; 12]>()),
+        config.email.from.domain()
     );
-    let address = to
-        .as_str()
-        .parse()
-        .map_err(|e| Error::Email(format!("{to}: {e}")))?;
+    let address = lettre_address(to)?;
     let builder = Message::builder()
-        .from(from)
+        .from(config.email.from.get().clone())
         .to(Mailbox::new(None, address))
         .subject(one_line(subject))
         .date(SystemTime::now())
@@ -182,7 +185,7 @@ fn finish(
                 .singlepart(SinglePart::plain(text))
                 .singlepart(SinglePart::html(html)),
         )
-        .map_err(|e| Error::Email(e.to_string()))?;
+        .map_err(|e| Error::Invalid(format!("the message cannot be built: {e}")))?;
     if let Some(signer) = signer {
         signer.sign(&mut message);
     }
@@ -191,6 +194,14 @@ fn finish(
         envelope: message.envelope().clone(),
         bytes: message.formatted(),
     })
+}
+
+/// An address already parsed as [`EmailAddress`] is one lettre accepts too.
+fn lettre_address(email: &EmailAddress) -> Result<lettre::Address, Error> {
+    email
+        .as_str()
+        .parse()
+        .map_err(|e| Error::Invalid(format!("{email}: {e}")))
 }
 
 fn header(name: &'static str, value: String) -> HeaderValue {

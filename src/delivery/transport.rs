@@ -11,30 +11,92 @@ use lettre::transport::smtp::extension::ClientId;
 use tokio::net::TcpStream;
 
 use super::message::Outgoing;
-use crate::config::{Config, SmtpConfig, TlsMode};
+use crate::config::{Config, SmtpConfig, TlsMode, TransportKind};
 
-/// Why a send did not succeed, sorted by what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a send did not succeed. The retry policy asks [`SendError::is_connection`],
+/// [`SendError::is_permanent`] and [`SendError::is_transient`]; the cause is kept.
+#[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// 4xx, refused or dropped connection, timeout: try again later.
-    Transient {
-        message: String,
-        reply: Option<String>,
-    },
-    /// 5xx for this message or recipient: do not try again.
-    Permanent {
-        message: String,
-        reply: Option<String>,
-    },
     /// The session could not be set up (connect, TLS, login): nothing was sent, and
     /// no other message will go through it either.
-    Connection { message: String },
+    #[error("{server}: {stage}")]
+    Connect {
+        server: String,
+        stage: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The server answered with an error (4xx, 5xx) or the connection broke.
+    #[error("SMTP")]
+    Smtp {
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+    /// The server said nothing for `timeout_seconds`.
+    #[error("no reply within {0}s")]
+    Timeout(u64),
+    /// The file transport could not write the message.
+    #[error("writing to {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SendError {
+    /// Nothing was attempted: the server could not be reached.
+    pub fn is_connection(&self) -> bool {
+        matches!(self, SendError::Connect { .. })
+    }
+
+    /// A 5xx for this message or recipient: trying again will not help.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SendError::Smtp { source } => source.is_permanent(),
+            _ => false,
+        }
+    }
+
+    /// A 4xx, a dropped connection, a timeout: trying later may work.
+    pub fn is_transient(&self) -> bool {
+        !self.is_permanent()
+    }
+
+    /// The server's reply, with its code, when there was one.
+    pub fn reply(&self) -> Option<String> {
+        let SendError::Smtp { source } = self else {
+            return None;
+        };
+        let code = source.status()?;
+        let text = source.to_string();
+        Some(if text.contains(&code.to_string()) {
+            text
+        } else {
+            format!("{code} {text}")
+        })
+    }
 }
 
 pub trait Transport: Send + Sync + 'static {
     type Session: Session;
     /// A session; SMTP connects lazily on the first send.
     fn session(&self) -> Self::Session;
+
+    /// Sends one message outside the queue (a test copy, a confirmation request).
+    fn send_one(
+        &self,
+        message: &Outgoing,
+    ) -> impl Future<Output = Result<String, SendError>> + Send {
+        let mut session = self.session();
+        async move {
+            let result = session.send(message).await;
+            session.close().await;
+            result
+        }
+    }
 }
 
 pub trait Session: Send + 'static {
@@ -70,9 +132,9 @@ impl Transport for FileTransport {
 
 impl Session for FileTransport {
     async fn send(&mut self, message: &Outgoing) -> Result<String, SendError> {
-        let io = |e: std::io::Error| SendError::Transient {
-            message: format!("writing to {}: {e}", self.dir.display()),
-            reply: None,
+        let io = |source| SendError::Write {
+            path: self.dir.clone(),
+            source,
         };
         tokio::fs::create_dir_all(&self.dir).await.map_err(io)?;
         let name: String = message
@@ -131,13 +193,19 @@ impl SmtpSession {
         Duration::from_secs(self.config.timeout_seconds)
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, String> {
+    fn failed(&self, stage: &str) -> impl Fn(BoxError) -> SendError + '_ {
+        let stage = stage.to_string();
+        move |source| SendError::Connect {
+            server: format!("{}:{}", self.config.host, self.config.port),
+            stage: stage.clone(),
+            source,
+        }
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
         let c = &self.config;
         let hello = ClientId::default();
-        let tls = || {
-            TlsParameters::new(c.host.clone())
-                .map_err(|e| format!("TLS set-up for {}: {e}", c.host))
-        };
+        let tls = || TlsParameters::new(c.host.clone()).map_err(|e| self.failed("TLS set-up")(e.into()));
         let mut conn = match c.tls {
             TlsMode::Tls => AsyncSmtpConnection::connect_tokio1(
                 (c.host.as_str(), c.port),
@@ -147,21 +215,22 @@ impl SmtpSession {
                 None,
             )
             .await
-            .map_err(|e| e.to_string())?,
+            .map_err(|e| self.failed("connect")(e.into()))?,
             TlsMode::None | TlsMode::Starttls => {
                 // We open the socket ourselves to set TCP_NODELAY: without it, Nagle's
                 // algorithm and delayed ACKs hold every pipelined command for ~40 ms.
                 let tcp = TcpStream::connect((c.host.as_str(), c.port))
                     .await
-                    .map_err(|e| e.to_string())?;
-                tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+                    .map_err(|e| self.failed("connect")(e.into()))?;
+                tcp.set_nodelay(true)
+                    .map_err(|e| self.failed("connect")(e.into()))?;
                 let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| self.failed("greeting")(e.into()))?;
                 if c.tls == TlsMode::Starttls {
                     conn.starttls(tls()?, &hello)
                         .await
-                        .map_err(|e| format!("STARTTLS: {e}"))?;
+                        .map_err(|e| self.failed("STARTTLS")(e.into()))?;
                 }
                 conn
             }
@@ -170,7 +239,7 @@ impl SmtpSession {
             let credentials = Credentials::new(user.clone(), password.expose().to_string());
             conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
                 .await
-                .map_err(|e| format!("login as {user}: {e}"))?;
+                .map_err(|e| self.failed(&format!("login as {user}"))(e.into()))?;
         }
         Ok(conn)
     }
@@ -182,19 +251,10 @@ impl Session for SmtpSession {
         let mut conn = match self.conn.take() {
             Some(conn) if !conn.has_broken() => conn,
             _ => match tokio::time::timeout(timeout, self.connect()).await {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(e)) => {
-                    return Err(SendError::Connection {
-                        message: format!("{}:{}: {e}", self.config.host, self.config.port),
-                    })
-                }
-                Err(_) => {
-                    return Err(SendError::Connection {
-                        message: format!(
-                            "{}:{}: no SMTP session within {}s",
-                            self.config.host, self.config.port, self.config.timeout_seconds
-                        ),
-                    })
+                Ok(conn) => conn?,
+                Err(elapsed) => {
+                    let stage = format!("no SMTP session within {}s", self.config.timeout_seconds);
+                    return Err(self.failed(&stage)(elapsed.into()));
                 }
             },
         };
@@ -209,38 +269,62 @@ impl Session for SmtpSession {
                 self.conn = Some(conn);
                 Ok(reply)
             }
-            Ok(Err(e)) => {
-                // lettre has already closed the connection after a failed command.
-                let reply = e.status().map(|code| {
-                    let text = e.to_string();
-                    if text.contains(&code.to_string()) {
-                        text
-                    } else {
-                        format!("{code} {text}")
-                    }
-                });
-                if e.is_permanent() {
-                    Err(SendError::Permanent {
-                        message: e.to_string(),
-                        reply,
-                    })
-                } else {
-                    Err(SendError::Transient {
-                        message: e.to_string(),
-                        reply,
-                    })
-                }
-            }
-            Err(_) => Err(SendError::Transient {
-                message: format!("no reply within {}s", self.config.timeout_seconds),
-                reply: None,
-            }),
+            // lettre has already closed the connection after a failed command.
+            Ok(Err(source)) => Err(SendError::Smtp { source }),
+            Err(_) => Err(SendError::Timeout(self.config.timeout_seconds)),
         }
     }
 
     async fn close(mut self) {
         if let Some(mut conn) = self.conn.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), conn.quit()).await;
+        }
+    }
+}
+
+/// The transport `[email] transport` names.
+#[derive(Debug, Clone)]
+pub enum ConfiguredTransport {
+    File(FileTransport),
+    Smtp(SmtpTransport),
+}
+
+impl ConfiguredTransport {
+    pub fn new(config: &Config) -> ConfiguredTransport {
+        match config.email.transport {
+            TransportKind::File => ConfiguredTransport::File(FileTransport::new(config)),
+            TransportKind::Smtp => ConfiguredTransport::Smtp(SmtpTransport::new(config)),
+        }
+    }
+}
+
+pub enum ConfiguredSession {
+    File(FileTransport),
+    Smtp(SmtpSession),
+}
+
+impl Transport for ConfiguredTransport {
+    type Session = ConfiguredSession;
+    fn session(&self) -> ConfiguredSession {
+        match self {
+            ConfiguredTransport::File(t) => ConfiguredSession::File(t.session()),
+            ConfiguredTransport::Smtp(t) => ConfiguredSession::Smtp(t.session()),
+        }
+    }
+}
+
+impl Session for ConfiguredSession {
+    async fn send(&mut self, message: &Outgoing) -> Result<String, SendError> {
+        match self {
+            ConfiguredSession::File(s) => s.send(message).await,
+            ConfiguredSession::Smtp(s) => s.send(message).await,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            ConfiguredSession::File(s) => s.close().await,
+            ConfiguredSession::Smtp(s) => s.close().await,
         }
     }
 }

@@ -11,40 +11,19 @@ pub mod upstream;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::domain::{one_line, Slug};
+use crate::domain::{hex, one_line, FilePost, PostSource, Slug};
 use crate::error::Error;
-
-/// A post as read from its file, before the database gives it an identity.
-#[derive(Debug, Clone)]
-pub struct SourcePost {
-    /// Path below the posts folder, with `/` separators: `2026/walk.md`.
-    pub source: String,
-    pub slug: Slug,
-    pub title: String,
-    pub date: DateTime<Utc>,
-    /// The calendar date of `date` in the site's time zone.
-    pub local_date: chrono::NaiveDate,
-    pub updated: Option<DateTime<Utc>>,
-    pub summary: String,
-    pub tags: Vec<String>,
-    pub draft: bool,
-    pub email: bool,
-    /// Rendered HTML with every URL absolute.
-    pub content_html: String,
-    /// Changes when the file, the base URL or the time zone changes.
-    pub content_hash: String,
-}
+use crate::links::Links;
 
 /// A file that could not be read as a post.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostError {
     pub file: PathBuf,
-    /// Path below the posts folder, as in [`SourcePost::source`].
-    pub source: String,
+    /// Path below the posts folder, as in [`FilePost::path`].
+    pub path: String,
     pub line: Option<usize>,
     pub message: String,
 }
@@ -60,16 +39,27 @@ impl fmt::Display for PostError {
 
 #[derive(Debug, Default)]
 pub struct Loaded {
-    pub posts: Vec<SourcePost>,
+    pub posts: Vec<FilePost>,
     pub errors: Vec<PostError>,
 }
 
+impl Loaded {
+    /// The files that are there but could not be read: their posts stay as stored.
+    pub fn unreadable(&self) -> Vec<String> {
+        self.errors.iter().map(|e| e.path.clone()).collect()
+    }
+}
+
 /// Reads every `*.md` file below the configured posts folder.
-pub fn load_dir(config: &Config) -> Result<Loaded, Error> {
+pub fn load_dir(config: &Config, links: &Links) -> Result<Loaded, Error> {
     let dir = config.path(&config.posts.dir);
     let mut files = Vec::new();
     if dir.exists() {
-        collect_markdown_files(&dir, &mut files)?;
+        walk(&dir, &mut |path| {
+            if is_markdown(path) {
+                files.push(path.to_path_buf());
+            }
+        })?;
     } else if config.posts.feed.is_none() {
         return Err(Error::Config(format!(
             "posts folder {} does not exist (set [posts] dir, or create it)",
@@ -82,12 +72,12 @@ pub fn load_dir(config: &Config) -> Result<Loaded, Error> {
     let mut slugs: std::collections::HashMap<Slug, PathBuf> = Default::default();
     for file in files {
         let relative = file.strip_prefix(&dir).unwrap_or(&file).to_path_buf();
-        match load_file(config, &file, &relative) {
+        match load_file(config, links, &file, &relative) {
             Ok(post) => {
                 if let Some(first) = slugs.get(&post.slug) {
                     loaded.errors.push(PostError {
                         file: file.clone(),
-                        source: post.source.clone(),
+                        path: post.path.clone(),
                         line: None,
                         message: format!(
                             "slug `{}` is already used by {}; set a different `slug`",
@@ -106,37 +96,52 @@ pub fn load_dir(config: &Config) -> Result<Loaded, Error> {
     Ok(loaded)
 }
 
-fn collect_markdown_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
+/// Calls `visit` for every file below `dir`, skipping hidden files and folders.
+/// Posts and their assets are found by this one walk.
+fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) -> Result<(), Error> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
-        let path = entry.path();
-        let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        if hidden {
+        if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
+        let path = entry.path();
         let kind = entry.file_type().map_err(|e| Error::io(&path, e))?;
         if kind.is_dir() {
-            collect_markdown_files(&path, out)?;
-        } else if matches!(
-            path.extension().and_then(|e| e.to_str()),
-            Some("md" | "markdown")
-        ) {
-            out.push(path);
+            walk(&path, visit)?;
+        } else {
+            visit(&path);
         }
     }
     Ok(())
 }
 
-fn load_file(config: &Config, file: &Path, relative: &Path) -> Result<SourcePost, PostError> {
-    let source = relative
+fn is_markdown(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("md" | "markdown")
+    )
+}
+
+/// `a/b/c.md` with `/` separators, whatever the platform.
+fn slash_path(relative: &Path) -> String {
+    relative
         .components()
         .map(|c| c.as_os_str().to_string_lossy())
         .collect::<Vec<_>>()
-        .join("/");
+        .join("/")
+}
+
+fn load_file(
+    config: &Config,
+    links: &Links,
+    file: &Path,
+    relative: &Path,
+) -> Result<FilePost, PostError> {
+    let path = slash_path(relative);
     let fail = |line: Option<usize>, message: String| PostError {
         file: file.to_path_buf(),
-        source: source.clone(),
+        path: path.clone(),
         line,
         message,
     };
@@ -163,7 +168,7 @@ fn load_file(config: &Config, file: &Path, relative: &Path) -> Result<SourcePost
     }
     .map_err(|m| fail(None, m))?;
 
-    let page = config.post_url(&slug);
+    let page = links.post_page(&slug);
     let content_html = html::absolutize_urls(&markdown::to_html(body), &page)
         .map_err(|m| fail(None, format!("could not process the HTML: {m}")))?;
     let summary = match fm.summary {
@@ -181,8 +186,8 @@ fn load_file(config: &Config, file: &Path, relative: &Path) -> Result<SourcePost
     hash.update(&bytes);
     hash.update(config.site.base_url.as_str());
     hash.update(tz.name());
-    Ok(SourcePost {
-        source,
+    Ok(FilePost {
+        path,
         slug,
         title: one_line(&fm.title),
         date,
@@ -214,9 +219,8 @@ fn default_slug_source(relative: &Path) -> String {
 /// The folder of a post's own files (images and the like), linked relative to its
 /// page: the bundle folder of `essay/index.md`, or `essay/` beside `essay.md`.
 /// `None` for posts that do not come from a file.
-pub fn assets_dir(config: &Config, source: &str) -> Option<PathBuf> {
-    let relative = source.strip_prefix("file:")?;
-    let file = config.path(&config.posts.dir).join(relative);
+pub fn assets_dir(config: &Config, source: &PostSource) -> Option<PathBuf> {
+    let file = config.path(&config.posts.dir).join(source.file()?);
     let dir = if file.file_stem().is_some_and(|s| s == "index") {
         file.parent()?.to_path_buf()
     } else {
@@ -231,43 +235,19 @@ pub fn is_asset(path: &Path) -> bool {
     let hidden = path
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-    let markdown = matches!(
-        path.extension().and_then(|e| e.to_str()),
-        Some("md" | "markdown")
-    );
-    !hidden && !markdown
+    !hidden && !is_markdown(path)
 }
 
 /// The files below a post's assets folder, as (path relative to it, full path).
-pub fn assets(dir: &Path) -> Vec<(String, PathBuf)> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            if path.is_dir() {
-                walk(root, &path, out);
-            } else if is_asset(&path) {
-                if let Ok(rel) = path.strip_prefix(root) {
-                    let rel = rel
-                        .components()
-                        .map(|c| c.as_os_str().to_string_lossy())
-                        .collect::<Vec<_>>()
-                        .join("/");
-                    out.push((rel, path));
-                }
-            }
-        }
-    }
+pub fn assets(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
     let mut out = Vec::new();
-    walk(dir, dir, &mut out);
+    walk(dir, &mut |path| {
+        if let (true, Ok(relative)) = (is_asset(path), path.strip_prefix(dir)) {
+            out.push((slash_path(relative), path.to_path_buf()));
+        }
+    })?;
     out.sort();
-    out
+    Ok(out)
 }
 
 /// The media type of an asset, from its extension.
@@ -290,8 +270,4 @@ pub fn asset_type(path: &Path) -> &'static str {
         Some("txt") => "text/plain; charset=utf-8",
         _ => "application/octet-stream",
     }
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -4,32 +4,15 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::html::absolutize_urls;
-use crate::domain::{one_line, Slug};
+use crate::domain::{hex, one_line, FeedEntry, Slug};
 
 /// Largest feed body we read.
 pub const MAX_FEED_BYTES: usize = 10 * 1024 * 1024;
-
-/// An entry of the upstream feed, ready to be stored as a post.
-#[derive(Debug, Clone)]
-pub struct UpstreamEntry {
-    /// guid/id, else the link, else a hash of title and date.
-    pub key: String,
-    pub link: Option<String>,
-    pub slug: Slug,
-    pub title: String,
-    pub published: DateTime<Utc>,
-    pub updated: Option<DateTime<Utc>>,
-    pub summary: String,
-    /// Sanitised, with every URL absolute.
-    pub content_html: String,
-    pub tags: Vec<String>,
-    pub content_hash: String,
-}
 
 /// What a conditional GET returned.
 #[derive(Debug)]
@@ -167,7 +150,7 @@ pub fn decode(bytes: &[u8], http_charset: Option<&str>) -> Result<String, String
 const NO_ID: &str = "\u{0}posthorn:no-id";
 
 /// Parses RSS 0.9x/1.0/2.0 or Atom into entries, newest first as in the feed.
-pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<UpstreamEntry>, String> {
+pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<FeedEntry>, String> {
     let parser = feed_rs::parser::Builder::new()
         .base_uri(Some(feed_url.as_str()))
         .id_generator(|_, _, _| NO_ID.to_string())
@@ -204,7 +187,7 @@ pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<UpstreamEntry>, String> {
             let mut h = Sha256::new();
             h.update(title.as_bytes());
             h.update(published.map(|d| d.to_rfc3339()).unwrap_or_default());
-            format!("sha256:{}", super::hex(&h.finalize()))
+            format!("sha256:{}", hex(&h.finalize()))
         };
         // Full content when the feed has it (content:encoded, Atom content), else the description.
         let raw = entry
@@ -256,7 +239,7 @@ pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<UpstreamEntry>, String> {
             hash.update([0]);
         }
         hash.update(published.map(|d| d.to_rfc3339()).unwrap_or_default());
-        entries.push(UpstreamEntry {
+        entries.push(FeedEntry {
             key,
             link: link.map(String::from),
             slug,
@@ -266,14 +249,14 @@ pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<UpstreamEntry>, String> {
             summary,
             content_html,
             tags,
-            content_hash: super::hex(&hash.finalize()),
+            content_hash: hex(&hash.finalize()),
         });
     }
     Ok(entries)
 }
 
 fn key_hash(key: &str) -> String {
-    super::hex(&Sha256::digest(key.as_bytes()))
+    hex(&Sha256::digest(key.as_bytes()))
 }
 
 /// Someone else's HTML: no scripts, no event handlers, no iframes, no styles that

@@ -4,10 +4,9 @@
 
 use serde_json::json;
 
-use super::{post_context, site_context, Templates};
-use crate::config::Config;
+use super::Templates;
+use crate::domain::{one_line, Post};
 use crate::error::Error;
-use crate::store::PostRecord;
 
 /// The values that differ between two recipients of the same issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,89 +130,84 @@ pub struct EmailBodies {
     pub text: Personalizable,
 }
 
-/// Renders the email of `post`: templates, CSS inlining and the plain-text version.
-pub fn render_issue(
-    config: &Config,
-    templates: &Templates,
-    post: &PostRecord,
-) -> Result<EmailBodies, Error> {
-    let data = json!({
-        "site": site_context(config),
-        "post": with_content(config, post),
-        "subscriber": subscriber_markers(),
-        "unsubscribe_url": Field::UnsubscribeUrl.marker(),
-    });
-    bodies(templates, "email", &data)
+/// A confirmation request, rendered for one person.
+pub struct Confirmation {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
 }
 
-/// Renders a digest: every post in `posts` (oldest first), in one email.
-pub fn render_digest(
-    config: &Config,
-    templates: &Templates,
-    posts: &[PostRecord],
-) -> Result<EmailBodies, Error> {
-    let data = json!({
-        "site": site_context(config),
-        "posts": posts.iter().map(|p| with_content(config, p)).collect::<Vec<_>>(),
-        "count": posts.len(),
-        "subscriber": subscriber_markers(),
-        "unsubscribe_url": Field::UnsubscribeUrl.marker(),
-    });
-    bodies(templates, "digest", &data)
-}
+impl Templates {
+    /// The email of `post`: templates, CSS inlining and the plain-text version.
+    pub fn issue(&self, post: &Post) -> Result<EmailBodies, Error> {
+        let data = json!({
+            "post": self.with_content(post),
+            "subscriber": subscriber_markers(),
+            "unsubscribe_url": Field::UnsubscribeUrl.marker(),
+        });
+        self.bodies("email", data)
+    }
 
-/// The subject of a digest, from `digest.subject.txt.hbs`.
-pub fn digest_subject(
-    config: &Config,
-    templates: &Templates,
-    posts: &[PostRecord],
-) -> Result<String, Error> {
-    let data = json!({
-        "site": site_context(config),
-        "posts": posts.iter().map(|p| post_context(config, p)).collect::<Vec<_>>(),
-        "count": posts.len(),
-    });
-    Ok(crate::domain::one_line(
-        &templates.render("digest.subject.txt", &data)?,
-    ))
-}
+    /// A digest: every post in `posts` (oldest first), in one email.
+    pub fn digest(&self, posts: &[Post]) -> Result<EmailBodies, Error> {
+        let data = json!({
+            "posts": posts.iter().map(|p| self.with_content(p)).collect::<Vec<_>>(),
+            "count": posts.len(),
+            "subscriber": subscriber_markers(),
+            "unsubscribe_url": Field::UnsubscribeUrl.marker(),
+        });
+        self.bodies("digest", data)
+    }
 
-fn with_content(config: &Config, post: &PostRecord) -> serde_json::Value {
-    let mut data = post_context(config, post);
-    data["content_html"] = post.content_html.clone().into();
-    data["content_text"] = html_to_text(&post.content_html).into();
-    data
+    /// The subject of a digest, from `digest.subject.txt.hbs`.
+    pub fn digest_subject(&self, posts: &[Post]) -> Result<String, Error> {
+        let data = json!({
+            "posts": posts.iter().map(|p| self.post(p)).collect::<Vec<_>>(),
+            "count": posts.len(),
+        });
+        Ok(one_line(&self.page("digest.subject.txt", data)?))
+    }
+
+    /// The double opt-in email for `name`, with its link.
+    pub fn confirmation(&self, name: &str, confirm_url: &str) -> Result<Confirmation, Error> {
+        let data = json!({ "name": name, "confirm_url": confirm_url });
+        Ok(Confirmation {
+            subject: one_line(&self.page("confirm.subject.txt", data.clone())?),
+            text: self.page("confirm.txt", data.clone())?,
+            html: inline_css(&self.page("confirm.html", data)?)?,
+        })
+    }
+
+    fn with_content(&self, post: &Post) -> serde_json::Value {
+        let mut data = self.post(post);
+        data["content_html"] = post.content_html.clone().into();
+        data["content_text"] = html_to_text(&post.content_html).into();
+        data
+    }
+
+    /// `NAME.html` (CSS inlined, since mail clients drop `<style>`) and `NAME.txt`.
+    fn bodies(&self, name: &str, data: serde_json::Value) -> Result<EmailBodies, Error> {
+        let html = inline_css(&self.page(&format!("{name}.html"), data.clone())?)?;
+        let text = self.page(&format!("{name}.txt"), data)?;
+        Ok(EmailBodies {
+            html: Personalizable::split(&html),
+            text: Personalizable::split(&text),
+        })
+    }
 }
 
 fn subscriber_markers() -> serde_json::Value {
     json!({ "email": Field::Email.marker(), "name": Field::Name.marker() })
 }
 
-/// `NAME.html` (CSS inlined, since mail clients drop `<style>`) and `NAME.txt`.
-fn bodies(
-    templates: &Templates,
-    name: &str,
-    data: &serde_json::Value,
-) -> Result<EmailBodies, Error> {
-    let html = inline_css(&templates.render(&format!("{name}.html"), data)?)?;
-    let text = templates.render(&format!("{name}.txt"), data)?;
-    Ok(EmailBodies {
-        html: Personalizable::split(&html),
-        text: Personalizable::split(&text),
-    })
-}
-
 /// Moves `<style>` rules into `style=""` attributes, which mail clients keep.
-pub fn inline_css(html: &str) -> Result<String, Error> {
+fn inline_css(html: &str) -> Result<String, Error> {
     css_inline::CSSInliner::options()
         .keep_style_tags(false)
         .load_remote_stylesheets(false)
         .build()
         .inline(html)
-        .map_err(|e| Error::Template {
-            name: "email".into(),
-            message: format!("CSS inlining failed: {e}"),
-        })
+        .map_err(|e| Error::template("email (inlining its CSS)", e))
 }
 
 /// Plain text written for people: paragraphs wrapped, links as numbered references.

@@ -8,7 +8,9 @@ use handlebars::Handlebars;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::domain::Post;
 use crate::error::Error;
+use crate::links::{Links, ATOM_PATH, JSON_PATH, RSS_PATH};
 
 /// The built-in text of every template a user may edit, by file name.
 macro_rules! embedded {
@@ -34,15 +36,20 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = embedded![
     "unsubscribe.html.hbs",
 ];
 
-/// Two registries: HTML templates escape what they insert, text templates do not
-/// (there is no markup in a plain-text email to protect).
+/// The site's templates, ready to render: two registries (HTML templates escape
+/// what they insert, text templates do not: there is no markup in a plain-text
+/// email to protect), and what every template gets as `site`.
 pub struct Templates {
     html: Handlebars<'static>,
     text: Handlebars<'static>,
+    site: serde_json::Value,
+    timezone: chrono_tz::Tz,
+    language: String,
+    links: Links,
 }
 
 impl Templates {
-    pub fn load(config: &Config) -> Result<Templates, Error> {
+    pub fn load(config: &Config, links: &Links) -> Result<Templates, Error> {
         let dir = config.path(&config.site.templates_dir);
         let mut html = Handlebars::new();
         let mut text = Handlebars::new();
@@ -62,12 +69,16 @@ impl Templates {
             };
             registry
                 .register_template_string(name, source)
-                .map_err(|e| Error::Template {
-                    name: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                .map_err(|e| Error::template(path.display().to_string(), e))?;
         }
-        Ok(Templates { html, text })
+        Ok(Templates {
+            html,
+            text,
+            site: site_context(config, links),
+            timezone: config.site.timezone,
+            language: config.site.language.clone(),
+            links: links.clone(),
+        })
     }
 
     /// Renders `name` (`email.html`, `email.txt`, …) with `data`.
@@ -77,9 +88,28 @@ impl Templates {
         } else {
             &self.html
         };
-        registry.render(name, data).map_err(|e| Error::Template {
-            name: name.to_string(),
-            message: e.to_string(),
+        registry
+            .render(name, data)
+            .map_err(|e| Error::template(name, e))
+    }
+
+    /// Renders a page or message template with `site` added to `data`.
+    pub fn page(&self, name: &str, mut data: serde_json::Value) -> Result<String, Error> {
+        data["site"] = self.site.clone();
+        self.render(name, &data)
+    }
+
+    /// What every template gets as `post` (without its content).
+    fn post(&self, post: &Post) -> serde_json::Value {
+        let date = post.published_at.with_timezone(&self.timezone);
+        serde_json::json!({
+            "title": post.title,
+            "slug": post.slug.as_str(),
+            "url": self.links.post(post),
+            "date": human_date(date, &self.language),
+            "date_iso": date.to_rfc3339(),
+            "summary": post.summary,
+            "tags": post.tags,
         })
     }
 }
@@ -89,34 +119,20 @@ fn template_name(file: &str) -> &str {
 }
 
 /// What every template gets as `site`.
-pub fn site_context(config: &Config) -> serde_json::Value {
+fn site_context(config: &Config, links: &Links) -> serde_json::Value {
     serde_json::json!({
         "title": config.site.title,
-        "url": config.base_url().as_str(),
+        "url": links.home().as_str(),
         "author": config.site.author,
         "description": config.site.description,
         "language": config.site.language,
         "korean": config.site.language.starts_with("ko"),
-        "subscribe_url": config.site_url("subscribe").as_str(),
+        "subscribe_url": links.subscribe().as_str(),
         "feeds": {
-            "rss": config.site_url(crate::feeds::RSS_PATH).as_str(),
-            "atom": config.site_url(crate::feeds::ATOM_PATH).as_str(),
-            "json": config.site_url(crate::feeds::JSON_PATH).as_str(),
+            "rss": links.page(RSS_PATH).as_str(),
+            "atom": links.page(ATOM_PATH).as_str(),
+            "json": links.page(JSON_PATH).as_str(),
         },
-    })
-}
-
-/// What every template gets as `post` (without its content).
-pub fn post_context(config: &Config, post: &crate::store::PostRecord) -> serde_json::Value {
-    let date = post.published_at.with_timezone(&config.site.timezone);
-    serde_json::json!({
-        "title": post.title,
-        "slug": post.slug.as_str(),
-        "url": crate::feeds::post_link(config, post),
-        "date": human_date(date, &config.site.language),
-        "date_iso": date.to_rfc3339(),
-        "summary": post.summary,
-        "tags": post.tags,
     })
 }
 

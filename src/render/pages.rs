@@ -2,28 +2,19 @@
 
 use serde_json::json;
 
-use super::{post_context, site_context, Templates};
-use crate::config::Config;
+use super::Templates;
+use crate::domain::Post;
 use crate::error::Error;
-use crate::store::PostRecord;
 
-pub fn index(
-    config: &Config,
-    templates: &Templates,
-    posts: &[PostRecord],
-) -> Result<String, Error> {
-    let posts: Vec<_> = posts.iter().map(|p| post_context(config, p)).collect();
-    templates.render(
-        "index.html",
-        &json!({ "site": site_context(config), "posts": posts }),
-    )
-}
+impl Templates {
+    pub fn index(&self, posts: &[Post]) -> Result<String, Error> {
+        let posts: Vec<_> = posts.iter().map(|p| self.post(p)).collect();
+        self.page("index.html", json!({ "posts": posts }))
+    }
 
-pub fn post(config: &Config, templates: &Templates, post: &PostRecord) -> Result<String, Error> {
-    let mut data = post_context(config, post);
-    data["content_html"] = post.content_html.clone().into();
-    templates.render(
-        "post.html",
-        &json!({ "site": site_context(config), "post": data }),
-    )
+    pub fn post_page(&self, post: &Post) -> Result<String, Error> {
+        let mut data = self.post(post);
+        data["content_html"] = post.content_html.clone().into();
+        self.page("post.html", json!({ "post": data }))
+    }
 }

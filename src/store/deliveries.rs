@@ -57,7 +57,7 @@ pub struct DeliveryLogRow {
     pub id: i64,
     pub subscriber_id: i64,
     pub email: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub last_error: Option<String>,
     pub smtp_reply: Option<String>,
@@ -299,7 +299,7 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for row in &rows {
             let status: String = row.try_get("status").db("reading the delivery log")?;
-            let waiting = status == "retrying" || status == "queued";
+            let status: DeliveryStatus = status.parse().map_err(Error::Internal)?;
             let next: i64 = row
                 .try_get("next_attempt_at")
                 .db("reading the delivery log")?;
@@ -318,7 +318,7 @@ impl Store {
                     .try_get::<Option<i64>, _>("sent_at")
                     .db("reading the delivery log")?
                     .map(from_ms),
-                next_attempt_at: waiting.then(|| from_ms(next)),
+                next_attempt_at: status.is_waiting().then(|| from_ms(next)),
             });
         }
         Ok(out)

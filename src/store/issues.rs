@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{from_ms, lock, ms, Store};
-use crate::domain::DeliveryStatus;
+use crate::domain::{DeliveryStatus, IssueKind, IssueOrigin};
 use crate::error::{DbContext, Error};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -15,10 +15,9 @@ pub struct IssueRecord {
     pub id: i64,
     /// The post that names the issue (a digest's newest post).
     pub post_id: i64,
-    /// `post` or `digest`.
-    pub kind: String,
+    pub kind: IssueKind,
     pub subject: String,
-    pub origin: String,
+    pub origin: IssueOrigin,
     pub created_at: DateTime<Utc>,
 }
 
@@ -40,18 +39,19 @@ pub struct IssueStatus {
     pub title: String,
     pub created_at: DateTime<Utc>,
     pub total: i64,
-    pub counts: BTreeMap<&'static str, i64>,
+    pub counts: BTreeMap<DeliveryStatus, i64>,
 }
 
 const ISSUE_COLUMNS: &str = "id, post_id, kind, subject, origin, created_at";
 
 fn issue_from_row(row: &AnyRow) -> Result<IssueRecord, sqlx::Error> {
+    let decode = |e: String| sqlx::Error::Decode(e.into());
     Ok(IssueRecord {
         id: row.try_get("id")?,
         post_id: row.try_get("post_id")?,
-        kind: row.try_get("kind")?,
+        kind: row.try_get::<String, _>("kind")?.parse().map_err(decode)?,
         subject: row.try_get("subject")?,
-        origin: row.try_get("origin")?,
+        origin: row.try_get::<String, _>("origin")?.parse().map_err(decode)?,
         created_at: from_ms(row.try_get("created_at")?),
     })
 }
@@ -68,8 +68,8 @@ impl Store {
         &self,
         post_ids: &[i64],
         subject: &str,
-        kind: &str,
-        origin: &str,
+        kind: IssueKind,
+        origin: IssueOrigin,
         now: DateTime<Utc>,
     ) -> Result<IssueQueued, Error> {
         let mut made = self
@@ -81,7 +81,7 @@ impl Store {
             )
             .await?;
         made.pop()
-            .ok_or_else(|| Error::Invalid("no issue was created".into()))
+            .ok_or_else(|| Error::Internal("no issue was created".into()))
     }
 
     /// [`Store::create_issue`] for several issues in one transaction: a tick that
@@ -89,8 +89,8 @@ impl Store {
     pub async fn create_issues(
         &self,
         issues: &[(Vec<i64>, String)],
-        kind: &str,
-        origin: &str,
+        kind: IssueKind,
+        origin: IssueOrigin,
         now: DateTime<Utc>,
     ) -> Result<Vec<IssueQueued>, Error> {
         let t = ms(now);
@@ -100,15 +100,15 @@ impl Store {
         for (post_ids, subject) in issues {
             let lead = *post_ids
                 .last()
-                .ok_or_else(|| Error::Invalid("an issue needs at least one post".into()))?;
+                .ok_or_else(|| Error::Internal("an issue needs at least one post".into()))?;
             let created = sqlx::query(
                 "INSERT INTO issues (post_id, subject, kind, origin, created_at) VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (post_id) DO NOTHING",
             )
             .bind(lead)
             .bind(subject)
-            .bind(kind)
-            .bind(origin)
+            .bind(kind.as_str())
+            .bind(origin.as_str())
             .bind(t)
             .execute(&mut *tx)
             .await
@@ -214,10 +214,7 @@ impl Store {
         for row in rows {
             let id: i64 = row.try_get("id").db("counting deliveries")?;
             if out.last().map(|s| s.issue_id) != Some(id) {
-                let mut counts = BTreeMap::new();
-                for s in DeliveryStatus::ALL {
-                    counts.insert(s.as_str(), 0);
-                }
+                let counts = DeliveryStatus::ALL.iter().map(|s| (*s, 0)).collect();
                 out.push(IssueStatus {
                     issue_id: id,
                     slug: row.try_get("slug").db("counting deliveries")?,
@@ -230,10 +227,9 @@ impl Store {
             let status: Option<String> = row.try_get("status").db("counting deliveries")?;
             let n: i64 = row.try_get("n").db("counting deliveries")?;
             if let (Some(status), Some(entry)) = (status, out.last_mut()) {
-                if let Some(key) = DeliveryStatus::ALL.iter().find(|s| s.as_str() == status) {
-                    entry.counts.insert(key.as_str(), n);
-                    entry.total += n;
-                }
+                let status: DeliveryStatus = status.parse().map_err(Error::Internal)?;
+                entry.counts.insert(status, n);
+                entry.total += n;
             }
         }
         Ok(out)

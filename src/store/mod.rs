@@ -6,13 +6,14 @@
 
 mod deliveries;
 mod issues;
+mod matching;
 mod posts;
 mod sources;
 mod subscribers;
 
 pub use deliveries::{Claimed, DeliveryLogRow, Outcome, OutcomeKind};
 pub use issues::{IssueQueued, IssueRecord, IssueStatus};
-pub use posts::{PostRecord, SyncReport};
+pub use posts::SyncReport;
 pub use sources::{EntriesReport, Source};
 pub use subscribers::{AddOutcome, Subscriber};
 
@@ -154,7 +155,7 @@ impl Store {
             Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }
         let now = ms(Utc::now()).to_string();
-        let instance = crate::posts::hex(&rand::random::<[u8; 6]>());
+        let instance = crate::domain::hex(&rand::random::<[u8; 6]>());
         for (key, value) in [
             ("created_at", now.as_str()),
             ("instance", instance.as_str()),
@@ -199,13 +200,25 @@ impl Store {
             .db("writing meta")?;
         self.meta(key)
             .await?
-            .ok_or_else(|| Error::Invalid(format!("meta key {key} vanished")))
+            .ok_or_else(|| Error::Internal(format!("meta key {key} vanished")))
     }
 
     /// When the database was created: posts published before this are archive.
+    /// A missing or unreadable value is an error, never the epoch: with the epoch,
+    /// every post would look new and be mailed.
     pub async fn created_at(&self) -> Result<DateTime<Utc>, Error> {
-        let value = self.meta("created_at").await?.unwrap_or_default();
-        Ok(from_ms(value.parse().unwrap_or(0)))
+        let value = self.meta("created_at").await?;
+        value
+            .as_deref()
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+            .ok_or_else(|| {
+                Error::Internal(format!(
+                    "the database's creation time is {}; posthorn will not guess it \
+                     (every post would look new and be mailed). Restore meta.created_at",
+                    value.map_or("missing".to_string(), |v| format!("unreadable (`{v}`)"))
+                ))
+            })
     }
 
     /// A random id of this database, part of every Message-ID.

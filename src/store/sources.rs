@@ -4,10 +4,10 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::posts::{insert_post, NewPost};
 use super::{from_ms, lock, ms, Store};
-use crate::domain::Slug;
+use crate::domain::{FeedEntry, FetchStatus, PostSource, Slug};
 use crate::error::{DbContext, Error};
-use crate::posts::upstream::UpstreamEntry;
 
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Source {
@@ -18,7 +18,7 @@ pub struct Source {
     pub last_modified: Option<String>,
     pub first_fetched_at: Option<DateTime<Utc>>,
     pub last_fetch_at: Option<DateTime<Utc>>,
-    pub last_status: Option<String>,
+    pub last_status: Option<FetchStatus>,
     pub last_error: Option<String>,
     pub entries: i64,
 }
@@ -39,6 +39,7 @@ const SOURCE_COLUMNS: &str =
      (SELECT COUNT(DISTINCT e.post_id) FROM source_entries e WHERE e.source_id = s.id) AS entries";
 
 fn source_from_row(row: &AnyRow) -> Result<Source, sqlx::Error> {
+    let status: Option<String> = row.try_get("last_status")?;
     Ok(Source {
         id: row.try_get("id")?,
         url: row.try_get("url")?,
@@ -49,7 +50,10 @@ fn source_from_row(row: &AnyRow) -> Result<Source, sqlx::Error> {
             .try_get::<Option<i64>, _>("first_fetched_at")?
             .map(from_ms),
         last_fetch_at: row.try_get::<Option<i64>, _>("last_fetch_at")?.map(from_ms),
-        last_status: row.try_get("last_status")?,
+        last_status: status
+            .map(|s| s.parse())
+            .transpose()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
         last_error: row.try_get("last_error")?,
         entries: row.try_get("entries")?,
     })
@@ -92,13 +96,13 @@ impl Store {
     pub async fn record_fetch(
         &self,
         source_id: i64,
-        status: &str,
+        status: FetchStatus,
         error: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         sqlx::query("UPDATE sources SET last_fetch_at = $1, last_status = $2, last_error = $3 WHERE id = $4")
             .bind(ms(now))
-            .bind(status)
+            .bind(status.as_str())
             .bind(error)
             .bind(source_id)
             .execute(&self.pool)
@@ -115,7 +119,7 @@ impl Store {
     pub async fn store_fetch(
         &self,
         source_id: i64,
-        entries: &[UpstreamEntry],
+        entries: &[FeedEntry],
         etag: Option<&str>,
         last_modified: Option<&str>,
         fetch_url: &str,
@@ -162,7 +166,6 @@ impl Store {
                     None => None,
                 }
             };
-            let tags = serde_json::to_string(&entry.tags).unwrap_or_else(|_| "[]".into());
             let post_id = match known {
                 Some((post_id, hash)) => {
                     if hash == entry.content_hash {
@@ -175,7 +178,7 @@ impl Store {
                         .bind(&entry.title)
                         .bind(&entry.summary)
                         .bind(&entry.content_html)
-                        .bind(&tags)
+                        .bind(super::posts::tags_json(&entry.tags))
                         .bind(entry.updated.map(ms))
                         .bind(entry.link.as_deref())
                         .bind(&entry.content_hash)
@@ -192,30 +195,26 @@ impl Store {
                     let slug = free_slug(&mut tx, &entry.slug).await?;
                     let local_date = entry.published.with_timezone(&tz).date_naive();
                     let uid = super::posts::post_uid(site_host, local_date, &slug);
-                    let announce = !report.first_fetch && ms(entry.published) >= announce_after;
-                    let id: i64 = sqlx::query(
-                        "INSERT INTO posts (uid, slug, source, title, summary, content_html, tags, published_at, \
-                         updated_at, draft, email, external_url, content_hash, announce, first_seen_at, synced_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, 1, $10, $11, $12, $13, $13) RETURNING id",
-                    )
-                    .bind(&uid)
-                    .bind(slug.as_str())
-                    .bind(format!("feed:{source_id}:{}", entry.key))
-                    .bind(&entry.title)
-                    .bind(&entry.summary)
-                    .bind(&entry.content_html)
-                    .bind(&tags)
-                    .bind(ms(entry.published))
-                    .bind(entry.updated.map(ms))
-                    .bind(entry.link.as_deref())
-                    .bind(&entry.content_hash)
-                    .bind(announce as i64)
-                    .bind(t)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .db("importing a post")?
-                    .try_get(0)
-                    .db("importing a post")?;
+                    let post = NewPost {
+                        uid: &uid,
+                        slug: &slug,
+                        source: &PostSource::Feed {
+                            source_id,
+                            key: entry.key.clone(),
+                        },
+                        title: &entry.title,
+                        summary: &entry.summary,
+                        content_html: &entry.content_html,
+                        tags: &entry.tags,
+                        published_at: entry.published,
+                        updated_at: entry.updated,
+                        draft: false,
+                        email: true,
+                        external_url: entry.link.as_deref(),
+                        content_hash: &entry.content_hash,
+                        announce: !report.first_fetch && ms(entry.published) >= announce_after,
+                    };
+                    let id = insert_post(&mut tx, &post, t).await?;
                     report.new.push(slug.to_string());
                     id
                 }
@@ -237,12 +236,13 @@ impl Store {
         sqlx::query(
             "UPDATE sources SET etag = $1, last_modified = $2, fetch_url = $3, \
              first_fetched_at = COALESCE(first_fetched_at, $4), last_fetch_at = $4, \
-             last_status = '200 OK', last_error = NULL WHERE id = $5",
+             last_status = $5, last_error = NULL WHERE id = $6",
         )
         .bind(etag)
         .bind(last_modified)
         .bind(fetch_url)
         .bind(t)
+        .bind(FetchStatus::Ok.as_str())
         .bind(source_id)
         .execute(&mut *tx)
         .await
@@ -269,6 +269,6 @@ async fn free_slug(
             return Ok(candidate);
         }
         n += 1;
-        candidate = Slug::parse(&format!("{wanted}-{n}")).map_err(Error::Invalid)?;
+        candidate = Slug::parse(&format!("{wanted}-{n}")).map_err(Error::Internal)?;
     }
 }

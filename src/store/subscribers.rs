@@ -78,7 +78,7 @@ impl Store {
                     let existing: String = row.try_get("status").db("reading a subscriber")?;
                     AddOutcome::Exists(
                         row.try_get("id").db("reading a subscriber")?,
-                        existing.parse().map_err(Error::Invalid)?,
+                        existing.parse().map_err(Error::Internal)?,
                     )
                 }
             };

@@ -11,8 +11,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::WebState;
-use crate::delivery::{self, DeliverOptions};
+use super::{error_status, WebState};
 use crate::domain::{DeliveryStatus, SubscriberStatus};
 use crate::error::Error;
 
@@ -26,7 +25,7 @@ impl FromRequestParts<WebState> for Admin {
         parts: &mut Parts,
         state: &WebState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(expected) = &state.app.config.server.admin_token else {
+        let Some(expected) = &state.app.config().server.admin_token else {
             return Err(StatusCode::NOT_FOUND.into_response());
         };
         let given = parts
@@ -59,45 +58,28 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn error(e: Error) -> Response {
-    let status = match &e {
-        Error::PostNotFound(_) | Error::IssueNotFound(_) => StatusCode::NOT_FOUND,
-        Error::Invalid(_) => StatusCode::CONFLICT,
-        _ => {
-            tracing::error!(error = %e, "admin API");
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
-    };
-    (status, Json(json!({ "error": e.to_string() }))).into_response()
+    (error_status(&e), Json(json!({ "error": e.to_string() }))).into_response()
 }
 
-/// `POST /api/posts/{slug}/send`: what `posthorn send SLUG --yes` does. Answers 202
-/// at once with the number queued; the sending goes on in the background.
+/// `POST /api/posts/{slug}/send`: queues the post as `posthorn send SLUG --yes`
+/// does, answers 202 with the number queued, and wakes this process's worker,
+/// which delivers it (with no worker here, the next tick of any worker does).
 pub async fn send(_: Admin, State(state): State<WebState>, Path(slug): Path<String>) -> Response {
-    let app = &state.app;
+    let publishing = state.app.publishing();
     let now = Utc::now();
     let queued = async {
-        app.sync_posts(now).await?;
-        let post = app.post(&slug).await?;
-        app.queue_post(&post, now).await
+        let post = publishing.find(&slug, now).await?;
+        publishing.enqueue(&post, now).await
     }
     .await;
     match queued {
-        Ok((issue, queued)) => {
-            let app = app.clone();
-            let issue_id = issue.id;
-            tokio::spawn(async move {
-                let options = DeliverOptions {
-                    issue_id: Some(issue_id),
-                    ..Default::default()
-                };
-                match delivery::deliver_due(&app, now, options).await {
-                    Ok(report) => tracing::info!(issue_id, ?report, "admin send finished"),
-                    Err(e) => tracing::error!(issue_id, error = %e, "admin send failed"),
-                }
-            });
+        Ok(enqueued) => {
+            if let Some(worker) = &state.worker {
+                worker.wake();
+            }
             (
                 StatusCode::ACCEPTED,
-                Json(json!({ "slug": slug, "issue_id": issue_id, "queued": queued })),
+                Json(json!({ "slug": slug, "issue_id": enqueued.issue_id, "queued": enqueued.queued })),
             )
                 .into_response()
         }
@@ -125,12 +107,7 @@ pub async fn deliveries(
         Ok(s) => s,
         Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response(),
     };
-    let result = async {
-        let issue = state.app.issue_of(&slug).await?;
-        state.app.store.delivery_log(issue.id, status).await
-    }
-    .await;
-    match result {
+    match state.app.reports().delivery_log(&slug, status).await {
         Ok(rows) => Json(rows).into_response(),
         Err(e) => error(e),
     }
@@ -162,7 +139,7 @@ pub async fn subscribers(
     let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
     match state
         .app
-        .store
+        .reports()
         .subscribers_page(status, q.after, limit)
         .await
     {
@@ -177,7 +154,7 @@ pub async fn subscribers(
 }
 
 pub async fn status(_: Admin, State(state): State<WebState>) -> Response {
-    match state.app.store.issue_statuses(None).await {
+    match state.app.reports().issue_statuses(None).await {
         Ok(s) => Json(s).into_response(),
         Err(e) => error(e),
     }

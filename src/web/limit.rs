@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+// tokio's clock, so tests can move time (paused) to see the buckets refill.
+use tokio::time::Instant;
 
 pub struct IpLimiter {
     burst: f64,
@@ -47,15 +48,34 @@ impl IpLimiter {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
-    #[test]
-    fn a_burst_then_no_more() {
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_then_no_more() {
         let limiter = IpLimiter::new(3, 1);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
         assert!(limiter.allow(a) && limiter.allow(a) && limiter.allow(a));
         assert!(!limiter.allow(a));
         assert!(limiter.allow(b), "another address has its own bucket");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_empty_bucket_refills_at_the_rate() {
+        // 2 at once, then 6 a minute: one every 10 s.
+        let limiter = IpLimiter::new(2, 6);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(limiter.allow(a) && limiter.allow(a));
+        assert!(!limiter.allow(a));
+        tokio::time::advance(Duration::from_secs(9)).await;
+        assert!(!limiter.allow(a), "not yet a whole token after 9 s");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(limiter.allow(a), "one token after 10 s");
+        assert!(!limiter.allow(a));
+        tokio::time::advance(Duration::from_secs(600)).await;
+        assert!(limiter.allow(a) && limiter.allow(a));
+        assert!(!limiter.allow(a), "never more than the burst");
     }
 }

@@ -16,22 +16,25 @@ use tokio::net::TcpListener;
 
 use crate::app::App;
 use crate::error::Error;
+use crate::schedule::Ticker;
 use limit::IpLimiter;
 use site::SiteCache;
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct WebState {
-    pub app: App,
-    pub site: Arc<SiteCache>,
-    pub limiter: Arc<IpLimiter>,
+    app: App,
+    site: Arc<SiteCache>,
+    limiter: Arc<IpLimiter>,
+    /// The worker of this process, woken when the admin API queues a send. Without
+    /// one (a web-only process), the next tick of any worker sends it.
+    worker: Option<Arc<Ticker>>,
 }
 
 /// A bound, not yet running, server. Binding to port 0 gives tests a free port.
 pub struct Server {
     listener: TcpListener,
-    router: Router,
-    pub site: Arc<SiteCache>,
+    state: WebState,
 }
 
 impl Server {
@@ -44,19 +47,27 @@ impl Server {
 
     /// A server on a listener bound elsewhere (tests bind first to learn the port).
     pub async fn on(app: App, listener: TcpListener) -> Result<Server, Error> {
-        let site = Arc::new(SiteCache::new(app.clone()).await?);
+        let site = Arc::new(SiteCache::new(app.site().clone()).await?);
         // Ten subscription requests at once per address, then one every six seconds.
         let limiter = Arc::new(IpLimiter::new(10, 10));
         let state = WebState {
             app,
-            site: site.clone(),
-            limiter,
-        };
-        Ok(Server {
-            listener,
-            router: router(state),
             site,
-        })
+            limiter,
+            worker: None,
+        };
+        Ok(Server { listener, state })
+    }
+
+    /// Wakes `worker` whenever the admin API queues a send.
+    pub fn with_worker(mut self, worker: Arc<Ticker>) -> Server {
+        self.state.worker = Some(worker);
+        self
+    }
+
+    /// The in-memory site, to refresh it when the posts change.
+    pub fn site(&self) -> Arc<SiteCache> {
+        self.state.site.clone()
     }
 
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
@@ -70,9 +81,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let service = self
-            .router
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let service = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
@@ -80,7 +89,7 @@ impl Server {
     }
 }
 
-pub fn router(state: WebState) -> Router {
+fn router(state: WebState) -> Router {
     Router::new()
         .route("/", get(site::index))
         .route("/index.html", get(site::index))
@@ -108,4 +117,23 @@ pub fn router(state: WebState) -> Router {
         .layer(DefaultBodyLimit::max(16 * 1024))
         .fallback(site::not_found)
         .with_state(state)
+}
+
+/// The answer's status for an error: the request's fault is a 4xx, ours a 5xx
+/// (logged with its whole cause chain).
+fn error_status(e: &Error) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    match e {
+        Error::PostNotFound(_) | Error::IssueNotFound(_) => StatusCode::NOT_FOUND,
+        Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::Send { .. } => {
+            tracing::warn!(error = %crate::error::chain(e), "request failed");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => {
+            tracing::error!(error = %crate::error::chain(e), "request failed");
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
 }

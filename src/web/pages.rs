@@ -12,24 +12,17 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::WebState;
+use super::{error_status, WebState};
 use crate::domain::{one_line, EmailAddress};
 use crate::error::Error;
-use crate::render::site_context;
-use crate::tokens::{Purpose, TokenError};
+use crate::tokens::TokenError;
 
 /// Renders a page template with `site` added to `data`.
-pub fn page(
-    state: &WebState,
-    template: &str,
-    status: StatusCode,
-    mut data: serde_json::Value,
-) -> Response {
-    data["site"] = site_context(&state.app.config);
-    match state.app.templates.render(template, &data) {
+fn page(state: &WebState, template: &str, status: StatusCode, data: serde_json::Value) -> Response {
+    match state.app.templates().page(template, data) {
         Ok(html) => (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "rendering {template}");
+            tracing::error!(error = %crate::error::chain(&e), "rendering {template}");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }
     }
@@ -48,9 +41,14 @@ fn token_error(state: &WebState, e: TokenError) -> Response {
     }
 }
 
-fn internal(state: &WebState, e: Error) -> Response {
-    tracing::error!(error = %e, "request failed");
-    message(state, StatusCode::INTERNAL_SERVER_ERROR, "bad_request")
+fn failed(state: &WebState, e: Error) -> Response {
+    let status = error_status(&e);
+    let kind = if status == StatusCode::SERVICE_UNAVAILABLE {
+        "send_failed"
+    } else {
+        "bad_request"
+    };
+    message(state, status, kind)
 }
 
 pub async fn subscribe_form(State(state): State<WebState>) -> Response {
@@ -103,23 +101,20 @@ pub async fn subscribe(
     };
     match state
         .app
+        .subscriptions()
         .subscribe(&email, &one_line(&form.name), Utc::now())
         .await
     {
         Ok(()) => message(&state, StatusCode::OK, "check_email"),
-        Err(Error::Email(e)) => {
-            tracing::warn!(error = %e, "confirmation email not sent");
-            message(&state, StatusCode::SERVICE_UNAVAILABLE, "send_failed")
-        }
-        Err(e) => internal(&state, e),
+        Err(e) => failed(&state, e),
     }
 }
 
 pub async fn confirm(State(state): State<WebState>, Path(token): Path<String>) -> Response {
-    match state.app.confirm(&token, Utc::now()).await {
+    match state.app.subscriptions().confirm(&token, Utc::now()).await {
         Ok(Ok(())) => message(&state, StatusCode::OK, "confirmed"),
         Ok(Err(e)) => token_error(&state, e),
-        Err(e) => internal(&state, e),
+        Err(e) => failed(&state, e),
     }
 }
 
@@ -130,18 +125,15 @@ pub async fn unsubscribe_page(
 ) -> Response {
     match state
         .app
-        .tokens
-        .verify(&token, Purpose::Unsubscribe, Utc::now())
+        .subscriptions()
+        .unsubscribe_action(&token, Utc::now())
     {
-        Ok(_) => {
-            let action = state.app.token_url("unsubscribe", &token);
-            page(
-                &state,
-                "unsubscribe.html",
-                StatusCode::OK,
-                json!({ "action": action }),
-            )
-        }
+        Ok(action) => page(
+            &state,
+            "unsubscribe.html",
+            StatusCode::OK,
+            json!({ "action": action }),
+        ),
         Err(e) => token_error(&state, e),
     }
 }
@@ -149,9 +141,14 @@ pub async fn unsubscribe_page(
 /// The RFC 8058 one-click target: any body (urlencoded or multipart
 /// `List-Unsubscribe=One-Click`), no cookies, 200 without a redirect, idempotent.
 pub async fn unsubscribe(State(state): State<WebState>, Path(token): Path<String>) -> Response {
-    match state.app.unsubscribe_by_token(&token, Utc::now()).await {
+    match state
+        .app
+        .subscriptions()
+        .unsubscribe_by_token(&token, Utc::now())
+        .await
+    {
         Ok(Ok(())) => message(&state, StatusCode::OK, "unsubscribed"),
         Ok(Err(e)) => token_error(&state, e),
-        Err(e) => internal(&state, e),
+        Err(e) => failed(&state, e),
     }
 }

@@ -14,10 +14,10 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::WebState;
-use crate::app::App;
+use crate::domain::hex;
 use crate::error::Error;
-use crate::feeds::{ATOM_PATH, JSON_PATH, RSS_PATH};
-use crate::site::{self, Page};
+use crate::links::{ATOM_PATH, JSON_PATH, RSS_PATH};
+use crate::site::{Page, Site};
 
 /// One file as served: both encodings and the validators, computed once.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ pub struct Served {
 impl Served {
     fn new(page: Page) -> Served {
         let digest = Sha256::digest(&page.body);
-        let etag = format!("\"{}\"", crate::posts::hex(&digest[..12]));
+        let etag = format!("\"{}\"", hex(&digest[..12]));
         // Text compresses; images and other media are compressed already.
         let compressible = page.content_type.starts_with("text/")
             || ["xml", "json", "svg"]
@@ -81,16 +81,16 @@ struct Cached {
 
 /// The current version of the site, rebuilt only when the posts change.
 pub struct SiteCache {
-    app: App,
+    site: Site,
     current: RwLock<Arc<Cached>>,
     refreshing: tokio::sync::Mutex<()>,
 }
 
 impl SiteCache {
-    pub async fn new(app: App) -> Result<SiteCache, Error> {
-        let cached = build(&app).await?;
+    pub async fn new(site: Site) -> Result<SiteCache, Error> {
+        let cached = build(&site).await?;
         Ok(SiteCache {
-            app,
+            site,
             current: RwLock::new(Arc::new(cached)),
             refreshing: tokio::sync::Mutex::new(()),
         })
@@ -107,11 +107,11 @@ impl SiteCache {
     /// Returns whether anything changed. Cheap when nothing did: one query.
     pub async fn refresh(&self) -> Result<bool, Error> {
         let _one_at_a_time = self.refreshing.lock().await;
-        let version = self.app.store.site_version(Utc::now()).await?;
+        let version = self.site.version(Utc::now()).await?;
         if self.current().version == version {
             return Ok(false);
         }
-        let cached = build(&self.app).await?;
+        let cached = build(&self.site).await?;
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(cached);
         Ok(true)
     }
@@ -130,13 +130,10 @@ impl SiteCache {
         {
             return Ok(Some(hit.clone()));
         }
-        let Some(post) = self.app.store.post_by_slug(slug).await? else {
+        let Some(post) = self.site.published(slug, Utc::now()).await? else {
             return Ok(None);
         };
-        if !post.is_published(Utc::now()) {
-            return Ok(None);
-        }
-        let served = Arc::new(Served::new(site::post_page(&self.app, &post)?));
+        let served = Arc::new(Served::new(self.site.post_page(&post)?));
         cached
             .posts
             .lock()
@@ -146,8 +143,8 @@ impl SiteCache {
     }
 }
 
-async fn build(app: &App) -> Result<Cached, Error> {
-    let snapshot = site::snapshot(app, Utc::now()).await?;
+async fn build(site: &Site) -> Result<Cached, Error> {
+    let snapshot = site.snapshot(Utc::now()).await?;
     let mut files = HashMap::new();
     for page in snapshot.pages {
         let key = match page.path.as_str() {
@@ -190,7 +187,7 @@ pub async fn post(
         Ok(Some(served)) => respond(&served, &headers),
         Ok(None) => not_found().await,
         Err(e) => {
-            tracing::error!(error = %e, slug, "rendering a post page");
+            tracing::error!(error = %crate::error::chain(&e), slug, "rendering a post page");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "could not render this page",
@@ -218,11 +215,9 @@ pub async fn asset(
         return not_found().await;
     }
     let found = async {
-        let post = state.app.store.post_by_slug(&slug).await.ok()??;
-        if !post.is_published(Utc::now()) {
-            return None;
-        }
-        let dir = crate::posts::assets_dir(&state.app.config, &post.source)?;
+        let site = &state.site.site;
+        let post = site.published(&slug, Utc::now()).await.ok()??;
+        let dir = site.assets_dir(&post)?;
         let file = parts.iter().fold(dir.clone(), |p, part| p.join(part));
         if !crate::posts::is_asset(&file) {
             return None;

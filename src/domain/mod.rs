@@ -1,10 +1,15 @@
-//! Small parsed types. A value of one of these has been checked once, at the edge,
-//! so code further in cannot be handed an unchecked string.
+//! The nouns every layer shares: parsed values (a value of one of these has been
+//! checked once, at the edge, so code further in cannot be handed an unchecked
+//! string), the statuses as enums, and the post as it is read and stored.
+
+mod post;
+
+pub use post::{FeedEntry, FilePost, Post, PostSource};
 
 use std::fmt;
 use std::str::FromStr;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Serialize, Serializer};
 
 /// A syntactically valid email address with its domain lower-cased.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -130,10 +135,46 @@ pub fn one_line(input: &str) -> String {
         .join(" ")
 }
 
+/// Lower-case hexadecimal, for digests and random ids.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A `Name <address>` mailbox, such as `email.from`: parsed once, when the config is read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct Mailbox(lettre::message::Mailbox);
+
+impl Mailbox {
+    pub fn parse(input: &str) -> Result<Mailbox, String> {
+        input
+            .trim()
+            .parse::<lettre::message::Mailbox>()
+            .map(Mailbox)
+            .map_err(|e| format!("`{input}` is not a valid address: {e}"))
+    }
+
+    pub fn get(&self) -> &lettre::message::Mailbox {
+        &self.0
+    }
+
+    /// The domain of the address, as Message-IDs use it.
+    pub fn domain(&self) -> &str {
+        self.0.email.domain()
+    }
+}
+
+impl TryFrom<String> for Mailbox {
+    type Error = String;
+    fn try_from(s: String) -> Result<Mailbox, String> {
+        Mailbox::parse(&s)
+    }
+}
+
 macro_rules! string_enum {
     ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name { $($variant),+ }
 
         impl $name {
@@ -144,7 +185,7 @@ macro_rules! string_enum {
             }
         }
 
-        impl FromStr for $name {
+        impl std::str::FromStr for $name {
             type Err = String;
             fn from_str(s: &str) -> Result<Self, String> {
                 match s {
@@ -159,19 +200,21 @@ macro_rules! string_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
             }
         }
     };
 }
+
+pub(crate) use string_enum;
 
 string_enum!(
     /// Where a subscriber stands. Only `active` subscribers get issues.
@@ -192,6 +235,38 @@ string_enum!(
         Retrying => "retrying",
         Failed => "failed",
         Skipped => "skipped",
+    }
+);
+
+impl DeliveryStatus {
+    /// Waiting for a worker: due now or at `next_attempt_at`.
+    pub fn is_waiting(self) -> bool {
+        matches!(self, DeliveryStatus::Queued | DeliveryStatus::Retrying)
+    }
+}
+
+string_enum!(
+    /// What an issue holds: one post, or a digest of several.
+    IssueKind {
+        Post => "post",
+        Digest => "digest",
+    }
+);
+
+string_enum!(
+    /// Who made an issue: a scheduler tick, or the author by hand.
+    IssueOrigin {
+        Schedule => "schedule",
+        Manual => "manual",
+    }
+);
+
+string_enum!(
+    /// How the last fetch of an upstream feed ended.
+    FetchStatus {
+        Ok => "200 OK",
+        NotModified => "304 Not Modified",
+        Error => "error",
     }
 );
 

@@ -1,0 +1,81 @@
+//! Issues as the delivery engine needs them: rendered once per run, with every
+//! field that is the same for all recipients prepared.
+
+use std::sync::Arc;
+
+use super::Context;
+use crate::config::Config;
+use crate::delivery::dkim::Signer;
+use crate::delivery::{IssueSource, PreparedIssue};
+use crate::domain::{IssueKind, Post};
+use crate::error::Error;
+use crate::links::Links;
+use crate::render::email::EmailBodies;
+use crate::render::Templates;
+use crate::store::Store;
+
+pub(super) struct Issues {
+    store: Store,
+    config: Arc<Config>,
+    templates: Arc<Templates>,
+    links: Links,
+    signer: Option<Arc<Signer>>,
+}
+
+impl Issues {
+    pub(super) fn new(context: &Context) -> Issues {
+        Issues {
+            store: context.store.clone(),
+            config: context.config.clone(),
+            templates: context.templates.clone(),
+            links: context.links.clone(),
+            signer: context.signer.clone(),
+        }
+    }
+
+    /// `bodies` addressed as issue `issue_id` (0 for previews and test copies,
+    /// so their Message-IDs never collide with a real delivery's).
+    pub(super) async fn prepared(
+        &self,
+        issue_id: i64,
+        subject: &str,
+        bodies: EmailBodies,
+    ) -> Result<PreparedIssue, Error> {
+        let instance = self.store.instance().await?;
+        Ok(PreparedIssue::new(
+            &self.config,
+            &self.links,
+            issue_id,
+            subject,
+            &instance,
+            bodies,
+            self.signer.clone(),
+        ))
+    }
+
+    pub(super) fn bodies(&self, kind: IssueKind, posts: &[Post]) -> Result<EmailBodies, Error> {
+        match (kind, posts) {
+            (_, []) => Err(Error::Internal("an issue without posts".into())),
+            (IssueKind::Digest, posts) => self.templates.digest(posts),
+            (IssueKind::Post, [post, ..]) => self.templates.issue(post),
+        }
+    }
+}
+
+impl IssueSource for Issues {
+    async fn prepare(&self, issue_id: i64) -> Result<PreparedIssue, Error> {
+        let issue = self
+            .store
+            .issue_by_id(issue_id)
+            .await?
+            .ok_or_else(|| Error::Internal(format!("issue {issue_id} does not exist")))?;
+        let mut posts = Vec::new();
+        for post_id in self.store.issue_post_ids(issue.id).await? {
+            if let Some(post) = self.store.post_by_id(post_id).await? {
+                posts.push(post);
+            }
+        }
+        let bodies = self.bodies(issue.kind, &posts)?;
+        self.prepared(issue.id, &issue.subject, bodies).await
+    }
+}

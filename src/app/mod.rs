@@ -1,0 +1,147 @@
+//! The application services: what the command line, the scheduler and the web
+//! server call. Each service is named after what it does and holds the same
+//! private context (configuration, store, templates, links, signer, transport),
+//! opened once.
+//!
+//! - [`Tick`]: one scheduler tick (`run_once`): sync posts, follow the upstream
+//!   feed, create issues, deliver what is due.
+//! - [`Publishing`]: queue a post, send by hand, preview, test copies, retries.
+//! - [`Subscriptions`]: subscribe, confirm, unsubscribe; the author's own list.
+//! - [`Reports`]: what the log says: statuses, deliveries, sources, subscribers.
+
+mod issues;
+mod publishing;
+mod reports;
+mod subscriptions;
+mod tick;
+mod upstream;
+
+use std::sync::Arc;
+
+pub use publishing::{Enqueued, Plan, PreviewFormat};
+pub use reports::Reports;
+pub use subscriptions::{Added, Subscriptions};
+pub use tick::{NewIssue, PostSync, Tick, TickReport, UpstreamSync};
+pub use publishing::Publishing;
+
+use crate::config::Config;
+use crate::delivery::dkim::Signer;
+use crate::delivery::{self, ConfiguredTransport, DeliveryReport, Run, Settings};
+use crate::domain::hex;
+use crate::error::Error;
+use crate::links::Links;
+use crate::render::Templates;
+use crate::site::Site;
+use crate::store::Store;
+use crate::tokens::Tokens;
+use issues::Issues;
+
+/// What every service reads, opened once.
+struct Context {
+    config: Arc<Config>,
+    store: Store,
+    templates: Arc<Templates>,
+    links: Links,
+    /// Set when `[dkim]` is configured: every outgoing message is signed.
+    signer: Option<Arc<Signer>>,
+    transport: ConfiguredTransport,
+}
+
+impl Context {
+    /// Delivers what `run` asks for over the configured transport.
+    async fn deliver(&self, run: Run) -> Result<DeliveryReport, Error> {
+        let issues = Issues::new(self);
+        let settings = Settings::from(&self.config.smtp);
+        delivery::deliver_due(&self.store, issues, &self.transport, &settings, run).await
+    }
+}
+
+/// The services over one site, cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    context: Arc<Context>,
+    tick: Tick,
+    publishing: Publishing,
+    subscriptions: Subscriptions,
+    reports: Reports,
+    site: Site,
+}
+
+impl App {
+    pub async fn open(config: Config) -> Result<App, Error> {
+        // A bad key is a start-up error, not a surprise at the first send.
+        let signer = match &config.dkim {
+            Some(dkim) => Some(Arc::new(Signer::load(
+                dkim,
+                &config.path(&dkim.private_key_file),
+            )?)),
+            None => None,
+        };
+        let store = Store::open(&config.database.url, &config.base_dir).await?;
+        let key = match &config.server.secret {
+            Some(secret) => secret.expose().as_bytes().to_vec(),
+            // Generated once and kept in the database, so links in sent emails keep working.
+            None => store
+                .meta_get_or_insert("secret", &hex(&rand::random::<[u8; 32]>()))
+                .await?
+                .into_bytes(),
+        };
+        let links = Links::new(&config, Tokens::new(&key));
+        let templates = Arc::new(Templates::load(&config, &links)?);
+        let config = Arc::new(config);
+        let context = Arc::new(Context {
+            transport: ConfiguredTransport::new(&config),
+            config: config.clone(),
+            store: store.clone(),
+            templates: templates.clone(),
+            links: links.clone(),
+            signer,
+        });
+        Ok(App {
+            tick: Tick::new(context.clone()),
+            publishing: Publishing::new(context.clone()),
+            subscriptions: Subscriptions::new(context.clone()),
+            reports: Reports::new(context.clone()),
+            site: Site::new(store, config, templates, links),
+            context,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.context.config
+    }
+
+    pub fn links(&self) -> &Links {
+        &self.context.links
+    }
+
+    /// The site's templates, for the pages the web server renders.
+    pub fn templates(&self) -> &Templates {
+        &self.context.templates
+    }
+
+    pub fn tick(&self) -> &Tick {
+        &self.tick
+    }
+
+    pub fn publishing(&self) -> &Publishing {
+        &self.publishing
+    }
+
+    pub fn subscriptions(&self) -> &Subscriptions {
+        &self.subscriptions
+    }
+
+    pub fn reports(&self) -> &Reports {
+        &self.reports
+    }
+
+    pub fn site(&self) -> &Site {
+        &self.site
+    }
+
+    /// Closes the database connections.
+    pub async fn close(&self) {
+        self.context.store.close().await;
+    }
+}

@@ -1,0 +1,224 @@
+//! Publishing and sending by hand: queue a post for every subscriber, deliver it
+//! with progress, preview it, send a test copy, retry what failed.
+//!
+//! [`Publishing::enqueue`] is the one way a post is queued by hand: the command
+//! line calls it and then delivers in-process; the admin API calls it and leaves
+//! the delivering to the running worker.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+
+use super::issues::Issues;
+use super::tick::Tick;
+use super::Context;
+use crate::delivery::{Addressee, DeliveryReport, Observer, Outgoing, Run, Stop, Transport};
+use crate::domain::{EmailAddress, IssueKind, IssueOrigin, Post, SubscriberStatus};
+use crate::error::Error;
+use crate::render::email::Recipient;
+use crate::store::IssueRecord;
+
+/// What sending a post now would do.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Plan {
+    /// Active subscribers who do not have the post yet.
+    pub new_recipients: i64,
+    pub active_subscribers: i64,
+}
+
+/// A post queued by hand.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Enqueued {
+    pub issue_id: i64,
+    /// Deliveries added now (0 when everyone has it already).
+    pub queued: u64,
+}
+
+crate::domain::string_enum!(
+    /// The formats of `posthorn preview`.
+    PreviewFormat {
+        Html => "html",
+        Text => "text",
+        Eml => "eml",
+    }
+);
+
+#[derive(Clone)]
+pub struct Publishing {
+    context: Arc<Context>,
+}
+
+impl Publishing {
+    pub(super) fn new(context: Arc<Context>) -> Publishing {
+        Publishing { context }
+    }
+
+    /// The post with this slug, after reading `posts/` (so the author may send or
+    /// preview a post they just wrote, before any scheduler tick).
+    pub async fn find(&self, slug: &str, now: DateTime<Utc>) -> Result<Post, Error> {
+        Tick::new(self.context.clone()).sync_posts(now).await?;
+        self.post(slug).await
+    }
+
+    /// The post with this slug, as stored.
+    pub async fn post(&self, slug: &str) -> Result<Post, Error> {
+        self.context
+            .store
+            .post_by_slug(slug)
+            .await?
+            .ok_or_else(|| Error::PostNotFound(slug.to_string()))
+    }
+
+    /// The issue the post with this slug went out in.
+    pub async fn issue_of(&self, slug: &str) -> Result<IssueRecord, Error> {
+        let post = self.post(slug).await?;
+        self.context
+            .store
+            .issue_for_post(post.id)
+            .await?
+            .ok_or_else(|| Error::IssueNotFound(slug.to_string()))
+    }
+
+    /// Who would get `post` if it were sent now.
+    pub async fn plan(&self, post: &Post, now: DateTime<Utc>) -> Result<Plan, Error> {
+        self.check_sendable(post, now)?;
+        let store = &self.context.store;
+        let issue = store.issue_for_post(post.id).await?;
+        Ok(Plan {
+            new_recipients: store.count_unqueued(issue.map(|i| i.id)).await?,
+            active_subscribers: store.count_subscribers(SubscriberStatus::Active).await?,
+        })
+    }
+
+    /// Creates the post's issue if needed and queues it for every active subscriber
+    /// who has no delivery of it yet.
+    pub async fn enqueue(&self, post: &Post, now: DateTime<Utc>) -> Result<Enqueued, Error> {
+        self.check_sendable(post, now)?;
+        let store = &self.context.store;
+        let (issue, queued) = match store.issue_for_post(post.id).await? {
+            Some(issue) => (issue.id, store.enqueue_issue(issue.id, now).await?),
+            None => {
+                let made = store
+                    .create_issue(
+                        &[post.id],
+                        &post.title,
+                        IssueKind::Post,
+                        IssueOrigin::Manual,
+                        now,
+                    )
+                    .await?;
+                (made.issue.id, made.queued)
+            }
+        };
+        Ok(Enqueued {
+            issue_id: issue,
+            queued,
+        })
+    }
+
+    /// Delivers one issue's due deliveries in this process, watched by `observer`.
+    pub async fn deliver(
+        &self,
+        issue_id: i64,
+        now: DateTime<Utc>,
+        observer: Arc<dyn Observer>,
+        stop: Stop,
+    ) -> Result<DeliveryReport, Error> {
+        let run = Run::due_at(now)
+            .only(issue_id)
+            .observed_by(observer)
+            .stopped_by(stop);
+        self.context.deliver(run).await
+    }
+
+    /// Queues an issue's failed deliveries again, with a fresh attempt budget.
+    pub async fn retry_failed(&self, slug: &str, now: DateTime<Utc>) -> Result<u64, Error> {
+        let issue = self.issue_of(slug).await?;
+        self.context.store.retry_failed(issue.id, now).await
+    }
+
+    /// Sends one copy of `post` to `to`, outside the log. Returns the server's reply.
+    pub async fn send_test_copy(&self, post: &Post, to: &EmailAddress) -> Result<String, Error> {
+        let message = self.compose(post, to, true).await?;
+        self.context
+            .transport
+            .send_one(&message)
+            .await
+            .map_err(|e| Error::Send {
+                context: format!("the test copy to {to} was not sent"),
+                source: e.into(),
+            })
+    }
+
+    /// The rendered email of the post with this slug, for a sample subscriber.
+    pub async fn preview(&self, slug: &str, format: PreviewFormat) -> Result<String, Error> {
+        let post = self.post(slug).await?;
+        let sample = EmailAddress::parse("subscriber@example.com").map_err(Error::Internal)?;
+        if format == PreviewFormat::Eml {
+            let message = self.compose(&post, &sample, false).await?;
+            return Ok(String::from_utf8_lossy(&message.bytes).into_owned());
+        }
+        let bodies = self.context.templates.issue(&post)?;
+        let unsubscribe_url = self.context.links.unsubscribe(0);
+        let recipient = Recipient {
+            email: sample.as_str(),
+            name: "",
+            unsubscribe_url: &unsubscribe_url,
+        };
+        Ok(match format {
+            PreviewFormat::Text => bodies.text.fill(&recipient, false),
+            _ => bodies.html.fill(&recipient, true),
+        })
+    }
+
+    /// The email of `post` as `to` would get it, as issue 0 (see [`Issues::prepared`]).
+    async fn compose(
+        &self,
+        post: &Post,
+        to: &EmailAddress,
+        test_copy: bool,
+    ) -> Result<Outgoing, Error> {
+        let store = &self.context.store;
+        let subject = match store.issue_for_post(post.id).await? {
+            Some(issue) => issue.subject,
+            None => post.title.clone(),
+        };
+        let issues = Issues::new(&self.context);
+        let bodies = issues.bodies(IssueKind::Post, std::slice::from_ref(post))?;
+        let issue = issues.prepared(0, &subject, bodies).await?;
+        let (subscriber_id, name) = match store.subscriber_by_email(to).await? {
+            Some(s) => (s.id, s.name),
+            None => (0, String::new()),
+        };
+        let to = Addressee {
+            subscriber_id,
+            email: to,
+            name: &name,
+        };
+        if test_copy {
+            issue.test_copy_for(&to, SystemTime::now())
+        } else {
+            issue.message_for(&to, SystemTime::now())
+        }
+    }
+
+    /// Checks that a post may be mailed by hand now.
+    fn check_sendable(&self, post: &Post, now: DateTime<Utc>) -> Result<(), Error> {
+        let why = if post.removed {
+            "no longer has a file in posts/".to_string()
+        } else if post.draft {
+            "is a draft; set `draft = false` first".to_string()
+        } else if !post.email {
+            "has `email = false`: it is for the feeds and the archive only".to_string()
+        } else if post.published_at > now {
+            let at = post
+                .published_at
+                .with_timezone(&self.context.config.site.timezone);
+            format!("is scheduled for {}; it will be sent then", at.to_rfc3339())
+        } else {
+            return Ok(());
+        };
+        Err(Error::Conflict(format!("post `{}` {why}", post.slug)))
+    }
+}

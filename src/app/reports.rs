@@ -1,0 +1,68 @@
+//! What the log says: issue statuses, one issue's deliveries, the upstream feeds,
+//! the subscriber list. Reads only.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::publishing::Publishing;
+use super::Context;
+use crate::domain::{DeliveryStatus, SubscriberStatus};
+use crate::error::Error;
+use crate::store::{DeliveryLogRow, IssueStatus, Source, Subscriber};
+
+#[derive(Clone)]
+pub struct Reports {
+    context: Arc<Context>,
+}
+
+impl Reports {
+    pub(super) fn new(context: Arc<Context>) -> Reports {
+        Reports { context }
+    }
+
+    /// Delivery counts per status for every issue (or the one of `slug`), newest first.
+    pub async fn issue_statuses(&self, slug: Option<&str>) -> Result<Vec<IssueStatus>, Error> {
+        if let Some(slug) = slug {
+            Publishing::new(self.context.clone()).post(slug).await?;
+        }
+        self.context.store.issue_statuses(slug).await
+    }
+
+    /// The delivery log of the issue of `slug`, one row per subscriber.
+    pub async fn delivery_log(
+        &self,
+        slug: &str,
+        status: Option<DeliveryStatus>,
+    ) -> Result<Vec<DeliveryLogRow>, Error> {
+        let issue = Publishing::new(self.context.clone()).issue_of(slug).await?;
+        self.context.store.delivery_log(issue.id, status).await
+    }
+
+    pub async fn sources(&self) -> Result<Vec<Source>, Error> {
+        self.context.store.sources().await
+    }
+
+    /// Subscribers in id order, `limit` at a time after `after_id`.
+    pub async fn subscribers_page(
+        &self,
+        status: Option<SubscriberStatus>,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Subscriber>, Error> {
+        self.context
+            .store
+            .subscribers_page(status, after_id, limit)
+            .await
+    }
+
+    /// When the database was created: posts published before are archive.
+    pub async fn created_at(&self) -> Result<DateTime<Utc>, Error> {
+        self.context.store.created_at().await
+    }
+
+    /// This database's random id, part of every Message-ID.
+    pub async fn instance(&self) -> Result<String, Error> {
+        self.context.store.instance().await
+    }
+}

@@ -113,7 +113,10 @@ fn rss(config: &Config, links: &Links, posts: &[Post], updated: DateTime<Utc>) -
 fn atom(
     config: &Config,
     links: &Links,
-    posts: &[Post], feed_id: &str, updated: DateTime<Utc>) -> String {
+    posts: &[Post],
+    feed_id: &str,
+    updated: DateTime<Utc>,
+) -> String {
     let author = atom::Person {
         name: config.site.author.clone(),
         email: config.site.email.clone(),

@@ -100,7 +100,10 @@ mod tests {
             links.post_page(&slug).as_str(),
             "https://example.com/essays/posts/%EC%B2%AB-%EA%B8%80/"
         );
-        assert_eq!(links.page(RSS_PATH).as_str(), "https://example.com/essays/feed.xml");
+        assert_eq!(
+            links.page(RSS_PATH).as_str(),
+            "https://example.com/essays/feed.xml"
+        );
         assert!(links
             .unsubscribe(7)
             .starts_with("https://example.com/essays/unsubscribe/"));

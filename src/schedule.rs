@@ -58,7 +58,10 @@ impl Ticker {
         }
     }
 
-    async fn run(&self, _running: tokio::sync::MutexGuard<'_, ()>) -> Option<Result<TickReport, Error>> {
+    async fn run(
+        &self,
+        _running: tokio::sync::MutexGuard<'_, ()>,
+    ) -> Option<Result<TickReport, Error>> {
         if self.stop.is_stopped() {
             return None;
         }

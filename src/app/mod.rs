@@ -18,11 +18,11 @@ mod upstream;
 
 use std::sync::Arc;
 
+pub use publishing::Publishing;
 pub use publishing::{Enqueued, Plan, PreviewFormat};
 pub use reports::Reports;
 pub use subscriptions::{Added, Subscriptions};
 pub use tick::{NewIssue, PostSync, Tick, TickReport, UpstreamSync};
-pub use publishing::Publishing;
 
 use crate::config::Config;
 use crate::delivery::dkim::Signer;

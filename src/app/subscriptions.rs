@@ -124,7 +124,11 @@ impl Subscriptions {
 
     /// Where the one button of `GET /unsubscribe/{token}` posts to. Checking the
     /// token changes nothing, so a link scanner unsubscribes no one.
-    pub fn unsubscribe_action(&self, token: &str, now: DateTime<Utc>) -> Result<String, TokenError> {
+    pub fn unsubscribe_action(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<String, TokenError> {
         self.verify(token, Purpose::Unsubscribe, now)?;
         Ok(self.context.links.with_token("unsubscribe", token))
     }
@@ -148,10 +152,19 @@ impl Subscriptions {
     }
 
     /// Adds an address as active: the author vouches for it.
-    pub async fn add(&self, email: &EmailAddress, name: &str, now: DateTime<Utc>) -> Result<Added, Error> {
+    pub async fn add(
+        &self,
+        email: &EmailAddress,
+        name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Added, Error> {
         let store = &self.context.store;
         let outcome = store
-            .add_subscribers(&[(email.clone(), name.to_string())], SubscriberStatus::Active, now)
+            .add_subscribers(
+                &[(email.clone(), name.to_string())],
+                SubscriberStatus::Active,
+                now,
+            )
             .await?;
         match outcome.first() {
             Some(AddOutcome::Added(_)) => Ok(Added::New),
@@ -160,10 +173,12 @@ impl Subscriptions {
                 store.activate(*id, now).await?;
                 Ok(Added::Reactivated)
             }
-            Some(AddOutcome::Exists(_, SubscriberStatus::Unsubscribed)) | None => Err(Error::Conflict(format!(
-                "{email} unsubscribed; posthorn does not re-add people who left. \
+            Some(AddOutcome::Exists(_, SubscriberStatus::Unsubscribed)) | None => {
+                Err(Error::Conflict(format!(
+                    "{email} unsubscribed; posthorn does not re-add people who left. \
                  They can subscribe again on the site's /subscribe page"
-            ))),
+                )))
+            }
         }
     }
 

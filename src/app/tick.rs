@@ -108,7 +108,12 @@ impl Tick {
         }
         let report = c
             .store
-            .sync_posts(&loaded.posts, &loaded.unreadable(), &c.config.site_host(), now)
+            .sync_posts(
+                &loaded.posts,
+                &loaded.unreadable(),
+                &c.config.site_host(),
+                now,
+            )
             .await?;
         for conflict in &report.conflicts {
             tracing::warn!("{conflict}");

@@ -107,7 +107,12 @@ impl PreparedIssue {
         self.build(to, id, date)
     }
 
-    fn build(&self, to: &Addressee<'_>, message_id: String, date: SystemTime) -> Result<Outgoing, Error> {
+    fn build(
+        &self,
+        to: &Addressee<'_>,
+        message_id: String,
+        date: SystemTime,
+    ) -> Result<Outgoing, Error> {
         let unsubscribe_url = self.links.unsubscribe(to.subscriber_id);
         let recipient = Recipient {
             email: to.email.as_str(),
@@ -125,10 +130,7 @@ impl PreparedIssue {
             .date(date)
             .message_id(Some(message_id.clone()))
             .raw_header(header("List-Id", self.list_id.clone()))
-            .raw_header(header(
-                "List-Unsubscribe",
-                format!("<{unsubscribe_url}>"),
-            ))
+            .raw_header(header("List-Unsubscribe", format!("<{unsubscribe_url}>")))
             .raw_header(header(
                 "List-Unsubscribe-Post",
                 "List-Unsubscribe=One-Click".into(),

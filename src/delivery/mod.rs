@@ -275,9 +275,8 @@ pub async fn deliver_due<I: IssueSource, T: Transport>(
     drop(results);
     let mut first_error = None;
     while let Some(joined) = set.join_next().await {
-        let result = joined.unwrap_or_else(|e| {
-            Err(Error::Internal(format!("a delivery worker stopped: {e}")))
-        });
+        let result = joined
+            .unwrap_or_else(|e| Err(Error::Internal(format!("a delivery worker stopped: {e}"))));
         if let Err(e) = result {
             tracing::error!(error = %crate::error::chain(&e), "delivery worker failed");
             first_error.get_or_insert(e);

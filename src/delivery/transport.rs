@@ -205,7 +205,8 @@ impl SmtpSession {
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
         let c = &self.config;
         let hello = ClientId::default();
-        let tls = || TlsParameters::new(c.host.clone()).map_err(|e| self.failed("TLS set-up")(e.into()));
+        let tls =
+            || TlsParameters::new(c.host.clone()).map_err(|e| self.failed("TLS set-up")(e.into()));
         let mut conn = match c.tls {
             TlsMode::Tls => AsyncSmtpConnection::connect_tokio1(
                 (c.host.as_str(), c.port),

@@ -51,7 +51,10 @@ fn issue_from_row(row: &AnyRow) -> Result<IssueRecord, sqlx::Error> {
         post_id: row.try_get("post_id")?,
         kind: row.try_get::<String, _>("kind")?.parse().map_err(decode)?,
         subject: row.try_get("subject")?,
-        origin: row.try_get::<String, _>("origin")?.parse().map_err(decode)?,
+        origin: row
+            .try_get::<String, _>("origin")?
+            .parse()
+            .map_err(decode)?,
         created_at: from_ms(row.try_get("created_at")?),
     })
 }

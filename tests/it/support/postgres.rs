@@ -34,7 +34,7 @@ impl TestDatabase {
         );
         let name = format!(
             "posthorn_test_{}",
-            posthorn::posts::hex(&rand::random::<[u8; 8]>())
+            posthorn::domain::hex(&rand::random::<[u8; 8]>())
         );
         let (admin, db) = (admin_url.clone(), name.clone());
         block_on(async move {

@@ -5,15 +5,13 @@
 //! REQUIRE_BROWSER_TESTS=1, which turns a missing browser into a failure. Elsewhere
 //! the test says loudly that it was skipped.
 
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::{post, RunningServer, SmtpServer, TestSite};
 use fantoccini::{ClientBuilder, Locator};
-use posthorn::delivery::DeliverOptions;
-use posthorn::domain::{EmailAddress, SubscriberStatus};
-use support::{post, RunningServer, SmtpServer, TestSite};
+use posthorn::delivery::Stop;
+use posthorn::domain::SubscriberStatus;
 
 fn chromedriver() -> Option<String> {
     let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
@@ -25,16 +23,6 @@ fn chromedriver() -> Option<String> {
     }
     eprintln!("\n!!! SKIPPED: browser test: {path} not found (apt-get install chromium chromium-driver) !!!\n");
     None
-}
-
-async fn status_of(app: &posthorn::App, email: &str) -> SubscriberStatus {
-    let email = EmailAddress::parse(email).unwrap();
-    app.store
-        .subscriber_by_email(&email)
-        .await
-        .unwrap()
-        .unwrap()
-        .status
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -125,7 +113,7 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
         .await
         .contains("메일함을 확인해 주세요"));
     assert_eq!(
-        status_of(&s.app, "browser@example.com").await,
+        site.status_of(&s.app, "browser@example.com").await.unwrap(),
         SubscriberStatus::Pending
     );
 
@@ -145,21 +133,19 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
         .await
         .contains("구독이 시작되었습니다"));
     assert_eq!(
-        status_of(&s.app, "browser@example.com").await,
+        site.status_of(&s.app, "browser@example.com").await.unwrap(),
         SubscriberStatus::Active
     );
 
     // The next essay arrives; its unsubscribe link shows a button, and only the button acts.
-    let created = s.app.store.created_at().await.unwrap();
+    let created = s.app.reports().created_at().await.unwrap();
     site.write_post(
         "next.md",
         &post("다음 글", created + chrono::Duration::seconds(1), "본문"),
     );
     s.app
-        .run_once(
-            created + chrono::Duration::minutes(1),
-            DeliverOptions::default(),
-        )
+        .tick()
+        .run_once(created + chrono::Duration::minutes(1), Stop::default())
         .await
         .unwrap();
     let essay = smtp
@@ -178,7 +164,7 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
     browser.goto(&unsubscribe).await.unwrap();
     assert!(text_of("h1").await.contains("구독을 해지할까요?"));
     assert_eq!(
-        status_of(&s.app, "browser@example.com").await,
+        site.status_of(&s.app, "browser@example.com").await.unwrap(),
         SubscriberStatus::Active,
         "viewing changes nothing"
     );
@@ -191,7 +177,7 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
         .unwrap();
     assert!(text_of("#message h1").await.contains("구독을 해지했습니다"));
     assert_eq!(
-        status_of(&s.app, "browser@example.com").await,
+        site.status_of(&s.app, "browser@example.com").await.unwrap(),
         SubscriberStatus::Unsubscribed
     );
     assert!(

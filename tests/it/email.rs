@@ -1,12 +1,10 @@
 //! What a subscriber's mail client receives, parsed with a real MIME parser.
 
-mod support;
-
+use crate::support::{SmtpServer, TestSite};
 use chrono::{Duration, Utc};
 use mail_parser::{HeaderValue, MimeHeaders};
-use posthorn::delivery::DeliverOptions;
+use posthorn::delivery::Stop;
 use posthorn::tokens::Purpose;
-use support::{SmtpServer, TestSite};
 
 const BODY: &str = r#"첫 문단에는 [상대 링크](../other/)와 [각주](#note)가 있다.
 
@@ -21,13 +19,14 @@ async fn send_one(title: &str) -> (SmtpServer, TestSite, posthorn::App) {
     let site = TestSite::new(Some(smtp.port));
     let app = site.app().await;
     site.add_subscribers(&app, &["Reader@Example.COM"]).await;
-    let created = app.store.created_at().await.unwrap();
+    let created = app.reports().created_at().await.unwrap();
     site.write_post(
         "essay.md",
-        &support::post(title, created + Duration::seconds(1), BODY),
+        &crate::support::post(title, created + Duration::seconds(1), BODY),
     );
     let report = app
-        .run_once(created + Duration::minutes(1), DeliverOptions::default())
+        .tick()
+        .run_once(created + Duration::minutes(1), Stop::default())
         .await
         .unwrap();
     assert_eq!(report.deliveries.sent, 1, "{report:?}");
@@ -45,7 +44,7 @@ fn header_text(message: &mail_parser::Message<'_>, name: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_message_has_the_headers_and_parts_of_the_contract() {
     let title = "느리게 읽기에 대하여 — 삼 년의 기록";
-    let (smtp, _site, app) = send_one(title).await;
+    let (smtp, site, app) = send_one(title).await;
     let received = smtp.messages();
     let raw = &received[0];
     assert_eq!(raw.rcpt_to, vec!["Reader@example.com".to_string()]);
@@ -77,19 +76,9 @@ async fn every_message_has_the_headers_and_parts_of_the_contract() {
     );
 
     // Deterministic Message-ID per (issue, subscriber).
-    let subscriber = app
-        .store
-        .subscriber_by_email(&posthorn::domain::EmailAddress::parse("reader@example.com").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    let issue = app
-        .store
-        .issue_for_post(app.post("essay").await.unwrap().id)
-        .await
-        .unwrap()
-        .unwrap();
-    let instance = app.store.instance().await.unwrap();
+    let subscriber = site.subscriber(&app, "reader@example.com").await.unwrap();
+    let issue = app.publishing().issue_of("essay").await.unwrap();
+    let instance = app.reports().instance().await.unwrap();
     assert_eq!(
         m.message_id().unwrap(),
         format!("{}.{}.{}@example.com", issue.id, subscriber.id, instance)
@@ -111,7 +100,9 @@ async fn every_message_has_the_headers_and_parts_of_the_contract() {
         .strip_prefix("https://essays.example.com/unsubscribe/")
         .unwrap_or_else(|| panic!("unexpected List-Unsubscribe: {unsubscribe}"));
     assert_eq!(
-        app.tokens.verify(token, Purpose::Unsubscribe, Utc::now()),
+        app.links()
+            .tokens()
+            .verify(token, Purpose::Unsubscribe, Utc::now()),
         Ok(subscriber.id)
     );
     assert_eq!(

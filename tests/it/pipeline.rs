@@ -1,10 +1,10 @@
 //! From a Markdown post to a logged delivery, over real SMTP and a real SQLite file.
 
-mod support;
-
 use chrono::{Duration, Utc};
-use posthorn::delivery::{deliver_due, DeliverOptions};
-use support::{post, Action, SmtpServer, TestSite};
+use std::sync::Arc;
+
+use crate::support::{post, Action, SmtpServer, TestSite};
+use posthorn::delivery::{Stop, Unobserved};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn first_check_sends_no_archive_then_each_new_post_once_to_every_active_subscriber() {
@@ -29,17 +29,15 @@ async fn first_check_sends_no_archive_then_each_new_post_once_to_every_active_su
         ],
     )
     .await;
-    let gone = app
-        .store
-        .subscriber_by_email(&"gone@example.com".parse_email())
+    app.subscriptions()
+        .remove(&"gone@example.com".parse_email(), Utc::now())
         .await
-        .unwrap()
         .unwrap();
-    app.store.unsubscribe(gone.id, Utc::now()).await.unwrap();
 
-    let created = app.store.created_at().await.unwrap();
+    let created = app.reports().created_at().await.unwrap();
     let first = app
-        .run_once(created + Duration::seconds(1), DeliverOptions::default())
+        .tick()
+        .run_once(created + Duration::seconds(1), Stop::default())
         .await
         .unwrap();
     assert_eq!(first.posts.report.new.len(), 2);
@@ -54,7 +52,7 @@ async fn first_check_sends_no_archive_then_each_new_post_once_to_every_active_su
         &post("새 글", created + Duration::seconds(2), "새로운 이야기"),
     );
     let now = created + Duration::minutes(1);
-    let second = app.run_once(now, DeliverOptions::default()).await.unwrap();
+    let second = app.tick().run_once(now, Stop::default()).await.unwrap();
     assert_eq!(second.issues.len(), 1);
     assert_eq!(second.deliveries.sent, 3);
     for address in ["a@example.com", "b@example.com", "c@example.com"] {
@@ -63,13 +61,7 @@ async fn first_check_sends_no_archive_then_each_new_post_once_to_every_active_su
     assert_eq!(smtp.count_for("gone@example.com"), 0);
     assert_eq!(smtp.messages().len(), 3);
 
-    let issue = app
-        .store
-        .issue_for_post(app.post("new").await.unwrap().id)
-        .await
-        .unwrap()
-        .unwrap();
-    let log = app.store.delivery_log(issue.id, None).await.unwrap();
+    let log = site.log(&app, "new").await;
     assert_eq!(log.len(), 3, "one row per active subscriber");
     for row in &log {
         assert_eq!(row.status, "sent");
@@ -82,7 +74,8 @@ async fn first_check_sends_no_archive_then_each_new_post_once_to_every_active_su
     }
 
     let third = app
-        .run_once(now + Duration::minutes(10), DeliverOptions::default())
+        .tick()
+        .run_once(now + Duration::minutes(10), Stop::default())
         .await
         .unwrap();
     assert!(third.issues.is_empty());
@@ -102,29 +95,25 @@ async fn send_again_reaches_only_subscribers_who_lack_the_post() {
     site.add_subscribers(&app, &["a@example.com", "b@example.com"])
         .await;
     let now = Utc::now();
-    app.sync_posts(now).await.unwrap();
-    let essay = app.post("essay").await.unwrap();
+    app.tick().sync_posts(now).await.unwrap();
+    let essay = app.publishing().post("essay").await.unwrap();
     assert!(
         !essay.announce,
         "an archive post is not announced by the scheduler"
     );
 
-    let (issue, queued) = app.queue_post(&essay, now).await.unwrap();
-    assert_eq!(queued, 2);
-    let options = DeliverOptions {
-        issue_id: Some(issue.id),
-        ..Default::default()
-    };
-    assert_eq!(
-        deliver_due(&app, now, options.clone()).await.unwrap().sent,
-        2
-    );
+    let publishing = app.publishing();
+    let deliver =
+        |issue_id| publishing.deliver(issue_id, now, Arc::new(Unobserved), Stop::default());
+    let first = publishing.enqueue(&essay, now).await.unwrap();
+    assert_eq!(first.queued, 2);
+    assert_eq!(deliver(first.issue_id).await.unwrap().sent, 2);
 
     site.add_subscribers(&app, &["c@example.com"]).await;
-    let (again, queued) = app.queue_post(&essay, now).await.unwrap();
-    assert_eq!(again.id, issue.id, "the same issue");
-    assert_eq!(queued, 1);
-    assert_eq!(deliver_due(&app, now, options).await.unwrap().sent, 1);
+    let again = publishing.enqueue(&essay, now).await.unwrap();
+    assert_eq!(again.issue_id, first.issue_id, "the same issue");
+    assert_eq!(again.queued, 1);
+    assert_eq!(deliver(again.issue_id).await.unwrap().sent, 1);
     assert_eq!(smtp.count_for("a@example.com"), 1);
     assert_eq!(smtp.count_for("b@example.com"), 1);
     assert_eq!(smtp.count_for("c@example.com"), 1);
@@ -136,12 +125,12 @@ async fn renaming_or_editing_a_post_keeps_its_identity() {
     let site = TestSite::new(Some(smtp.port));
     let app = site.app().await;
     site.add_subscribers(&app, &["a@example.com"]).await;
-    let created = app.store.created_at().await.unwrap();
+    let created = app.reports().created_at().await.unwrap();
     let date = created + Duration::seconds(1);
     site.write_post("draft-name.md", &post("이름 바꾸기", date, "처음 본문"));
     let now = created + Duration::minutes(1);
-    app.run_once(now, DeliverOptions::default()).await.unwrap();
-    let before = app.post("draft-name").await.unwrap();
+    app.tick().run_once(now, Stop::default()).await.unwrap();
+    let before = app.publishing().post("draft-name").await.unwrap();
     assert_eq!(smtp.messages().len(), 1);
 
     // Moved into a folder, renamed, and edited.
@@ -151,7 +140,8 @@ async fn renaming_or_editing_a_post_keeps_its_identity() {
         &post("이름 바꾸기", date, "고친 본문"),
     );
     let report = app
-        .run_once(now + Duration::minutes(5), DeliverOptions::default())
+        .tick()
+        .run_once(now + Duration::minutes(5), Stop::default())
         .await
         .unwrap();
     assert!(
@@ -160,12 +150,12 @@ async fn renaming_or_editing_a_post_keeps_its_identity() {
         report.posts.report
     );
     assert!(report.issues.is_empty());
-    let after = app.post("final-name").await.unwrap();
+    let after = app.publishing().post("final-name").await.unwrap();
     assert_eq!(after.id, before.id);
     assert_eq!(after.uid, before.uid);
     assert!(after.content_html.contains("고친 본문"));
     assert!(
-        app.post("draft-name").await.is_err(),
+        app.publishing().post("draft-name").await.is_err(),
         "the old slug is gone"
     );
     assert_eq!(
@@ -181,7 +171,7 @@ async fn drafts_email_false_and_scheduled_posts() {
     let site = TestSite::new(Some(smtp.port));
     let app = site.app().await;
     site.add_subscribers(&app, &["a@example.com"]).await;
-    let created = app.store.created_at().await.unwrap();
+    let created = app.reports().created_at().await.unwrap();
     let soon = created + Duration::seconds(1);
     site.write_post(
         "draft.md",
@@ -203,25 +193,22 @@ async fn drafts_email_false_and_scheduled_posts() {
     );
 
     let now = created + Duration::minutes(1);
-    let report = app.run_once(now, DeliverOptions::default()).await.unwrap();
+    let report = app.tick().run_once(now, Stop::default()).await.unwrap();
     assert_eq!(report.posts.report.new.len(), 3);
     assert!(report.issues.is_empty());
     assert!(smtp.messages().is_empty());
-    assert!(app
-        .queue_post(&app.post("draft").await.unwrap(), now)
-        .await
-        .is_err());
-    assert!(app
-        .queue_post(&app.post("feeds-only").await.unwrap(), now)
-        .await
-        .is_err());
-    assert!(app
-        .queue_post(&app.post("later").await.unwrap(), now)
-        .await
-        .is_err());
+    for slug in ["draft", "feeds-only", "later"] {
+        let post = app.publishing().post(slug).await.unwrap();
+        let refused = app.publishing().enqueue(&post, now).await.unwrap_err();
+        assert!(
+            matches!(refused, posthorn::Error::Conflict(_)),
+            "{slug}: {refused}"
+        );
+    }
 
     let report = app
-        .run_once(created + Duration::days(2), DeliverOptions::default())
+        .tick()
+        .run_once(created + Duration::days(2), Stop::default())
         .await
         .unwrap();
     assert_eq!(report.issues.len(), 1);
@@ -250,13 +237,13 @@ async fn smtp_replies_decide_sent_retrying_failed_and_a_down_server_loses_nothin
         ],
     )
     .await;
-    let created = app.store.created_at().await.unwrap();
+    let created = app.reports().created_at().await.unwrap();
     site.write_post(
         "p.md",
         &post("Post", created + Duration::seconds(1), "Body"),
     );
     let now = created + Duration::minutes(1);
-    let report = app.run_once(now, DeliverOptions::default()).await.unwrap();
+    let report = app.tick().run_once(now, Stop::default()).await.unwrap();
     assert_eq!(
         (
             report.deliveries.sent,
@@ -266,13 +253,7 @@ async fn smtp_replies_decide_sent_retrying_failed_and_a_down_server_loses_nothin
         (1, 1, 2)
     );
 
-    let issue = app
-        .store
-        .issue_for_post(app.post("p").await.unwrap().id)
-        .await
-        .unwrap()
-        .unwrap();
-    let log = app.store.delivery_log(issue.id, None).await.unwrap();
+    let log = site.log(&app, "p").await;
     let row = |email: &str| log.iter().find(|r| r.email == email).unwrap().clone();
     assert_eq!(row("busy@example.com").status, "retrying");
     assert!(row("busy@example.com").smtp_reply.unwrap().contains("451"));
@@ -286,7 +267,8 @@ async fn smtp_replies_decide_sent_retrying_failed_and_a_down_server_loses_nothin
 
     // Nothing is due until the backoff has passed; then the transient one goes out.
     assert_eq!(
-        app.run_once(now + Duration::seconds(5), DeliverOptions::default())
+        app.tick()
+            .run_once(now + Duration::seconds(5), Stop::default())
             .await
             .unwrap()
             .deliveries
@@ -295,7 +277,8 @@ async fn smtp_replies_decide_sent_retrying_failed_and_a_down_server_loses_nothin
     );
     smtp.set_rule(|_| Action::Accept);
     let later = app
-        .run_once(now + Duration::hours(1), DeliverOptions::default())
+        .tick()
+        .run_once(now + Duration::hours(1), Stop::default())
         .await
         .unwrap();
     assert_eq!(
@@ -313,25 +296,20 @@ async fn smtp_replies_decide_sent_retrying_failed_and_a_down_server_loses_nothin
     let app = site.app().await;
     site.add_subscribers(&app, &["a@example.com", "b@example.com"])
         .await;
-    let created = app.store.created_at().await.unwrap();
+    let created = app.reports().created_at().await.unwrap();
     site.write_post(
         "p.md",
         &post("Post", created + Duration::seconds(1), "Body"),
     );
     let report = app
-        .run_once(created + Duration::minutes(1), DeliverOptions::default())
+        .tick()
+        .run_once(created + Duration::minutes(1), Stop::default())
         .await
         .unwrap();
     assert_eq!(report.deliveries.sent, 0);
     assert_eq!(report.deliveries.failed, 0);
     assert_eq!(report.deliveries.deferred, 2);
-    let issue = app
-        .store
-        .issue_for_post(app.post("p").await.unwrap().id)
-        .await
-        .unwrap()
-        .unwrap();
-    for row in app.store.delivery_log(issue.id, None).await.unwrap() {
+    for row in site.log(&app, "p").await {
         assert_eq!(row.attempts, 0, "{row:?}");
         assert!(
             matches!(row.status.as_str(), "queued" | "retrying"),

@@ -1,11 +1,8 @@
 //! Feed correctness: every rule is checked on feeds parsed back with the `rss` and
 //! `atom_syndication` crates (and serde for JSON Feed).
 
-mod support;
-
+use crate::support::TestSite;
 use chrono::{DateTime, Datelike, Duration, Utc};
-use posthorn::site;
-use support::TestSite;
 
 fn write_posts(site: &TestSite) {
     site.write_post(
@@ -32,8 +29,8 @@ fn write_posts(site: &TestSite) {
 
 async fn feeds_of(site: &TestSite) -> (String, String, serde_json::Value) {
     let app = site.app().await;
-    app.sync_posts(Utc::now()).await.unwrap();
-    let snapshot = site::snapshot(&app, Utc::now()).await.unwrap();
+    app.tick().sync_posts(Utc::now()).await.unwrap();
+    let snapshot = app.site().snapshot(Utc::now()).await.unwrap();
     let body = |path: &str| {
         String::from_utf8(
             snapshot
@@ -292,11 +289,13 @@ async fn a_scheduled_post_appears_when_its_date_comes() {
     let site = TestSite::new(None);
     let app = site.app().await;
     let soon = Utc::now() + Duration::hours(1);
-    site.write_post("soon.md", &support::post("곧", soon, "본문"));
-    app.sync_posts(Utc::now()).await.unwrap();
-    let now = site::snapshot(&app, Utc::now()).await.unwrap();
+    site.write_post("soon.md", &crate::support::post("곧", soon, "본문"));
+    app.tick().sync_posts(Utc::now()).await.unwrap();
+    let now = app.site().snapshot(Utc::now()).await.unwrap();
     assert!(now.posts.is_empty());
-    let later = site::snapshot(&app, soon + Duration::minutes(1))
+    let later = app
+        .site()
+        .snapshot(soon + Duration::minutes(1))
         .await
         .unwrap();
     assert_eq!(later.posts.len(), 1);

@@ -2,18 +2,15 @@
 //! test drives, bounces, concurrent senders, a kill -9 mid-send, unsubscribing
 //! mid-send, digests, graceful stop and the scheduler's non-overlapping ticks.
 
-mod support;
-
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
+use crate::support::{post, Action, SmtpServer, TestSite};
 use chrono::{Duration, Utc};
-use posthorn::delivery::{deliver_due, DeliverOptions};
+use posthorn::delivery::Stop;
 use posthorn::domain::{EmailAddress, SubscriberStatus};
 use posthorn::schedule::Ticker;
-use support::{post, Action, SmtpServer, TestSite};
 
 fn addresses(n: usize) -> Vec<String> {
     (0..n)
@@ -24,31 +21,6 @@ fn addresses(n: usize) -> Vec<String> {
 async fn add(site: &TestSite, app: &posthorn::App, emails: &[String]) {
     let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
     site.add_subscribers(app, &refs).await;
-}
-
-/// Waits (bounded) until the server has `n` messages; the sender runs concurrently.
-async fn wait_for(smtp: &SmtpServer, n: usize) {
-    for _ in 0..2000 {
-        if smtp.len() >= n {
-            return;
-        }
-        tokio::time::sleep(StdDuration::from_millis(5)).await;
-    }
-    panic!("the server got {} messages, expected {n}", smtp.len());
-}
-
-async fn log_by_email(
-    app: &posthorn::App,
-    slug: &str,
-) -> HashMap<String, posthorn::store::DeliveryLogRow> {
-    let issue = app.issue_of(slug).await.unwrap();
-    app.store
-        .delivery_log(issue.id, None)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| (r.email.clone(), r))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -73,9 +45,9 @@ async fn every_smtp_failure_class_is_classified() {
     let emails: Vec<String> = names.iter().map(|n| format!("{n}@example.com")).collect();
     add(&site, &app, &emails).await;
     let now = site.new_post(&app, "p.md", "글").await;
-    app.run_once(now, DeliverOptions::default()).await.unwrap();
+    app.tick().run_once(now, Stop::default()).await.unwrap();
 
-    let log = log_by_email(&app, "p").await;
+    let log = site.log_by_email(&app, "p").await;
     let status = |name: &str| log[&format!("{name}@example.com")].status.clone();
     assert_eq!(status("ok"), "sent");
     for transient in ["rcpt451", "data421", "drop", "dropdata", "stall"] {
@@ -123,10 +95,10 @@ async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requ
     let app = site.app().await;
     add(&site, &app, &["busy@example.com".to_string()]).await;
     let t0 = site.new_post(&app, "p.md", "글").await;
-    let tick = |at| app.run_once(at, DeliverOptions::default());
+    let tick = |at| app.tick().run_once(at, Stop::default());
 
     tick(t0).await.unwrap();
-    let row = log_by_email(&app, "p").await["busy@example.com"].clone();
+    let row = site.log_by_email(&app, "p").await["busy@example.com"].clone();
     assert_eq!((row.status.as_str(), row.attempts), ("retrying", 1));
     let wait = (row.next_attempt_at.unwrap() - t0).num_seconds();
     assert!(
@@ -145,7 +117,7 @@ async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requ
     );
     let t1 = t0 + Duration::seconds(80);
     tick(t1).await.unwrap();
-    let row = log_by_email(&app, "p").await["busy@example.com"].clone();
+    let row = site.log_by_email(&app, "p").await["busy@example.com"].clone();
     assert_eq!((row.status.as_str(), row.attempts), ("retrying", 2));
     let wait = (row.next_attempt_at.unwrap() - t1).num_seconds();
     assert!(
@@ -155,7 +127,7 @@ async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requ
 
     // The third attempt is the last.
     tick(t1 + Duration::minutes(5)).await.unwrap();
-    let row = log_by_email(&app, "p").await["busy@example.com"].clone();
+    let row = site.log_by_email(&app, "p").await["busy@example.com"].clone();
     assert_eq!((row.status.as_str(), row.attempts), ("failed", 3));
     assert_eq!(
         tick(t1 + Duration::hours(5))
@@ -170,16 +142,15 @@ async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requ
 
     // `posthorn retry` queues it again with a fresh budget; the server now accepts.
     smtp.set_rule(|_| Action::Accept);
-    let issue = app.issue_of("p").await.unwrap();
     assert_eq!(
-        app.store
-            .retry_failed(issue.id, t1 + Duration::hours(6))
+        app.publishing()
+            .retry_failed("p", t1 + Duration::hours(6))
             .await
             .unwrap(),
         1
     );
     tick(t1 + Duration::hours(6)).await.unwrap();
-    let row = log_by_email(&app, "p").await["busy@example.com"].clone();
+    let row = site.log_by_email(&app, "p").await["busy@example.com"].clone();
     assert_eq!(
         (row.status.as_str(), row.attempts),
         ("sent", 4),
@@ -209,30 +180,30 @@ async fn repeated_permanent_failures_bounce_an_address() {
         ],
     )
     .await;
-    let created = app.store.created_at().await.unwrap();
+    let created = app.reports().created_at().await.unwrap();
     for i in 1..=3 {
         site.write_post(
             &format!("p{i}.md"),
             &post(&format!("글 {i}"), created + Duration::seconds(i), "본문"),
         );
     }
-    app.run_once(created + Duration::minutes(1), DeliverOptions::default())
+    app.tick()
+        .run_once(created + Duration::minutes(1), Stop::default())
         .await
         .unwrap();
-    let gone = app
-        .store
-        .subscriber_by_email(&EmailAddress::parse("gone@example.com").unwrap())
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(gone.status, SubscriberStatus::Bounced, "three 5xx in a row");
+    assert_eq!(
+        site.status_of(&app, "gone@example.com").await,
+        Some(SubscriberStatus::Bounced),
+        "three 5xx in a row"
+    );
 
     site.write_post(
         "p4.md",
         &post("글 4", created + Duration::seconds(4), "본문"),
     );
     let report = app
-        .run_once(created + Duration::minutes(2), DeliverOptions::default())
+        .tick()
+        .run_once(created + Duration::minutes(2), Stop::default())
         .await
         .unwrap();
     assert_eq!(
@@ -252,12 +223,9 @@ async fn two_senders_on_one_database_send_each_message_once() {
     let emails = addresses(2000);
     add(&site, &a, &emails).await;
     let now = site.new_post(&a, "p.md", "글").await;
-    a.sync_posts(now).await.unwrap();
-    a.create_due_issues(now).await.unwrap();
-    let (ra, rb) = tokio::join!(
-        deliver_due(&a, now, DeliverOptions::default()),
-        deliver_due(&b, now, DeliverOptions::default())
-    );
+    a.tick().sync_posts(now).await.unwrap();
+    a.tick().create_due_issues(now).await.unwrap();
+    let (ra, rb) = tokio::join!(a.tick().deliver_due(now), b.tick().deliver_due(now));
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert_eq!(ra.sent + rb.sent, 2000);
     assert_eq!(smtp.len(), 2000);
@@ -298,7 +266,7 @@ async fn a_sender_killed_mid_send_loses_nobody_and_resends_only_what_was_in_flig
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(&smtp, 1500).await;
+    smtp.wait_for(1500).await;
     sender.start_kill().unwrap(); // SIGKILL
     sender.wait().await.unwrap();
     let at_kill = smtp.len();
@@ -335,7 +303,7 @@ async fn a_sender_killed_mid_send_loses_nobody_and_resends_only_what_was_in_flig
         "{duplicates} duplicates after a kill at {at_kill}"
     );
     let app = site.app().await;
-    let log = log_by_email(&app, "essay").await;
+    let log = site.log_by_email(&app, "essay").await;
     assert_eq!(log.len(), 5000);
     assert!(
         log.values().all(|r| r.status == "sent"),
@@ -353,26 +321,24 @@ async fn unsubscribing_during_a_send_stops_the_remaining_messages() {
     let emails = addresses(2000);
     add(&site, &app, &emails).await;
     let now = site.new_post(&app, "p.md", "글").await;
-    app.sync_posts(now).await.unwrap();
-    app.create_due_issues(now).await.unwrap();
+    app.tick().sync_posts(now).await.unwrap();
+    app.tick().create_due_issues(now).await.unwrap();
     let sender = {
         let app = app.clone();
-        tokio::spawn(async move { deliver_due(&app, now, DeliverOptions::default()).await })
+        tokio::spawn(async move { app.tick().deliver_due(now).await })
     };
-    wait_for(&smtp, 200).await;
+    smtp.wait_for(200).await;
     let leaving = &emails[1900..];
     for email in leaving {
-        let s = app
-            .store
-            .subscriber_by_email(&EmailAddress::parse(email).unwrap())
+        let email = EmailAddress::parse(email).unwrap();
+        app.subscriptions()
+            .remove(&email, Utc::now())
             .await
-            .unwrap()
             .unwrap();
-        app.store.unsubscribe(s.id, Utc::now()).await.unwrap();
     }
     let report = sender.await.unwrap().unwrap();
     assert_eq!(report.sent, 1900);
-    let log = log_by_email(&app, "p").await;
+    let log = site.log_by_email(&app, "p").await;
     for email in leaving {
         assert_eq!(smtp.count_for(email), 0, "{email}");
         assert_eq!(log[email].status, "skipped");
@@ -391,10 +357,11 @@ async fn digest_mode_sends_one_email_with_every_new_post() {
         &["a@example.com".to_string(), "b@example.com".to_string()],
     )
     .await;
-    let created = app.store.created_at().await.unwrap();
+    let created = app.reports().created_at().await.unwrap();
     let now = created + Duration::minutes(1);
     assert!(
-        app.run_once(now, DeliverOptions::default())
+        app.tick()
+            .run_once(now, Stop::default())
             .await
             .unwrap()
             .issues
@@ -411,7 +378,7 @@ async fn digest_mode_sends_one_email_with_every_new_post() {
             ),
         );
     }
-    let report = app.run_once(now, DeliverOptions::default()).await.unwrap();
+    let report = app.tick().run_once(now, Stop::default()).await.unwrap();
     assert_eq!(report.issues.len(), 1, "one digest");
     assert_eq!(report.deliveries.sent, 2, "one email per subscriber");
     let messages = smtp.messages();
@@ -432,12 +399,13 @@ async fn digest_mode_sends_one_email_with_every_new_post() {
     // Every post of the digest belongs to it; the next tick sends nothing.
     for slug in ["p0", "p1", "p2"] {
         assert_eq!(
-            app.issue_of(slug).await.unwrap().id,
+            app.publishing().issue_of(slug).await.unwrap().id,
             report.issues[0].issue_id
         );
     }
     assert!(app
-        .run_once(now + Duration::minutes(10), DeliverOptions::default())
+        .tick()
+        .run_once(now + Duration::minutes(10), Stop::default())
         .await
         .unwrap()
         .issues
@@ -448,50 +416,39 @@ async fn digest_mode_sends_one_email_with_every_new_post() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_graceful_stop_records_what_was_sent_and_leaves_the_rest_queued() {
     let smtp = SmtpServer::start().await;
-    smtp.set_delay(StdDuration::from_millis(2));
     let site = TestSite::new(Some(smtp.port));
     let app = site.app().await;
     let emails = addresses(1000);
     add(&site, &app, &emails).await;
     let now = site.new_post(&app, "p.md", "글").await;
-    app.sync_posts(now).await.unwrap();
-    app.create_due_issues(now).await.unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
+    app.tick().sync_posts(now).await.unwrap();
+    app.tick().create_due_issues(now).await.unwrap();
+    // Every worker's first message waits at the server: four sends are in flight.
+    smtp.close_gate();
+    let stop = Stop::default();
     let sender = {
         let (app, stop) = (app.clone(), stop.clone());
-        tokio::spawn(async move {
-            deliver_due(
-                &app,
-                now,
-                DeliverOptions {
-                    stop: Some(stop),
-                    ..Default::default()
-                },
-            )
-            .await
-        })
+        tokio::spawn(async move { app.tick().run_once(now, stop).await })
     };
-    wait_for(&smtp, 100).await;
-    stop.store(true, Ordering::Relaxed);
-    let report = sender.await.unwrap().unwrap();
+    smtp.wait_held(4).await;
+    stop.stop();
+    smtp.open_gate();
+    let report = sender.await.unwrap().unwrap().deliveries;
     assert_eq!(
-        report.sent as usize,
-        smtp.len(),
-        "every message that went out is recorded"
+        report.sent, 4,
+        "the sends in flight finish and are recorded"
     );
-    assert!(report.sent < 1000);
-    let log = log_by_email(&app, "p").await;
+    assert_eq!(smtp.len(), 4);
+    let log = site.log_by_email(&app, "p").await;
     assert!(
         log.values()
             .all(|r| r.status == "sent" || r.status == "queued"),
         "nothing left mid-send"
     );
     let queued = log.values().filter(|r| r.status == "queued").count();
-    assert_eq!(queued, 1000 - report.sent as usize);
+    assert_eq!(queued, 996);
 
-    let rest = deliver_due(&app, now, DeliverOptions::default())
-        .await
-        .unwrap();
+    let rest = app.tick().deliver_due(now).await.unwrap();
     assert_eq!(rest.sent as usize, queued);
     for email in &emails {
         assert_eq!(smtp.count_for(email), 1, "{email}");
@@ -501,26 +458,27 @@ async fn a_graceful_stop_records_what_was_sent_and_leaves_the_rest_queued() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tick_still_running_is_not_started_twice() {
     let smtp = SmtpServer::start().await;
-    smtp.set_delay(StdDuration::from_millis(5));
     let site = TestSite::new(Some(smtp.port));
     let app = site.app().await;
     add(&site, &app, &addresses(200)).await;
     // Dated just after the database was made: new, and already published.
-    let created = app.store.created_at().await.unwrap();
+    let created = app.reports().created_at().await.unwrap();
     site.write_post(
         "p.md",
         &post("글", created + Duration::milliseconds(1), "본문"),
     );
-    let ticker = Arc::new(Ticker::new(app.clone(), Arc::new(AtomicBool::new(false))));
+    smtp.close_gate();
+    let ticker = Arc::new(Ticker::new(app.tick().clone(), Stop::default()));
     let first = {
         let ticker = ticker.clone();
         tokio::spawn(async move { ticker.tick().await })
     };
-    wait_for(&smtp, 1).await;
+    smtp.wait_held(1).await;
     assert!(
         ticker.tick().await.is_none(),
         "the second tick is skipped while the first runs"
     );
+    smtp.open_gate();
     let report = first.await.unwrap().expect("the first tick ran").unwrap();
     assert_eq!(report.deliveries.sent, 200);
     assert_eq!(smtp.len(), 200);
@@ -563,10 +521,10 @@ async fn a_server_deferring_ten_percent_ends_with_everyone_delivered_once() {
     let app = site.app().await;
     let emails = addresses(2000);
     add(&site, &app, &emails).await;
-    let created = app.store.created_at().await.unwrap();
+    let created = app.reports().created_at().await.unwrap();
     site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
     let mut now = created + Duration::minutes(1);
-    let first = app.run_once(now, DeliverOptions::default()).await.unwrap();
+    let first = app.tick().run_once(now, Stop::default()).await.unwrap();
     assert!(
         first.deliveries.retrying > 100,
         "about a tenth deferred: {:?}",
@@ -575,9 +533,9 @@ async fn a_server_deferring_ten_percent_ends_with_everyone_delivered_once() {
     // Later ticks (the clock moved, not waited for) deliver the rest.
     for _ in 0..6 {
         now += Duration::hours(1);
-        app.run_once(now, DeliverOptions::default()).await.unwrap();
+        app.tick().run_once(now, Stop::default()).await.unwrap();
     }
-    let log = log_by_email(&app, "p").await;
+    let log = site.log_by_email(&app, "p").await;
     assert!(
         log.values().all(|r| r.status == "sent"),
         "everyone delivered"
@@ -659,7 +617,7 @@ async fn one_subscriber_with_many_issues_in_one_batch_gets_them_all() {
     site.set_config("concurrency = 4", "concurrency = 1");
     let app = site.app().await;
     add(&site, &app, &["only@example.com".to_string()]).await;
-    let created = app.store.created_at().await.unwrap();
+    let created = app.reports().created_at().await.unwrap();
     for i in 0..20 {
         site.write_post(
             &format!("p{i}.md"),
@@ -671,7 +629,8 @@ async fn one_subscriber_with_many_issues_in_one_batch_gets_them_all() {
         );
     }
     let report = app
-        .run_once(created + Duration::minutes(1), DeliverOptions::default())
+        .tick()
+        .run_once(created + Duration::minutes(1), Stop::default())
         .await
         .unwrap();
     assert_eq!(report.issues.len(), 20);

@@ -5,9 +5,12 @@
 pub mod postgres;
 pub mod smtp;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+use posthorn::domain::{EmailAddress, SubscriberStatus};
+use posthorn::store::{DeliveryLogRow, Subscriber};
 use posthorn::{App, Config};
 use tempfile::TempDir;
 
@@ -154,7 +157,7 @@ from = "Jerry <essays@example.com>"
     /// Writes `file`, dated one second after the database was made (so it is a new
     /// post, not archive), and returns a clock reading when it is due: a minute on.
     pub async fn new_post(&self, app: &App, file: &str, title: &str) -> DateTime<Utc> {
-        let created = app.store.created_at().await.expect("created_at");
+        let created = app.reports().created_at().await.expect("created_at");
         self.write_post(
             file,
             &post(title, created + chrono::Duration::seconds(1), "본문"),
@@ -162,25 +165,73 @@ from = "Jerry <essays@example.com>"
         created + chrono::Duration::minutes(1)
     }
 
+    /// Adds active subscribers, as `posthorn subscribers import` does.
     pub async fn add_subscribers(&self, app: &App, emails: &[&str]) {
         let rows: Vec<_> = emails
             .iter()
-            .map(|e| {
-                (
-                    posthorn::domain::EmailAddress::parse(e).expect("valid"),
-                    String::new(),
-                )
-            })
+            .map(|e| (EmailAddress::parse(e).expect("valid"), String::new()))
             .collect();
-        app.store
-            .add_subscribers(
-                &rows,
-                posthorn::domain::SubscriberStatus::Active,
-                Utc::now(),
-            )
+        app.subscriptions()
+            .import(&rows, Utc::now())
             .await
             .expect("add subscribers");
     }
+
+    pub async fn subscriber(&self, app: &App, email: &str) -> Option<Subscriber> {
+        let email = EmailAddress::parse(email).expect("valid");
+        app.subscriptions()
+            .subscriber(&email)
+            .await
+            .expect("look up a subscriber")
+    }
+
+    pub async fn status_of(&self, app: &App, email: &str) -> Option<SubscriberStatus> {
+        self.subscriber(app, email).await.map(|s| s.status)
+    }
+
+    /// The delivery log of the issue of `slug`, in row order.
+    pub async fn log(&self, app: &App, slug: &str) -> Vec<DeliveryLogRow> {
+        app.reports()
+            .delivery_log(slug, None)
+            .await
+            .expect("delivery log")
+    }
+
+    /// The delivery log of the issue of `slug`, by address.
+    pub async fn log_by_email(&self, app: &App, slug: &str) -> HashMap<String, DeliveryLogRow> {
+        self.log(app, slug)
+            .await
+            .into_iter()
+            .map(|r| (r.email.clone(), r))
+            .collect()
+    }
+
+    /// The messages the file transport wrote to `outbox/`, by file name.
+    pub fn outbox(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let dir = self.path().join("outbox");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<PathBuf> = entries
+            .map(|e| e.expect("outbox entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect();
+        files.sort();
+        files
+            .into_iter()
+            .map(|p| {
+                let bytes = std::fs::read(&p).expect("read .eml");
+                (p, bytes)
+            })
+            .collect()
+    }
+}
+
+/// Parses a message as a mail client would.
+pub fn parse_message(bytes: &[u8]) -> mail_parser::Message<'_> {
+    mail_parser::MessageParser::default()
+        .parse(bytes)
+        .expect("a parsable message")
 }
 
 /// A post file with TOML front matter.
@@ -216,11 +267,11 @@ impl RunningServer {
             site.set_config("https://essays.example.com", &base);
         }
         let app = site.app().await;
-        app.sync_posts(Utc::now()).await.expect("sync");
+        app.tick().sync_posts(Utc::now()).await.expect("sync");
         let server = posthorn::web::Server::on(app.clone(), listener)
             .await
             .expect("server");
-        let cache = server.site.clone();
+        let cache = server.site();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.run(async {
             let _ = stopped.await;

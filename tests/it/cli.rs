@@ -1,9 +1,7 @@
 //! The command line as a user runs it: the real binary, a real SQLite file.
 
-mod support;
-
+use crate::support::{post, SmtpServer, TestSite};
 use chrono::{Duration, Utc};
-use support::{post, SmtpServer, TestSite};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn init_import_check_send_status_on_the_default_file_transport() {
@@ -300,7 +298,7 @@ async fn two_checks_at_once_send_each_subscriber_the_issue_once() {
     );
     assert_eq!(a.code, 0, "{}", a.stderr);
     assert_eq!(b.code, 0, "{}", b.stderr);
-    let sent = |o: &support::CliOutput| {
+    let sent = |o: &crate::support::CliOutput| {
         let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
         v["deliveries"]["sent"].as_u64().unwrap()
     };

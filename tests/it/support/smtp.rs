@@ -1,11 +1,15 @@
 //! A small SMTP server over real TCP for the tests. It records every message it
 //! accepts and can be told, per recipient, to refuse, fail after DATA, drop the
-//! connection or stall.
+//! connection or stall. Its gate holds every message at the end of DATA until the
+//! test opens it, so a test can stop a sender while sends are surely in flight.
 
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -19,9 +23,7 @@ pub struct Received {
 
 impl Received {
     pub fn parsed(&self) -> mail_parser::Message<'_> {
-        mail_parser::MessageParser::default()
-            .parse(&self.data)
-            .expect("a parsable message")
+        super::parse_message(&self.data)
     }
 }
 
@@ -51,7 +53,16 @@ pub struct SmtpServer {
     connections: Arc<AtomicUsize>,
     /// Waited before answering the end of each message: a slow server.
     delay: Arc<Mutex<std::time::Duration>>,
+    /// True while messages may pass the end of DATA.
+    gate: Arc<watch::Sender<bool>>,
+    /// Messages waiting at the closed gate.
+    held: Arc<AtomicUsize>,
+    /// Told of every message taken and every one held.
+    changed: Arc<Notify>,
 }
+
+/// How long a test waits for the server before it fails.
+const PATIENCE: Duration = Duration::from_secs(60);
 
 impl SmtpServer {
     pub async fn start() -> SmtpServer {
@@ -63,6 +74,9 @@ impl SmtpServer {
             rule: Arc::new(Mutex::new(Box::new(|_| Action::Accept))),
             connections: Default::default(),
             delay: Default::default(),
+            gate: Arc::new(watch::channel(true).0),
+            held: Default::default(),
+            changed: Default::default(),
         };
         let s = server.clone();
         tokio::spawn(async move {
@@ -85,6 +99,51 @@ impl SmtpServer {
     /// Makes every message take at least `delay` to be accepted.
     pub fn set_delay(&self, delay: std::time::Duration) {
         *self.delay.lock().unwrap() = delay;
+    }
+
+    /// From now on, every message waits at the end of DATA until [`Self::open_gate`].
+    pub fn close_gate(&self) {
+        self.gate.send_replace(false);
+    }
+
+    pub fn open_gate(&self) {
+        self.gate.send_replace(true);
+    }
+
+    /// Messages waiting at the closed gate now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Waits (bounded) until `held` messages wait at the gate.
+    pub async fn wait_held(&self, held: usize) {
+        self.wait_until(|s| s.held() >= held, &format!("{held} held messages"))
+            .await;
+    }
+
+    /// Waits (bounded) until the server has taken `n` messages; a sender runs meanwhile.
+    pub async fn wait_for(&self, n: usize) {
+        self.wait_until(|s| s.len() >= n, &format!("{n} messages"))
+            .await;
+    }
+
+    async fn wait_until(&self, done: impl Fn(&SmtpServer) -> bool, what: &str) {
+        let waited = tokio::time::timeout(PATIENCE, async {
+            loop {
+                let changed = self.changed.notified();
+                if done(self) {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "waited {PATIENCE:?} for {what}; the server has {} messages and holds {}",
+            self.len(),
+            self.held()
+        );
     }
 
     pub fn len(&self) -> usize {
@@ -203,6 +262,13 @@ impl SmtpServer {
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
+                let mut gate = self.gate.subscribe();
+                if !*gate.borrow_and_update() {
+                    self.held.fetch_add(1, Ordering::SeqCst);
+                    self.changed.notify_waiters();
+                    let _ = gate.wait_for(|open| *open).await;
+                    self.held.fetch_sub(1, Ordering::SeqCst);
+                }
                 match data_reply.take() {
                     Some((code, text)) => {
                         write
@@ -219,6 +285,7 @@ impl SmtpServer {
                             });
                             messages.len()
                         };
+                        self.changed.notify_waiters();
                         write
                             .write_all(format!("250 2.0.0 Ok: queued as T{n}\r\n").as_bytes())
                             .await?;

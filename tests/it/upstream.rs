@@ -2,19 +2,17 @@
 //! test changes between ticks, with ETags, 304s, errors, a slow answer, a
 //! truncated body and a permanent redirect.
 
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
+use crate::support::{SmtpServer, TestSite};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Duration, Utc};
-use posthorn::delivery::DeliverOptions;
-use support::{SmtpServer, TestSite};
+use posthorn::delivery::Stop;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -74,7 +72,7 @@ async fn serve_feed(State(blog): State<Arc<Blog>>, headers: HeaderMap) -> Respon
     blog.requests.fetch_add(1, Ordering::SeqCst);
     let mode = *blog.mode.lock().unwrap();
     let body = blog.body.lock().unwrap().clone();
-    let etag = format!("\"{}\"", posthorn::posts::hex(&sha2_digest(&body)));
+    let etag = format!("\"{}\"", posthorn::domain::hex(&sha2_digest(&body)));
     match mode {
         Mode::Status(code) => return StatusCode::from_u16(code).unwrap().into_response(),
         Mode::Slow => tokio::time::sleep(StdDuration::from_secs(5)).await,
@@ -175,7 +173,8 @@ async fn site_following(
 }
 
 async fn tick(app: &posthorn::App) -> posthorn::app::TickReport {
-    app.run_once(Utc::now(), DeliverOptions::default())
+    app.tick()
+        .run_once(Utc::now(), Stop::default())
         .await
         .unwrap()
 }
@@ -219,7 +218,7 @@ async fn the_first_fetch_sends_nothing_a_new_entry_goes_out_once_and_304s_send_n
     assert!(first.issues.is_empty(), "the first fetch mails nothing");
     assert_eq!(smtp.len(), 0);
     // The archive is in the feeds.
-    let snapshot = posthorn::site::snapshot(&app, Utc::now()).await.unwrap();
+    let snapshot = app.site().snapshot(Utc::now()).await.unwrap();
     assert_eq!(snapshot.posts.len(), 2);
 
     // Nothing changed: a conditional request, answered 304.
@@ -285,7 +284,7 @@ async fn a_changed_guid_with_a_known_link_is_an_update_not_a_new_post() {
     );
     let (_site, app) = site_following(&blog, "/feed", &smtp).await;
     tick(&app).await;
-    let post = app.post("essay").await.unwrap();
+    let post = app.publishing().post("essay").await.unwrap();
     assert!(
         post.content_html.contains("처음"),
         "content:encoded is the content"
@@ -299,7 +298,7 @@ async fn a_changed_guid_with_a_known_link_is_an_update_not_a_new_post() {
     let entries = report.upstream.unwrap().entries.unwrap();
     assert!(entries.new.is_empty(), "{entries:?}");
     assert_eq!(entries.updated.len(), 1);
-    let updated = app.post("essay").await.unwrap();
+    let updated = app.publishing().post("essay").await.unwrap();
     assert_eq!(updated.id, post.id);
     assert!(updated.content_html.contains("고친 본문"));
     assert!(report.issues.is_empty());
@@ -313,7 +312,7 @@ async fn fetch_errors_change_nothing_and_the_next_good_fetch_works() {
     blog.set(tistory(None), "application/rss+xml");
     let (site, app) = site_following(&blog, "/feed", &smtp).await;
     tick(&app).await;
-    let before = app.store.sources().await.unwrap()[0].clone();
+    let before = app.reports().sources().await.unwrap()[0].clone();
 
     blog.set(
         tistory(Some(Item {
@@ -342,7 +341,7 @@ async fn fetch_errors_change_nothing_and_the_next_good_fetch_works() {
             upstream.error
         );
         assert!(report.issues.is_empty(), "{mode:?}");
-        let after = app.store.sources().await.unwrap()[0].clone();
+        let after = app.reports().sources().await.unwrap()[0].clone();
         assert_eq!(
             (after.etag, after.entries),
             (before.etag.clone(), before.entries),
@@ -404,13 +403,16 @@ async fn scripts_are_removed_and_atom_euc_kr_and_redirects_work() {
     // Configured at an old address that redirects permanently.
     let (_site, app) = site_following(&blog, "/old-feed", &smtp).await;
     tick(&app).await;
-    let source = app.store.sources().await.unwrap()[0].clone();
+    let source = app.reports().sources().await.unwrap()[0].clone();
     assert_eq!(
         source.fetch_url,
         format!("{}/feed", blog.base),
         "the permanent redirect is remembered"
     );
-    assert_eq!(app.post("old").await.unwrap().title, "오래된 글");
+    assert_eq!(
+        app.publishing().post("old").await.unwrap().title,
+        "오래된 글"
+    );
 
     let now = Utc::now()
         .with_timezone(&chrono_tz::Asia::Seoul)
@@ -447,7 +449,8 @@ async fn scripts_are_removed_and_atom_euc_kr_and_redirects_work() {
     tick(&app2).await;
     // A numeric link (Tistory: /123) gives a slug from the title.
     assert_eq!(
-        app2.post("첫-글")
+        app2.publishing()
+            .post("첫-글")
             .await
             .map(|p| p.title)
             .unwrap_or_default(),

@@ -1,12 +1,10 @@
 //! The site over real HTTP: media types, validators, 304s, HEAD, gzip, pages.
 
-mod support;
-
 use std::io::Read;
 
+use crate::support::{RunningServer, TestSite};
 use chrono::Utc;
 use reqwest::header;
-use support::{RunningServer, TestSite};
 
 async fn start(site: &TestSite) -> RunningServer {
     RunningServer::start(site, false).await
@@ -135,7 +133,7 @@ async fn gzip_when_asked_and_the_cache_follows_the_posts() {
         "new.md",
         "+++\ntitle = \"새 글\"\ndate = \"2026-11-10\"\n+++\n새 글 본문\n",
     );
-    s.app.sync_posts(Utc::now()).await.unwrap();
+    s.app.tick().sync_posts(Utc::now()).await.unwrap();
     assert!(s.site.refresh().await.unwrap());
     let r = s
         .client

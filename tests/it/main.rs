@@ -1,0 +1,16 @@
+//! posthorn's integration tests: one binary (one link of the whole dependency
+//! tree), a module per area, and one support module with the real parts: an SMTP
+//! server over TCP, a site in a temp folder with its SQLite file (or its own
+//! PostgreSQL database), the running web server, the real binary.
+
+mod support;
+
+mod browser;
+mod cli;
+mod delivery;
+mod email;
+mod feeds;
+mod pipeline;
+mod subscribe;
+mod upstream;
+mod web;

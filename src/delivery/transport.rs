@@ -301,7 +301,8 @@ impl ConfiguredTransport {
 
 pub enum ConfiguredSession {
     File(FileTransport),
-    Smtp(SmtpSession),
+    /// Boxed: a live SMTP connection is large, a file session tiny.
+    Smtp(Box<SmtpSession>),
 }
 
 impl Transport for ConfiguredTransport {
@@ -309,7 +310,7 @@ impl Transport for ConfiguredTransport {
     fn session(&self) -> ConfiguredSession {
         match self {
             ConfiguredTransport::File(t) => ConfiguredSession::File(t.session()),
-            ConfiguredTransport::Smtp(t) => ConfiguredSession::Smtp(t.session()),
+            ConfiguredTransport::Smtp(t) => ConfiguredSession::Smtp(Box::new(t.session())),
         }
     }
 }
@@ -325,7 +326,7 @@ impl Session for ConfiguredSession {
     async fn close(self) {
         match self {
             ConfiguredSession::File(s) => s.close().await,
-            ConfiguredSession::Smtp(s) => s.close().await,
+            ConfiguredSession::Smtp(s) => (*s).close().await,
         }
     }
 }

@@ -150,7 +150,29 @@ impl Store {
                         .await
                         .db("switching to WAL mode")?;
                 }
-                SQLITE_MIGRATIONS.run(&self.pool).await?;
+                // A migration that rebuilds a table (to add a CHECK) must run with
+                // foreign keys off; every reference is checked before they are on again.
+                let mut conn = self.pool.acquire().await.db("opening a connection")?;
+                sqlx::query("PRAGMA foreign_keys = OFF")
+                    .execute(&mut *conn)
+                    .await
+                    .db("preparing migrations")?;
+                let migrated = SQLITE_MIGRATIONS.run(&mut *conn).await;
+                let broken = sqlx::query("PRAGMA foreign_key_check")
+                    .fetch_all(&mut *conn)
+                    .await
+                    .db("checking references after migrating")?;
+                sqlx::query("PRAGMA foreign_keys = ON")
+                    .execute(&mut *conn)
+                    .await
+                    .db("finishing migrations")?;
+                migrated?;
+                if !broken.is_empty() {
+                    return Err(Error::Internal(format!(
+                        "after migrating, {} rows refer to rows that do not exist",
+                        broken.len()
+                    )));
+                }
             }
             Dialect::Postgres => POSTGRES_MIGRATIONS.run(&self.pool).await?,
         }

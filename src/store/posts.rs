@@ -224,21 +224,20 @@ impl Store {
     }
 
     pub async fn post_by_slug(&self, slug: &str) -> Result<Option<Post>, Error> {
-        let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE slug = $1");
-        sqlx::query(&sql)
-            .bind(slug)
-            .fetch_optional(&self.pool)
-            .await
-            .db("reading a post")?
-            .map(|r| post_from_row(&r))
-            .transpose()
-            .db("decoding a post")
+        self.post_where("slug = $1", slug.to_string()).await
     }
 
     pub async fn post_by_id(&self, id: i64) -> Result<Option<Post>, Error> {
-        let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE id = $1");
+        self.post_where("id = $1", id).await
+    }
+
+    async fn post_where<T>(&self, condition: &str, value: T) -> Result<Option<Post>, Error>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Any> + sqlx::Type<sqlx::Any> + Send + 'static,
+    {
+        let sql = format!("SELECT {POST_COLUMNS} FROM posts WHERE {condition}");
         sqlx::query(&sql)
-            .bind(id)
+            .bind(value)
             .fetch_optional(&self.pool)
             .await
             .db("reading a post")?

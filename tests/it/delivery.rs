@@ -48,7 +48,7 @@ async fn every_smtp_failure_class_is_classified() {
     app.tick().run_once(now, Stop::default()).await.unwrap();
 
     let log = site.log_by_email(&app, "p").await;
-    let status = |name: &str| log[&format!("{name}@example.com")].status.clone();
+    let status = |name: &str| log[&format!("{name}@example.com")].status;
     assert_eq!(status("ok"), "sent");
     for transient in ["rcpt451", "data421", "drop", "dropdata", "stall"] {
         assert_eq!(

@@ -327,3 +327,23 @@ impl ParseEmail for str {
         posthorn::domain::EmailAddress::parse(self).unwrap()
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_creation_time_stops_the_tick_instead_of_mailing_the_archive() {
+    let site = TestSite::new(None);
+    site.write_post(
+        "old.md",
+        &post("옛 글", Utc::now() - Duration::days(30), "본문"),
+    );
+    let app = site.app().await;
+    site.add_subscribers(&app, &["a@example.com"]).await;
+    site.set_meta("created_at", "not a time").await;
+    let check = site.cli(&["check"]).await;
+    assert_ne!(check.code, 0, "{}", check.stdout);
+    assert!(
+        check.stderr.contains("creation time") && check.stderr.contains("not a time"),
+        "{}",
+        check.stderr
+    );
+    assert!(site.outbox().is_empty(), "nothing was mailed");
+}

@@ -572,3 +572,39 @@ async fn pages_speak_english_when_the_site_does() {
         .unwrap()
         .starts_with("Confirm your subscription"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_running_worker_delivers_what_the_admin_api_queued() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    site.append_config("[server]\nadmin_token = \"s3cret-token\"");
+    site.write_post(
+        "essay.md",
+        &post("에세이", Utc::now() - Duration::hours(1), "본문"),
+    );
+    site.write_post(
+        "draft.md",
+        "+++\ntitle = \"초안\"\ndate = \"2026-01-01\"\ndraft = true\n+++\n본문\n",
+    );
+    let s = RunningServer::start_with_worker(&site).await;
+    site.add_subscribers(&s.app, &["a@example.com", "b@example.com"])
+        .await;
+    let send = |slug: &str| {
+        s.client
+            .post(s.url(&format!("/api/posts/{slug}/send")))
+            .bearer_auth("s3cret-token")
+            .send()
+    };
+    assert_eq!(send("essay").await.unwrap().status(), 202);
+    smtp.wait_for(2).await;
+    for row in site.log(&s.app, "essay").await {
+        assert_eq!(row.status, "sent", "{row:?}");
+    }
+    // Bad state is the request's fault (409, with what to do), never a 5xx.
+    let draft = send("draft").await.unwrap();
+    assert_eq!(draft.status(), StatusCode::CONFLICT);
+    let body: serde_json::Value = draft.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("draft"), "{body}");
+    assert_eq!(send("no-such-post").await.unwrap().status(), 404);
+    assert_eq!(smtp.len(), 2);
+}

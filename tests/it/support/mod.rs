@@ -206,6 +206,35 @@ from = "Jerry <essays@example.com>"
             .collect()
     }
 
+    /// Writes a `meta` value behind posthorn's back, as a damaged database would hold it.
+    pub async fn set_meta(&self, key: &str, value: &str) {
+        let sql = "UPDATE meta SET value = $1 WHERE key = $2";
+        match &self.postgres {
+            Some(db) => {
+                let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
+                sqlx::query(sql)
+                    .bind(value)
+                    .bind(key)
+                    .execute(&pool)
+                    .await
+                    .map(drop)
+            }
+            None => {
+                let file = self.path().join("subscribers/posthorn.db");
+                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
+                    .await
+                    .expect("connect");
+                sqlx::query(sql)
+                    .bind(value)
+                    .bind(key)
+                    .execute(&pool)
+                    .await
+                    .map(drop)
+            }
+        }
+        .expect("set meta");
+    }
+
     /// The messages the file transport wrote to `outbox/`, by file name.
     pub fn outbox(&self) -> Vec<(PathBuf, Vec<u8>)> {
         let dir = self.path().join("outbox");
@@ -271,6 +300,30 @@ impl RunningServer {
         let server = posthorn::web::Server::on(app.clone(), listener)
             .await
             .expect("server");
+        Self::run(server, base, app)
+    }
+
+    /// The server with this process's worker attached, as `posthorn serve` runs it:
+    /// a send queued through the admin API wakes the worker, which delivers it.
+    pub async fn start_with_worker(site: &TestSite) -> RunningServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = site.app().await;
+        let worker = std::sync::Arc::new(posthorn::schedule::Ticker::new(
+            app.tick().clone(),
+            posthorn::delivery::Stop::default(),
+        ));
+        tokio::spawn(worker.clone().serve_wakes());
+        let server = posthorn::web::Server::on(app.clone(), listener)
+            .await
+            .expect("server")
+            .with_worker(worker);
+        Self::run(server, base, app)
+    }
+
+    fn run(server: posthorn::web::Server, base: String, app: App) -> RunningServer {
         let cache = server.site();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.run(async {

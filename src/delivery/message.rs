@@ -187,7 +187,7 @@ fn finish(
                 .singlepart(SinglePart::plain(text))
                 .singlepart(SinglePart::html(html)),
         )
-        .map_err(|e| Error::Invalid(format!("the message cannot be built: {e}")))?;
+        .map_err(|e| Error::Internal(format!("the message cannot be built: {e}")))?;
     if let Some(signer) = signer {
         signer.sign(&mut message);
     }
@@ -203,7 +203,7 @@ fn lettre_address(email: &EmailAddress) -> Result<lettre::Address, Error> {
     email
         .as_str()
         .parse()
-        .map_err(|e| Error::Invalid(format!("{email}: {e}")))
+        .map_err(|e| Error::Internal(format!("{email}: {e}")))
 }
 
 fn header(name: &'static str, value: String) -> HeaderValue {

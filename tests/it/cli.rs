@@ -1,6 +1,6 @@
 //! The command line as a user runs it: the real binary, a real SQLite file.
 
-use crate::support::{post, SmtpServer, TestSite};
+use crate::support::{parse_message, post, SmtpServer, TestSite};
 use chrono::{Duration, Utc};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -48,18 +48,18 @@ async fn init_import_check_send_status_on_the_default_file_transport() {
     assert_eq!(send.code, 0, "{}", send.stderr);
     let send: serde_json::Value = serde_json::from_str(&send.stdout).unwrap();
     assert_eq!(send["deliveries"]["sent"], 3);
-    let emls: Vec<_> = std::fs::read_dir(site_dir.join("outbox"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(emls.len(), 3, "one .eml per subscriber");
-    for eml in &emls {
-        assert_eq!(eml.extension().unwrap(), "eml");
-        let parsed_bytes = std::fs::read(eml).unwrap();
-        let parsed = mail_parser::MessageParser::default()
-            .parse(&parsed_bytes)
-            .unwrap();
-        assert_eq!(parsed.subject().unwrap(), "느리게 읽기에 대하여");
+    let outbox = site.outbox();
+    assert_eq!(
+        std::fs::read_dir(site_dir.join("outbox")).unwrap().count(),
+        3,
+        "one .eml per subscriber, nothing else"
+    );
+    assert_eq!(outbox.len(), 3);
+    for (_, bytes) in &outbox {
+        assert_eq!(
+            parse_message(bytes).subject().unwrap(),
+            "느리게 읽기에 대하여"
+        );
     }
 
     // The sample essay predates the database: a scheduler tick mails nothing more.
@@ -409,12 +409,7 @@ async fn a_worker_only_server_sends_at_start_and_stops_gracefully_on_sigterm() {
         .spawn()
         .unwrap();
     // Its first tick runs at start: wait (bounded) for the two messages.
-    for _ in 0..400 {
-        if smtp.len() == 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
+    smtp.wait_for(2).await;
     assert_eq!(smtp.len(), 2);
     let pid = worker.id().unwrap().to_string();
     assert!(std::process::Command::new("kill")

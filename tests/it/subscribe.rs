@@ -2,7 +2,7 @@
 //! emailed link, receive, unsubscribe in one click. Plus forgeries, bots, floods,
 //! bad input and the admin API.
 
-use crate::support::{post, Received, RunningServer, SmtpServer, TestSite};
+use crate::support::{parse_message, post, Received, RunningServer, SmtpServer, TestSite};
 use chrono::{Duration, Utc};
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
@@ -559,14 +559,9 @@ async fn pages_speak_english_when_the_site_does() {
         .await
         .unwrap();
     assert!(r.text().await.unwrap().contains("Check your inbox"));
-    let eml = std::fs::read_dir(site.path().join("outbox"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let raw = std::fs::read(eml).unwrap();
-    let parsed = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let outbox = site.outbox();
+    assert_eq!(outbox.len(), 1, "one confirmation");
+    let parsed = parse_message(&outbox[0].1);
     assert!(parsed
         .subject()
         .unwrap()
@@ -597,6 +592,7 @@ async fn the_running_worker_delivers_what_the_admin_api_queued() {
     };
     assert_eq!(send("essay").await.unwrap().status(), 202);
     smtp.wait_for(2).await;
+    s.stop_worker().await;
     for row in site.log(&s.app, "essay").await {
         assert_eq!(row.status, "sent", "{row:?}");
     }

@@ -283,6 +283,8 @@ pub struct RunningServer {
     pub app: App,
     pub site: std::sync::Arc<posthorn::web::site::SiteCache>,
     pub client: reqwest::Client,
+    /// The worker woken by the admin API, when started with one.
+    worker: Option<std::sync::Arc<posthorn::schedule::Ticker>>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -319,8 +321,20 @@ impl RunningServer {
         let server = posthorn::web::Server::on(app.clone(), listener)
             .await
             .expect("server")
-            .with_worker(worker);
-        Self::run(server, base, app)
+            .with_worker(worker.clone());
+        let mut running = Self::run(server, base, app);
+        running.worker = Some(worker);
+        running
+    }
+
+    /// Stops the worker as `serve` does on SIGTERM: returns once a running tick has
+    /// finished and recorded every send.
+    pub async fn stop_worker(&self) {
+        self.worker
+            .as_ref()
+            .expect("started with a worker")
+            .stop()
+            .await;
     }
 
     fn run(server: posthorn::web::Server, base: String, app: App) -> RunningServer {
@@ -339,6 +353,7 @@ impl RunningServer {
             app,
             site: cache,
             client,
+            worker: None,
             _stop: stop,
         }
     }

@@ -27,12 +27,12 @@ pub use tick::{NewIssue, PostSync, Tick, TickReport, UpstreamSync};
 use crate::config::Config;
 use crate::delivery::dkim::Signer;
 use crate::delivery::{self, ConfiguredTransport, DeliveryReport, Run, Settings};
-use crate::domain::hex;
+use crate::domain::{hex, Post};
 use crate::error::Error;
 use crate::links::Links;
 use crate::render::Templates;
 use crate::site::Site;
-use crate::store::Store;
+use crate::store::{IssueRecord, Store};
 use crate::tokens::Tokens;
 use issues::Issues;
 
@@ -48,6 +48,23 @@ struct Context {
 }
 
 impl Context {
+    /// The post with this slug, as stored.
+    async fn post(&self, slug: &str) -> Result<Post, Error> {
+        self.store
+            .post_by_slug(slug)
+            .await?
+            .ok_or_else(|| Error::PostNotFound(slug.to_string()))
+    }
+
+    /// The issue the post with this slug went out in.
+    async fn issue_of(&self, slug: &str) -> Result<IssueRecord, Error> {
+        let post = self.post(slug).await?;
+        self.store
+            .issue_for_post(post.id)
+            .await?
+            .ok_or_else(|| Error::IssueNotFound(slug.to_string()))
+    }
+
     /// Delivers what `run` asks for over the configured transport.
     async fn deliver(&self, run: Run) -> Result<DeliveryReport, Error> {
         let issues = Issues::new(self);

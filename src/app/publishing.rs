@@ -11,7 +11,6 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 
 use super::issues::Issues;
-use super::tick::Tick;
 use super::Context;
 use crate::delivery::{Addressee, DeliveryReport, Observer, Outgoing, Run, Stop, Transport};
 use crate::domain::{EmailAddress, IssueKind, IssueOrigin, Post, SubscriberStatus};
@@ -57,27 +56,18 @@ impl Publishing {
     /// The post with this slug, after reading `posts/` (so the author may send or
     /// preview a post they just wrote, before any scheduler tick).
     pub async fn find(&self, slug: &str, now: DateTime<Utc>) -> Result<Post, Error> {
-        Tick::new(self.context.clone()).sync_posts(now).await?;
+        self.context.sync_posts(now).await?;
         self.post(slug).await
     }
 
     /// The post with this slug, as stored.
     pub async fn post(&self, slug: &str) -> Result<Post, Error> {
-        self.context
-            .store
-            .post_by_slug(slug)
-            .await?
-            .ok_or_else(|| Error::PostNotFound(slug.to_string()))
+        self.context.post(slug).await
     }
 
     /// The issue the post with this slug went out in.
     pub async fn issue_of(&self, slug: &str) -> Result<IssueRecord, Error> {
-        let post = self.post(slug).await?;
-        self.context
-            .store
-            .issue_for_post(post.id)
-            .await?
-            .ok_or_else(|| Error::IssueNotFound(slug.to_string()))
+        self.context.issue_of(slug).await
     }
 
     /// Who would get `post` if it were sent now.

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::publishing::Publishing;
 use super::Context;
 use crate::domain::{DeliveryStatus, SubscriberStatus};
 use crate::error::Error;
@@ -24,7 +23,7 @@ impl Reports {
     /// Delivery counts per status for every issue (or the one of `slug`), newest first.
     pub async fn issue_statuses(&self, slug: Option<&str>) -> Result<Vec<IssueStatus>, Error> {
         if let Some(slug) = slug {
-            Publishing::new(self.context.clone()).post(slug).await?;
+            self.context.post(slug).await?;
         }
         self.context.store.issue_statuses(slug).await
     }
@@ -35,7 +34,7 @@ impl Reports {
         slug: &str,
         status: Option<DeliveryStatus>,
     ) -> Result<Vec<DeliveryLogRow>, Error> {
-        let issue = Publishing::new(self.context.clone()).issue_of(slug).await?;
+        let issue = self.context.issue_of(slug).await?;
         self.context.store.delivery_log(issue.id, status).await
     }
 

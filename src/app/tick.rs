@@ -101,27 +101,7 @@ impl Tick {
 
     /// Reads `posts/` into the database. Broken files are reported, never fatal.
     pub async fn sync_posts(&self, now: DateTime<Utc>) -> Result<PostSync, Error> {
-        let c = &self.context;
-        let loaded = posts::load_dir(&c.config, &c.links)?;
-        for error in &loaded.errors {
-            tracing::warn!("{error}");
-        }
-        let report = c
-            .store
-            .sync_posts(
-                &loaded.posts,
-                &loaded.unreadable(),
-                &c.config.site_host(),
-                now,
-            )
-            .await?;
-        for conflict in &report.conflicts {
-            tracing::warn!("{conflict}");
-        }
-        Ok(PostSync {
-            report,
-            errors: loaded.errors,
-        })
+        self.context.sync_posts(now).await
     }
 
     /// Creates an issue for every newly published post that should be mailed.
@@ -171,5 +151,32 @@ impl Tick {
             });
         }
         Ok(created)
+    }
+}
+
+impl Context {
+    /// Reads `posts/` into the database. Broken files are reported, never fatal.
+    pub(super) async fn sync_posts(&self, now: DateTime<Utc>) -> Result<PostSync, Error> {
+        let c = self;
+        let loaded = posts::load_dir(&c.config, &c.links)?;
+        for error in &loaded.errors {
+            tracing::warn!("{error}");
+        }
+        let report = c
+            .store
+            .sync_posts(
+                &loaded.posts,
+                &loaded.unreadable(),
+                &c.config.site_host(),
+                now,
+            )
+            .await?;
+        for conflict in &report.conflicts {
+            tracing::warn!("{conflict}");
+        }
+        Ok(PostSync {
+            report,
+            errors: loaded.errors,
+        })
     }
 }

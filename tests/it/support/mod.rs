@@ -208,31 +208,21 @@ from = "Jerry <essays@example.com>"
 
     /// Writes a `meta` value behind posthorn's back, as a damaged database would hold it.
     pub async fn set_meta(&self, key: &str, value: &str) {
-        let sql = "UPDATE meta SET value = $1 WHERE key = $2";
-        match &self.postgres {
-            Some(db) => {
-                let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
-                sqlx::query(sql)
-                    .bind(value)
-                    .bind(key)
-                    .execute(&pool)
-                    .await
-                    .map(drop)
-            }
-            None => {
-                let file = self.path().join("subscribers/posthorn.db");
-                let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", file.display()))
-                    .await
-                    .expect("connect");
-                sqlx::query(sql)
-                    .bind(value)
-                    .bind(key)
-                    .execute(&pool)
-                    .await
-                    .map(drop)
-            }
-        }
-        .expect("set meta");
+        sqlx::any::install_default_drivers();
+        let url = match &self.postgres {
+            Some(db) => db.url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.path().join("subscribers/posthorn.db").display()
+            ),
+        };
+        let pool = sqlx::AnyPool::connect(&url).await.expect("connect");
+        sqlx::query("UPDATE meta SET value = $1 WHERE key = $2")
+            .bind(value)
+            .bind(key)
+            .execute(&pool)
+            .await
+            .expect("set meta");
     }
 
     /// The messages the file transport wrote to `outbox/`, by file name.

@@ -11,12 +11,14 @@
 //! feeds, site            RSS, Atom, JSON Feed; the public site at one moment
 //! render                 Handlebars: email HTML + text, pages
 //! posts                  front matter, Markdown, upstream fetch
+//! bounces                reading bounces, complaints and providers' notifications
 //! store                  SQL; the only place that knows SQLite from PostgreSQL
 //! domain, config, error, the shared nouns, strict config, errors, signed tokens
 //! tokens, links          and every public URL
 //! ```
 
 pub mod app;
+pub mod bounces;
 pub mod commands;
 pub mod config;
 pub mod delivery;

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod bounce_corpus;
 mod browser;
 mod cli;
 mod delivery;

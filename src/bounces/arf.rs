@@ -1,0 +1,69 @@
+//! RFC 5965 Abuse Reporting Format: a reader pressed "report spam" and their
+//! provider's feedback loop tells the sender.
+
+use super::dsn::blocks;
+use super::mime::Mail;
+use super::{addresses_in, Action, Recipient, Report, ReportKind};
+
+/// A complaint from the `message/feedback-report` fields, with its recipient from
+/// `Original-Rcpt-To`, or else from the returned message's `To`.
+pub fn read(mail: &Mail<'_>, fields: &str) -> Report {
+    let fields: Vec<(String, String)> = blocks(fields).into_iter().flatten().collect();
+    let get_all = |name: &str| {
+        fields
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect::<Vec<_>>()
+    };
+    let feedback_type = get_all("Feedback-Type")
+        .first()
+        .map(|t| t.trim().to_ascii_lowercase())
+        .unwrap_or_else(|| "abuse".into());
+    let mut addresses: Vec<_> = get_all("Original-Rcpt-To")
+        .into_iter()
+        .chain(get_all("Removal-Recipient"))
+        .flat_map(addresses_in)
+        .collect();
+    if addresses.is_empty() {
+        addresses = mail
+            .original_headers()
+            .map(|h| original_to(&h))
+            .unwrap_or_default();
+    }
+    addresses.dedup_by_key(|a| a.key());
+    let mut recipients: Vec<Recipient> = addresses
+        .into_iter()
+        .map(|a| complained(Some(a)))
+        .collect();
+    if recipients.is_empty() {
+        recipients.push(complained(None));
+    }
+    Report {
+        recipients,
+        feedback_type: Some(feedback_type),
+        ..Report::empty(ReportKind::Complaint)
+    }
+}
+
+pub fn complained(address: Option<crate::domain::EmailAddress>) -> Recipient {
+    Recipient {
+        address,
+        status: None,
+        hard: false,
+        action: Action::Complained,
+        diagnostic: None,
+    }
+}
+
+/// The addresses in the `To` header of a returned message's header block.
+fn original_to(headers: &str) -> Vec<crate::domain::EmailAddress> {
+    blocks(headers)
+        .into_iter()
+        .next()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("To"))
+        .flat_map(|(_, v)| addresses_in(&v))
+        .collect()
+}

@@ -1,0 +1,185 @@
+//! The parts of a report that the readers look at, taken from the MIME tree once.
+
+use mail_parser::{MessageParser, MimeHeaders, PartType};
+
+/// A parsed message with the views the readers need.
+pub struct Mail<'x> {
+    raw: &'x [u8],
+    message: mail_parser::Message<'x>,
+}
+
+impl<'x> Mail<'x> {
+    pub fn parse(raw: &'x [u8]) -> Option<Mail<'x>> {
+        let message = MessageParser::default().parse(raw)?;
+        if message.root_part().headers.is_empty() {
+            return None;
+        }
+        Some(Mail { raw, message })
+    }
+
+    /// A top-level header's value as text, unfolded and trimmed.
+    pub fn header_text(&self, name: &str) -> Option<&str> {
+        self.message
+            .root_part()
+            .headers
+            .iter()
+            .find(|h| h.name().eq_ignore_ascii_case(name))
+            .and_then(|h| header_raw(&self.message, h))
+            .map(str::trim)
+    }
+
+    /// Every value of a top-level header.
+    pub fn header_texts(&self, name: &str) -> Vec<String> {
+        self.message
+            .root_part()
+            .headers
+            .iter()
+            .filter(|h| h.name().eq_ignore_ascii_case(name))
+            .filter_map(|h| header_raw(&self.message, h))
+            .map(|s| unfold(s.trim()))
+            .collect()
+    }
+
+    /// The top-level `multipart/report`'s `report-type`, lower-cased.
+    pub fn report_type(&self) -> Option<String> {
+        let ct = self.message.root_part().content_type()?;
+        if !ct.ctype().eq_ignore_ascii_case("multipart") {
+            return None;
+        }
+        ct.attribute("report-type").map(|s| s.to_ascii_lowercase())
+    }
+
+    /// The decoded text of the first part (not inside a returned message) whose
+    /// type is one of `types`.
+    pub fn part_text(&self, types: &[&str]) -> Option<String> {
+        self.message.parts.iter().find_map(|part| {
+            let t = mime_type(part)?;
+            if !types.iter().any(|x| x.eq_ignore_ascii_case(&t)) {
+                return None;
+            }
+            Some(match &part.body {
+                PartType::Text(s) | PartType::Html(s) => s.to_string(),
+                PartType::Binary(b) | PartType::InlineBinary(b) => {
+                    String::from_utf8_lossy(b).into_owned()
+                }
+                PartType::Message(m) => String::from_utf8_lossy(m.raw_message()).into_owned(),
+                PartType::Multipart(_) => return None,
+            })
+        })
+    }
+
+    /// The human-readable notice: the message's own text parts (HTML made text
+    /// where there is no plain part), not the returned message.
+    pub fn notice_text(&self) -> String {
+        let mut text = String::new();
+        let mut html = String::new();
+        for (i, part) in self.message.parts.iter().enumerate() {
+            let t = mime_type(part).unwrap_or_else(|| "text/plain".into());
+            let attached = part
+                .content_disposition()
+                .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"));
+            match &part.body {
+                PartType::Text(s) if (t == "text/plain" || i == 0) && !attached => {
+                    text.push_str(s);
+                    text.push('\n');
+                }
+                PartType::Html(s) if !attached => {
+                    html.push_str(s);
+                    html.push('\n');
+                }
+                _ => {}
+            }
+        }
+        if text.trim().is_empty() && !html.is_empty() {
+            return html2text::from_read(html.as_bytes(), 200).unwrap_or_default();
+        }
+        text
+    }
+
+    /// The headers of the returned original message, as text: a `message/rfc822`
+    /// part, a `text/rfc822-headers` part, or nothing.
+    pub fn original_headers(&self) -> Option<String> {
+        for part in &self.message.parts {
+            match (&part.body, mime_type(part).as_deref()) {
+                (PartType::Message(m), _) => {
+                    let raw = m.raw_message();
+                    let end = m.root_part().offset_body as usize;
+                    let head = raw.get(..end.min(raw.len())).unwrap_or(raw);
+                    return Some(String::from_utf8_lossy(head).into_owned());
+                }
+                (PartType::Text(s), Some("text/rfc822-headers")) => return Some(s.to_string()),
+                (PartType::Binary(b), Some("text/rfc822-headers" | "message/rfc822")) => {
+                    return Some(String::from_utf8_lossy(b).into_owned())
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
+    /// The raw bytes of the first `message/rfc822` part.
+    pub fn attached_message(&self) -> Option<&'x [u8]> {
+        let raw = self.raw;
+        self.message.parts.iter().find_map(|part| match &part.body {
+            PartType::Message(_) => raw.get(part.offset_body as usize..part.offset_end as usize),
+            _ => None,
+        })
+    }
+
+    /// RFC 3834 and the common private headers that mark an automatic reply
+    /// (vacation, out of office). Auto-generated mail (reports) is not a reply.
+    pub fn is_auto_reply(&self) -> bool {
+        let header = |n: &str| self.header_text(n).map(|v| v.to_ascii_lowercase());
+        if header("Auto-Submitted").is_some_and(|v| v.starts_with("auto-replied")) {
+            return true;
+        }
+        if header("X-Autoreply").is_some()
+            || header("X-Autorespond").is_some()
+            || header("X-Autoresponder").is_some()
+            || header("Precedence").is_some_and(|v| v == "auto_reply")
+        {
+            return true;
+        }
+        let subject = self.decoded_subject().unwrap_or_default().to_lowercase();
+        ["auto:", "auto reply", "autoreply", "automatic reply", "out of office", "away until", "vacation"]
+            .iter()
+            .any(|p| subject.contains(p))
+    }
+
+    pub fn decoded_subject(&self) -> Option<String> {
+        self.message.subject().map(str::to_string)
+    }
+
+    /// The sender's address (`From`), lower-cased.
+    pub fn from_address(&self) -> Option<String> {
+        self.message
+            .from()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .map(|s| s.to_ascii_lowercase())
+    }
+}
+
+fn mime_type(part: &mail_parser::MessagePart<'_>) -> Option<String> {
+    let ct = part.content_type()?;
+    Some(match ct.subtype() {
+        Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+        None => ct.ctype().to_ascii_lowercase(),
+    })
+}
+
+fn header_raw<'a>(message: &'a mail_parser::Message<'_>, h: &mail_parser::Header<'_>) -> Option<&'a str> {
+    let raw = message.raw_message();
+    let start = h.offset_start() as usize;
+    let end = h.offset_end() as usize;
+    raw.get(start..end).and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// Joins folded header lines.
+pub fn unfold(s: &str) -> String {
+    s.split(['\r', '\n'])
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

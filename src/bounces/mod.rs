@@ -1,0 +1,289 @@
+//! Reading what comes back after the relay said 250: bounces (RFC 3464 DSNs inside
+//! RFC 6522 reports, and the non-standard shapes real MTAs write), complaints
+//! (RFC 5965 ARF), auto-replies (RFC 3834), and the providers' notifications.
+//!
+//! This module only reads and classifies; it never touches the database. What a
+//! report means for a delivery is decided in `app::bounces`.
+//!
+//! One message becomes one [`Report`]: its kind, one entry per recipient it talks
+//! about, and the tracks posthorn left in it (a VERP token, its own Message-IDs)
+//! that say which delivery it is about.
+
+mod arf;
+mod classify;
+mod dsn;
+mod mime;
+mod prose;
+pub mod providers;
+mod status;
+
+use serde::Serialize;
+
+use crate::domain::{string_enum, EmailAddress};
+
+pub use classify::{classify, Severity};
+pub use status::StatusCode;
+
+/// Messages larger than this are not reports (a DSN returns headers, at most a
+/// truncated body): they are refused before any parsing.
+pub const MAX_REPORT_BYTES: usize = 10 * 1024 * 1024;
+
+string_enum!(
+    /// What a message is, as far as delivery goes.
+    ReportKind {
+        Bounce => "bounce",
+        Delay => "delay",
+        Complaint => "complaint",
+        AutoReply => "auto-reply",
+        Delivered => "delivered",
+        Unknown => "unknown",
+    }
+);
+
+string_enum!(
+    /// RFC 3464 `Action`, plus what a complaint means for its recipient.
+    Action {
+        Failed => "failed",
+        Delayed => "delayed",
+        Delivered => "delivered",
+        Relayed => "relayed",
+        Expanded => "expanded",
+        Complained => "complained",
+    }
+);
+
+/// What one report says about one recipient.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recipient {
+    pub address: Option<EmailAddress>,
+    /// The RFC 3463 enhanced status code, stated or implied.
+    pub status: Option<StatusCode>,
+    /// The address itself is gone (unknown user or domain, moved, null MX).
+    pub hard: bool,
+    pub action: Action,
+    /// The remote server's words.
+    pub diagnostic: Option<String>,
+}
+
+/// A delivery named by posthorn's own Message-ID `<ISSUE.SUBSCRIBER.INSTANCE@domain>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MessageIdRef {
+    pub issue: i64,
+    pub subscriber: i64,
+    pub instance: String,
+}
+
+/// The marks posthorn leaves on what it sends, and so can find in what comes back.
+#[derive(Debug, Clone, Default)]
+pub struct Tracks {
+    /// `return_path` split at `@`: VERP tokens are `local+TOKEN@domain`.
+    pub verp: Option<(String, String)>,
+    /// The domain of posthorn's Message-IDs (the `From` domain).
+    pub message_id_domain: Option<String>,
+}
+
+/// Everything one message says.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub kind: ReportKind,
+    pub recipients: Vec<Recipient>,
+    pub feedback_type: Option<String>,
+    /// VERP tokens found in the addresses the report was sent to, unverified.
+    #[serde(skip)]
+    pub verp_tokens: Vec<String>,
+    /// posthorn Message-IDs found in the returned headers or `In-Reply-To`.
+    #[serde(skip)]
+    pub message_ids: Vec<MessageIdRef>,
+    /// The report's own Message-ID, to recognise the same report twice.
+    #[serde(skip)]
+    pub own_id: Option<String>,
+    #[serde(skip)]
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("the message is {0} bytes; reports are at most {MAX_REPORT_BYTES}")]
+    TooLarge(usize),
+    #[error("the input is not a mail message (no header could be read)")]
+    NotMail,
+}
+
+/// Reads one message. Anything that is a message gives a report; a message that is
+/// not about delivery (a reader's reply) is `ReportKind::Unknown`.
+pub fn read(raw: &[u8], tracks: &Tracks) -> Result<Report, ReadError> {
+    if raw.len() > MAX_REPORT_BYTES {
+        return Err(ReadError::TooLarge(raw.len()));
+    }
+    let mail = mime::Mail::parse(raw).ok_or(ReadError::NotMail)?;
+    let mut report = if let Some(json) = providers::ses_notification_in(&mail.notice_text()) {
+        json
+    } else if let Some(feedback) = mail.part_text(&["message/feedback-report"]) {
+        arf::read(&mail, &feedback)
+    } else if let Some(found) = dsn::find(&mail) {
+        found
+    } else if let Some(found) = prose::read(&mail) {
+        found
+    } else if mail.is_auto_reply() {
+        Report::empty(ReportKind::AutoReply)
+    } else {
+        // A report forwarded whole, as an attachment, by a relay or a person.
+        mail.attached_message()
+            .and_then(|inner| read(inner, tracks).ok())
+            .filter(|r| matches!(r.kind, ReportKind::Bounce | ReportKind::Complaint))
+            .unwrap_or_else(|| Report::empty(ReportKind::Unknown))
+    };
+    report.own_id = mail.header_text("Message-ID").map(|s| s.to_string());
+    report.subject = mail.header_text("Subject").map(|s| s.to_string());
+    report.verp_tokens = find_verp_tokens(raw, &tracks.verp);
+    report.message_ids = find_message_ids(raw, tracks.message_id_domain.as_deref());
+    Ok(report)
+}
+
+impl Report {
+    pub fn empty(kind: ReportKind) -> Report {
+        Report {
+            kind,
+            recipients: Vec::new(),
+            feedback_type: None,
+            verp_tokens: Vec::new(),
+            message_ids: Vec::new(),
+            own_id: None,
+            subject: None,
+        }
+    }
+
+    /// The kind that follows from the recipients' actions.
+    fn from_recipients(recipients: Vec<Recipient>) -> Report {
+        let kind = if recipients.iter().any(|r| r.action == Action::Failed) {
+            ReportKind::Bounce
+        } else if recipients.iter().any(|r| r.action == Action::Delayed) {
+            ReportKind::Delay
+        } else if recipients.is_empty() {
+            ReportKind::Unknown
+        } else {
+            ReportKind::Delivered
+        };
+        Report {
+            recipients,
+            ..Report::empty(kind)
+        }
+    }
+}
+
+impl Recipient {
+    /// A recipient with its status and hardness worked out from the server's words.
+    pub fn new(
+        address: Option<EmailAddress>,
+        action: Action,
+        stated: Option<StatusCode>,
+        diagnostic: Option<String>,
+    ) -> Recipient {
+        let diagnostic = diagnostic
+            .map(|d| crate::domain::one_line(&d))
+            .filter(|d| !d.is_empty());
+        let status = status::best(stated, diagnostic.as_deref().unwrap_or(""), action);
+        let mut recipient = Recipient {
+            address,
+            status,
+            hard: false,
+            action,
+            diagnostic,
+        };
+        recipient.reclassify("");
+        recipient
+    }
+
+    /// Works out hard or soft again from the diagnostic and `context`: more of
+    /// the notice, which may say which SMTP command the reply answered.
+    pub fn reclassify(&mut self, context: &str) {
+        let text = format!("{} {context}", self.diagnostic.as_deref().unwrap_or(""));
+        self.hard = matches!(self.action, Action::Failed | Action::Delayed)
+            && classify(self.status, &text) == Severity::Hard;
+    }
+}
+
+/// `local+TOKEN@domain` anywhere in the raw message: in `To`, `Delivered-To`,
+/// `X-Original-To`, or the returned `Return-Path`. Matched case-insensitively,
+/// because some MTAs lower-case local parts.
+fn find_verp_tokens(raw: &[u8], verp: &Option<(String, String)>) -> Vec<String> {
+    let Some((local, domain)) = verp else {
+        return Vec::new();
+    };
+    let pattern = format!(
+        r"(?i)\b{}\+([0-9a-z-]{{8,60}})@{}\b",
+        regex::escape(local),
+        regex::escape(domain)
+    );
+    let Ok(re) = regex::bytes::Regex::new(&pattern) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for cap in re.captures_iter(raw) {
+        let token = String::from_utf8_lossy(&cap[1]).to_ascii_lowercase();
+        if !out.contains(&token) {
+            out.push(token);
+        }
+    }
+    out
+}
+
+/// posthorn's Message-IDs, `ISSUE.SUBSCRIBER.INSTANCE@domain`, anywhere in the
+/// message: the returned headers, `In-Reply-To`, `References`, or a text copy.
+fn find_message_ids(raw: &[u8], domain: Option<&str>) -> Vec<MessageIdRef> {
+    let Some(domain) = domain else {
+        return Vec::new();
+    };
+    let pattern = format!(
+        r"(?i)<(\d{{1,18}})\.(\d{{1,18}})\.([0-9a-f]{{12}})@{}>",
+        regex::escape(domain)
+    );
+    let Ok(re) = regex::bytes::Regex::new(&pattern) else {
+        return Vec::new();
+    };
+    let mut out: Vec<MessageIdRef> = Vec::new();
+    for cap in re.captures_iter(raw) {
+        let number = |i: usize| {
+            std::str::from_utf8(&cap[i])
+                .ok()
+                .and_then(|s| s.parse::<i64>().ok())
+        };
+        let (Some(issue), Some(subscriber)) = (number(1), number(2)) else {
+            continue;
+        };
+        let found = MessageIdRef {
+            issue,
+            subscriber,
+            instance: String::from_utf8_lossy(&cap[3]).to_ascii_lowercase(),
+        };
+        if !out.contains(&found) {
+            out.push(found);
+        }
+    }
+    out
+}
+
+/// The first thing in `text` that parses as an address: `<a@b.c>`, `a@b.c`, or
+/// `rfc822; a@b.c`.
+pub(crate) fn address_in(text: &str) -> Option<EmailAddress> {
+    addresses_in(text).into_iter().next()
+}
+
+/// Every address in `text`, in order, without repeats.
+pub(crate) fn addresses_in(text: &str) -> Vec<EmailAddress> {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+")
+            .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
+    });
+    let mut out: Vec<EmailAddress> = Vec::new();
+    for m in RE.find_iter(text) {
+        let s = m.as_str().trim_matches('.');
+        let s = s.strip_prefix("rfc822;").unwrap_or(s);
+        if let Ok(a) = EmailAddress::parse(s) {
+            if !out.iter().any(|o| o.key() == a.key()) {
+                out.push(a);
+            }
+        }
+    }
+    out
+}

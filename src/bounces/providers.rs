@@ -1,0 +1,214 @@
+//! Sending providers' own notifications: Amazon SES (by webhook through SNS, or
+//! as mail), Postmark, Mailgun and SendGrid. Each becomes the same [`Report`] a
+//! bounce message does. Authentication is checked by the caller, before this.
+
+use serde_json::Value;
+
+use super::arf::complained;
+use super::status::StatusCode;
+use super::{address_in, Action, Recipient, Report, ReportKind};
+
+/// An SES notification (`notificationType`, or `eventType` for event publishing)
+/// in a text: a mail body or an SNS `Message`.
+pub fn ses_notification_in(text: &str) -> Option<Report> {
+    let start = text.find('{')?;
+    let end = text.rfind('}')?;
+    // Lines longer than SMTP allows were broken by an MTA with `!`, newline, space.
+    let json = text.get(start..=end)?.replace("!\r\n ", "").replace("!\n ", "");
+    let value: Value = serde_json::from_str(&json).ok()?;
+    ses(&value)
+}
+
+/// One SES notification.
+pub fn ses(v: &Value) -> Option<Report> {
+    let kind = v
+        .get("notificationType")
+        .or_else(|| v.get("eventType"))?
+        .as_str()?;
+    match kind {
+        "Bounce" => {
+            let b = v.get("bounce")?;
+            let permanent = b.get("bounceType").and_then(Value::as_str) == Some("Permanent");
+            let sub = b.get("bounceSubType").and_then(Value::as_str).unwrap_or("");
+            let recipients = list(b, "bouncedRecipients")
+                .map(|r| {
+                    let status = str_at(r, "status").and_then(StatusCode::find);
+                    let mut diagnostic = str_at(r, "diagnosticCode").map(str::to_string);
+                    if diagnostic.is_none() && !sub.is_empty() {
+                        diagnostic = Some(format!("{sub} bounce"));
+                    }
+                    let mut rec = Recipient::new(
+                        str_at(r, "emailAddress").and_then(address_in),
+                        if permanent { Action::Failed } else { Action::Delayed },
+                        status,
+                        diagnostic,
+                    );
+                    // SES says which permanent bounces mean "no such address".
+                    if permanent && matches!(sub, "NoEmail" | "General" | "Suppressed") && status.is_none_or(|s| s.subject == 1 || s.is_generic()) {
+                        rec.hard = rec.hard || sub == "NoEmail" || sub == "Suppressed";
+                    }
+                    if !permanent {
+                        rec.action = Action::Failed;
+                        rec.hard = false;
+                    }
+                    rec
+                })
+                .collect();
+            Some(Report::from_recipients(recipients))
+        }
+        "Complaint" => {
+            let c = v.get("complaint")?;
+            let recipients = list(c, "complainedRecipients")
+                .map(|r| complained(str_at(r, "emailAddress").and_then(address_in)))
+                .collect();
+            Some(Report {
+                recipients,
+                feedback_type: Some(
+                    str_at(c, "complaintFeedbackType")
+                        .unwrap_or("abuse")
+                        .to_ascii_lowercase(),
+                ),
+                ..Report::empty(ReportKind::Complaint)
+            })
+        }
+        "Delivery" => Some(Report::empty(ReportKind::Delivered)),
+        "DeliveryDelay" => {
+            let d = v.get("deliveryDelay")?;
+            let recipients = list(d, "delayedRecipients")
+                .map(|r| {
+                    Recipient::new(
+                        str_at(r, "emailAddress").and_then(address_in),
+                        Action::Delayed,
+                        str_at(r, "status").and_then(StatusCode::find),
+                        str_at(r, "diagnosticCode").map(str::to_string),
+                    )
+                })
+                .collect();
+            Some(Report::from_recipients(recipients))
+        }
+        _ => None,
+    }
+}
+
+/// A Postmark bounce or spam-complaint webhook.
+pub fn postmark(v: &Value) -> Option<Report> {
+    let record = str_at(v, "RecordType")?;
+    let address = str_at(v, "Email").and_then(address_in);
+    match record {
+        "SpamComplaint" => Some(Report {
+            recipients: vec![complained(address)],
+            feedback_type: Some("abuse".into()),
+            ..Report::empty(ReportKind::Complaint)
+        }),
+        "Bounce" => {
+            let kind = str_at(v, "Type").unwrap_or("");
+            let words = [str_at(v, "Description"), str_at(v, "Details")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let (action, stated) = match kind {
+                "HardBounce" | "BadEmailAddress" => (Action::Failed, StatusCode::parse("5.1.1")),
+                "Transient" | "DnsError" | "SoftBounce" | "AutoResponder" => {
+                    (Action::Failed, StatusCode::parse("4.0.0"))
+                }
+                "SpamNotification" | "Blocked" | "ContentRelated" | "SpamComplaint" => {
+                    (Action::Failed, StatusCode::parse("5.7.1"))
+                }
+                _ => (Action::Failed, None),
+            };
+            if kind == "AutoResponder" {
+                return Some(Report::empty(ReportKind::AutoReply));
+            }
+            let mut rec = Recipient::new(address, action, stated, Some(words));
+            rec.hard = matches!(kind, "HardBounce" | "BadEmailAddress");
+            Some(Report::from_recipients(vec![rec]))
+        }
+        "Delivery" => Some(Report::empty(ReportKind::Delivered)),
+        _ => None,
+    }
+}
+
+/// A Mailgun webhook's `event-data`.
+pub fn mailgun(v: &Value) -> Option<Report> {
+    let e = v.get("event-data")?;
+    let address = str_at(e, "recipient").and_then(address_in);
+    match str_at(e, "event")? {
+        "complained" => Some(Report {
+            recipients: vec![complained(address)],
+            feedback_type: Some("abuse".into()),
+            ..Report::empty(ReportKind::Complaint)
+        }),
+        "failed" => {
+            let ds = e.get("delivery-status");
+            let words = ds
+                .map(|d| {
+                    [d.get("code").map(|c| c.to_string()), str_at(d, "message").map(str::to_string), str_at(d, "description").map(str::to_string)]
+                        .into_iter()
+                        .flatten()
+                        .filter(|s| !s.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+                .unwrap_or_default();
+            let stated = ds
+                .and_then(|d| str_at(d, "enhanced-code"))
+                .and_then(StatusCode::find);
+            let permanent = str_at(e, "severity") == Some("permanent");
+            let action = if permanent { Action::Failed } else { Action::Delayed };
+            Some(Report::from_recipients(vec![Recipient::new(
+                address,
+                action,
+                stated,
+                Some(words),
+            )]))
+        }
+        "delivered" => Some(Report::empty(ReportKind::Delivered)),
+        _ => None,
+    }
+}
+
+/// One SendGrid event (the webhook posts an array of them).
+pub fn sendgrid(v: &Value) -> Option<Report> {
+    let address = str_at(v, "email").and_then(address_in);
+    match str_at(v, "event")? {
+        "spamreport" => Some(Report {
+            recipients: vec![complained(address)],
+            feedback_type: Some("abuse".into()),
+            ..Report::empty(ReportKind::Complaint)
+        }),
+        "bounce" | "dropped" | "deferred" => {
+            let words = [str_at(v, "reason"), str_at(v, "response")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            let action = if str_at(v, "event") == Some("deferred") {
+                Action::Delayed
+            } else {
+                Action::Failed
+            };
+            let stated = str_at(v, "status").and_then(StatusCode::find);
+            Some(Report::from_recipients(vec![Recipient::new(
+                address,
+                action,
+                stated,
+                Some(words),
+            )]))
+        }
+        "delivered" => Some(Report::empty(ReportKind::Delivered)),
+        _ => None,
+    }
+}
+
+fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn list<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| a.iter())
+        .into_iter()
+        .flatten()
+}

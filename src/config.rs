@@ -54,6 +54,8 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub dkim: Option<DkimConfig>,
+    #[serde(default)]
+    pub bounces: BouncesConfig,
     /// Folder of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -201,9 +203,6 @@ pub struct SmtpConfig {
     pub retry_backoff_seconds: u64,
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u64,
-    /// Permanent failures (5xx) after which a subscriber becomes `bounced`.
-    #[serde(default = "default_bounce_after")]
-    pub bounce_after: u32,
 }
 
 impl Default for SmtpConfig {
@@ -219,7 +218,6 @@ impl Default for SmtpConfig {
             max_attempts: default_max_attempts(),
             retry_backoff_seconds: default_backoff(),
             timeout_seconds: default_timeout(),
-            bounce_after: default_bounce_after(),
         }
     }
 }
@@ -242,6 +240,61 @@ impl Default for ServerConfig {
         }
     }
 }
+
+/// `[bounces]`: reports that come back after the relay said 250.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BouncesConfig {
+    /// VERP: the envelope sender becomes `local+TOKEN@domain`.
+    pub return_path: Option<String>,
+    #[serde(default = "default_hard_after")]
+    pub hard_after: u32,
+    #[serde(default = "default_soft_after")]
+    pub soft_after: u32,
+    /// A mailbox to poll at every tick: `imaps://user@host:993/INBOX`.
+    pub imap_url: Option<Url>,
+    pub imap_password: Option<Secret>,
+    /// An extra CA certificate (PEM) to trust for the IMAP server, beside the
+    /// usual roots: for a server with a private CA.
+    pub imap_ca_file: Option<PathBuf>,
+    /// Postmark (basic-auth password) and Mailgun (signing key).
+    pub webhook_secret: Option<Secret>,
+    /// SendGrid's signed event webhook: its public key (base64 DER, as shown by SendGrid).
+    pub sendgrid_public_key: Option<String>,
+    /// Where SNS signing certificates come from: unset, they are fetched from
+    /// the message's `SigningCertURL` (HTTPS, an `sns.*.amazonaws.com` host
+    /// only); a PEM file here is used instead, for a closed network or tests.
+    pub sns_certificate_file: Option<PathBuf>,
+}
+
+impl Default for BouncesConfig {
+    fn default() -> Self {
+        BouncesConfig {
+            return_path: None,
+            hard_after: default_hard_after(),
+            soft_after: default_soft_after(),
+            imap_url: None,
+            imap_password: None,
+            imap_ca_file: None,
+            webhook_secret: None,
+            sendgrid_public_key: None,
+            sns_certificate_file: None,
+        }
+    }
+}
+
+impl BouncesConfig {
+    /// `return_path` split into local part and domain.
+    pub fn verp(&self) -> Option<(String, String)> {
+        let rp = self.return_path.as_deref()?;
+        let (local, domain) = rp.rsplit_once('@')?;
+        Some((local.to_string(), domain.to_ascii_lowercase()))
+    }
+}
+
+/// The longest VERP token: two base-36 ids of up to 13 characters, a 16-digit
+/// MAC, and two dashes.
+pub const VERP_TOKEN_MAX: usize = 13 + 1 + 13 + 1 + 16;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -308,8 +361,11 @@ fn default_backoff() -> u64 {
 fn default_timeout() -> u64 {
     30
 }
-fn default_bounce_after() -> u32 {
-    3
+fn default_hard_after() -> u32 {
+    1
+}
+fn default_soft_after() -> u32 {
+    5
 }
 fn default_bind() -> String {
     "127.0.0.1:8080".into()
@@ -378,6 +434,32 @@ impl Config {
         validate_cron(&self.schedule.check, self.site.timezone)?;
         if self.feeds.limit == 0 {
             return Err(Error::Config("feeds.limit must be at least 1".into()));
+        }
+        if let Some(rp) = &self.bounces.return_path {
+            let address = crate::domain::EmailAddress::parse(rp)
+                .map_err(|e| Error::Config(format!("bounces.return_path: {e}")))?;
+            let local = address
+                .as_str()
+                .rsplit_once('@')
+                .map(|(l, _)| l)
+                .unwrap_or("");
+            if local.contains('+') || local.len() + 1 + VERP_TOKEN_MAX > 64 {
+                return Err(Error::Config(format!(
+                    "bounces.return_path: the local part `{local}` must have no `+` and at most {} characters, so that `{local}+TOKEN` fits the 64 an address may have",
+                    64 - 1 - VERP_TOKEN_MAX
+                )));
+            }
+        }
+        if self.bounces.hard_after == 0 || self.bounces.soft_after == 0 {
+            return Err(Error::Config(
+                "bounces.hard_after and bounces.soft_after must be at least 1".into(),
+            ));
+        }
+        if self.bounces.imap_url.is_some() && self.bounces.imap_password.is_none() {
+            return Err(Error::Config(
+                "bounces.imap_url is set but no password: set POSTHORN_BOUNCES__IMAP_PASSWORD"
+                    .into(),
+            ));
         }
         if self.email.transport == TransportKind::Smtp
             && self.smtp.username.is_some()

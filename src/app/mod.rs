@@ -8,7 +8,9 @@
 //! - [`Publishing`]: queue a post, send by hand, preview, test copies, retries.
 //! - [`Subscriptions`]: subscribe, confirm, unsubscribe; the author's own list.
 //! - [`Reports`]: what the log says: statuses, deliveries, sources, subscribers.
+//! - [`Bounces`]: reports that come back later: bounces, complaints, delays.
 
+mod bounces;
 mod issues;
 mod publishing;
 mod reports;
@@ -18,6 +20,7 @@ mod upstream;
 
 use std::sync::Arc;
 
+pub use bounces::{read, tracks, Bounces, Ingested};
 pub use publishing::Publishing;
 pub use publishing::{Enqueued, Plan, PreviewFormat};
 pub use reports::Reports;
@@ -68,7 +71,7 @@ impl Context {
     /// Delivers what `run` asks for over the configured transport.
     async fn deliver(&self, run: Run) -> Result<DeliveryReport, Error> {
         let issues = Issues::new(self);
-        let settings = Settings::from(&self.config.smtp);
+        let settings = Settings::new(&self.config.smtp, &self.config.bounces);
         delivery::deliver_due(&self.store, issues, &self.transport, &settings, run).await
     }
 }
@@ -81,6 +84,7 @@ pub struct App {
     publishing: Publishing,
     subscriptions: Subscriptions,
     reports: Reports,
+    bounces: Bounces,
     site: Site,
 }
 
@@ -119,6 +123,7 @@ impl App {
             publishing: Publishing::new(context.clone()),
             subscriptions: Subscriptions::new(context.clone()),
             reports: Reports::new(context.clone()),
+            bounces: Bounces::new(context.clone()),
             site: Site::new(store, config, templates, links),
             context,
         })
@@ -151,6 +156,10 @@ impl App {
 
     pub fn reports(&self) -> &Reports {
         &self.reports
+    }
+
+    pub fn bounces(&self) -> &Bounces {
+        &self.bounces
     }
 
     pub fn site(&self) -> &Site {

@@ -32,10 +32,8 @@ pub fn read(mail: &Mail<'_>, fields: &str) -> Report {
             .unwrap_or_default();
     }
     addresses.dedup_by_key(|a| a.key());
-    let mut recipients: Vec<Recipient> = addresses
-        .into_iter()
-        .map(|a| complained(Some(a)))
-        .collect();
+    let mut recipients: Vec<Recipient> =
+        addresses.into_iter().map(|a| complained(Some(a))).collect();
     if recipients.is_empty() {
         recipients.push(complained(None));
     }

@@ -40,7 +40,7 @@ static NO_USER: LazyLock<Regex> = LazyLock::new(|| {
         | (doesn't|does\s+not)\s+have\s+an?\s+\S+\s+account
         | mailbox\s+unavailable | mailbox\s+not\s+available | no\s+mailbox
         | addressee\s+unknown | bad\s+destination\s+mailbox | undeliverable\s+address
-        | not\s+exist | has\s+moved | moved\s+(permanently|to\s+a\s+new)
+        | not\s+exist | no\s+valid\s+recipients? | has\s+moved | moved\s+(permanently|to\s+a\s+new)
         ",
     )
     .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
@@ -75,7 +75,7 @@ static NOT_THE_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
         | (message|mail)\s+(is\s+)?too\s+(big|large) | size\s+(limit|exceeds)
         | relay(ing)?\s+(access\s+)?(denied|not\s+permitted|prohibited)
         | timed?\s*out | expired | too\s+long\s+in\s+(the\s+)?queue
-        | sender\s+address | domain\s+of\s+sender
+        | sender\s+address | domain\s+of\s+sender | sender\s+rejected | not\s+allowed\s+to\s+send | \bspf\b
         ",
     )
     .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
@@ -112,14 +112,21 @@ pub fn classify(status: Option<StatusCode>, diagnostic: &str) -> Severity {
         return Severity::Hard;
     }
     // x.7.x is security or policy: about the message or the sender.
-    if status.is_some_and(|s| s.subject == 7) || POLICY_CODE.is_match(&text) || NOT_AT_RCPT.is_match(&text) {
+    if status.is_some_and(|s| s.subject == 7)
+        || POLICY_CODE.is_match(&text)
+        || NOT_AT_RCPT.is_match(&text)
+    {
+        return Severity::Soft;
+    }
+    // x.2.0, "other mailbox status", is what filters answer with on some
+    // networks (Japan's mobile carriers): their "user unknown" is a refusal.
+    if status.is_some_and(|s| s.subject == 2 && s.detail == 0) && !text.contains("rcpt") {
         return Severity::Soft;
     }
     let other_reason = NOT_THE_ADDRESS.is_match(&text);
-    let address_code = status.is_some_and(|s| s.subject == 1 && matches!(s.detail, 0 | 1 | 2 | 3 | 6 | 10));
-    let gone = address_code
-        || NO_DOMAIN.is_match(&text)
-        || NO_USER.is_match(&text);
+    let address_code =
+        status.is_some_and(|s| s.subject == 1 && matches!(s.detail, 0 | 1 | 2 | 3 | 6 | 10));
+    let gone = address_code || NO_DOMAIN.is_match(&text) || NO_USER.is_match(&text);
     if gone && !other_reason {
         Severity::Hard
     } else {
@@ -137,16 +144,34 @@ mod tests {
 
     #[test]
     fn unknown_users_and_domains_are_hard() {
-        assert_eq!(c("5.1.1", "550 5.1.1 <a@b.c>: Recipient address rejected: User unknown"), Severity::Hard);
+        assert_eq!(
+            c(
+                "5.1.1",
+                "550 5.1.1 <a@b.c>: Recipient address rejected: User unknown"
+            ),
+            Severity::Hard
+        );
         assert_eq!(c("5.0.0", "550 No such user here"), Severity::Hard);
-        assert_eq!(c("5.0.0", "550 No such user here (in reply to end of DATA command)"), Severity::Soft);
+        assert_eq!(
+            c(
+                "5.0.0",
+                "550 No such user here (in reply to end of DATA command)"
+            ),
+            Severity::Soft
+        );
         assert_eq!(c("5.1.2", "Host or domain name not found"), Severity::Hard);
-        assert_eq!(c("5.1.10", "556 5.1.10 Domain does not accept mail"), Severity::Hard);
+        assert_eq!(
+            c("5.1.10", "556 5.1.10 Domain does not accept mail"),
+            Severity::Hard
+        );
     }
 
     #[test]
     fn blocked_full_and_expired_are_soft() {
-        assert_eq!(c("5.7.1", "554 5.7.1 Message rejected as spam"), Severity::Soft);
+        assert_eq!(
+            c("5.7.1", "554 5.7.1 Message rejected as spam"),
+            Severity::Soft
+        );
         assert_eq!(c("5.2.2", "552 5.2.2 Mailbox full"), Severity::Soft);
         assert_eq!(c("4.4.7", "Message expired in queue"), Severity::Soft);
         assert_eq!(c("5.1.1", "550 5.1.1 mailbox full"), Severity::Soft);

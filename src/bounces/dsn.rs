@@ -56,7 +56,10 @@ pub fn read_fields(text: &str) -> Vec<Recipient> {
             .or_else(|| get("Original-Recipient").and_then(address_in))
             .or_else(|| get("X-Actual-Recipient").and_then(address_in));
         let Some(address) = address else { continue };
-        let stated = get("Status").and_then(StatusCode::find);
+        let stated = get("Status").and_then(|v| {
+            v.split(|c: char| c.is_whitespace() || c == '(')
+                .find_map(StatusCode::parse)
+        });
         let action = get("Action")
             .and_then(|a| {
                 a.split(|c: char| !c.is_ascii_alphabetic())

@@ -11,7 +11,23 @@ pub struct Mail<'x> {
 impl<'x> Mail<'x> {
     pub fn parse(raw: &'x [u8]) -> Option<Mail<'x>> {
         let message = MessageParser::default().parse(raw)?;
-        if message.root_part().headers.is_empty() {
+        // Mail has at least one of the headers every MTA and client writes.
+        let known = [
+            "from",
+            "to",
+            "subject",
+            "date",
+            "message-id",
+            "received",
+            "return-path",
+            "content-type",
+        ];
+        let is_mail = message
+            .root_part()
+            .headers
+            .iter()
+            .any(|h| known.iter().any(|k| h.name().eq_ignore_ascii_case(k)));
+        if !is_mail {
             return None;
         }
         Some(Mail { raw, message })
@@ -38,15 +54,6 @@ impl<'x> Mail<'x> {
             .filter_map(|h| header_raw(&self.message, h))
             .map(|s| unfold(s.trim()))
             .collect()
-    }
-
-    /// The top-level `multipart/report`'s `report-type`, lower-cased.
-    pub fn report_type(&self) -> Option<String> {
-        let ct = self.message.root_part().content_type()?;
-        if !ct.ctype().eq_ignore_ascii_case("multipart") {
-            return None;
-        }
-        ct.attribute("report-type").map(|s| s.to_ascii_lowercase())
     }
 
     /// The decoded text of the first part (not inside a returned message) whose
@@ -141,9 +148,17 @@ impl<'x> Mail<'x> {
             return true;
         }
         let subject = self.decoded_subject().unwrap_or_default().to_lowercase();
-        ["auto:", "auto reply", "autoreply", "automatic reply", "out of office", "away until", "vacation"]
-            .iter()
-            .any(|p| subject.contains(p))
+        [
+            "auto:",
+            "auto reply",
+            "autoreply",
+            "automatic reply",
+            "out of office",
+            "away until",
+            "vacation",
+        ]
+        .iter()
+        .any(|p| subject.contains(p))
     }
 
     pub fn decoded_subject(&self) -> Option<String> {
@@ -151,7 +166,7 @@ impl<'x> Mail<'x> {
     }
 
     /// The sender's address (`From`), lower-cased.
-    pub fn from_address(&self) -> Option<String> {
+    pub fn sender_address(&self) -> Option<String> {
         self.message
             .from()
             .and_then(|a| a.first())
@@ -168,11 +183,15 @@ fn mime_type(part: &mail_parser::MessagePart<'_>) -> Option<String> {
     })
 }
 
-fn header_raw<'a>(message: &'a mail_parser::Message<'_>, h: &mail_parser::Header<'_>) -> Option<&'a str> {
+fn header_raw<'a>(
+    message: &'a mail_parser::Message<'_>,
+    h: &mail_parser::Header<'_>,
+) -> Option<&'a str> {
     let raw = message.raw_message();
     let start = h.offset_start() as usize;
     let end = h.offset_end() as usize;
-    raw.get(start..end).and_then(|b| std::str::from_utf8(b).ok())
+    raw.get(start..end)
+        .and_then(|b| std::str::from_utf8(b).ok())
 }
 
 /// Joins folded header lines.

@@ -122,16 +122,19 @@ pub fn read(raw: &[u8], tracks: &Tracks) -> Result<Report, ReadError> {
         arf::read(&mail, &feedback)
     } else if let Some(found) = dsn::find(&mail) {
         found
+    } else if let Some(found) = mail
+        .attached_message()
+        .and_then(|inner| read(inner, tracks).ok())
+        .filter(|r| matches!(r.kind, ReportKind::Bounce | ReportKind::Complaint))
+    {
+        // A report forwarded whole, as an attachment, by a relay or a person.
+        found
     } else if let Some(found) = prose::read(&mail) {
         found
     } else if mail.is_auto_reply() {
         Report::empty(ReportKind::AutoReply)
     } else {
-        // A report forwarded whole, as an attachment, by a relay or a person.
-        mail.attached_message()
-            .and_then(|inner| read(inner, tracks).ok())
-            .filter(|r| matches!(r.kind, ReportKind::Bounce | ReportKind::Complaint))
-            .unwrap_or_else(|| Report::empty(ReportKind::Unknown))
+        Report::empty(ReportKind::Unknown)
     };
     report.own_id = mail.header_text("Message-ID").map(|s| s.to_string());
     report.subject = mail.header_text("Subject").map(|s| s.to_string());

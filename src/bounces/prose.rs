@@ -39,6 +39,7 @@ static RETURNED: LazyLock<Regex> = LazyLock::new(|| {
           [-=_*]{2,}.*(original|copy\s+of|below\s+this\s+line|returned|headers?\s+of|undelivered\s+message|message\s+header|attachment|forwarded)
         | (original\s+message|the\s+original|returned\s+message|unsent\s+message)\s+(follows|below|is)
         | (message\s+)?headers?\s+(follows?|below)
+        | original\s+message:?\s*$
         | return-path:\s | received:\s+(from|by)\s
         )",
     )
@@ -72,7 +73,7 @@ static DELAYED: LazyLock<Regex> = LazyLock::new(|| {
 /// least one failed address.
 pub fn read(mail: &Mail<'_>) -> Option<Report> {
     let failed_header = mail.header_texts("X-Failed-Recipients");
-    let from = mail.from_address().unwrap_or_default();
+    let from = mail.sender_address().unwrap_or_default();
     let subject = mail.decoded_subject().unwrap_or_default();
     let full = mail.notice_text();
     let (notice, returned) = cut_returned(&full);
@@ -92,7 +93,10 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
             .filter(|l| !HEADER_LINE.is_match(l))
             .filter(|line| !ASIDE.is_match(line))
             .flat_map(|line| {
-                let head = line.trim_start().trim_start_matches('<').to_ascii_lowercase();
+                let head = line
+                    .trim_start()
+                    .trim_start_matches('<')
+                    .to_ascii_lowercase();
                 addresses_in(line).into_iter().map(move |a| {
                     let leads = head.starts_with(&a.key());
                     (a, leads)
@@ -102,7 +106,11 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
             // it is also the sender's (mail to oneself).
             .filter(|(a, leads)| *leads || !not_recipients.contains(&a.key()))
             .map(|(a, _)| a)
-            .filter(|a| !a.as_str().to_ascii_lowercase().starts_with("mailer-daemon@"))
+            .filter(|a| {
+                !a.as_str()
+                    .to_ascii_lowercase()
+                    .starts_with("mailer-daemon@")
+            })
             .fold(Vec::new(), |mut all, a| {
                 if !all.iter().any(|x: &EmailAddress| x.key() == a.key()) {
                     all.push(a);
@@ -112,7 +120,9 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
     }
     if addresses.is_empty() {
         // Some notices name no address; the returned message's `To` is the recipient.
-        let inline = returned.trim_start_matches(|c: char| c != '\n').trim_start();
+        let inline = returned
+            .trim_start_matches(|c: char| c != '\n')
+            .trim_start();
         let headers = mail.original_headers().unwrap_or_else(|| unindent(inline));
         if let Some(to) = original_to(&headers) {
             addresses.push(to);
@@ -134,6 +144,10 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
             if single && StatusCode::find(&words).is_none() && reply_class(&words).is_none() {
                 words = join(&[words.as_str(), &coded_lines(notice)]);
             }
+            if words.trim().is_empty() {
+                // The notice names no address: all of it is about the one recipient.
+                words = crate::domain::one_line(notice);
+            }
             let words = (!words.trim().is_empty()).then_some(words);
             Recipient::new(Some(a), action, None, words)
         })
@@ -154,7 +168,11 @@ pub fn words_about(notice: &str, address: &str) -> Option<String> {
             continue;
         }
         // An address alone on its line: its reason may be the lines above it.
-        if line.trim().trim_matches(['<', '>', ':']).eq_ignore_ascii_case(address) {
+        if line
+            .trim()
+            .trim_matches(['<', '>', ':'])
+            .eq_ignore_ascii_case(address)
+        {
             let above: Vec<&str> = lines[..i]
                 .iter()
                 .rev()
@@ -202,7 +220,13 @@ fn unindent(text: &str) -> String {
         .map(|l| l.len() - l.trim_start().len())
         .unwrap_or(0);
     text.lines()
-        .map(|l| if l.len() >= indent && l[..indent].trim().is_empty() { &l[indent..] } else { l })
+        .map(|l| {
+            if l.len() >= indent && l[..indent].trim().is_empty() {
+                &l[indent..]
+            } else {
+                l
+            }
+        })
         .filter(|l| !l.starts_with("From "))
         .collect::<Vec<_>>()
         .join("\n")
@@ -237,8 +261,14 @@ fn senders(mail: &Mail<'_>) -> Vec<String> {
         }
     }
     if let Some(head) = mail.original_headers() {
-        for (name, value) in super::dsn::blocks(&head).into_iter().next().unwrap_or_default() {
-            if ["from", "sender", "return-path", "reply-to"].contains(&name.to_ascii_lowercase().as_str()) {
+        for (name, value) in super::dsn::blocks(&head)
+            .into_iter()
+            .next()
+            .unwrap_or_default()
+        {
+            if ["from", "sender", "return-path", "reply-to"]
+                .contains(&name.to_ascii_lowercase().as_str())
+            {
                 out.extend(addresses_in(&value).into_iter().map(|a| a.key()));
             }
         }

@@ -14,7 +14,10 @@ pub fn ses_notification_in(text: &str) -> Option<Report> {
     let start = text.find('{')?;
     let end = text.rfind('}')?;
     // Lines longer than SMTP allows were broken by an MTA with `!`, newline, space.
-    let json = text.get(start..=end)?.replace("!\r\n ", "").replace("!\n ", "");
+    let json = text
+        .get(start..=end)?
+        .replace("!\r\n ", "")
+        .replace("!\n ", "");
     let value: Value = serde_json::from_str(&json).ok()?;
     ses(&value)
 }
@@ -39,12 +42,19 @@ pub fn ses(v: &Value) -> Option<Report> {
                     }
                     let mut rec = Recipient::new(
                         str_at(r, "emailAddress").and_then(address_in),
-                        if permanent { Action::Failed } else { Action::Delayed },
+                        if permanent {
+                            Action::Failed
+                        } else {
+                            Action::Delayed
+                        },
                         status,
                         diagnostic,
                     );
                     // SES says which permanent bounces mean "no such address".
-                    if permanent && matches!(sub, "NoEmail" | "General" | "Suppressed") && status.is_none_or(|s| s.subject == 1 || s.is_generic()) {
+                    if permanent
+                        && matches!(sub, "NoEmail" | "General" | "Suppressed")
+                        && status.is_none_or(|s| s.subject == 1 || s.is_generic())
+                    {
                         rec.hard = rec.hard || sub == "NoEmail" || sub == "Suppressed";
                     }
                     if !permanent {
@@ -143,19 +153,27 @@ pub fn mailgun(v: &Value) -> Option<Report> {
             let ds = e.get("delivery-status");
             let words = ds
                 .map(|d| {
-                    [d.get("code").map(|c| c.to_string()), str_at(d, "message").map(str::to_string), str_at(d, "description").map(str::to_string)]
-                        .into_iter()
-                        .flatten()
-                        .filter(|s| !s.is_empty())
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                    [
+                        d.get("code").map(|c| c.to_string()),
+                        str_at(d, "message").map(str::to_string),
+                        str_at(d, "description").map(str::to_string),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| !s.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" ")
                 })
                 .unwrap_or_default();
             let stated = ds
                 .and_then(|d| str_at(d, "enhanced-code"))
                 .and_then(StatusCode::find);
             let permanent = str_at(e, "severity") == Some("permanent");
-            let action = if permanent { Action::Failed } else { Action::Delayed };
+            let action = if permanent {
+                Action::Failed
+            } else {
+                Action::Delayed
+            };
             Some(Report::from_recipients(vec![Recipient::new(
                 address,
                 action,

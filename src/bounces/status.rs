@@ -45,21 +45,12 @@ impl StatusCode {
         })
     }
 
-    /// The first failure code (class 4 or 5) written anywhere in `text`; a
-    /// success code is only taken when there is no failure code.
+    /// The first failure code (class 4 or 5) written anywhere in `text`. Success
+    /// codes are not looked for: in prose they are mostly version numbers.
     pub fn find(text: &str) -> Option<StatusCode> {
-        let mut codes = CODE.captures_iter(text).filter_map(|c| {
-            StatusCode::parse(&format!("{}.{}.{}", &c[1], &c[2], &c[3]))
-        });
-        let first = codes.next()?;
-        if first.class != 2 {
-            return Some(first);
-        }
-        Some(codes.find(|c| c.class != 2).unwrap_or(first))
-    }
-
-    pub fn is_permanent(self) -> bool {
-        self.class == 5
+        CODE.captures_iter(text)
+            .filter_map(|c| StatusCode::parse(&format!("{}.{}.{}", &c[1], &c[2], &c[3])))
+            .find(|c| c.class != 2)
     }
 
     /// `x.0.0`: says only success or failure, nothing about why.
@@ -90,9 +81,7 @@ impl Serialize for StatusCode {
 
 /// The class of the first basic SMTP reply code (`550` → 5) in `text`.
 pub fn reply_class(text: &str) -> Option<u8> {
-    REPLY
-        .captures(text)
-        .and_then(|c| c[1].parse::<u8>().ok())
+    REPLY.captures(text).and_then(|c| c[1].parse::<u8>().ok())
 }
 
 /// The most specific status known for a recipient: the stated one, unless it is

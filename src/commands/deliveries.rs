@@ -46,3 +46,26 @@ pub async fn run(
     });
     Ok(ExitCode::SUCCESS)
 }
+
+/// `deliveries SLUG --history EMAIL`: every attempt and every later report.
+pub async fn history(app: &App, out: &Output, slug: &str, email: &str) -> Result<ExitCode, Error> {
+    let events = app.bounces().history(slug, email).await?;
+    out.print(&events, || {
+        let tz = app.config().site.timezone;
+        let rows: Vec<Vec<String>> = events
+            .iter()
+            .map(|e| {
+                vec![
+                    e.at.with_timezone(&tz)
+                        .format("%Y-%m-%d %H:%M:%S")
+                        .to_string(),
+                    e.kind.clone(),
+                    e.outcome.clone(),
+                    e.detail.clone().unwrap_or_default(),
+                ]
+            })
+            .collect();
+        table(&["time", "event", "outcome", "reply or report"], &rows)
+    });
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,5 +1,6 @@
 //! The command line: parse, open the app, call the library, print.
 
+mod bounces;
 mod build;
 mod check;
 mod deliveries;
@@ -97,11 +98,28 @@ pub enum Command {
         slug: String,
         #[arg(long, value_parser = parse_delivery_status)]
         status: Option<DeliveryStatus>,
+        /// The history of the delivery to this address: every attempt and report.
+        #[arg(long, value_name = "EMAIL")]
+        history: Option<String>,
     },
     /// Queue an issue's failed deliveries again.
     Retry { slug: String },
     /// Each upstream feed with its last fetch, status, ETag and entry count.
     Sources,
+    /// Bounces and complaints that come back after the relay said 250.
+    #[command(subcommand)]
+    Bounces(BouncesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesCommand {
+    /// Read one message from FILE or standard input (an MTA's pipe) and record it.
+    /// Exit 0: recorded or safely ignored; 75: not recorded now, try again.
+    Ingest { file: Option<PathBuf> },
+    /// What a message says, without touching the database.
+    Parse { file: PathBuf },
+    /// Bounce and complaint events, newest first.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -180,6 +198,21 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     if let Command::Init { dir } = &cli.command {
         return init::run(dir, &out);
     }
+    if let Command::Bounces(BouncesCommand::Parse { file }) = &cli.command {
+        return bounces::parse(&cli.config, file, &out);
+    }
+    if let Command::Bounces(BouncesCommand::Ingest { file }) = &cli.command {
+        // An MTA's pipe: a database that is down means "keep it and try again".
+        let config = Config::load(&cli.config)?;
+        let raw = bounces::read_input(file.as_deref())?;
+        let app = match App::open(config).await {
+            Ok(app) => app,
+            Err(e) => return Ok(bounces::tempfail(&e)),
+        };
+        let code = bounces::ingest(&app, &out, &raw).await;
+        app.close().await;
+        return Ok(code);
+    }
     let app = App::open(Config::load(&cli.config)?).await?;
     let result = match cli.command {
         Command::Init { .. } => unreachable!("handled above"),
@@ -195,9 +228,18 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Preview { slug, format } => preview::run(&app, &slug, format).await,
         Command::Subscribers(cmd) => subscribers::run(&app, &out, cmd).await,
         Command::Status { slug } => status::run(&app, &out, slug.as_deref()).await,
-        Command::Deliveries { slug, status } => deliveries::run(&app, &out, &slug, status).await,
+        Command::Deliveries {
+            slug,
+            status,
+            history,
+        } => match history {
+            Some(email) => deliveries::history(&app, &out, &slug, &email).await,
+            None => deliveries::run(&app, &out, &slug, status).await,
+        },
         Command::Retry { slug } => retry::run(&app, &out, &slug).await,
         Command::Sources => sources::run(&app, &out).await,
+        Command::Bounces(BouncesCommand::List) => bounces::list(&app, &out).await,
+        Command::Bounces(_) => unreachable!("handled above"),
     };
     app.close().await;
     result

@@ -4,6 +4,7 @@ use super::{table, Output};
 use crate::app::App;
 use crate::domain::DeliveryStatus;
 use crate::error::Error;
+use crate::store::COMPLAINT_RATE_LIMIT;
 
 pub async fn run(app: &App, out: &Output, slug: Option<&str>) -> Result<ExitCode, Error> {
     let statuses = app.reports().issue_statuses(slug).await?;
@@ -14,6 +15,7 @@ pub async fn run(app: &App, out: &Output, slug: Option<&str>) -> Result<ExitCode
         let tz = app.config().site.timezone;
         let mut header = vec!["slug", "created", "total"];
         header.extend(DeliveryStatus::ALL.iter().map(|s| s.as_str()));
+        header.push("complaints");
         let rows: Vec<Vec<String>> = statuses
             .iter()
             .map(|s| {
@@ -30,10 +32,16 @@ pub async fn run(app: &App, out: &Output, slug: Option<&str>) -> Result<ExitCode
                         .iter()
                         .map(|st| s.counts.get(st).copied().unwrap_or(0).to_string()),
                 );
+                let over = if s.complaint_rate > COMPLAINT_RATE_LIMIT { " (over)" } else { "" };
+                row.push(format!("{:.2} %{over}", s.complaint_rate));
                 row
             })
             .collect();
-        table(&header, &rows)
+        let mut text = table(&header, &rows);
+        text.push_str(&format!(
+            "complaints: complained / (sent + bounced + complained); Gmail and Yahoo want it below {COMPLAINT_RATE_LIMIT} %\n"
+        ));
+        text
     });
     Ok(ExitCode::SUCCESS)
 }

@@ -28,6 +28,8 @@ pub struct PreparedIssue {
     bodies: EmailBodies,
     signer: Option<Arc<Signer>>,
     links: Links,
+    /// `bounces.return_path` split at `@`: the envelope sender is `local+TOKEN@domain`.
+    verp: Option<(String, String)>,
 }
 
 /// One recipient of an issue.
@@ -74,6 +76,7 @@ impl PreparedIssue {
             bodies,
             signer,
             links: links.clone(),
+            verp: config.bounces.verp(),
         }
     }
 
@@ -137,6 +140,17 @@ impl PreparedIssue {
             ));
         if let Some(reply_to) = &self.reply_to {
             builder = builder.reply_to(reply_to.clone());
+        }
+        if let Some((local, domain)) = &self.verp {
+            // VERP: reports come back to an address that names this delivery.
+            let token = self.links.tokens().verp(self.issue_id, to.subscriber_id);
+            let sender: lettre::Address = format!("{local}+{token}@{domain}")
+                .parse()
+                .map_err(|e| Error::Internal(format!("the VERP return path: {e}")))?;
+            let envelope =
+                lettre::address::Envelope::new(Some(sender), vec![lettre_address(to.email)?])
+                    .map_err(|e| Error::Internal(format!("the envelope: {e}")))?;
+            builder = builder.envelope(envelope);
         }
         finish(
             builder,

@@ -23,8 +23,9 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, OnceCell};
 use tokio::task::JoinSet;
 
-use crate::config::SmtpConfig;
+use crate::config::{BouncesConfig, SmtpConfig};
 use crate::error::Error;
+use crate::store::BouncePolicy;
 use crate::store::{OutcomeKind, Store};
 pub use message::{Addressee, Outgoing, PreparedIssue};
 use rate::RateLimiter;
@@ -172,18 +173,21 @@ pub struct Settings {
     pub max_attempts: u32,
     pub retry_backoff_seconds: u64,
     pub timeout_seconds: u64,
-    pub bounce_after: u32,
+    pub bounces: BouncePolicy,
 }
 
-impl From<&SmtpConfig> for Settings {
-    fn from(smtp: &SmtpConfig) -> Settings {
+impl Settings {
+    pub fn new(smtp: &SmtpConfig, bounces: &BouncesConfig) -> Settings {
         Settings {
             concurrency: smtp.concurrency,
             rate_per_second: smtp.rate_per_second,
             max_attempts: smtp.max_attempts,
             retry_backoff_seconds: smtp.retry_backoff_seconds,
             timeout_seconds: smtp.timeout_seconds,
-            bounce_after: smtp.bounce_after,
+            bounces: BouncePolicy {
+                hard_after: bounces.hard_after,
+                soft_after: bounces.soft_after,
+            },
         }
     }
 }

@@ -18,7 +18,7 @@ pub(super) async fn record<I: IssueSource>(
     shared: Arc<Shared<I>>,
     mut results: mpsc::Receiver<Outcome>,
 ) -> Result<(), Error> {
-    let bounce_after = shared.settings.bounce_after;
+    let policy = shared.settings.bounces;
     let mut group = Vec::with_capacity(GROUP_SIZE);
     while let Some(first) = results.recv().await {
         group.push(first);
@@ -31,7 +31,7 @@ pub(super) async fn record<I: IssueSource>(
         }
         shared
             .store
-            .record_outcomes(&group, shared.now(), bounce_after)
+            .record_outcomes(&group, shared.now(), policy)
             .await?;
         let mut batch = DeliveryReport::default();
         for o in &group {

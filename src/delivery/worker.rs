@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 
 use super::message::Addressee;
 use super::{lease, IssueSource, Session, Shared};
+use crate::bounces;
 use crate::domain::SubscriberStatus;
 use crate::error::{chain, Error};
 use crate::store::{Claimed, Outcome, OutcomeKind};
@@ -156,7 +157,10 @@ async fn deliver_one<I: IssueSource, S: Session>(
         Ok(m) => m,
         Err(e) => {
             return Ok(outcome(
-                OutcomeKind::Failed { permanent: false },
+                OutcomeKind::Failed {
+                    permanent: false,
+                    hard: false,
+                },
                 Some(chain(&e)),
                 None,
             ));
@@ -172,14 +176,28 @@ async fn deliver_one<I: IssueSource, S: Session>(
             let retry_at = now + chrono::Duration::seconds(settings.retry_backoff_seconds as i64);
             outcome(OutcomeKind::Released { retry_at }, Some(chain(&e)), None)
         }
-        Err(e) if e.is_permanent() => outcome(
-            OutcomeKind::Failed { permanent: true },
-            Some(chain(&e)),
-            e.reply(),
-        ),
+        Err(e) if e.is_permanent() => {
+            // The same reading as for bounce reports: 550 5.1.1 is hard at once,
+            // 554 5.7.1 (blocked as spam) is about the message, not the reader.
+            let reply = e.reply();
+            let words = reply.clone().unwrap_or_else(|| chain(&e));
+            let status = bounces::StatusCode::find(&words);
+            let hard = bounces::classify(status, &words) == bounces::Severity::Hard;
+            outcome(
+                OutcomeKind::Failed {
+                    permanent: true,
+                    hard,
+                },
+                Some(chain(&e)),
+                reply,
+            )
+        }
         Err(e) => {
             let kind = if c.attempt >= i64::from(settings.max_attempts) {
-                OutcomeKind::Failed { permanent: false }
+                OutcomeKind::Failed {
+                    permanent: false,
+                    hard: false,
+                }
             } else {
                 OutcomeKind::Retry {
                     next_attempt_at: retry_at(now, c.attempt, settings.retry_backoff_seconds),

@@ -241,6 +241,8 @@ string_enum!(
         Retrying => "retrying",
         Failed => "failed",
         Skipped => "skipped",
+        Bounced => "bounced",
+        Complained => "complained",
     }
 );
 
@@ -250,6 +252,52 @@ impl DeliveryStatus {
         matches!(self, DeliveryStatus::Queued | DeliveryStatus::Retrying)
     }
 }
+
+string_enum!(
+    /// Where a report came from.
+    ReportSource {
+        Mail => "mail",
+        Imap => "imap",
+        Ses => "ses",
+        Postmark => "postmark",
+        Mailgun => "mailgun",
+        Sendgrid => "sendgrid",
+    }
+);
+
+string_enum!(
+    /// What a report did to its delivery and subscriber. `recorded`: kept in the
+    /// history only (a delay, or a subscriber already gone); `unmatched`: tied
+    /// to no delivery, kept for the author; `forged`: its VERP token failed its
+    /// signature, so it changes nothing.
+    ReportEffect {
+        Bounced => "bounced",
+        Complained => "complained",
+        Recorded => "recorded",
+        Unmatched => "unmatched",
+        Forged => "forged",
+    }
+);
+
+string_enum!(
+    /// How a report was tied to its delivery.
+    MatchedBy {
+        Verp => "verp",
+        MessageId => "message-id",
+        Recipient => "recipient",
+    }
+);
+
+string_enum!(
+    /// What happened to a delivery, in its history.
+    EventKind {
+        Attempt => "attempt",
+        Bounce => "bounce",
+        Delay => "delay",
+        Complaint => "complaint",
+        Delivered => "delivered",
+    }
+);
 
 string_enum!(
     /// What an issue holds: one post, or a digest of several.

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::reports::{bounce_subscriber, BouncePolicy};
 use super::{from_ms, ms, placeholders, Store};
 use crate::domain::{DeliveryStatus, EmailAddress, SubscriberStatus};
 use crate::error::{DbContext, Error};
@@ -31,9 +32,11 @@ pub enum OutcomeKind {
     Retry {
         next_attempt_at: DateTime<Utc>,
     },
-    /// Permanent, or transient with no attempts left.
+    /// Permanent, or transient with no attempts left. `hard`: the reply says
+    /// the address itself is gone.
     Failed {
         permanent: bool,
+        hard: bool,
     },
     Skipped,
     /// Not attempted, or the server could not be reached: back to the queue at
@@ -218,13 +221,14 @@ impl Store {
     }
 
     /// Records a batch of results in one transaction. Only rows still `sending` are
-    /// changed, so a late result never overwrites a newer one. After `bounce_after`
-    /// permanent failures an address becomes `bounced`.
+    /// changed, so a late result never overwrites a newer one. A permanent failure
+    /// counts as a bounce of the address (hard or soft, by its reply), under the
+    /// same `policy` as bounce reports. Every attempt goes into the history.
     pub async fn record_outcomes(
         &self,
         outcomes: &[Outcome],
         now: DateTime<Utc>,
-        bounce_after: u32,
+        policy: BouncePolicy,
     ) -> Result<(), Error> {
         if outcomes.is_empty() {
             return Ok(());
@@ -271,8 +275,23 @@ impl Store {
             .execute(&mut *tx)
             .await
             .db("recording a delivery")?;
-            if matches!(o.kind, OutcomeKind::Failed { permanent: true }) {
-                bounce_if_repeated(&mut tx, o.subscriber_id, t, bounce_after).await?;
+            sqlx::query(
+                "INSERT INTO delivery_events (delivery_id, at, kind, outcome, detail) \
+                 VALUES ($1, $2, 'attempt', $3, $4)",
+            )
+            .bind(o.delivery_id)
+            .bind(t)
+            .bind(status.as_str())
+            .bind(o.smtp_reply.as_deref().or(o.error.as_deref()))
+            .execute(&mut *tx)
+            .await
+            .db("adding an attempt to the history")?;
+            if let OutcomeKind::Failed {
+                permanent: true,
+                hard,
+            } = o.kind
+            {
+                bounce_subscriber(&mut tx, o.subscriber_id, o.delivery_id, hard, t, policy).await?;
             }
         }
         tx.commit().await.db("committing delivery results")?;
@@ -353,45 +372,4 @@ impl Store {
         .await
         .db("counting due deliveries")
     }
-}
-
-/// After repeated permanent failures an address is `bounced`: it gets no more mail
-/// and its waiting deliveries are skipped.
-async fn bounce_if_repeated(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    subscriber_id: i64,
-    t: i64,
-    bounce_after: u32,
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE subscribers SET hard_bounces = hard_bounces + 1, updated_at = $1 WHERE id = $2",
-    )
-    .bind(t)
-    .bind(subscriber_id)
-    .execute(&mut **tx)
-    .await
-    .db("counting a bounce")?;
-    let bounced = sqlx::query(
-        "UPDATE subscribers SET status = 'bounced', updated_at = $1 \
-         WHERE id = $2 AND status = 'active' AND hard_bounces >= $3",
-    )
-    .bind(t)
-    .bind(subscriber_id)
-    .bind(i64::from(bounce_after))
-    .execute(&mut **tx)
-    .await
-    .db("marking a bounced address")?
-    .rows_affected();
-    if bounced > 0 {
-        sqlx::query(
-            "UPDATE deliveries SET status = 'skipped', last_error = 'address bounced', updated_at = $1 \
-             WHERE subscriber_id = $2 AND status IN ('queued', 'retrying')",
-        )
-        .bind(t)
-        .bind(subscriber_id)
-        .execute(&mut **tx)
-        .await
-        .db("skipping deliveries of a bounced address")?;
-    }
-    Ok(())
 }

@@ -40,6 +40,25 @@ pub struct IssueStatus {
     pub created_at: DateTime<Utc>,
     pub total: i64,
     pub counts: BTreeMap<DeliveryStatus, i64>,
+    /// Complaints per message the relay took (`sent`, `bounced`, `complained`), in
+    /// percent: Gmail and Yahoo ask senders to stay below 0.3 %.
+    pub complaint_rate: f64,
+}
+
+/// Gmail's and Yahoo's line for complaints, in percent (their 2024 sender rules).
+pub const COMPLAINT_RATE_LIMIT: f64 = 0.3;
+
+impl IssueStatus {
+    fn finish(&mut self) {
+        let n = |s| self.counts.get(&s).copied().unwrap_or(0);
+        let taken =
+            n(DeliveryStatus::Sent) + n(DeliveryStatus::Bounced) + n(DeliveryStatus::Complained);
+        self.complaint_rate = if taken == 0 {
+            0.0
+        } else {
+            n(DeliveryStatus::Complained) as f64 * 100.0 / taken as f64
+        };
+    }
 }
 
 const ISSUE_COLUMNS: &str = "id, post_id, kind, subject, origin, created_at";
@@ -225,6 +244,7 @@ impl Store {
                     created_at: from_ms(row.try_get("created_at").db("counting deliveries")?),
                     total: 0,
                     counts,
+                    complaint_rate: 0.0,
                 });
             }
             let status: Option<String> = row.try_get("status").db("counting deliveries")?;
@@ -235,6 +255,7 @@ impl Store {
                 entry.total += n;
             }
         }
+        out.iter_mut().for_each(IssueStatus::finish);
         Ok(out)
     }
 

@@ -8,12 +8,14 @@ mod deliveries;
 mod issues;
 mod matching;
 mod posts;
+mod reports;
 mod sources;
 mod subscribers;
 
 pub use deliveries::{Claimed, DeliveryLogRow, Outcome, OutcomeKind};
-pub use issues::{IssueQueued, IssueRecord, IssueStatus};
+pub use issues::{IssueQueued, IssueRecord, IssueStatus, COMPLAINT_RATE_LIMIT};
 pub use posts::SyncReport;
+pub use reports::{BouncePolicy, EventRow, NewReport, ReportRow, Target};
 pub use sources::{EntriesReport, Source};
 pub use subscribers::{AddOutcome, Subscriber};
 

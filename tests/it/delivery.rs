@@ -160,33 +160,34 @@ async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requ
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn repeated_permanent_failures_bounce_an_address() {
+async fn an_unknown_user_bounces_at_once_and_a_spam_block_never_removes_a_reader() {
     let smtp = SmtpServer::start().await;
     smtp.set_rule(|rcpt| {
         if rcpt.starts_with("gone") {
-            Action::RcptReply(550, "5.1.1 Mailbox unavailable".into())
+            Action::RcptReply(
+                550,
+                "5.1.1 <gone@example.com>: Recipient address rejected: User unknown".into(),
+            )
+        } else if rcpt.starts_with("blocked") {
+            Action::RcptReply(554, "5.7.1 Message rejected as spam".into())
         } else {
             Action::Accept
         }
     });
     let site = TestSite::new(Some(smtp.port));
     let app = site.app().await;
-    add(
-        &site,
-        &app,
-        &[
-            "gone@example.com".to_string(),
-            "here@example.com".to_string(),
-        ],
-    )
-    .await;
+    let emails = [
+        "gone@example.com",
+        "blocked@example.com",
+        "here@example.com",
+    ]
+    .map(String::from);
+    add(&site, &app, &emails).await;
     let created = app.reports().created_at().await.unwrap();
-    for i in 1..=3 {
-        site.write_post(
-            &format!("p{i}.md"),
-            &post(&format!("글 {i}"), created + Duration::seconds(i), "본문"),
-        );
-    }
+    site.write_post(
+        "p1.md",
+        &post("글 1", created + Duration::seconds(1), "본문"),
+    );
     app.tick()
         .run_once(created + Duration::minutes(1), Stop::default())
         .await
@@ -194,24 +195,45 @@ async fn repeated_permanent_failures_bounce_an_address() {
     assert_eq!(
         site.status_of(&app, "gone@example.com").await,
         Some(SubscriberStatus::Bounced),
-        "three 5xx in a row"
+        "550 5.1.1 is a hard bounce: bounced after the first (hard_after = 1)"
     );
-
-    site.write_post(
-        "p4.md",
-        &post("글 4", created + Duration::seconds(4), "본문"),
-    );
+    for i in 2..=4 {
+        site.write_post(
+            &format!("p{i}.md"),
+            &post(&format!("글 {i}"), created + Duration::seconds(i), "본문"),
+        );
+    }
     let report = app
         .tick()
         .run_once(created + Duration::minutes(2), Stop::default())
         .await
         .unwrap();
+    assert!(
+        report.issues.iter().all(|i| i.queued == 2),
+        "a bounced address is not queued: {:?}",
+        report.issues
+    );
     assert_eq!(
-        report.issues[0].queued, 1,
-        "a bounced address is not queued"
+        site.status_of(&app, "blocked@example.com").await,
+        Some(SubscriberStatus::Active),
+        "four 554 5.7.1 (blocked as spam) are about the message: the reader stays"
     );
     assert_eq!(smtp.count_for("here@example.com"), 4);
     assert_eq!(smtp.count_for("gone@example.com"), 0);
+    let history = app
+        .bounces()
+        .history("p1", "gone@example.com")
+        .await
+        .unwrap();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(
+        (history[0].kind.as_str(), history[0].outcome.as_str()),
+        ("attempt", "failed")
+    );
+    assert!(
+        history[0].detail.as_deref().unwrap_or("").contains("5.1.1"),
+        "{history:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

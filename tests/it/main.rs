@@ -6,6 +6,7 @@
 mod support;
 
 mod bounce_corpus;
+mod bounces;
 mod browser;
 mod cli;
 mod delivery;

@@ -138,6 +138,36 @@ from = "Jerry <essays@example.com>"
         Self::run_bin(&all.iter().map(String::as_str).collect::<Vec<_>>()).await
     }
 
+    /// Runs the real binary against this site with `input` on standard input.
+    pub async fn cli_with_input(&self, args: &[&str], input: &[u8]) -> CliOutput {
+        let config = self.config_path().display().to_string();
+        let mut all = vec!["--config", config.as_str()];
+        all.extend_from_slice(args);
+        Self::run_bin_with_input(&all, input).await
+    }
+
+    /// Runs the real binary with these arguments and `input` on standard input.
+    pub async fn run_bin_with_input(args: &[&str], input: &[u8]) -> CliOutput {
+        use tokio::io::AsyncWriteExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run posthorn");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin.write_all(input).await.expect("write stdin");
+        drop(stdin);
+        let out = child.wait_with_output().await.expect("posthorn ends");
+        CliOutput {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
     /// Runs the real binary with exactly these arguments.
     pub async fn run_bin(args: &[&str]) -> CliOutput {
         let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))

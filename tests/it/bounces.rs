@@ -1,0 +1,331 @@
+//! Reports that come back after the relay said 250, through `posthorn bounces
+//! ingest` as an MTA's pipe runs it: VERP matching, Message-ID and recipient
+//! matching, hard bounces, complaints, auto-replies, forgeries, duplicates,
+//! unmatched reports, and a database that is down.
+
+use chrono::Duration;
+use posthorn::delivery::Stop;
+use posthorn::domain::SubscriberStatus;
+use serde_json::Value;
+
+use crate::support::{post, Action, SmtpServer, TestSite};
+
+/// An RFC 3464 report as Postfix writes it, sent to `to` (the envelope sender
+/// of the original), about `recipient`, returning the original's headers.
+fn dsn(to: &str, recipient: &str, status: &str, diagnostic: &str, returned: &str) -> Vec<u8> {
+    format!(
+        "From: MAILER-DAEMON@relay.example.net (Mail Delivery System)\r\n\
+         To: {to}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\n\
+         Message-ID: <{}@relay.example.net>\r\n\
+         Auto-Submitted: auto-replied\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\
+         \r\n\
+         --B\r\n\
+         Content-Type: text/plain\r\n\
+         \r\n\
+         This is the mail system at host relay.example.net.\r\n\
+         <{recipient}>: host mx.example.org said: {diagnostic} (in reply to RCPT TO command)\r\n\
+         \r\n\
+         --B\r\n\
+         Content-Type: message/delivery-status\r\n\
+         \r\n\
+         Reporting-MTA: dns; relay.example.net\r\n\
+         \r\n\
+         Final-Recipient: rfc822; {recipient}\r\n\
+         Action: failed\r\n\
+         Status: {status}\r\n\
+         Diagnostic-Code: smtp; {diagnostic}\r\n\
+         \r\n\
+         --B\r\n\
+         Content-Type: text/rfc822-headers\r\n\
+         \r\n\
+         {returned}\r\n\
+         --B--\r\n",
+        recipient.replace('@', ".")
+    )
+    .into_bytes()
+}
+
+/// An RFC 5965 complaint about `recipient` returning the original's headers.
+fn arf(recipient: &str, returned: &str) -> Vec<u8> {
+    format!(
+        "From: feedback@fbl.example.org\r\n\
+         To: abuse@example.com\r\n\
+         Subject: complaint\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=feedback-report; boundary=\"F\"\r\n\
+         \r\n\
+         --F\r\n\
+         Content-Type: text/plain\r\n\
+         \r\n\
+         This is an email abuse report.\r\n\
+         --F\r\n\
+         Content-Type: message/feedback-report\r\n\
+         \r\n\
+         Feedback-Type: abuse\r\n\
+         User-Agent: fbl/1.0\r\n\
+         Version: 1\r\n\
+         Original-Rcpt-To: {recipient}\r\n\
+         \r\n\
+         --F\r\n\
+         Content-Type: text/rfc822-headers\r\n\
+         \r\n\
+         {returned}\r\n\
+         --F--\r\n"
+    )
+    .into_bytes()
+}
+
+/// The headers of a message as the SMTP server got it.
+fn headers_of(data: &[u8]) -> String {
+    let text = String::from_utf8_lossy(data);
+    text.split("\r\n\r\n").next().unwrap_or("").to_string()
+}
+
+fn json(out: &crate::support::CliOutput) -> Value {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_change_exactly_the_deliveries_they_name() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_rule(|_| Action::Accept);
+    let site = TestSite::new(Some(smtp.port));
+    site.append_config("\n[bounces]\nreturn_path = \"bounces@bounce.example.com\"\n");
+    let app = site.app().await;
+    let readers = [
+        "gone@example.org",
+        "fine@example.org",
+        "annoyed@example.org",
+    ];
+    site.add_subscribers(&app, &readers).await;
+    let now = site.new_post(&app, "p.md", "첫 편지").await;
+    app.tick().run_once(now, Stop::default()).await.unwrap();
+    let sent = smtp.messages();
+    assert_eq!(sent.len(), 3);
+    let to = |who: &str| {
+        sent.iter()
+            .find(|m| m.rcpt_to == [who.to_string()])
+            .expect("a message to each reader")
+    };
+    // VERP: the envelope sender names the delivery; the header From is unchanged.
+    let gone = to("gone@example.org");
+    assert!(gone.mail_from.starts_with("bounces+"), "{}", gone.mail_from);
+    assert!(gone.mail_from.ends_with("@bounce.example.com"));
+    assert!(gone.mail_from.split('@').next().unwrap().len() <= 64);
+    assert!(headers_of(&gone.data).contains("From: Jerry <essays@example.com>"));
+
+    // A hard bounce to the VERP address: that delivery and that reader only.
+    let report = dsn(
+        &gone.mail_from.to_uppercase(), // some MTAs change the case of local parts
+        "gone@example.org",
+        "5.1.1",
+        "550 5.1.1 <gone@example.org>: Recipient address rejected: User unknown",
+        &headers_of(&gone.data),
+    );
+    let out = site.cli_with_input(&["bounces", "ingest"], &report).await;
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let log = site.log_by_email(&app, "p").await;
+    assert_eq!(log["gone@example.org"].status, "bounced");
+    assert!(log["gone@example.org"]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("5.1.1"));
+    assert_eq!(log["fine@example.org"].status, "sent");
+    assert_eq!(
+        site.status_of(&app, "gone@example.org").await,
+        Some(SubscriberStatus::Bounced)
+    );
+
+    // The same report again counts once.
+    let again = site.cli_with_input(&["bounces", "ingest"], &report).await;
+    assert_eq!(again.code, 0);
+    assert!(again.stdout.contains("recorded before"), "{}", again.stdout);
+    let list = json(&site.cli(&["bounces", "list", "--json"]).await);
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["effect"], "bounced");
+    assert_eq!(list[0]["issue"], "p");
+
+    // The history: the attempt with the relay's 250, then the report.
+    let history = json(
+        &site
+            .cli(&["deliveries", "p", "--history", "gone@example.org", "--json"])
+            .await,
+    );
+    let kinds: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["attempt", "bounce"], "{history}");
+    let text = site.cli(&["deliveries", "p"]).await.stdout;
+    assert!(
+        text.contains("bounced") && text.contains("User unknown"),
+        "{text}"
+    );
+
+    // A forged token (right shape, wrong MAC) changes nothing.
+    let fine = to("fine@example.org");
+    let (local, domain) = fine.mail_from.split_once('@').unwrap();
+    let forged_from = format!("{}0000000000000000@{domain}", &local[..local.len() - 16]);
+    let forged = dsn(
+        &forged_from,
+        "fine@example.org",
+        "5.1.1",
+        "550 5.1.1 User unknown",
+        "Subject: x",
+    );
+    let out = site.cli_with_input(&["bounces", "ingest"], &forged).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        site.log_by_email(&app, "p").await["fine@example.org"].status,
+        "sent"
+    );
+    assert_eq!(
+        site.status_of(&app, "fine@example.org").await,
+        Some(SubscriberStatus::Active)
+    );
+
+    // An auto-reply is never a bounce.
+    let vacation =
+        b"From: fine@example.org\r\nTo: essays@example.com\r\nSubject: Away until May 5\r\n\
+        Auto-Submitted: auto-replied\r\n\r\nI am away; I will read your essay later.\r\n";
+    let out = site.cli_with_input(&["bounces", "ingest"], vacation).await;
+    assert_eq!(out.code, 0);
+    assert_eq!(
+        site.log_by_email(&app, "p").await["fine@example.org"].status,
+        "sent"
+    );
+
+    // A report about a delivery posthorn never made is kept, unmatched.
+    let stranger = dsn(
+        "postmaster@example.com",
+        "stranger@example.net",
+        "5.1.1",
+        "550 5.1.1 unknown",
+        "Subject: ?",
+    );
+    assert_eq!(
+        site.cli_with_input(&["bounces", "ingest"], &stranger)
+            .await
+            .code,
+        0
+    );
+
+    // A complaint, tied by the Message-ID in the returned headers: unsubscribed at
+    // once, with the reason, and the next issue skips the reader.
+    let annoyed = to("annoyed@example.org");
+    let complaint = arf("annoyed@example.org", &headers_of(&annoyed.data));
+    let out = site
+        .cli_with_input(&["bounces", "ingest"], &complaint)
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        site.log_by_email(&app, "p").await["annoyed@example.org"].status,
+        "complained"
+    );
+    assert_eq!(
+        site.status_of(&app, "annoyed@example.org").await,
+        Some(SubscriberStatus::Unsubscribed)
+    );
+
+    let list = json(&site.cli(&["bounces", "list", "--json"]).await);
+    let effects: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap(), r["effect"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        effects,
+        [
+            ("complaint", "complained"),
+            ("bounce", "unmatched"),
+            ("bounce", "forged"),
+            ("bounce", "bounced")
+        ]
+    );
+    let status = json(&site.cli(&["status", "--json"]).await);
+    let rate = status[0]["complaint_rate"].as_f64().unwrap();
+    assert!((rate - 100.0 / 3.0).abs() < 0.01, "{status}");
+    assert_eq!(status[0]["counts"]["complained"], 1);
+    assert_eq!(status[0]["counts"]["bounced"], 1);
+    assert!(site.cli(&["status"]).await.stdout.contains("0.3 %"));
+
+    let created = app.reports().created_at().await.unwrap();
+    site.write_post(
+        "q.md",
+        &post("둘째 편지", created + Duration::seconds(2), "본문"),
+    );
+    smtp.clear();
+    app.tick()
+        .run_once(now + Duration::minutes(1), Stop::default())
+        .await
+        .unwrap();
+    let got: Vec<String> = smtp
+        .messages()
+        .iter()
+        .flat_map(|m| m.rcpt_to.clone())
+        .collect();
+    assert_eq!(
+        got,
+        ["fine@example.org"],
+        "only the reader who stayed gets the next issue"
+    );
+}
+
+#[tokio::test]
+async fn ingest_asks_the_mta_to_retry_when_the_database_is_down_and_refuses_what_is_not_mail() {
+    let site = TestSite::new(None);
+    let report = dsn(
+        "postmaster@example.com",
+        "a@example.net",
+        "5.1.1",
+        "550 5.1.1 unknown",
+        "Subject: ?",
+    );
+    let not_mail = site
+        .cli_with_input(&["bounces", "ingest"], b"\x00\x01 not mail at all")
+        .await;
+    assert_eq!(not_mail.code, 65, "{}", not_mail.stderr);
+    assert!(
+        not_mail.stderr.contains("not a mail message"),
+        "{}",
+        not_mail.stderr
+    );
+
+    // Nothing listens on port 9: the database is down.
+    std::fs::write(
+        site.path().join("down.toml"),
+        std::fs::read_to_string(site.config_path())
+            .unwrap()
+            .lines()
+            .map(|l| {
+                if l.starts_with("url = ") {
+                    "url = \"postgres://postgres@127.0.0.1:9/none\""
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let down = crate::support::TestSite::run_bin_with_input(
+        &[
+            "--config",
+            site.path().join("down.toml").to_str().unwrap(),
+            "bounces",
+            "ingest",
+        ],
+        &report,
+    )
+    .await;
+    assert_eq!(down.code, 75, "EX_TEMPFAIL: {}", down.stderr);
+    assert!(down.stderr.contains("retries"), "{}", down.stderr);
+}

@@ -13,6 +13,7 @@ mod delivery;
 mod email;
 mod feeds;
 mod pipeline;
+mod postfix;
 mod subscribe;
 mod upstream;
 mod web;

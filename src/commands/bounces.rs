@@ -1,14 +1,14 @@
 //! `posthorn bounces ingest|parse|list`.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde::Serialize;
 
 use super::{table, Output};
 use crate::app::{self, App};
-use crate::bounces::{Report, MAX_REPORT_BYTES};
+use crate::bounces::{Report, Tracks, MAX_REPORT_BYTES};
 use crate::config::Config;
 use crate::domain::ReportSource;
 use crate::error::Error;
@@ -92,16 +92,32 @@ struct Claimed {
     via: &'static str,
 }
 
-/// `bounces parse FILE`: what the message says, without the database. The config
-/// is read when there is one, for the VERP address and the Message-ID domain.
-pub fn parse(config_path: &Path, file: &Path, out: &Output) -> Result<ExitCode, Error> {
+/// `bounces parse FILE…`: what each message says, without the database. The
+/// config is read when there is one, for the VERP address and the Message-ID
+/// domain. Several files give one JSON object per line with `--json`.
+pub fn parse(config_path: &Path, files: &[PathBuf], out: &Output) -> Result<ExitCode, Error> {
     let tracks = if config_path.exists() {
         app::tracks(&Config::load(config_path)?)
     } else {
         Default::default()
     };
+    let mut code = ExitCode::SUCCESS;
+    for file in files {
+        if files.len() > 1 && !out.json {
+            println!("== {}", file.display());
+        }
+        if let Err(e) = parse_one(file, &tracks, out, files.len() > 1) {
+            // One unreadable message does not stop the others.
+            eprintln!("error: {}: {e}", file.display());
+            code = ExitCode::FAILURE;
+        }
+    }
+    Ok(code)
+}
+
+fn parse_one(file: &Path, tracks: &Tracks, out: &Output, many: bool) -> Result<(), Error> {
     let raw = read_input(Some(file))?;
-    let report = app::read(&raw, &tracks)?;
+    let report = app::read(&raw, tracks)?;
     let delivery = report
         .verp_tokens
         .iter()
@@ -122,6 +138,13 @@ pub fn parse(config_path: &Path, file: &Path, out: &Output) -> Result<ExitCode, 
         report: &report,
         delivery,
     };
+    if many && out.json {
+        match serde_json::to_string(&parsed) {
+            Ok(line) => println!("{line}"),
+            Err(e) => eprintln!("error: cannot write JSON: {e}"),
+        }
+        return Ok(());
+    }
     out.print(&parsed, || {
         let mut s = format!("kind: {}\n", report.kind);
         if let Some(f) = &report.feedback_type {
@@ -159,7 +182,7 @@ pub fn parse(config_path: &Path, file: &Path, out: &Output) -> Result<ExitCode, 
         }
         s
     });
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 pub async fn list(app: &App, out: &Output) -> Result<ExitCode, Error> {

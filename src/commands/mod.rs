@@ -117,7 +117,10 @@ pub enum BouncesCommand {
     /// Exit 0: recorded or safely ignored; 75: not recorded now, try again.
     Ingest { file: Option<PathBuf> },
     /// What a message says, without touching the database.
-    Parse { file: PathBuf },
+    Parse {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
     /// Bounce and complaint events, newest first.
     List,
 }
@@ -198,8 +201,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     if let Command::Init { dir } = &cli.command {
         return init::run(dir, &out);
     }
-    if let Command::Bounces(BouncesCommand::Parse { file }) = &cli.command {
-        return bounces::parse(&cli.config, file, &out);
+    if let Command::Bounces(BouncesCommand::Parse { files }) = &cli.command {
+        return bounces::parse(&cli.config, files, &out);
     }
     if let Command::Bounces(BouncesCommand::Ingest { file }) = &cli.command {
         // An MTA's pipe: a database that is down means "keep it and try again".

@@ -1,8 +1,7 @@
 //! RFC 5965 Abuse Reporting Format: a reader pressed "report spam" and their
 //! provider's feedback loop tells the sender.
 
-use super::dsn::blocks;
-use super::mime::Mail;
+use super::mime::{blocks, Mail};
 use super::{addresses_in, Action, Recipient, Report, ReportKind};
 
 /// A complaint from the `message/feedback-report` fields, with its recipient from

@@ -2,7 +2,7 @@
 //! `Name: value` fields per recipient (`Final-Recipient`, `Action`, `Status`,
 //! `Diagnostic-Code`), separated by blank lines.
 
-use super::mime::Mail;
+use super::mime::{blocks, Mail};
 use super::status::StatusCode;
 use super::{address_in, prose, Action, Recipient, Report};
 
@@ -96,36 +96,4 @@ fn strip_type(value: &str) -> String {
         }
         _ => value.trim().to_string(),
     }
-}
-
-/// `Name: value` fields, unfolded, grouped by blank lines.
-pub fn blocks(text: &str) -> Vec<Vec<(String, String)>> {
-    let mut out: Vec<Vec<(String, String)>> = Vec::new();
-    let mut current: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
-            }
-            continue;
-        }
-        if line.starts_with([' ', '\t']) {
-            if let Some((_, v)) = current.last_mut() {
-                v.push(' ');
-                v.push_str(line.trim());
-            }
-            continue;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            let name = name.trim();
-            if !name.is_empty() && !name.contains(' ') {
-                current.push((name.to_string(), value.trim().to_string()));
-            }
-        }
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
 }

@@ -261,7 +261,7 @@ fn senders(mail: &Mail<'_>) -> Vec<String> {
         }
     }
     if let Some(head) = mail.original_headers() {
-        for (name, value) in super::dsn::blocks(&head)
+        for (name, value) in super::mime::blocks(&head)
             .into_iter()
             .next()
             .unwrap_or_default()
@@ -278,7 +278,7 @@ fn senders(mail: &Mail<'_>) -> Vec<String> {
 
 /// The first address in the returned message's `To`.
 fn original_to(headers: &str) -> Option<EmailAddress> {
-    super::dsn::blocks(headers)
+    super::mime::blocks(headers)
         .into_iter()
         .next()?
         .into_iter()

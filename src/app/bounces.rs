@@ -217,10 +217,10 @@ impl Bounces {
 
 /// The marks posthorn leaves on its mail, from the config.
 pub fn tracks(config: &crate::config::Config) -> Tracks {
-    Tracks {
-        verp: config.bounces.verp(),
-        message_id_domain: Some(config.email.from.domain().to_ascii_lowercase()),
-    }
+    Tracks::new(
+        config.bounces.verp(),
+        Some(&config.email.from.domain().to_ascii_lowercase()),
+    )
 }
 
 /// Reads a message; what cannot be read is the sender's fault, not posthorn's.

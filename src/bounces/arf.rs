@@ -2,7 +2,7 @@
 //! provider's feedback loop tells the sender.
 
 use super::mime::{blocks, Mail};
-use super::{addresses_in, Action, Recipient, Report, ReportKind};
+use super::{addresses_in, Action, Recipient, Report};
 
 /// A complaint from the `message/feedback-report` fields, with its recipient from
 /// `Original-Rcpt-To`, or else from the returned message's `To`.
@@ -15,10 +15,7 @@ pub fn read(mail: &Mail<'_>, fields: &str) -> Report {
             .map(|(_, v)| v.as_str())
             .collect::<Vec<_>>()
     };
-    let feedback_type = get_all("Feedback-Type")
-        .first()
-        .map(|t| t.trim().to_ascii_lowercase())
-        .unwrap_or_else(|| "abuse".into());
+    let feedback_type = get_all("Feedback-Type").first().copied().unwrap_or("abuse");
     let mut addresses: Vec<_> = get_all("Original-Rcpt-To")
         .into_iter()
         .chain(get_all("Removal-Recipient"))
@@ -36,11 +33,7 @@ pub fn read(mail: &Mail<'_>, fields: &str) -> Report {
     if recipients.is_empty() {
         recipients.push(complained(None));
     }
-    Report {
-        recipients,
-        feedback_type: Some(feedback_type),
-        ..Report::empty(ReportKind::Complaint)
-    }
+    Report::complaint(recipients, feedback_type)
 }
 
 pub fn complained(address: Option<crate::domain::EmailAddress>) -> Recipient {

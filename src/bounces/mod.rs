@@ -73,14 +73,41 @@ pub struct MessageIdRef {
     pub instance: String,
 }
 
-/// The marks posthorn leaves on what it sends, and so can find in what comes back.
+/// The marks posthorn leaves on what it sends, and so can find in what comes
+/// back: their patterns, compiled once for every message read.
 #[derive(Debug, Clone, Default)]
 pub struct Tracks {
-    /// `return_path` split at `@`: VERP tokens are `local+TOKEN@domain`.
-    pub verp: Option<(String, String)>,
-    /// The domain of posthorn's Message-IDs (the `From` domain).
-    pub message_id_domain: Option<String>,
+    /// `local+TOKEN@domain`, matched case-insensitively (some MTAs lower-case
+    /// local parts).
+    verp: Option<regex::bytes::Regex>,
+    /// posthorn's Message-IDs, `<ISSUE.SUBSCRIBER.INSTANCE@domain>`.
+    message_id: Option<regex::bytes::Regex>,
 }
+
+impl Tracks {
+    /// `verp`: `return_path` split at `@`; `message_id_domain`: the `From` domain.
+    pub fn new(verp: Option<(String, String)>, message_id_domain: Option<&str>) -> Tracks {
+        let compile = |pattern: String| regex::bytes::Regex::new(&pattern).ok();
+        Tracks {
+            verp: verp.and_then(|(local, domain)| {
+                compile(format!(
+                    r"(?i)\b{}\+([0-9a-z-]{{8,60}})@{}\b",
+                    regex::escape(&local),
+                    regex::escape(&domain)
+                ))
+            }),
+            message_id: message_id_domain.and_then(|domain| {
+                compile(format!(
+                    r"(?i)<(\d{{1,18}})\.(\d{{1,18}})\.([0-9a-f]{{12}})@{}>",
+                    regex::escape(domain)
+                ))
+            }),
+        }
+    }
+}
+
+/// How deep reports forwarded inside reports are followed.
+const MAX_DEPTH: usize = 3;
 
 /// Everything one message says.
 #[derive(Debug, Clone, Serialize)]
@@ -94,11 +121,6 @@ pub struct Report {
     /// posthorn Message-IDs found in the returned headers or `In-Reply-To`.
     #[serde(skip)]
     pub message_ids: Vec<MessageIdRef>,
-    /// The report's own Message-ID, to recognise the same report twice.
-    #[serde(skip)]
-    pub own_id: Option<String>,
-    #[serde(skip)]
-    pub subject: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -115,8 +137,16 @@ pub fn read(raw: &[u8], tracks: &Tracks) -> Result<Report, ReadError> {
     if raw.len() > MAX_REPORT_BYTES {
         return Err(ReadError::TooLarge(raw.len()));
     }
+    let mut report = read_at(raw, 0)?;
+    report.verp_tokens = find_verp_tokens(raw, tracks);
+    report.message_ids = find_message_ids(raw, tracks);
+    Ok(report)
+}
+
+/// What the message says, `depth` messages deep inside another.
+fn read_at(raw: &[u8], depth: usize) -> Result<Report, ReadError> {
     let mail = mime::Mail::parse(raw).ok_or(ReadError::NotMail)?;
-    let mut report = if let Some(json) = providers::ses_notification_in(&mail.notice_text()) {
+    let report = if let Some(json) = providers::ses_notification_in(&mail.notice_text()) {
         json
     } else if let Some(feedback) = mail.part_text(&["message/feedback-report"]) {
         arf::read(&mail, &feedback)
@@ -124,7 +154,8 @@ pub fn read(raw: &[u8], tracks: &Tracks) -> Result<Report, ReadError> {
         found
     } else if let Some(found) = mail
         .attached_message()
-        .and_then(|inner| read(inner, tracks).ok())
+        .filter(|_| depth < MAX_DEPTH)
+        .and_then(|inner| read_at(inner, depth + 1).ok())
         .filter(|r| matches!(r.kind, ReportKind::Bounce | ReportKind::Complaint))
     {
         // A report forwarded whole, as an attachment, by a relay or a person.
@@ -136,10 +167,6 @@ pub fn read(raw: &[u8], tracks: &Tracks) -> Result<Report, ReadError> {
     } else {
         Report::empty(ReportKind::Unknown)
     };
-    report.own_id = mail.header_text("Message-ID").map(|s| s.to_string());
-    report.subject = mail.header_text("Subject").map(|s| s.to_string());
-    report.verp_tokens = find_verp_tokens(raw, &tracks.verp);
-    report.message_ids = find_message_ids(raw, tracks.message_id_domain.as_deref());
     Ok(report)
 }
 
@@ -151,8 +178,15 @@ impl Report {
             feedback_type: None,
             verp_tokens: Vec::new(),
             message_ids: Vec::new(),
-            own_id: None,
-            subject: None,
+        }
+    }
+
+    /// A complaint about `recipients`, of `feedback_type` (`abuse`, `opt-out`, …).
+    pub fn complaint(recipients: Vec<Recipient>, feedback_type: &str) -> Report {
+        Report {
+            recipients,
+            feedback_type: Some(feedback_type.trim().to_ascii_lowercase()),
+            ..Report::empty(ReportKind::Complaint)
         }
     }
 
@@ -206,19 +240,10 @@ impl Recipient {
     }
 }
 
-/// `local+TOKEN@domain` anywhere in the raw message: in `To`, `Delivered-To`,
-/// `X-Original-To`, or the returned `Return-Path`. Matched case-insensitively,
-/// because some MTAs lower-case local parts.
-fn find_verp_tokens(raw: &[u8], verp: &Option<(String, String)>) -> Vec<String> {
-    let Some((local, domain)) = verp else {
-        return Vec::new();
-    };
-    let pattern = format!(
-        r"(?i)\b{}\+([0-9a-z-]{{8,60}})@{}\b",
-        regex::escape(local),
-        regex::escape(domain)
-    );
-    let Ok(re) = regex::bytes::Regex::new(&pattern) else {
+/// VERP tokens anywhere in the raw message: in `To`, `Delivered-To`,
+/// `X-Original-To`, or the returned `Return-Path`.
+fn find_verp_tokens(raw: &[u8], tracks: &Tracks) -> Vec<String> {
+    let Some(re) = &tracks.verp else {
         return Vec::new();
     };
     let mut out: Vec<String> = Vec::new();
@@ -231,17 +256,10 @@ fn find_verp_tokens(raw: &[u8], verp: &Option<(String, String)>) -> Vec<String> 
     out
 }
 
-/// posthorn's Message-IDs, `ISSUE.SUBSCRIBER.INSTANCE@domain`, anywhere in the
-/// message: the returned headers, `In-Reply-To`, `References`, or a text copy.
-fn find_message_ids(raw: &[u8], domain: Option<&str>) -> Vec<MessageIdRef> {
-    let Some(domain) = domain else {
-        return Vec::new();
-    };
-    let pattern = format!(
-        r"(?i)<(\d{{1,18}})\.(\d{{1,18}})\.([0-9a-f]{{12}})@{}>",
-        regex::escape(domain)
-    );
-    let Ok(re) = regex::bytes::Regex::new(&pattern) else {
+/// posthorn's Message-IDs anywhere in the message: the returned headers,
+/// `In-Reply-To`, `References`, or a text copy.
+fn find_message_ids(raw: &[u8], tracks: &Tracks) -> Vec<MessageIdRef> {
+    let Some(re) = &tracks.message_id else {
         return Vec::new();
     };
     let mut out: Vec<MessageIdRef> = Vec::new();
@@ -264,6 +282,16 @@ fn find_message_ids(raw: &[u8], domain: Option<&str>) -> Vec<MessageIdRef> {
         }
     }
     out
+}
+
+/// Non-empty parts joined by single spaces: a diagnostic from several fields.
+pub(crate) fn join_words(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The first thing in `text` that parses as an address: `<a@b.c>`, `a@b.c`, or

@@ -13,7 +13,7 @@ use regex::Regex;
 
 use super::mime::Mail;
 use super::status::{reply_class, StatusCode};
-use super::{addresses_in, Action, Recipient, Report};
+use super::{addresses_in, join_words, Action, Recipient, Report};
 use crate::domain::EmailAddress;
 
 /// Senders and subjects of mail-system notices.
@@ -142,7 +142,7 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
         .map(|a| {
             let mut words = words_about(notice, a.as_str()).unwrap_or_default();
             if single && StatusCode::find(&words).is_none() && reply_class(&words).is_none() {
-                words = join(&[words.as_str(), &coded_lines(notice)]);
+                words = join_words(&[words.as_str(), &coded_lines(notice)]);
             }
             if words.trim().is_empty() {
                 // The notice names no address: all of it is about the one recipient.
@@ -239,15 +239,6 @@ fn coded_lines(notice: &str) -> String {
         .filter(|l| StatusCode::find(l).is_some() || reply_class(l).is_some())
         .filter(|l| !HEADER_LINE.is_match(l))
         .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn join(parts: &[&str]) -> String {
-    parts
-        .iter()
-        .filter(|p| !p.trim().is_empty())
-        .copied()
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::arf::complained;
 use super::status::StatusCode;
-use super::{address_in, Action, Recipient, Report, ReportKind};
+use super::{address_in, join_words, Action, Recipient, Report, ReportKind};
 
 /// An SES notification (`notificationType`, or `eventType` for event publishing)
 /// in a text: a mail body or an SNS `Message`.
@@ -40,27 +40,17 @@ pub fn ses(v: &Value) -> Option<Report> {
                     if diagnostic.is_none() && !sub.is_empty() {
                         diagnostic = Some(format!("{sub} bounce"));
                     }
+                    // A transient SES bounce is a soft failure (4.x when it names no code).
+                    let stated = status
+                        .or_else(|| StatusCode::parse(if permanent { "5.0.0" } else { "4.0.0" }));
                     let mut rec = Recipient::new(
                         str_at(r, "emailAddress").and_then(address_in),
-                        if permanent {
-                            Action::Failed
-                        } else {
-                            Action::Delayed
-                        },
-                        status,
+                        Action::Failed,
+                        stated,
                         diagnostic,
                     );
-                    // SES says which permanent bounces mean "no such address".
-                    if permanent
-                        && matches!(sub, "NoEmail" | "General" | "Suppressed")
-                        && status.is_none_or(|s| s.subject == 1 || s.is_generic())
-                    {
-                        rec.hard = rec.hard || sub == "NoEmail" || sub == "Suppressed";
-                    }
-                    if !permanent {
-                        rec.action = Action::Failed;
-                        rec.hard = false;
-                    }
+                    // SES says itself which permanent bounces mean "no such address".
+                    rec.hard = permanent && (rec.hard || matches!(sub, "NoEmail" | "Suppressed"));
                     rec
                 })
                 .collect();
@@ -71,15 +61,10 @@ pub fn ses(v: &Value) -> Option<Report> {
             let recipients = list(c, "complainedRecipients")
                 .map(|r| complained(str_at(r, "emailAddress").and_then(address_in)))
                 .collect();
-            Some(Report {
+            Some(Report::complaint(
                 recipients,
-                feedback_type: Some(
-                    str_at(c, "complaintFeedbackType")
-                        .unwrap_or("abuse")
-                        .to_ascii_lowercase(),
-                ),
-                ..Report::empty(ReportKind::Complaint)
-            })
+                str_at(c, "complaintFeedbackType").unwrap_or("abuse"),
+            ))
         }
         "Delivery" => Some(Report::empty(ReportKind::Delivered)),
         "DeliveryDelay" => {
@@ -105,18 +90,10 @@ pub fn postmark(v: &Value) -> Option<Report> {
     let record = str_at(v, "RecordType")?;
     let address = str_at(v, "Email").and_then(address_in);
     match record {
-        "SpamComplaint" => Some(Report {
-            recipients: vec![complained(address)],
-            feedback_type: Some("abuse".into()),
-            ..Report::empty(ReportKind::Complaint)
-        }),
+        "SpamComplaint" => Some(Report::complaint(vec![complained(address)], "abuse")),
         "Bounce" => {
             let kind = str_at(v, "Type").unwrap_or("");
-            let words = [str_at(v, "Description"), str_at(v, "Details")]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
+            let words = join_words(&[field(v, "Description"), field(v, "Details")]);
             let (action, stated) = match kind {
                 "HardBounce" | "BadEmailAddress" => (Action::Failed, StatusCode::parse("5.1.1")),
                 "Transient" | "DnsError" | "SoftBounce" | "AutoResponder" => {
@@ -144,25 +121,13 @@ pub fn mailgun(v: &Value) -> Option<Report> {
     let e = v.get("event-data")?;
     let address = str_at(e, "recipient").and_then(address_in);
     match str_at(e, "event")? {
-        "complained" => Some(Report {
-            recipients: vec![complained(address)],
-            feedback_type: Some("abuse".into()),
-            ..Report::empty(ReportKind::Complaint)
-        }),
+        "complained" => Some(Report::complaint(vec![complained(address)], "abuse")),
         "failed" => {
             let ds = e.get("delivery-status");
             let words = ds
                 .map(|d| {
-                    [
-                        d.get("code").map(|c| c.to_string()),
-                        str_at(d, "message").map(str::to_string),
-                        str_at(d, "description").map(str::to_string),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .filter(|s| !s.is_empty())
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                    let code = d.get("code").map(|c| c.to_string()).unwrap_or_default();
+                    join_words(&[&code, field(d, "message"), field(d, "description")])
                 })
                 .unwrap_or_default();
             let stated = ds
@@ -190,17 +155,9 @@ pub fn mailgun(v: &Value) -> Option<Report> {
 pub fn sendgrid(v: &Value) -> Option<Report> {
     let address = str_at(v, "email").and_then(address_in);
     match str_at(v, "event")? {
-        "spamreport" => Some(Report {
-            recipients: vec![complained(address)],
-            feedback_type: Some("abuse".into()),
-            ..Report::empty(ReportKind::Complaint)
-        }),
+        "spamreport" => Some(Report::complaint(vec![complained(address)], "abuse")),
         "bounce" | "dropped" | "deferred" => {
-            let words = [str_at(v, "reason"), str_at(v, "response")]
-                .into_iter()
-                .flatten()
-                .collect::<Vec<_>>()
-                .join(" ");
+            let words = join_words(&[field(v, "reason"), field(v, "response")]);
             let action = if str_at(v, "event") == Some("deferred") {
                 Action::Delayed
             } else {
@@ -217,6 +174,11 @@ pub fn sendgrid(v: &Value) -> Option<Report> {
         "delivered" => Some(Report::empty(ReportKind::Delivered)),
         _ => None,
     }
+}
+
+/// A text field, or "" when it is missing.
+fn field<'a>(v: &'a Value, key: &str) -> &'a str {
+    str_at(v, key).unwrap_or("")
 }
 
 fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {

@@ -7,6 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::subscribers::skip_waiting;
 use super::{from_ms, ms, Store};
 use crate::domain::{EventKind, MatchedBy, ReportEffect, ReportSource, SubscriberStatus};
 use crate::error::{DbContext, Error};
@@ -111,14 +112,6 @@ impl Store {
     ) -> Result<Option<ReportEffect>, Error> {
         let t = ms(now);
         let mut tx = self.pool.begin().await.db("recording a report")?;
-        let seen: Option<i64> = sqlx::query_scalar("SELECT id FROM reports WHERE fingerprint = $1")
-            .bind(&report.fingerprint)
-            .fetch_optional(&mut *tx)
-            .await
-            .db("looking for the same report")?;
-        if seen.is_some() {
-            return Ok(None);
-        }
         let (delivery_id, matched_by) = match report.target {
             Target::Delivery { delivery_id, by } => (Some(delivery_id), Some(by)),
             _ => (None, None),
@@ -154,10 +147,12 @@ impl Store {
             (_, EventKind::Complaint) => ReportEffect::Complained,
             _ => ReportEffect::Recorded,
         };
-        let report_id: i64 = sqlx::query_scalar(
+        // The unique fingerprint decides "seen before", also for two intakes racing.
+        let report_id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO reports (fingerprint, received_at, source, kind, recipient, status, hard, diagnostic, \
              feedback_type, delivery_id, matched_by, effect) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (fingerprint) DO NOTHING RETURNING id",
         )
         .bind(&report.fingerprint)
         .bind(t)
@@ -171,9 +166,12 @@ impl Store {
         .bind(delivery_id)
         .bind(matched_by.map(|m| m.as_str()))
         .bind(effect.as_str())
-        .fetch_one(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
         .db("recording a report")?;
+        let Some(report_id) = report_id else {
+            return Ok(None);
+        };
         if let Some(delivery_id) = delivery_id {
             let outcome = match report.kind {
                 EventKind::Complaint => report
@@ -395,16 +393,7 @@ async fn set_subscriber_gone(
     .db("changing a subscriber's status")?
     .rows_affected();
     if changed > 0 {
-        sqlx::query(
-            "UPDATE deliveries SET status = 'skipped', last_error = $1, updated_at = $2 \
-             WHERE subscriber_id = $3 AND status IN ('queued', 'retrying')",
-        )
-        .bind(format!("subscriber {status}: {why}"))
-        .bind(t)
-        .bind(subscriber_id)
-        .execute(&mut **tx)
-        .await
-        .db("skipping the deliveries of a subscriber who left")?;
+        skip_waiting(tx, subscriber_id, &format!("subscriber {status}: {why}"), t).await?;
     }
     Ok(())
 }

@@ -218,15 +218,7 @@ impl Store {
         .await
         .db("unsubscribing")?
         .rows_affected();
-        sqlx::query(
-            "UPDATE deliveries SET status = 'skipped', last_error = 'unsubscribed', updated_at = $1 \
-             WHERE subscriber_id = $2 AND status IN ('queued', 'retrying')",
-        )
-        .bind(t)
-        .bind(subscriber_id)
-        .execute(&mut *tx)
-        .await
-        .db("skipping deliveries of an unsubscribed address")?;
+        skip_waiting(&mut tx, subscriber_id, "unsubscribed", t).await?;
         tx.commit().await.db("unsubscribing")?;
         if changed > 0 {
             return Ok(true);
@@ -273,4 +265,25 @@ impl Store {
             .await
             .db("counting subscribers")
     }
+}
+
+/// A subscriber who leaves gets nothing more: their queued and retrying
+/// deliveries become `skipped`, with `why`, in the caller's transaction.
+pub(super) async fn skip_waiting(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    subscriber_id: i64,
+    why: &str,
+    t: i64,
+) -> Result<(), Error> {
+    sqlx::query(
+        "UPDATE deliveries SET status = 'skipped', last_error = $1, updated_at = $2 \
+         WHERE subscriber_id = $3 AND status IN ('queued', 'retrying')",
+    )
+    .bind(why)
+    .bind(t)
+    .bind(subscriber_id)
+    .execute(&mut **tx)
+    .await
+    .db("skipping the deliveries of a subscriber who left")?;
+    Ok(())
 }

@@ -137,7 +137,7 @@ impl Postfix {
     }
 
     /// Waits (at most a minute) until `n` messages went out through the pipe.
-    fn wait_for_pipe(&self, n: usize) {
+    async fn wait_for_pipe(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let log = self.log();
@@ -152,7 +152,8 @@ impl Postfix {
                 Instant::now() < deadline,
                 "Postfix piped {piped} of {n} reports:\n{log}"
             );
-            std::thread::sleep(Duration::from_millis(100));
+            // Postfix is another process: its log is the only step to watch.
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }
@@ -219,7 +220,7 @@ async fn postfix_returns_real_dsns_through_a_pipe_to_the_deliveries_they_name() 
         .expect("chown");
     assert!(status.success());
 
-    postfix.wait_for_pipe(3);
+    postfix.wait_for_pipe(3).await;
     assert_eq!(next_hop.count_for("ok1@example.org"), 1);
 
     let app = site.app().await;

@@ -20,7 +20,7 @@ mod upstream;
 
 use std::sync::Arc;
 
-pub use bounces::{read, tracks, Bounces, Ingested};
+pub use bounces::{read, tracks, Bounces, Ingested, MailboxPoll};
 pub use publishing::Publishing;
 pub use publishing::{Enqueued, Plan, PreviewFormat};
 pub use reports::Reports;
@@ -98,6 +98,10 @@ impl App {
             )?)),
             None => None,
         };
+        if let Some(url) = &config.bounces.imap_url {
+            crate::bounces::imap::MailboxAddress::parse(url)
+                .map_err(|e| Error::Config(e.to_string()))?;
+        }
         let store = Store::open(&config.database.url, &config.base_dir).await?;
         let key = match &config.server.secret {
             Some(secret) => secret.expose().as_bytes().to_vec(),

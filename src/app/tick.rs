@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::Context;
+use super::{Bounces, Context, MailboxPoll};
 use crate::config::ScheduleMode;
 use crate::delivery::{DeliveryReport, Run, Stop};
 use crate::domain::{FetchStatus, IssueKind, IssueOrigin};
@@ -51,6 +51,8 @@ pub struct TickReport {
     pub upstream: Option<UpstreamSync>,
     pub issues: Vec<NewIssue>,
     pub deliveries: DeliveryReport,
+    /// Present when `[bounces] imap_url` is set.
+    pub bounces: Option<MailboxPoll>,
 }
 
 /// The scheduler's step: `posthorn check`, each cron tick of `serve`, and tests.
@@ -79,11 +81,14 @@ impl Tick {
         let elapsed = chrono::Duration::from_std(queued).unwrap_or_default();
         let run = Run::due_at(now + elapsed).stopped_by(stop);
         let deliveries = self.context.deliver(run).await?;
+        let delivered = started.elapsed();
+        let bounces = Bounces::new(self.context.clone()).poll_mailbox().await?;
         tracing::debug!(
             posts_ms = synced.as_millis() as u64,
             upstream_ms = (fetched - synced).as_millis() as u64,
             issues_ms = (queued - fetched).as_millis() as u64,
-            delivery_ms = (started.elapsed() - queued).as_millis() as u64,
+            delivery_ms = (delivered - queued).as_millis() as u64,
+            bounces_ms = (started.elapsed() - delivered).as_millis() as u64,
             "tick timing"
         );
         Ok(TickReport {
@@ -91,6 +96,7 @@ impl Tick {
             upstream,
             issues,
             deliveries,
+            bounces,
         })
     }
 

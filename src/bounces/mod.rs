@@ -12,6 +12,7 @@
 mod arf;
 mod classify;
 mod dsn;
+pub mod imap;
 mod mime;
 mod prose;
 pub mod providers;

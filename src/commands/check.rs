@@ -44,6 +44,15 @@ pub async fn run(app: &App, out: &Output) -> Result<ExitCode, Error> {
             "deliveries: {} sent, {} retrying, {} failed, {} skipped, {} deferred\n",
             d.sent, d.retrying, d.failed, d.skipped, d.deferred
         ));
+        if let Some(b) = &report.bounces {
+            s.push_str(&format!(
+                "bounce mailbox {}: {} reports processed, {} unparsed set aside, {} other messages left\n",
+                b.mailbox, b.processed, b.unparsed, b.left
+            ));
+            if let Some(e) = &b.error {
+                s.push_str(&format!("  error: {e}\n"));
+            }
+        }
         s
     });
     Ok(ExitCode::SUCCESS)

@@ -213,6 +213,20 @@ impl Store {
             .db("reading meta")
     }
 
+    /// Stores `value` under `key`, replacing what was there.
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await
+        .db("writing meta")?;
+        Ok(())
+    }
+
     /// Stores `value` under `key` unless a value is already there; returns the stored one.
     /// Two processes racing to initialise a key end up with the same value.
     pub async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, Error> {

@@ -12,7 +12,13 @@ use crate::support::{post, Action, SmtpServer, TestSite};
 
 /// An RFC 3464 report as Postfix writes it, sent to `to` (the envelope sender
 /// of the original), about `recipient`, returning the original's headers.
-fn dsn(to: &str, recipient: &str, status: &str, diagnostic: &str, returned: &str) -> Vec<u8> {
+pub(crate) fn dsn(
+    to: &str,
+    recipient: &str,
+    status: &str,
+    diagnostic: &str,
+    returned: &str,
+) -> Vec<u8> {
     format!(
         "From: MAILER-DAEMON@relay.example.net (Mail Delivery System)\r\n\
          To: {to}\r\n\
@@ -49,7 +55,7 @@ fn dsn(to: &str, recipient: &str, status: &str, diagnostic: &str, returned: &str
 }
 
 /// An RFC 5965 complaint about `recipient` returning the original's headers.
-fn arf(recipient: &str, returned: &str) -> Vec<u8> {
+pub(crate) fn arf(recipient: &str, returned: &str) -> Vec<u8> {
     format!(
         "From: feedback@fbl.example.org\r\n\
          To: abuse@example.com\r\n\
@@ -79,7 +85,7 @@ fn arf(recipient: &str, returned: &str) -> Vec<u8> {
 }
 
 /// The headers of a message as the SMTP server got it.
-fn headers_of(data: &[u8]) -> String {
+pub(crate) fn headers_of(data: &[u8]) -> String {
     let text = String::from_utf8_lossy(data);
     text.split("\r\n\r\n").next().unwrap_or("").to_string()
 }

@@ -10,6 +10,7 @@ mod bounces;
 mod browser;
 mod cli;
 mod delivery;
+mod dovecot;
 mod email;
 mod feeds;
 mod pipeline;

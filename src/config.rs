@@ -265,6 +265,10 @@ pub struct BouncesConfig {
     /// the message's `SigningCertURL` (HTTPS, an `sns.*.amazonaws.com` host
     /// only); a PEM file here is used instead, for a closed network or tests.
     pub sns_certificate_file: Option<PathBuf>,
+    /// The SNS topics SES publishes to; a message from any other topic is
+    /// refused (anyone can point a topic of their own at the webhook).
+    #[serde(default)]
+    pub sns_topic_arns: Vec<String>,
 }
 
 impl Default for BouncesConfig {
@@ -279,6 +283,7 @@ impl Default for BouncesConfig {
             webhook_secret: None,
             sendgrid_public_key: None,
             sns_certificate_file: None,
+            sns_topic_arns: Vec::new(),
         }
     }
 }

@@ -7,13 +7,15 @@
 //! and changes nothing), posthorn's own Message-ID in the returned headers, and
 //! last the recipient's address with the latest delivery to it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::Context;
 use crate::bounces::imap::{ImapError, Mailbox, MailboxAddress, Watermark};
+use crate::bounces::webhooks::SendgridKey;
 use crate::bounces::{self, Action, Report, ReportKind, Tracks};
 use crate::domain::{hex, EventKind, MatchedBy, ReportEffect, ReportSource};
 use crate::error::Error;
@@ -86,12 +88,25 @@ enum Filing {
 
 #[derive(Clone)]
 pub struct Bounces {
-    context: Arc<Context>,
+    pub(super) context: Arc<Context>,
+    /// SendGrid's verification key, parsed once at start.
+    pub(super) sendgrid: Option<Arc<SendgridKey>>,
+    /// SNS signing certificates by URL: fetched once, not per notification.
+    pub(super) certificates: Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>>,
 }
 
 impl Bounces {
     pub(super) fn new(context: Arc<Context>) -> Bounces {
-        Bounces { context }
+        Bounces {
+            context,
+            sendgrid: None,
+            certificates: Arc::default(),
+        }
+    }
+
+    pub(super) fn with_sendgrid_key(mut self, key: Option<SendgridKey>) -> Bounces {
+        self.sendgrid = key.map(Arc::new);
+        self
     }
 
     /// Reads a message without touching the database.

@@ -17,6 +17,7 @@ mod reports;
 mod subscriptions;
 mod tick;
 mod upstream;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -26,7 +27,9 @@ pub use publishing::{Enqueued, Plan, PreviewFormat};
 pub use reports::Reports;
 pub use subscriptions::{Added, Subscriptions};
 pub use tick::{NewIssue, PostSync, Tick, TickReport, UpstreamSync};
+pub use webhooks::{WebhookFailure, WebhookReply};
 
+use crate::bounces::webhooks::SendgridKey;
 use crate::config::Config;
 use crate::delivery::dkim::Signer;
 use crate::delivery::{self, ConfiguredTransport, DeliveryReport, Run, Settings};
@@ -102,6 +105,10 @@ impl App {
             crate::bounces::imap::MailboxAddress::parse(url)
                 .map_err(|e| Error::Config(e.to_string()))?;
         }
+        let sendgrid_key = match &config.bounces.sendgrid_public_key {
+            Some(key) => Some(SendgridKey::parse(key).map_err(Error::Config)?),
+            None => None,
+        };
         let store = Store::open(&config.database.url, &config.base_dir).await?;
         let key = match &config.server.secret {
             Some(secret) => secret.expose().as_bytes().to_vec(),
@@ -127,7 +134,7 @@ impl App {
             publishing: Publishing::new(context.clone()),
             subscriptions: Subscriptions::new(context.clone()),
             reports: Reports::new(context.clone()),
-            bounces: Bounces::new(context.clone()),
+            bounces: Bounces::new(context.clone()).with_sendgrid_key(sendgrid_key),
             site: Site::new(store, config, templates, links),
             context,
         })

@@ -17,6 +17,7 @@ mod mime;
 mod prose;
 pub mod providers;
 mod status;
+pub mod webhooks;
 
 use serde::Serialize;
 
@@ -81,7 +82,8 @@ pub struct Tracks {
     /// `local+TOKEN@domain`, matched case-insensitively (some MTAs lower-case
     /// local parts).
     verp: Option<regex::bytes::Regex>,
-    /// posthorn's Message-IDs, `<ISSUE.SUBSCRIBER.INSTANCE@domain>`.
+    /// posthorn's Message-IDs, `<ISSUE.SUBSCRIBER.INSTANCE@domain>`, with or
+    /// without the brackets.
     message_id: Option<regex::bytes::Regex>,
 }
 
@@ -99,7 +101,8 @@ impl Tracks {
             }),
             message_id: message_id_domain.and_then(|domain| {
                 compile(format!(
-                    r"(?i)<(\d{{1,18}})\.(\d{{1,18}})\.([0-9a-f]{{12}})@{}>",
+                    // Angle brackets are optional: some providers' events drop them.
+                    r"(?i)\b(\d{{1,18}})\.(\d{{1,18}})\.([0-9a-f]{{12}})@{}\b",
                     regex::escape(domain)
                 ))
             }),
@@ -139,9 +142,17 @@ pub fn read(raw: &[u8], tracks: &Tracks) -> Result<Report, ReadError> {
         return Err(ReadError::TooLarge(raw.len()));
     }
     let mut report = read_at(raw, 0)?;
-    report.verp_tokens = find_verp_tokens(raw, tracks);
-    report.message_ids = find_message_ids(raw, tracks);
+    report.find_tracks(raw, tracks);
     Ok(report)
+}
+
+impl Report {
+    /// Finds posthorn's marks (VERP tokens, Message-IDs) anywhere in `raw`: a
+    /// message, or a provider's event.
+    pub fn find_tracks(&mut self, raw: &[u8], tracks: &Tracks) {
+        self.verp_tokens = find_verp_tokens(raw, tracks);
+        self.message_ids = find_message_ids(raw, tracks);
+    }
 }
 
 /// What the message says, `depth` messages deep inside another.

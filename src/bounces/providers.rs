@@ -87,7 +87,8 @@ pub fn ses(v: &Value) -> Option<Report> {
 
 /// A Postmark bounce or spam-complaint webhook.
 pub fn postmark(v: &Value) -> Option<Report> {
-    let record = str_at(v, "RecordType")?;
+    // Older bounce webhooks (and Postmark's own example) carry no RecordType.
+    let record = str_at(v, "RecordType").or_else(|| v.get("BouncedAt").map(|_| "Bounce"))?;
     let address = str_at(v, "Email").and_then(address_in);
     match record {
         "SpamComplaint" => Some(Report::complaint(vec![complained(address)], "abuse")),

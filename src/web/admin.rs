@@ -9,10 +9,9 @@ use axum::Json;
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use super::{error_status, WebState};
-use crate::domain::{DeliveryStatus, SubscriberStatus};
+use crate::domain::{constant_time_eq, DeliveryStatus, SubscriberStatus};
 use crate::error::Error;
 
 /// Proof that the request carries the admin token.
@@ -45,16 +44,6 @@ impl FromRequestParts<WebState> for Admin {
                 .into_response())
         }
     }
-}
-
-/// Compares digests, so neither the contents nor the length of the token leak
-/// through timing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }
 
 fn error(e: Error) -> Response {

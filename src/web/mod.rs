@@ -4,6 +4,7 @@ pub mod admin;
 pub mod limit;
 pub mod pages;
 pub mod site;
+pub mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -89,6 +90,9 @@ impl Server {
     }
 }
 
+/// The largest webhook body taken.
+const WEBHOOK_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
 fn router(state: WebState) -> Router {
     Router::new()
         .route("/", get(site::index))
@@ -113,6 +117,11 @@ fn router(state: WebState) -> Router {
         .route("/api/subscribers", get(admin::subscribers))
         .route("/api/status", get(admin::status))
         .route("/healthz", get(|| async { "ok" }))
+        // SendGrid batches events: its posts are the only big ones.
+        .route(
+            "/webhooks/{provider}",
+            post(webhooks::receive).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+        )
         // Forms and one-click posts are tiny; anything big is not for us.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .fallback(site::not_found)

@@ -18,3 +18,4 @@ mod postfix;
 mod subscribe;
 mod upstream;
 mod web;
+mod webhooks;

@@ -36,6 +36,20 @@ pub fn read(mail: &Mail<'_>, fields: &str) -> Report {
     Report::complaint(recipients, feedback_type)
 }
 
+/// Microsoft's older feedback loop (JMRP) sends no ARF fields: the complained-about
+/// message comes back whole, stamped `X-HmXmrOriginalRecipient`.
+pub fn read_jmrp(mail: &Mail<'_>) -> Option<Report> {
+    let inner = Mail::parse(mail.attached_message()?)?;
+    let recipient = inner.header_text("X-HmXmrOriginalRecipient")?;
+    let addresses = addresses_in(recipient);
+    let recipients = if addresses.is_empty() {
+        vec![complained(None)]
+    } else {
+        addresses.into_iter().map(|a| complained(Some(a))).collect()
+    };
+    Some(Report::complaint(recipients, "abuse"))
+}
+
 pub fn complained(address: Option<crate::domain::EmailAddress>) -> Recipient {
     Recipient {
         address,

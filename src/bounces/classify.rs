@@ -56,7 +56,7 @@ static NO_DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
         | no\s+such\s+domain | host\s+or\s+domain\s+name\s+not\s+found
         | (couldn't|could\s+not|cannot|can't)\s+find\s+(a\s+)?(mail\s+exchanger|mx)
         | unrouteable\s+mail\s+domain | illegal\s+host/domain | nxdomain | no\s+mx\b
-        | domain\s+(is\s+)?not\s+(exist|registered)
+        | domain\s+(is\s+)?not\s+(exist|registered|reachable)
         ",
     )
     .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))

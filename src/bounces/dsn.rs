@@ -4,7 +4,7 @@
 
 use super::mime::{blocks, Mail};
 use super::status::StatusCode;
-use super::{address_in, prose, Action, Recipient, Report};
+use super::{address_in, join_words, prose, Action, Recipient, Report};
 
 /// The DSN in a message: its `message/delivery-status` part, or DSN fields an MTA
 /// wrote into a text part instead.
@@ -24,18 +24,18 @@ pub fn find(mail: &Mail<'_>) -> Option<Report> {
     // Some MTAs put the words in the notice, not in `Diagnostic-Code`.
     let notice = mail.notice_text();
     for r in &mut recipients {
-        let Some(words) = r
-            .address
-            .as_ref()
-            .and_then(|a| prose::words_about(&notice, a.as_str()))
-        else {
+        let Some(address) = r.address.clone() else {
             continue;
         };
-        if r.diagnostic.is_none() {
-            *r = Recipient::new(r.address.clone(), r.action, r.status, Some(words));
-        } else {
+        let command = prose::command_answered(&notice);
+        if let Some(words) = prose::words_about(&notice, address.as_str()) {
+            if r.diagnostic.is_none() {
+                *r = Recipient::new(r.address.clone(), r.action, r.status, Some(words.clone()));
+            }
             // The notice may say which command the reply answered; the DSN does not.
-            r.reclassify(&words);
+            r.reclassify(&join_words(&[&words, command.as_deref().unwrap_or("")]));
+        } else if let Some(command) = command {
+            r.reclassify(&command);
         }
     }
     Some(Report::from_recipients(recipients))

@@ -164,6 +164,8 @@ fn read_at(raw: &[u8], depth: usize) -> Result<Report, ReadError> {
         arf::read(&mail, &feedback)
     } else if let Some(found) = dsn::find(&mail) {
         found
+    } else if let Some(found) = arf::read_jmrp(&mail) {
+        found
     } else if let Some(found) = mail
         .attached_message()
         .filter(|_| depth < MAX_DEPTH)

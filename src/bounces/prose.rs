@@ -88,7 +88,7 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
         failed_header.iter().flat_map(|v| addresses_in(v)).collect();
     if addresses.is_empty() {
         let not_recipients = senders(mail);
-        addresses = notice
+        let leading = notice
             .lines()
             .filter(|l| !HEADER_LINE.is_match(l))
             .filter(|line| !ASIDE.is_match(line))
@@ -105,6 +105,14 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
             // An address that leads its line is a failed recipient even when
             // it is also the sender's (mail to oneself).
             .filter(|(a, leads)| *leads || !not_recipients.contains(&a.key()))
+            .collect::<Vec<_>>();
+        // Where some addresses lead their lines (`<a@b>: host … said`), those
+        // are the list of failures; one named mid-sentence is an aside
+        // ("please contact <support@…>").
+        let listed = leading.iter().any(|(_, leads)| *leads);
+        addresses = leading
+            .into_iter()
+            .filter(|(_, leads)| *leads || !listed)
             .map(|(a, _)| a)
             .filter(|a| {
                 !a.as_str()
@@ -149,10 +157,50 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
                 words = crate::domain::one_line(notice);
             }
             let words = (!words.trim().is_empty()).then_some(words);
-            Recipient::new(Some(a), action, None, words)
+            let command = command_answered(notice);
+            let mut r = Recipient::new(Some(a), action, None, words);
+            if let Some(command) = command {
+                r.reclassify(&command);
+            }
+            r
         })
         .collect();
     Some(Report::from_recipients(recipients))
+}
+
+/// The SMTP command a failing reply answered, as a phrase for the classifier
+/// ("in reply to DATA"), when the notice labels it (`SMTP command:` with the
+/// command on the same or the next line). Sendmail's transcripts are not read
+/// for this: with pipelining, a RCPT refusal is printed after `>>> DATA`.
+pub fn command_answered(notice: &str) -> Option<String> {
+    let (notice, _) = cut_returned(notice);
+    let mut lines = notice.lines().map(str::trim).peekable();
+    while let Some(line) = lines.next() {
+        let lower = line.to_ascii_lowercase();
+        let label = lower.trim_start_matches(|c: char| !c.is_ascii_alphabetic());
+        if let Some(rest) = label.strip_prefix("smtp command") {
+            let rest = rest.trim_start_matches([':', ' ']);
+            let command = if rest.is_empty() {
+                lines.peek().copied().unwrap_or("")
+            } else {
+                rest
+            };
+            if !command.is_empty() {
+                return Some(format!("in reply to {}", verb(command)));
+            }
+        }
+    }
+    None
+}
+
+/// `RCPT To:<a@b>` → `RCPT TO`, `MAIL From:<…>` → `MAIL FROM`, `DATA` → `DATA`.
+fn verb(command: &str) -> String {
+    let upper = command.trim().to_ascii_uppercase();
+    let head = upper.split(':').next().unwrap_or("");
+    head.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The paragraph around each mention of `address` in a notice, and the reply

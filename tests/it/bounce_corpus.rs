@@ -124,8 +124,11 @@ fn the_reader_gets_the_labelled_corpus_right() {
         "bounce corpus: {right} of {} files entirely right ({score:.1} %)\n{report}",
         expected.len()
     );
-    // The goal is 95 %; this floor keeps what the reader reaches today from slipping.
-    assert!(score >= 90.0, "below 90 %: {score:.1} %\n{report}");
+    // The reader gets 272 of 295 (92.2 %). Most of the rest are Sisimai's
+    // "filtered" label for a plain "user unknown" from filtering gateways, which
+    // it knows per product; the README explains why posthorn reads them as hard.
+    // This floor keeps what the reader reaches from slipping.
+    assert!(score >= 92.0, "below 92 %: {score:.1} %\n{report}");
 }
 
 #[test]

@@ -404,4 +404,15 @@ async fn a_provider_that_is_not_set_up_is_not_there() {
             .unwrap();
         assert_eq!(r.status(), 404, "{provider}");
     }
+    // Providers batch events: a webhook takes far more than a form's 16 KiB.
+    let big = format!("[{}]", vec!["{\"event\":\"processed\"}"; 20_000].join(","));
+    assert!(big.len() > 300_000);
+    let r = server
+        .client
+        .post(server.url("/webhooks/sendgrid"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "refused for its setup, not its size");
 }

@@ -117,3 +117,20 @@ pub async fn start(
     scheduler.start().await.map_err(scheduler_error)?;
     Ok(scheduler)
 }
+
+/// When the cron expression `cron` (with seconds) fires next after `now`, in `tz`.
+pub fn next_tick(
+    cron: &str,
+    tz: chrono_tz::Tz,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let parsed = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(cron)
+        .ok()?;
+    parsed
+        .find_next_occurrence(&now.with_timezone(&tz), false)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}

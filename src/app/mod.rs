@@ -11,6 +11,7 @@
 //! - [`Bounces`]: reports that come back later: bounces, complaints, delays.
 
 mod bounces;
+mod dashboard;
 mod issues;
 mod publishing;
 mod reports;
@@ -22,10 +23,11 @@ mod webhooks;
 use std::sync::Arc;
 
 pub use bounces::{read, tracks, Bounces, Ingested, MailboxPoll};
+pub use dashboard::{Dashboard, IssueCounts, NewSession, Overview, GROWTH_DAYS, SESSION_IDLE};
 pub use publishing::Publishing;
 pub use publishing::{Enqueued, Plan, PreviewFormat};
 pub use reports::Reports;
-pub use subscriptions::{Added, Subscriptions};
+pub use subscriptions::{Added, ImportReport, Rejected, Subscriptions};
 pub use tick::{NewIssue, PostSync, Tick, TickReport, UpstreamSync};
 pub use webhooks::{WebhookFailure, WebhookReply};
 
@@ -88,6 +90,7 @@ pub struct App {
     subscriptions: Subscriptions,
     reports: Reports,
     bounces: Bounces,
+    dashboard: Dashboard,
     site: Site,
 }
 
@@ -135,6 +138,7 @@ impl App {
             subscriptions: Subscriptions::new(context.clone()),
             reports: Reports::new(context.clone()),
             bounces: Bounces::new(context.clone()).with_sendgrid_key(sendgrid_key),
+            dashboard: Dashboard::new(context.clone()),
             site: Site::new(store, config, templates, links),
             context,
         })
@@ -171,6 +175,10 @@ impl App {
 
     pub fn bounces(&self) -> &Bounces {
         &self.bounces
+    }
+
+    pub fn dashboard(&self) -> &Dashboard {
+        &self.dashboard
     }
 
     pub fn site(&self) -> &Site {

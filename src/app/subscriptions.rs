@@ -211,7 +211,144 @@ impl Subscriptions {
         Ok(())
     }
 
+    /// Unsubscribes by id (the dashboard's button).
+    pub async fn unsubscribe_id(&self, id: i64, now: DateTime<Utc>) -> Result<(), Error> {
+        self.context.store.unsubscribe(id, now).await?;
+        Ok(())
+    }
+
+    /// Unsubscribes and removes the name: the address stays only in the log.
+    pub async fn forget(&self, id: i64, now: DateTime<Utc>) -> Result<(), Error> {
+        self.context.store.unsubscribe(id, now).await?;
+        self.context.store.clear_name(id, now).await
+    }
+
     pub async fn subscriber(&self, email: &EmailAddress) -> Result<Option<Subscriber>, Error> {
         self.context.store.subscriber_by_email(email).await
+    }
+}
+
+/// A row of an imported CSV that was not taken, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rejected {
+    /// As a spreadsheet numbers it: the header is row 1.
+    pub row: usize,
+    pub value: String,
+    pub reason: String,
+}
+
+/// What importing a CSV did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ImportReport {
+    pub added: u64,
+    pub already_present: u64,
+    pub rejected: Vec<Rejected>,
+}
+
+impl Subscriptions {
+    /// Imports a CSV with an `email` column (and optionally `name`) as active
+    /// subscribers, 1,000 rows a transaction. Bad rows are reported, not fatal.
+    pub async fn import_csv(
+        &self,
+        input: impl std::io::Read,
+        now: DateTime<Utc>,
+    ) -> Result<ImportReport, Error> {
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(input);
+        let headers = reader
+            .headers()
+            .map_err(|e| Error::Invalid(format!("the header row: {e}")))?
+            .clone();
+        let column = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
+        };
+        let email_col = column("email")
+            .ok_or_else(|| Error::Invalid("no `email` column in the header row".into()))?;
+        let name_col = column("name");
+        let mut report = ImportReport::default();
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut batch: Vec<(EmailAddress, String)> = Vec::new();
+        // Row 1 is the header, so the first record is row 2.
+        for (i, record) in reader.records().enumerate() {
+            let row = i + 2;
+            let record = match record {
+                Ok(r) => r,
+                Err(e) => {
+                    report.rejected.push(Rejected {
+                        row,
+                        value: String::new(),
+                        reason: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let raw = record.get(email_col).unwrap_or("").to_string();
+            let email = match EmailAddress::parse(&raw) {
+                Ok(e) => e,
+                Err(reason) => {
+                    report.rejected.push(Rejected {
+                        row,
+                        value: raw,
+                        reason: format!("invalid address: {reason}"),
+                    });
+                    continue;
+                }
+            };
+            if let Some(first) = seen.get(&email.key()) {
+                report.rejected.push(Rejected {
+                    row,
+                    value: raw,
+                    reason: format!("duplicate of row {first}"),
+                });
+                continue;
+            }
+            seen.insert(email.key(), row);
+            let name = crate::domain::one_line(name_col.and_then(|c| record.get(c)).unwrap_or(""));
+            batch.push((email, name));
+            if batch.len() == 1000 {
+                let (a, e) = self.import(&batch, now).await?;
+                batch.clear();
+                report.added += a;
+                report.already_present += e;
+            }
+        }
+        let (a, e) = self.import(&batch, now).await?;
+        report.added += a;
+        report.already_present += e;
+        Ok(report)
+    }
+
+    /// Writes every subscriber as CSV (`email,name,status,created_at`), 1,000 at a time.
+    pub async fn export_csv(&self, output: impl std::io::Write) -> Result<(), Error> {
+        let mut writer = csv::Writer::from_writer(output);
+        let csv_err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
+        writer
+            .write_record(["email", "name", "status", "created_at"])
+            .map_err(csv_err)?;
+        let mut after = 0;
+        loop {
+            let page = self
+                .context
+                .store
+                .subscribers_page(None, after, 1000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            for s in &page {
+                writer
+                    .write_record([
+                        s.email.as_str(),
+                        &s.name,
+                        s.status.as_str(),
+                        &s.created_at.to_rfc3339(),
+                    ])
+                    .map_err(csv_err)?;
+            }
+        }
+        writer.flush().map_err(|e| Error::io("CSV output", e))
     }
 }

@@ -1,4 +1,3 @@
-use std::collections::HashMap;
 use std::process::ExitCode;
 
 use chrono::Utc;
@@ -73,136 +72,32 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
         }
         SubscribersCommand::Import { file } => import(app, out, &file).await?,
         SubscribersCommand::Export => {
-            let mut writer = csv::Writer::from_writer(std::io::stdout());
-            let csv_err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
-            writer
-                .write_record(["email", "name", "status", "created_at"])
-                .map_err(csv_err)?;
-            let mut after = 0;
-            loop {
-                let page = app.reports().subscribers_page(None, after, 1000).await?;
-                let Some(last) = page.last() else { break };
-                after = last.id;
-                for s in &page {
-                    writer
-                        .write_record([
-                            s.email.as_str(),
-                            &s.name,
-                            s.status.as_str(),
-                            &s.created_at.to_rfc3339(),
-                        ])
-                        .map_err(csv_err)?;
-                }
-            }
-            writer.flush().map_err(|e| Error::io("stdout", e))?;
+            app.subscriptions()
+                .export_csv(std::io::stdout().lock())
+                .await?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
-#[derive(serde::Serialize)]
-struct Rejected {
-    row: usize,
-    value: String,
-    reason: String,
-}
-
 async fn import(app: &App, out: &Output, file: &std::path::Path) -> Result<(), Error> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_path(file)
+    let reader = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
+    let report = app
+        .subscriptions()
+        .import_csv(reader, Utc::now())
+        .await
         .map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?;
-    let headers = reader
-        .headers()
-        .map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?
-        .clone();
-    let column = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h.trim_start_matches('\u{feff}').eq_ignore_ascii_case(name))
-    };
-    let email_col = column("email").ok_or_else(|| {
-        Error::Invalid(format!(
-            "{}: no `email` column in the header row",
-            file.display()
-        ))
-    })?;
-    let name_col = column("name");
-
-    let mut rejected = Vec::new();
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut batch: Vec<(usize, EmailAddress, String)> = Vec::new();
-    let (mut added, mut existing) = (0u64, 0u64);
-    let now = Utc::now();
-    // Row 1 is the header, so the first record is row 2, as a spreadsheet shows it.
-    for (i, record) in reader.records().enumerate() {
-        let row = i + 2;
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                rejected.push(Rejected {
-                    row,
-                    value: String::new(),
-                    reason: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let raw = record.get(email_col).unwrap_or("").to_string();
-        let email = match EmailAddress::parse(&raw) {
-            Ok(e) => e,
-            Err(reason) => {
-                rejected.push(Rejected {
-                    row,
-                    value: raw,
-                    reason: format!("invalid address: {reason}"),
-                });
-                continue;
-            }
-        };
-        if let Some(first) = seen.get(&email.key()) {
-            rejected.push(Rejected {
-                row,
-                value: raw,
-                reason: format!("duplicate of row {first}"),
-            });
-            continue;
-        }
-        seen.insert(email.key(), row);
-        let name = one_line(name_col.and_then(|c| record.get(c)).unwrap_or(""));
-        batch.push((row, email, name));
-        if batch.len() == 1000 {
-            let (a, e) = flush(app, &mut batch, now).await?;
-            added += a;
-            existing += e;
-        }
-    }
-    let (a, e) = flush(app, &mut batch, now).await?;
-    added += a;
-    existing += e;
-
-    let summary = serde_json::json!({
-        "added": added, "already_present": existing, "rejected": rejected,
-    });
-    out.print(&summary, || {
+    out.print(&report, || {
         let mut s = format!(
-            "imported {added}, already present {existing}, rejected {}\n",
-            rejected.len()
+            "imported {}, already present {}, rejected {}\n",
+            report.added,
+            report.already_present,
+            report.rejected.len()
         );
-        for r in &rejected {
+        for r in &report.rejected {
             s.push_str(&format!("  row {}: {} ({})\n", r.row, r.reason, r.value));
         }
         s
     });
     Ok(())
-}
-
-async fn flush(
-    app: &App,
-    batch: &mut Vec<(usize, EmailAddress, String)>,
-    now: chrono::DateTime<Utc>,
-) -> Result<(u64, u64), Error> {
-    let rows: Vec<(EmailAddress, String)> = batch.drain(..).map(|(_, e, n)| (e, n)).collect();
-    app.subscriptions().import(&rows, now).await
 }

@@ -1,6 +1,7 @@
 //! Handlebars templates: embedded defaults, each overridable by a file of the same
 //! name in the configured templates folder.
 
+pub mod charts;
 pub mod email;
 pub mod pages;
 
@@ -34,7 +35,25 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = embedded![
     "subscribe.html.hbs",
     "message.html.hbs",
     "unsubscribe.html.hbs",
+    "admin-head.html.hbs",
+    "admin-nav.html.hbs",
+    "admin-login.html.hbs",
+    "admin-overview.html.hbs",
+    "admin-posts.html.hbs",
+    "admin-post.html.hbs",
+    "admin-send.html.hbs",
+    "admin-issue.html.hbs",
+    "admin-delivery.html.hbs",
+    "admin-subscribers.html.hbs",
+    "admin-subscriber.html.hbs",
+    "admin-bounces.html.hbs",
 ];
+
+/// The dashboard's words, by language: a template file like the others.
+const ADMIN_WORDS: (&str, &str) = (
+    "admin-words.json",
+    include_str!("../../templates/admin-words.json"),
+);
 
 /// The site's templates, ready to render: two registries (HTML templates escape
 /// what they insert, text templates do not: there is no markup in a plain-text
@@ -46,6 +65,8 @@ pub struct Templates {
     timezone: chrono_tz::Tz,
     language: String,
     links: Links,
+    /// The dashboard's words in the site's language (`t` in its templates).
+    admin_words: serde_json::Value,
 }
 
 impl Templates {
@@ -71,7 +92,9 @@ impl Templates {
                 .register_template_string(name, source)
                 .map_err(|e| Error::template(path.display().to_string(), e))?;
         }
+        let admin_words = admin_words(&dir, &config.site.language)?;
         Ok(Templates {
+            admin_words,
             html,
             text,
             site: site_context(config, links),
@@ -99,6 +122,21 @@ impl Templates {
         self.render(name, &data)
     }
 
+    /// Renders a dashboard page: `site` and the words `t` added to `data`.
+    pub fn admin_page(&self, name: &str, mut data: serde_json::Value) -> Result<String, Error> {
+        data["t"] = self.admin_words.clone();
+        self.page(name, data)
+    }
+
+    /// One word of the dashboard, by key (the key itself when missing).
+    pub fn admin_word(&self, key: &str) -> String {
+        self.admin_words
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or(key)
+            .to_string()
+    }
+
     /// What every template gets as `post` (without its content).
     fn post(&self, post: &Post) -> serde_json::Value {
         let date = post.published_at.with_timezone(&self.timezone);
@@ -112,6 +150,26 @@ impl Templates {
             "tags": post.tags,
         })
     }
+}
+
+/// The words file (`templates/admin-words.json`, or the built-in one), in the
+/// site's language: Korean for `ko…`, English otherwise.
+fn admin_words(dir: &std::path::Path, language: &str) -> Result<serde_json::Value, Error> {
+    let (file, default) = ADMIN_WORDS;
+    let path = dir.join(file);
+    let source = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => default.to_string(),
+        Err(e) => return Err(Error::io(path, e)),
+    };
+    let all: serde_json::Value = serde_json::from_str(&source)
+        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+    let key = if language.starts_with("ko") {
+        "ko"
+    } else {
+        "en"
+    };
+    Ok(all.get(key).cloned().unwrap_or(serde_json::Value::Null))
 }
 
 fn template_name(file: &str) -> &str {

@@ -69,6 +69,31 @@ pub struct DeliveryLogRow {
     pub next_attempt_at: Option<DateTime<Utc>>,
 }
 
+/// One row of a delivery log, from a query that selects the columns
+/// `id, subscriber_id, email, status, attempts, last_error, smtp_reply,
+/// updated_at, sent_at, next_attempt_at`.
+pub(super) fn log_row(row: &sqlx::any::AnyRow) -> Result<DeliveryLogRow, Error> {
+    let ctx = "reading the delivery log";
+    let status: String = row.try_get("status").db(ctx)?;
+    let status: DeliveryStatus = status.parse().map_err(Error::Internal)?;
+    let next: i64 = row.try_get("next_attempt_at").db(ctx)?;
+    Ok(DeliveryLogRow {
+        id: row.try_get("id").db(ctx)?,
+        subscriber_id: row.try_get("subscriber_id").db(ctx)?,
+        email: row.try_get("email").db(ctx)?,
+        status,
+        attempts: row.try_get("attempts").db(ctx)?,
+        last_error: row.try_get("last_error").db(ctx)?,
+        smtp_reply: row.try_get("smtp_reply").db(ctx)?,
+        updated_at: from_ms(row.try_get("updated_at").db(ctx)?),
+        sent_at: row
+            .try_get::<Option<i64>, _>("sent_at")
+            .db(ctx)?
+            .map(from_ms),
+        next_attempt_at: status.is_waiting().then(|| from_ms(next)),
+    })
+}
+
 impl Store {
     /// Claims up to `limit` due deliveries (of one issue, or of all) for `owner`
     /// until `now + lease_ms`. No ORDER BY: the index on (status, next_attempt_at)
@@ -315,32 +340,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .db("reading the delivery log")?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let status: String = row.try_get("status").db("reading the delivery log")?;
-            let status: DeliveryStatus = status.parse().map_err(Error::Internal)?;
-            let next: i64 = row
-                .try_get("next_attempt_at")
-                .db("reading the delivery log")?;
-            out.push(DeliveryLogRow {
-                id: row.try_get("id").db("reading the delivery log")?,
-                subscriber_id: row
-                    .try_get("subscriber_id")
-                    .db("reading the delivery log")?,
-                email: row.try_get("email").db("reading the delivery log")?,
-                status,
-                attempts: row.try_get("attempts").db("reading the delivery log")?,
-                last_error: row.try_get("last_error").db("reading the delivery log")?,
-                smtp_reply: row.try_get("smtp_reply").db("reading the delivery log")?,
-                updated_at: from_ms(row.try_get("updated_at").db("reading the delivery log")?),
-                sent_at: row
-                    .try_get::<Option<i64>, _>("sent_at")
-                    .db("reading the delivery log")?
-                    .map(from_ms),
-                next_attempt_at: status.is_waiting().then(|| from_ms(next)),
-            });
-        }
-        Ok(out)
+        rows.iter().map(log_row).collect()
     }
 
     /// Queues an issue's failed deliveries again, with a fresh attempt budget.

@@ -4,6 +4,7 @@
 //!
 //! Times are stored as milliseconds since the Unix epoch, the same on both engines.
 
+mod dashboard;
 mod deliveries;
 mod issues;
 mod matching;
@@ -12,6 +13,7 @@ mod reports;
 mod sources;
 mod subscribers;
 
+pub use dashboard::{DayCounts, LogFilter, PostRow, SubscriberDelivery};
 pub use deliveries::{Claimed, DeliveryLogRow, Outcome, OutcomeKind};
 pub use issues::{IssueQueued, IssueRecord, IssueStatus, COMPLAINT_RATE_LIMIT};
 pub use posts::SyncReport;

@@ -25,7 +25,7 @@ pub enum AddOutcome {
     Exists(i64, SubscriberStatus),
 }
 
-fn subscriber_from_row(row: &AnyRow) -> Result<Subscriber, sqlx::Error> {
+pub(super) fn subscriber_from_row(row: &AnyRow) -> Result<Subscriber, sqlx::Error> {
     let email: String = row.try_get("email")?;
     let status: String = row.try_get("status")?;
     Ok(Subscriber {
@@ -205,6 +205,16 @@ impl Store {
 
     /// Unsubscribes at once: the subscriber's queued and retrying deliveries become
     /// `skipped` in the same transaction. Returns false if the id is unknown.
+    pub async fn clear_name(&self, subscriber_id: i64, now: DateTime<Utc>) -> Result<(), Error> {
+        sqlx::query("UPDATE subscribers SET name = '', updated_at = $2 WHERE id = $1")
+            .bind(subscriber_id)
+            .bind(ms(now))
+            .execute(&self.pool)
+            .await
+            .db("clearing a name")?;
+        Ok(())
+    }
+
     pub async fn unsubscribe(&self, subscriber_id: i64, now: DateTime<Utc>) -> Result<bool, Error> {
         let t = ms(now);
         let mut tx = self.pool.begin().await.db("unsubscribing")?;

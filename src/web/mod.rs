@@ -1,6 +1,7 @@
 //! The web server (axum): feeds, the archive, and the health check.
 
 pub mod admin;
+pub mod dashboard;
 pub mod limit;
 pub mod pages;
 pub mod site;
@@ -27,6 +28,8 @@ pub struct WebState {
     app: App,
     site: Arc<SiteCache>,
     limiter: Arc<IpLimiter>,
+    /// Dashboard sign-ins per address: a token cannot be guessed at speed.
+    login_limiter: Arc<IpLimiter>,
     /// The worker of this process, woken when the admin API queues a send. Without
     /// one (a web-only process), the next tick of any worker sends it.
     worker: Option<Arc<Ticker>>,
@@ -55,6 +58,8 @@ impl Server {
             app,
             site,
             limiter,
+            // Five tries at once per address, then one every ten seconds.
+            login_limiter: Arc::new(IpLimiter::new(5, 6)),
             worker: None,
         };
         Ok(Server { listener, state })
@@ -112,6 +117,41 @@ fn router(state: WebState) -> Router {
             "/unsubscribe/{token}",
             get(pages::unsubscribe_page).post(pages::unsubscribe),
         )
+        .route("/admin", get(dashboard::home))
+        .route("/admin/", get(dashboard::home))
+        .route("/admin/login", post(dashboard::login))
+        .route("/admin/logout", post(dashboard::logout))
+        .route("/admin/posts", get(dashboard::posts))
+        .route("/admin/posts/{slug}", get(dashboard::post))
+        .route("/admin/posts/{slug}/email.html", get(dashboard::email_html))
+        .route("/admin/posts/{slug}/test", post(dashboard::send_test))
+        .route(
+            "/admin/posts/{slug}/send",
+            get(dashboard::send_confirm).post(dashboard::send),
+        )
+        .route("/admin/issues/{slug}", get(dashboard::issue))
+        .route(
+            "/admin/issues/{slug}/progress",
+            get(dashboard::issue_progress),
+        )
+        .route("/admin/issues/{slug}/retry", post(dashboard::retry))
+        .route("/admin/deliveries/{id}", get(dashboard::delivery))
+        .route(
+            "/admin/subscribers",
+            get(dashboard::subscribers).post(dashboard::add_subscriber),
+        )
+        .route("/admin/subscribers.csv", get(dashboard::export))
+        .route(
+            "/admin/subscribers/import",
+            post(dashboard::import).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT * 4)),
+        )
+        .route("/admin/subscribers/{id}", get(dashboard::subscriber))
+        .route(
+            "/admin/subscribers/{id}/unsubscribe",
+            post(dashboard::unsubscribe),
+        )
+        .route("/admin/subscribers/{id}/forget", post(dashboard::forget))
+        .route("/admin/bounces", get(dashboard::bounces))
         .route("/api/posts/{slug}/send", post(admin::send))
         .route("/api/posts/{slug}/deliveries", get(admin::deliveries))
         .route("/api/subscribers", get(admin::subscribers))

@@ -496,7 +496,7 @@ async fn post_page(
                       "published": when(state, post.published_at),
                       "state": post_state(state, post.draft, post.email, post.published_at),
                       "issued": issued },
-            "sendable": !post.draft,
+            "sendable": !post.draft && post.email && !post.removed && post.published_at <= Utc::now(),
             "text": text,
             "notice": notice,
         }),

@@ -9,6 +9,7 @@ mod bounce_corpus;
 mod bounces;
 mod browser;
 mod cli;
+mod dashboard;
 mod delivery;
 mod dovecot;
 mod email;

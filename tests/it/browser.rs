@@ -5,70 +5,17 @@
 //! REQUIRE_BROWSER_TESTS=1, which turns a missing browser into a failure. Elsewhere
 //! the test says loudly that it was skipped.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use crate::support::{post, RunningServer, SmtpServer, TestSite};
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::Locator;
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 
-fn chromedriver() -> Option<String> {
-    let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-    if std::path::Path::new(&path).exists() {
-        return Some(path);
-    }
-    if std::env::var("REQUIRE_BROWSER_TESTS").is_ok_and(|v| v == "1") {
-        panic!("REQUIRE_BROWSER_TESTS=1 but {path} does not exist");
-    }
-    eprintln!("\n!!! SKIPPED: browser test: {path} not found (apt-get install chromium chromium-driver) !!!\n");
-    None
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
-    let Some(driver_path) = chromedriver() else {
+    let Some(b) = crate::support::browser::start().await else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut driver = tokio::process::Command::new(driver_path)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start chromedriver");
-    let capabilities = serde_json::json!({
-        "goog:chromeOptions": {
-            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                     "--disable-quic", "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync"]
-        }
-    });
-    let capabilities = capabilities.as_object().unwrap().clone();
-    let mut client = None;
-    for _ in 0..100 {
-        // chromedriver is on loopback: plain HTTP, no TLS stack needed.
-        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-        match ClientBuilder::new(connector)
-            .capabilities(capabilities.clone())
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-        {
-            Ok(c) => {
-                client = Some(c);
-                break;
-            }
-            // chromedriver takes a moment to listen.
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    let browser = client.expect("connect to chromedriver");
+    let browser = b.client.clone();
 
     let smtp = SmtpServer::start().await;
     let site = TestSite::new(Some(smtp.port));
@@ -191,5 +138,4 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
     );
 
     browser.close().await.unwrap();
-    let _ = driver.kill().await;
 }

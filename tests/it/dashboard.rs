@@ -105,7 +105,11 @@ async fn site_with_data() -> (SmtpServer, TestSite) {
         .await
         .unwrap();
     let now = site
-        .new_post(&app, "evil.md", "<b>Bold</b> & <script>alert('title')</script>")
+        .new_post(
+            &app,
+            "evil.md",
+            "<b>Bold</b> & <script>alert('title')</script>",
+        )
         .await;
     app.tick().run_once(now, Stop::default()).await.unwrap();
     app.close().await;
@@ -186,8 +190,14 @@ async fn sign_in_cookies_csrf_and_sessions() {
         .unwrap();
     assert!(overview.contains("<svg"), "charts drawn on the server");
     // The real counts: the 5.1.1 at RCPT bounced one reader at once.
-    assert!(overview.contains(r#"data-status="active">2<"#), "{overview}");
-    assert!(overview.contains(r#"data-status="bounced">1<"#), "{overview}");
+    assert!(
+        overview.contains(r#"data-status="active">2<"#),
+        "{overview}"
+    );
+    assert!(
+        overview.contains(r#"data-status="bounced">1<"#),
+        "{overview}"
+    );
 
     // A change without the CSRF token: 403, and nothing changes.
     let r = s

@@ -10,6 +10,7 @@ mod bounces;
 mod browser;
 mod cli;
 mod dashboard;
+mod dashboard_browser;
 mod delivery;
 mod dovecot;
 mod email;

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod postgres;
 pub mod smtp;
 
@@ -328,10 +329,19 @@ impl RunningServer {
     /// The server with this process's worker attached, as `posthorn serve` runs it:
     /// a send queued through the admin API wakes the worker, which delivers it.
     pub async fn start_with_worker(site: &TestSite) -> RunningServer {
+        Self::start_with_worker_at(site, false).await
+    }
+
+    /// As `start_with_worker`; with `rebase`, the site's base URL becomes the
+    /// server's own address (so a browser can follow every link).
+    pub async fn start_with_worker_at(site: &TestSite, rebase: bool) -> RunningServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
+        if rebase {
+            site.set_config("https://essays.example.com", &base);
+        }
         let app = site.app().await;
         let worker = std::sync::Arc::new(posthorn::schedule::Ticker::new(
             app.tick().clone(),

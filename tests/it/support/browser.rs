@@ -1,0 +1,69 @@
+//! Headless Chromium over WebDriver (Debian's chromium and chromium-driver).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder};
+
+/// A browser session and its chromedriver, killed when dropped.
+pub struct Browser {
+    pub client: Client,
+    _driver: tokio::process::Child,
+}
+
+fn chromedriver() -> Option<String> {
+    let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    if std::path::Path::new(&path).exists() {
+        return Some(path);
+    }
+    if std::env::var("REQUIRE_BROWSER_TESTS").is_ok_and(|v| v == "1") {
+        panic!("REQUIRE_BROWSER_TESTS=1 but {path} does not exist");
+    }
+    eprintln!("\n!!! SKIPPED: browser test: {path} not found (apt-get install chromium chromium-driver) !!!\n");
+    None
+}
+
+/// Starts chromedriver and a headless Chromium, or says loudly that it cannot.
+pub async fn start() -> Option<Browser> {
+    let driver_path = chromedriver()?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let driver = tokio::process::Command::new(driver_path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start chromedriver");
+    let capabilities = serde_json::json!({
+        "goog:chromeOptions": {
+            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--disable-quic", "--no-first-run", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--window-size=1280,900"]
+        }
+    });
+    let capabilities = capabilities.as_object().unwrap().clone();
+    for _ in 0..100 {
+        // chromedriver is on loopback: plain HTTP, no TLS stack needed.
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        match ClientBuilder::new(connector)
+            .capabilities(capabilities.clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+        {
+            Ok(client) => {
+                return Some(Browser {
+                    client,
+                    _driver: driver,
+                })
+            }
+            // chromedriver takes a moment to listen.
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    panic!("could not connect to chromedriver");
+}

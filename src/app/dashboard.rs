@@ -183,7 +183,9 @@ impl Dashboard {
         })
     }
 
-    pub async fn posts(&self) -> Result<Vec<PostRow>, Error> {
+    /// Every post, after reading `posts/`: one just written shows at once.
+    pub async fn posts(&self, now: DateTime<Utc>) -> Result<Vec<PostRow>, Error> {
+        self.context.sync_posts(now).await?;
         self.context.store.post_rows().await
     }
 

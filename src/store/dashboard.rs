@@ -131,7 +131,8 @@ impl Store {
     pub async fn growth(&self, start: DateTime<Utc>, days: usize) -> Result<Vec<DayCounts>, Error> {
         let mut out = vec![DayCounts::default(); days];
         let from = ms(start);
-        let series: [(&str, fn(&mut DayCounts) -> &mut i64); 4] = [
+        type Field = fn(&mut DayCounts) -> &mut i64;
+        let series: [(&str, Field); 4] = [
             (
                 "SELECT (created_at - $1) / 86400000 AS day, COUNT(*) AS n FROM subscribers \
                  WHERE created_at >= $1 GROUP BY (created_at - $1) / 86400000",

@@ -78,13 +78,9 @@ impl FromRequestParts<WebState> for Session {
 }
 
 impl Session {
-    /// The form's CSRF token must be the session's.
-    fn check(&self, given: &str) -> Result<(), Response> {
-        if constant_time_eq(given.as_bytes(), self.csrf.as_bytes()) {
-            Ok(())
-        } else {
-            Err(forbidden())
-        }
+    /// The form's CSRF token is the session's.
+    fn allows(&self, given: &str) -> bool {
+        constant_time_eq(given.as_bytes(), self.csrf.as_bytes())
     }
 }
 
@@ -414,8 +410,8 @@ pub async fn logout(
     session: Session,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = session.check(&form.csrf) {
-        return r;
+    if !session.allows(&form.csrf) {
+        return forbidden();
     }
     if let Err(e) = state.app.dashboard().logout(&session.cookie).await {
         return failed(&state, e);
@@ -443,7 +439,7 @@ fn post_state(state: &WebState, draft: bool, email: bool, published_at: DateTime
 }
 
 pub async fn posts(State(state): State<WebState>, session: Session) -> Response {
-    let rows = match state.app.dashboard().posts().await {
+    let rows = match state.app.dashboard().posts(Utc::now()).await {
         Ok(r) => r,
         Err(e) => return failed(&state, e),
     };
@@ -553,8 +549,8 @@ pub async fn send_test(
     Path(slug): Path<String>,
     Form(form): Form<TestForm>,
 ) -> Response {
-    if let Err(r) = session.check(&form.csrf) {
-        return r;
+    if !session.allows(&form.csrf) {
+        return forbidden();
     }
     let result = async {
         let to = EmailAddress::parse(&form.to).map_err(Error::Invalid)?;
@@ -600,8 +596,8 @@ pub async fn send(
     Path(slug): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = session.check(&form.csrf) {
-        return r;
+    if !session.allows(&form.csrf) {
+        return forbidden();
     }
     let now = Utc::now();
     let publishing = state.app.publishing();
@@ -835,8 +831,8 @@ pub async fn retry(
     Path(slug): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = session.check(&form.csrf) {
-        return r;
+    if !session.allows(&form.csrf) {
+        return forbidden();
     }
     match state.app.publishing().retry_failed(&slug, Utc::now()).await {
         Ok(n) => {
@@ -961,8 +957,8 @@ pub async fn add_subscriber(
     session: Session,
     Form(form): Form<AddForm>,
 ) -> Response {
-    if let Err(r) = session.check(&form.csrf) {
-        return r;
+    if !session.allows(&form.csrf) {
+        return forbidden();
     }
     let added = async {
         let email = EmailAddress::parse(&form.email).map_err(Error::Invalid)?;
@@ -993,8 +989,8 @@ pub async fn import(
     Query(q): Query<CsrfQuery>,
     mut multipart: Multipart,
 ) -> Response {
-    if let Err(r) = session.check(&q.csrf) {
-        return r;
+    if !session.allows(&q.csrf) {
+        return forbidden();
     }
     let mut data = Vec::new();
     loop {
@@ -1079,8 +1075,8 @@ pub async fn unsubscribe(
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = session.check(&form.csrf) {
-        return r;
+    if !session.allows(&form.csrf) {
+        return forbidden();
     }
     match state
         .app
@@ -1099,8 +1095,8 @@ pub async fn forget(
     Path(id): Path<i64>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = session.check(&form.csrf) {
-        return r;
+    if !session.allows(&form.csrf) {
+        return forbidden();
     }
     match state.app.subscriptions().forget(id, Utc::now()).await {
         Ok(()) => Redirect::to(&format!("/admin/subscribers/{id}")).into_response(),

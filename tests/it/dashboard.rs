@@ -39,6 +39,7 @@ fn cookie_value(cookies: &[String], name: &str) -> Option<String> {
 }
 
 /// A signed-in client: the session cookie and the page's CSRF token.
+#[derive(Debug)]
 pub struct Signed {
     pub cookie: String,
     pub csrf: String,
@@ -143,7 +144,7 @@ async fn sign_in_cookies_csrf_and_sessions() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // A wrong token gives no session.
-    let wrong = sign_in(&s, "not-the-token").await.err().expect("refused");
+    let wrong = sign_in(&s, "not-the-token").await.expect_err("refused");
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     // A sign-in without the form's token is refused.
     let r = s
@@ -177,7 +178,7 @@ async fn sign_in_cookies_csrf_and_sessions() {
         assert!(flags.contains(flag), "{flag} in {flags}");
     }
 
-    let signed = sign_in(&s, TOKEN).await.ok().expect("signed in");
+    let signed = sign_in(&s, TOKEN).await.expect("signed in");
     let overview = s
         .client
         .get(s.url("/admin"))
@@ -275,7 +276,7 @@ async fn sign_in_cookies_csrf_and_sessions() {
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 
     // A session idle for more than 12 hours is over.
-    let other = sign_in(&s, TOKEN).await.ok().expect("signed in");
+    let other = sign_in(&s, TOKEN).await.expect("signed in");
     let dashboard = s.app.dashboard();
     assert!(dashboard
         .session(&other.cookie, Utc::now() + Duration::hours(11))
@@ -308,7 +309,7 @@ async fn sign_in_cookies_csrf_and_sessions() {
 async fn every_page_linked_from_the_overview_answers() {
     let (_smtp, site) = site_with_data().await;
     let s = RunningServer::start(&site, false).await;
-    let signed = sign_in(&s, TOKEN).await.ok().expect("signed in");
+    let signed = sign_in(&s, TOKEN).await.expect("signed in");
     let href = Regex::new(r#"(?:href|src)="(/admin[^"]*)""#).unwrap();
     let mut seen = BTreeSet::new();
     let mut queue = VecDeque::from(["/admin".to_string()]);

@@ -126,46 +126,34 @@ impl Store {
         Ok(out)
     }
 
-    /// `days` days of growth from `start` (a local midnight), day by day: each
-    /// series is a range scan on its own date index.
+    /// `days` days of growth from `start` (a local midnight), day by day, from
+    /// the hourly counts the triggers of migration 0007 keep.
     pub async fn growth(&self, start: DateTime<Utc>, days: usize) -> Result<Vec<DayCounts>, Error> {
         let mut out = vec![DayCounts::default(); days];
         let from = ms(start);
-        type Field = fn(&mut DayCounts) -> &mut i64;
-        let series: [(&str, Field); 4] = [
-            (
-                "SELECT (created_at - $1) / 86400000 AS day, COUNT(*) AS n FROM subscribers \
-                 WHERE created_at >= $1 GROUP BY (created_at - $1) / 86400000",
-                |d| &mut d.new,
-            ),
-            (
-                "SELECT (confirmed_at - $1) / 86400000 AS day, COUNT(*) AS n FROM subscribers \
-                 WHERE confirmed_at >= $1 GROUP BY (confirmed_at - $1) / 86400000",
-                |d| &mut d.confirmed,
-            ),
-            (
-                "SELECT (unsubscribed_at - $1) / 86400000 AS day, COUNT(*) AS n FROM subscribers \
-                 WHERE unsubscribed_at >= $1 GROUP BY (unsubscribed_at - $1) / 86400000",
-                |d| &mut d.unsubscribed,
-            ),
-            (
-                "SELECT (updated_at - $1) / 86400000 AS day, COUNT(*) AS n FROM subscribers \
-                 WHERE status = 'bounced' AND updated_at >= $1 GROUP BY (updated_at - $1) / 86400000",
-                |d| &mut d.bounced,
-            ),
-        ];
-        for (sql, field) in series {
-            let rows = sqlx::query(sql)
-                .bind(from)
-                .fetch_all(&self.pool)
-                .await
-                .db("counting growth")?;
-            for row in rows {
-                let day: i64 = row.try_get("day").db("counting growth")?;
-                let n: i64 = row.try_get("n").db("counting growth")?;
-                if let Some(d) = usize::try_from(day).ok().and_then(|i| out.get_mut(i)) {
-                    *field(d) += n;
-                }
+        let rows = sqlx::query(
+            "SELECT (hour * 3600000 - $1) / 86400000 AS day, series, CAST(SUM(n) AS BIGINT) AS n \
+             FROM subscriber_growth WHERE hour >= $2 \
+             GROUP BY (hour * 3600000 - $1) / 86400000, series",
+        )
+        .bind(from)
+        .bind(from.div_euclid(3_600_000))
+        .fetch_all(&self.pool)
+        .await
+        .db("counting growth")?;
+        for row in rows {
+            let day: i64 = row.try_get("day").db("counting growth")?;
+            let series: String = row.try_get("series").db("counting growth")?;
+            let n: i64 = row.try_get("n").db("counting growth")?;
+            let Some(d) = usize::try_from(day).ok().and_then(|i| out.get_mut(i)) else {
+                continue;
+            };
+            match series.as_str() {
+                "new" => d.new += n,
+                "confirmed" => d.confirmed += n,
+                "unsubscribed" => d.unsubscribed += n,
+                "bounced" => d.bounced += n,
+                _ => {}
             }
         }
         Ok(out)

@@ -369,3 +369,34 @@ async fn without_a_token_the_dashboard_says_how_to_turn_it_on() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn growth_is_counted_as_it_happens() {
+    let (_smtp, site) = site_with_data().await;
+    let app = site.app().await;
+    let total = |o: &posthorn::app::Overview| {
+        o.growth.iter().fold((0, 0, 0, 0), |a, d| {
+            (
+                a.0 + d.new,
+                a.1 + d.confirmed,
+                a.2 + d.unsubscribed,
+                a.3 + d.bounced,
+            )
+        })
+    };
+    let o = app.dashboard().overview(Utc::now()).await.unwrap();
+    assert_eq!(
+        total(&o),
+        (3, 3, 0, 1),
+        "three added and confirmed, one bounced"
+    );
+    let evil = site.subscriber(&app, "evil@example.org").await.unwrap();
+    app.subscriptions()
+        .unsubscribe_id(evil.id, Utc::now())
+        .await
+        .unwrap();
+    let o = app.dashboard().overview(Utc::now()).await.unwrap();
+    assert_eq!(total(&o), (3, 3, 1, 1));
+    assert_eq!(o.growth.last().unwrap().unsubscribed, 1, "today");
+    app.close().await;
+}

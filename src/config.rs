@@ -307,6 +307,10 @@ pub struct DkimConfig {
     pub domain: String,
     pub selector: String,
     pub private_key_file: PathBuf,
+    /// Dual signing (RFC 8463): a second key of the other kind (Ed25519 beside
+    /// RSA, or RSA beside Ed25519), published under `second_selector`.
+    pub second_private_key_file: Option<PathBuf>,
+    pub second_selector: Option<String>,
 }
 
 fn default_language() -> String {

@@ -101,6 +101,10 @@ impl App {
             Some(dkim) => Some(Arc::new(Signer::load(
                 dkim,
                 &config.path(&dkim.private_key_file),
+                dkim.second_private_key_file
+                    .as_deref()
+                    .map(|p| config.path(p))
+                    .as_deref(),
             )?)),
             None => None,
         };

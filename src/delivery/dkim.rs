@@ -1,44 +1,72 @@
-//! DKIM signing of outgoing messages.
-//!
-//! lettre signs, but its default configuration (simple header canonicalization, a
-//! short header list) does not verify everywhere; posthorn uses relaxed/relaxed and
-//! names every header that matters for bulk mail, the one-click unsubscribe headers
-//! included, as Gmail and Yahoo require. `Content-Type` is left out on purpose:
-//! lettre writes it as part of the body of a multipart message.
+//! DKIM signing of outgoing messages (RFC 6376), relaxed/relaxed, over the
+//! finished bytes, with `ring`: RSA-SHA256 (RFC 8301) and Ed25519-SHA256
+//! (RFC 8463), or both in one message. The headers signed are every one that
+//! matters for bulk mail, the one-click unsubscribe headers included, as Gmail
+//! and Yahoo require.
 
 use std::path::Path;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
-use lettre::message::header::HeaderName;
-use lettre::Message;
-use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
-use rsa::pkcs8::DecodePrivateKey;
-use rsa::traits::PublicKeyParts;
+use ring::rand::SystemRandom;
+use ring::signature::{Ed25519KeyPair, RsaKeyPair, RSA_PKCS1_SHA256};
+use sha2::{Digest, Sha256};
 
 use crate::config::DkimConfig as Settings;
 use crate::error::Error;
 
-/// The headers every signature covers.
-pub const SIGNED_HEADERS: [&str; 9] = [
+/// The headers every signature covers (those the message has).
+pub const SIGNED_HEADERS: [&str; 10] = [
     "From",
     "To",
     "Subject",
     "Date",
     "Message-ID",
     "MIME-Version",
+    "Content-Type",
     "List-Id",
     "List-Unsubscribe",
     "List-Unsubscribe-Post",
 ];
 
+enum Key {
+    Rsa(RsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+impl Key {
+    fn algorithm(&self) -> &'static str {
+        match self {
+            Key::Rsa(_) => "rsa-sha256",
+            Key::Ed25519(_) => "ed25519-sha256",
+        }
+    }
+
+    fn sign(&self, data: &[u8]) -> Result<Vec<u8>, Error> {
+        match self {
+            Key::Rsa(key) => {
+                let mut signature = vec![0; key.public().modulus_len()];
+                key.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    data,
+                    &mut signature,
+                )
+                .map_err(|_| Error::Internal("RSA signing failed".into()))?;
+                Ok(signature)
+            }
+            // RFC 8463: Ed25519 signs the SHA-256 hash of the data.
+            Key::Ed25519(key) => Ok(key.sign(&Sha256::digest(data)).as_ref().to_vec()),
+        }
+    }
+}
+
 pub struct Signer {
-    config: DkimConfig,
-    pub algorithm: &'static str,
+    domain: String,
+    /// Each key with the selector its public half is published under.
+    keys: Vec<(Key, String)>,
+    /// `rsa-sha256`, `ed25519-sha256`, or both joined by `+`.
+    pub algorithm: String,
 }
 
 impl std::fmt::Debug for Signer {
@@ -48,79 +76,198 @@ impl std::fmt::Debug for Signer {
 }
 
 impl Signer {
-    /// Reads the private key named in `[dkim]` (PEM: RSA as PKCS#1 or PKCS#8, or Ed25519).
-    pub fn load(settings: &Settings, key_path: &Path) -> Result<Signer, Error> {
-        let pem = std::fs::read_to_string(key_path).map_err(|e| Error::io(key_path, e))?;
-        let bad = |why: String| {
-            Error::Config(format!(
-                "dkim.private_key_file {}: {why}",
-                key_path.display()
-            ))
-        };
-        let (key, algorithm) = if pem.contains("BEGIN RSA PRIVATE KEY") {
-            let key = rsa::RsaPrivateKey::from_pkcs1_pem(&pem)
-                .map_err(|e| bad(format!("cannot read the RSA key: {e}")))?;
-            (rsa_key(&key).map_err(bad)?, "rsa-sha256")
-        } else if pem.contains("BEGIN PRIVATE KEY") {
-            match rsa::RsaPrivateKey::from_pkcs8_pem(&pem) {
-                Ok(key) => (rsa_key(&key).map_err(bad)?, "rsa-sha256"),
-                Err(_) => (ed25519_key(&pem).map_err(bad)?, "ed25519-sha256"),
+    /// Reads the private key named in `[dkim]` (PEM: RSA as PKCS#1 or PKCS#8, or
+    /// Ed25519 as PKCS#8), and the second one for dual signing when set.
+    pub fn load(
+        settings: &Settings,
+        key_path: &Path,
+        second: Option<&Path>,
+    ) -> Result<Signer, Error> {
+        let mut keys = vec![(read_key(key_path)?, settings.selector.clone())];
+        if let Some(path) = second {
+            let key = read_key(path)?;
+            if key.algorithm() == keys[0].0.algorithm() {
+                return Err(Error::Config(
+                    "dkim.second_private_key_file: dual signing takes one RSA and one Ed25519 key"
+                        .into(),
+                ));
             }
-        } else {
-            return Err(bad(
-                "not a PEM private key (expected RSA PKCS#1/PKCS#8 or Ed25519 PKCS#8)".into(),
-            ));
-        };
-        let headers = SIGNED_HEADERS
+            let selector = settings.second_selector.clone().ok_or_else(|| {
+                Error::Config(
+                    "dkim.second_private_key_file needs dkim.second_selector, the selector its public key is published under".into(),
+                )
+            })?;
+            keys.push((key, selector));
+        }
+        let algorithm = keys
             .iter()
-            .map(|h| HeaderName::new_from_ascii_str(h))
-            .collect();
-        let canonicalization = DkimCanonicalization {
-            header: DkimCanonicalizationType::Relaxed,
-            body: DkimCanonicalizationType::Relaxed,
-        };
+            .map(|(k, _)| k.algorithm())
+            .collect::<Vec<_>>()
+            .join("+");
         Ok(Signer {
-            config: DkimConfig::new(
-                settings.selector.clone(),
-                settings.domain.clone(),
-                key,
-                headers,
-                canonicalization,
-            ),
+            domain: settings.domain.clone(),
+            keys,
             algorithm,
         })
     }
 
-    pub fn sign(&self, message: &mut Message) {
-        message.sign(&self.config);
+    /// The message with a `DKIM-Signature` header per key in front.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+        let split = find(message, b"\r\n\r\n").map(|i| i + 2);
+        let (head, body) = match split {
+            Some(i) => (&message[..i], &message[i + 2..]),
+            None => (message, &b""[..]),
+        };
+        let fields = header_fields(head);
+        let body_hash = STANDARD.encode(Sha256::digest(relaxed_body(body)));
+        // The signed headers, bottom-up as RFC 6376 5.4.2 picks them.
+        let mut names = Vec::new();
+        let mut signed = Vec::new();
+        for name in SIGNED_HEADERS {
+            if let Some((_, raw)) = fields
+                .iter()
+                .rev()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                names.push(name.to_ascii_lowercase());
+                signed.extend_from_slice(relaxed_header(raw).as_bytes());
+            }
+        }
+        let timestamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let mut out = Vec::with_capacity(message.len() + 700 * self.keys.len());
+        for (key, selector) in &self.keys {
+            let value = format!(
+                "v=1; a={}; c=relaxed/relaxed; d={}; s={selector}; t={timestamp}; h={}; bh={body_hash}; b=",
+                key.algorithm(),
+                self.domain,
+                names.join(":"),
+            );
+            let header = format!("DKIM-Signature: {value}");
+            let mut data = signed.clone();
+            // The signature's own header, relaxed, with `b=` empty and no CRLF.
+            let own = relaxed_header(&header);
+            data.extend_from_slice(own.trim_end_matches("\r\n").as_bytes());
+            let signature = STANDARD.encode(key.sign(&data)?);
+            out.extend_from_slice(header.as_bytes());
+            out.extend_from_slice(signature.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(message);
+        Ok(out)
     }
 }
 
-fn rsa_key(key: &rsa::RsaPrivateKey) -> Result<DkimSigningKey, String> {
-    let bits = key.size() * 8;
-    if bits < 1024 {
-        return Err(format!("an RSA key of {bits} bits is too short; use 2048"));
-    }
-    // lettre reads PKCS#1; a PKCS#8 key (what `openssl genrsa` writes today) is converted.
-    let pkcs1 = key
-        .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
-        .map_err(|e| format!("cannot convert the RSA key: {e}"))?;
-    DkimSigningKey::new(&pkcs1, DkimSigningAlgorithm::Rsa).map_err(|e| format!("{e:?}"))
-}
-
-/// An Ed25519 PKCS#8 key is a fixed 16-byte prefix and the 32-byte seed.
-fn ed25519_key(pem: &str) -> Result<DkimSigningKey, String> {
-    const PREFIX: [u8; 16] = [
-        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
-        0x20,
-    ];
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+fn read_key(path: &Path) -> Result<Key, Error> {
+    let pem = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bad = |why: &str| Error::Config(format!("dkim key {}: {why}", path.display()));
     let der = STANDARD
-        .decode(body.trim())
-        .map_err(|e| format!("bad PEM: {e}"))?;
-    if der.len() != 48 || der[..16] != PREFIX {
-        return Err("neither an RSA nor an Ed25519 private key".into());
+        .decode(
+            pem.lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<String>()
+                .trim(),
+        )
+        .map_err(|_| bad("not a PEM private key"))?;
+    if pem.contains("BEGIN RSA PRIVATE KEY") {
+        return RsaKeyPair::from_der(&der).map(Key::Rsa).map_err(|e| {
+            bad(&format!(
+                "cannot use the RSA key ({e}); use 2048 bits or more"
+            ))
+        });
     }
-    DkimSigningKey::new(&STANDARD.encode(&der[16..]), DkimSigningAlgorithm::Ed25519)
-        .map_err(|e| format!("{e:?}"))
+    if !pem.contains("BEGIN PRIVATE KEY") {
+        return Err(bad(
+            "not a PEM private key (expected RSA PKCS#1/PKCS#8 or Ed25519 PKCS#8)",
+        ));
+    }
+    if let Ok(key) = RsaKeyPair::from_pkcs8(&der) {
+        return Ok(Key::Rsa(key));
+    }
+    Ed25519KeyPair::from_pkcs8_maybe_unchecked(&der)
+        .map(Key::Ed25519)
+        .map_err(|_| bad("neither an RSA key of 2048 bits or more nor an Ed25519 key"))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The header block as fields: name, and the whole field with its folds.
+fn header_fields(head: &[u8]) -> Vec<(String, String)> {
+    let text = String::from_utf8_lossy(head);
+    let mut fields: Vec<(String, String)> = Vec::new();
+    for line in text.split_inclusive("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            if let Some((_, raw)) = fields.last_mut() {
+                raw.push_str(line);
+            }
+        } else if let Some((name, _)) = line.split_once(':') {
+            fields.push((name.trim().to_string(), line.to_string()));
+        }
+    }
+    fields
+}
+
+/// RFC 6376 3.4.2: lower-case name, unfolded value with runs of white space as
+/// one space, none around the colon or at the end.
+fn relaxed_header(raw: &str) -> String {
+    let (name, value) = raw.split_once(':').unwrap_or((raw, ""));
+    let unfolded = value.replace("\r\n", "");
+    let value = unfolded
+        .split([' ', '\t'])
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    format!("{}:{}\r\n", name.trim().to_ascii_lowercase(), value)
+}
+
+/// RFC 6376 3.4.4: runs of white space as one space, none at line ends, no
+/// empty lines at the end; a non-empty body ends with CRLF.
+fn relaxed_body(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut blank_run = 0;
+    for line in body.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let mut canon = Vec::with_capacity(line.len());
+        let mut in_space = false;
+        for &b in line {
+            if b == b' ' || b == b'\t' {
+                in_space = true;
+            } else {
+                if in_space {
+                    canon.push(b' ');
+                    in_space = false;
+                }
+                canon.push(b);
+            }
+        }
+        if canon.is_empty() {
+            blank_run += 1;
+            continue;
+        }
+        for _ in 0..blank_run {
+            out.extend_from_slice(b"\r\n");
+        }
+        blank_run = 0;
+        out.extend_from_slice(&canon);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relaxed_canonicalization_follows_rfc_6376() {
+        // RFC 6376 3.4.5's example.
+        assert_eq!(relaxed_header("A: X\r\n"), "a:X\r\n");
+        assert_eq!(relaxed_header("B : Y\t\r\n\tZ  \r\n"), "b:Y Z\r\n");
+        assert_eq!(relaxed_body(b" C \r\nD \t E\r\n\r\n\r\n"), b" C\r\nD E\r\n");
+        assert_eq!(relaxed_body(b""), b"");
+    }
 }

@@ -195,20 +195,21 @@ fn finish(
     html: String,
     signer: Option<&Signer>,
 ) -> Result<Outgoing, Error> {
-    let mut message = builder
+    let message = builder
         .multipart(
             MultiPart::alternative()
                 .singlepart(SinglePart::plain(text))
                 .singlepart(SinglePart::html(html)),
         )
         .map_err(|e| Error::Internal(format!("the message cannot be built: {e}")))?;
-    if let Some(signer) = signer {
-        signer.sign(&mut message);
-    }
+    let bytes = message.formatted();
     Ok(Outgoing {
         message_id,
         envelope: message.envelope().clone(),
-        bytes: message.formatted(),
+        bytes: match signer {
+            Some(signer) => signer.sign(&bytes)?,
+            None => bytes,
+        },
     })
 }
 

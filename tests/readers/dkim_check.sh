@@ -12,13 +12,13 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 
 check() {
-  local kind=$1 key=$2 record=$3
+  local kind=$1 key=$2 record=$3 extra=${4:-}
   local site="$WORK/$kind"
   mkdir -p "$site"
   cp -r "$ROOT/config.toml" "$ROOT/posts" "$ROOT/subscribers" "$site/"
   rm -f "$site"/subscribers/*.db*
   cp "$key" "$site/dkim.pem"
-  printf '\n[dkim]\ndomain = "example.com"\nselector = "posthorn"\nprivate_key_file = "dkim.pem"\n' >> "$site/config.toml"
+  printf '\n[dkim]\ndomain = "example.com"\nselector = "posthorn"\nprivate_key_file = "dkim.pem"\n%b' "$extra" >> "$site/config.toml"
   "$BIN" --config "$site/config.toml" subscribers import "$site/subscribers/sample.csv" >/dev/null
   "$BIN" --config "$site/config.toml" send slow-reading --yes >/dev/null
   # A confirmation email too, through the web form of a running server.
@@ -51,3 +51,6 @@ ED="v=DKIM1; k=ed25519; p=$(openssl pkey -in "$WORK/ed.pem" -pubout -outform DER
 check rsa-pkcs8 "$WORK/rsa8.pem" "$RSA8"
 check rsa-pkcs1 "$WORK/rsa1.pem" "$RSA1"
 check ed25519 "$WORK/ed.pem" "$ED"
+# Dual signing (RFC 8463): RSA under one selector, Ed25519 under another.
+check dual "$WORK/rsa8.pem" "posthorn=$RSA8||posthorn-ed=$ED" \
+  "second_private_key_file = \"$WORK/ed.pem\"\nsecond_selector = \"posthorn-ed\"\n"

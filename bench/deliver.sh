@@ -34,9 +34,9 @@ body = "\n\n".join(f"## {i}장\n\n{para * 3}" for i in range(10))
 open(sys.argv[1], "w").write(f'+++\ntitle = "벤치마크 에세이"\ndate = "2026-01-01"\n+++\n\n{body}\n')
 PY
 
-# site SUBSCRIBERS SESSIONS: a fresh site (own database) ready to send.
+# site SUBSCRIBERS SESSIONS [EXTRA-TOML]: a fresh site (own database) ready to send.
 site() {
-  local n=$1 sessions=$2 dir="$WORK/site-$1-$2"
+  local n=$1 sessions=$2 extra=${3:-}; local dir="$WORK/site-$1-$2-${#extra}"
   mkdir -p "$dir/posts"
   cp "$WORK/bench.md" "$dir/posts/"
   cat > "$dir/config.toml" <<TOML
@@ -58,6 +58,7 @@ tls = "none"
 concurrency = $sessions
 rate_per_second = 0
 timeout_seconds = 30
+$extra
 TOML
   python3 - "$dir/subscribers.csv" "$n" <<'PY'
 import sys
@@ -99,6 +100,33 @@ for s in $SESSIONS; do
   RESULTS+=("$s $secs $rss $logged $got $(python3 -c "print($t1 - $t0)") $src_got")
   rm -rf "$dir"
 done
+
+# Signed sends, 16 sessions: RSA-2048 against OpenSSL's own signing rate on
+# every core, measured now; Ed25519 against the unsigned send.
+openssl genrsa -out "$WORK/rsa.pem" 2048 2>/dev/null
+openssl genpkey -algorithm ed25519 -out "$WORK/ed.pem"
+signed() { # KEY: prints msg/s of a signed send
+  local dir
+  dir=$(site "$N" 16 "$(printf '[dkim]\ndomain = "example.com"\nselector = "bench"\nprivate_key_file = "%s"' "$1")")
+  read -r secs _ logged got < <(send "$dir")
+  rm -rf "$dir"
+  [ "$logged" = "$N" ] && [ "$got" = "$N" ] || echo "signed send MISMATCH: logged $logged, sink $got" >&2
+  python3 -c "print($N / $secs)"
+}
+unsigned_dir=$(site "$N" 16)
+read -r unsigned_secs _ _ _ < <(send "$unsigned_dir")
+rm -rf "$unsigned_dir"
+rsa_rate=$(signed "$WORK/rsa.pem")
+ed_rate=$(signed "$WORK/ed.pem")
+openssl_rate=$(openssl speed -multi "$(nproc)" -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048/ {print $6}')
+python3 - "$N" "$unsigned_secs" "$rsa_rate" "$ed_rate" "$openssl_rate" <<'PY'
+import sys
+n, unsigned_secs, rsa, ed, ossl = int(sys.argv[1]), *map(float, sys.argv[2:])
+unsigned = n / unsigned_secs
+print(f"\nsigned sends, 16 sessions, {n} subscribers: unsigned {unsigned:.0f} msg/s")
+print(f"  RSA-2048 {rsa:8.0f} msg/s   openssl speed rsa2048 (all cores) {ossl:.0f} signs/s   ratio {rsa/ossl:.2f} (goal 0.80)")
+print(f"  Ed25519  {ed:8.0f} msg/s   ratio to unsigned {ed/unsigned:.2f} (goal 0.80)")
+PY
 
 # Memory: the same send to N/10 subscribers, 16 sessions.
 SMALL=$((N / 10))

@@ -187,6 +187,7 @@ impl Store {
             ("instance", instance.as_str()),
             ("lock:sync", ""),
             ("lock:issues", ""),
+            ("lock:reports", ""),
         ] {
             sqlx::query(
                 "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",

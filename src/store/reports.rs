@@ -112,6 +112,9 @@ impl Store {
     ) -> Result<Option<ReportEffect>, Error> {
         let t = ms(now);
         let mut tx = self.pool.begin().await.db("recording a report")?;
+        // A write transaction from the start: two MTA pipes recording at once
+        // wait their turn instead of failing to upgrade a read ("database is locked").
+        super::lock(&mut tx, "reports").await?;
         let (delivery_id, matched_by) = match report.target {
             Target::Delivery { delivery_id, by } => (Some(delivery_id), Some(by)),
             _ => (None, None),

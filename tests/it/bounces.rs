@@ -335,3 +335,41 @@ async fn ingest_asks_the_mta_to_retry_when_the_database_is_down_and_refuses_what
     assert_eq!(down.code, 75, "EX_TEMPFAIL: {}", down.stderr);
     assert!(down.stderr.contains("retries"), "{}", down.stderr);
 }
+
+/// An MTA runs several pipes at once: every report is recorded, none is turned
+/// back with "database is locked".
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_piped_at_the_same_time_are_all_recorded() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_rule(|_| Action::Accept);
+    let site = TestSite::new(Some(smtp.port));
+    site.append_config("\n[bounces]\nreturn_path = \"bounces@bounce.example.com\"\n");
+    let app = site.app().await;
+    let readers: Vec<String> = (0..6).map(|i| format!("gone{i}@example.org")).collect();
+    let refs: Vec<&str> = readers.iter().map(String::as_str).collect();
+    site.add_subscribers(&app, &refs).await;
+    let now = site.new_post(&app, "p.md", "첫 편지").await;
+    app.tick().run_once(now, Stop::default()).await.unwrap();
+    let reports: Vec<Vec<u8>> = smtp
+        .messages()
+        .iter()
+        .map(|m| {
+            dsn(
+                &m.mail_from,
+                &m.rcpt_to[0],
+                "5.1.1",
+                "550 5.1.1 User unknown",
+                &headers_of(&m.data),
+            )
+        })
+        .collect();
+    let runs = reports
+        .iter()
+        .map(|r| site.cli_with_input(&["bounces", "ingest"], r));
+    for out in futures_util::future::join_all(runs).await {
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    }
+    let log = site.log_by_email(&app, "p").await;
+    assert!(log.values().all(|r| r.status == "bounced"), "{log:?}");
+    app.close().await;
+}

@@ -82,7 +82,10 @@ impl Postfix {
              notify_classes =\n\
              delay_warning_time = 0\n\
              smtp_connect_timeout = 5s\n\
-             posthorn_destination_recipient_limit = 1\n"
+             posthorn_destination_recipient_limit = 1\n\
+             queue_run_delay = 1s\n\
+             minimal_backoff_time = 1s\n\
+             maximal_backoff_time = 2s\n"
         );
         std::fs::write(dir.join("main.cf"), main_cf).expect("main.cf");
         // Debian's services, without chroot (the queue is a temporary folder).

@@ -108,7 +108,9 @@ R_FIRST=$(stop_sink "$WORK/sink.out")
 # The blog publishes N entries.
 feed 20 "$N"
 start_sink "$SINK" "$WORK/sink.out"
-t0=$(now); "$BIN" --config "$SITE/config.toml" check >/dev/null; t1=$(now)
+t0=$(now); RUST_LOG=posthorn=debug "$BIN" --config "$SITE/config.toml" check >/dev/null 2>"$WORK/check.log"; t1=$(now)
+# Where posthorn's time went, from the tick's own timing line.
+PHASES=$(grep -o 'tick timing.*' "$WORK/check.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -1)
 P_SENT=$(stop_sink "$WORK/sink.out")
 start_sink "$SINK" "$WORK/sink.out"
 t2=$(now); $R2E run >/dev/null 2>&1; t3=$(now)
@@ -123,4 +125,5 @@ print(f"  rss2email's default first run would have mailed {$FLOODED} old entries
 print(f"  posthorn check   {p:7.2f} s   delivered {$P_SENT}")
 print(f"  rss2email run    {r:7.2f} s   delivered {$R_SENT}")
 print(f"  ratio rss2email/posthorn wall time: {r/p:.1f}x  (goal >= 10x; both must deliver exactly {n})")
+print("  posthorn phases (ms): $PHASES")
 PY

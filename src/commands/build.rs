@@ -10,13 +10,32 @@ use crate::site::Page;
 
 /// Writes the site into `out` (default `public/`). The folder is posthorn's: it is
 /// built aside and swapped in whole, so a removed post leaves no stale page behind.
+/// When none of its inputs changed since the last build (every file under
+/// `posts/` and the templates folder by size and time, the settings, the posts
+/// live now, this version of posthorn), nothing is read or written.
 pub async fn run(app: &App, out: &Output, dir: Option<PathBuf>) -> Result<ExitCode, Error> {
     let now = Utc::now();
+    let target = dir.unwrap_or_else(|| app.config().path(Path::new("public")));
+    let manifest = sibling(&target, "inputs");
+    let before = inputs(app, now).await?;
+    if target.is_dir()
+        && std::fs::read_to_string(&manifest).ok().as_deref() == Some(before.as_str())
+    {
+        out.print(
+            &serde_json::json!({ "out": target, "files": 0, "unchanged": true }),
+            || {
+                format!(
+                    "{} is up to date: nothing changed since the last build",
+                    target.display()
+                )
+            },
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let sync = app.tick().sync_posts(now).await?;
     for error in &sync.errors {
         eprintln!("warning: {error}");
     }
-    let target = dir.unwrap_or_else(|| app.config().path(Path::new("public")));
     let staging = sibling(&target, "building");
     let old = sibling(&target, "old");
     for stale in [&staging, &old] {
@@ -56,11 +75,62 @@ pub async fn run(app: &App, out: &Output, dir: Option<PathBuf>) -> Result<ExitCo
     if old.exists() {
         std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
     }
+    // What this build was made from, read again now that the posts are stored.
+    let after = inputs(app, now).await?;
+    std::fs::write(&manifest, after).map_err(|e| Error::io(&manifest, e))?;
     out.print(
         &serde_json::json!({ "out": target, "files": written, "posts": snapshot.posts.len(), "errors": sync.errors.len() }),
         || format!("wrote {written} files ({} posts) to {}", snapshot.posts.len(), target.display()),
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A digest of everything a build reads: files by path, size and modification
+/// time (not their bytes: reading 10,000 posts is the cost being saved), the
+/// config, the posts live at `now` as stored, and posthorn's version.
+async fn inputs(app: &App, now: chrono::DateTime<Utc>) -> Result<String, Error> {
+    use sha2::{Digest, Sha256};
+    let config = app.config();
+    let mut digest = Sha256::new();
+    digest.update(env!("CARGO_PKG_VERSION").as_bytes());
+    digest.update(app.site().version(now).await?.as_bytes());
+    // The effective settings, file and environment alike.
+    digest.update(format!("{config:?}").as_bytes());
+    for dir in [
+        config.path(&config.posts.dir),
+        config.path(&config.site.templates_dir),
+    ] {
+        let mut files = Vec::new();
+        stat_tree(&dir, &mut files);
+        files.sort();
+        for f in files {
+            digest.update(f.as_bytes());
+        }
+    }
+    Ok(crate::domain::hex(&digest.finalize()))
+}
+
+/// `path size mtime` of every file below `dir` (none when it does not exist).
+fn stat_tree(dir: &Path, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.metadata() {
+            Ok(m) if m.is_dir() => stat_tree(&path, out),
+            Ok(m) => {
+                let modified = m
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                out.push(format!("{}\0{}\0{modified}\n", path.display(), m.len()));
+            }
+            Err(_) => {}
+        }
+    }
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {

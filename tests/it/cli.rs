@@ -374,6 +374,70 @@ async fn build_writes_a_static_site_and_drops_removed_posts() {
     assert_eq!(std::fs::read(out.join("feed.xml")).unwrap(), feed);
 }
 
+/// Every file below `dir`, by relative path, with its bytes.
+fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unchanged_rebuild_writes_nothing_and_matches_a_full_build() {
+    let site = TestSite::new(None);
+    for i in 0..5 {
+        site.write_post(
+            &format!("p{i}.md"),
+            &post(
+                &format!("글 {i}"),
+                Utc::now() - Duration::days(i + 1),
+                "본문",
+            ),
+        );
+    }
+    let out = site.path().join("public");
+    let build = |dir: &std::path::Path| {
+        let dir = dir.to_str().unwrap().to_string();
+        let site = &site;
+        async move { site.cli(&["--json", "build", "--out", &dir]).await }
+    };
+    let first = build(&out).await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let again = build(&out).await;
+    let unchanged = |out: &crate::support::CliOutput| {
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["unchanged"] == true
+    };
+    assert!(unchanged(&again), "{}", again.stdout);
+    // Byte for byte what a full build into a new folder writes.
+    let fresh = site.path().join("fresh");
+    assert_eq!(build(&fresh).await.code, 0);
+    assert_eq!(tree(&out), tree(&fresh));
+
+    // A changed post is seen: the next build writes it, and matches a full build again.
+    site.write_post(
+        "p0.md",
+        &post("글 0, 고침", Utc::now() - Duration::days(1), "고친 본문"),
+    );
+    let changed = build(&out).await;
+    assert!(!unchanged(&changed), "{}", changed.stdout);
+    assert!(
+        String::from_utf8_lossy(&std::fs::read(out.join("feed.xml")).unwrap()).contains("고침")
+    );
+    let fresh2 = site.path().join("fresh2");
+    assert_eq!(build(&fresh2).await.code, 0);
+    assert_eq!(tree(&out), tree(&fresh2));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_only_server_sends_at_start_and_stops_gracefully_on_sigterm() {
     let smtp = SmtpServer::start().await;

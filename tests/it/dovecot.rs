@@ -14,30 +14,10 @@ use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 
 use crate::bounces::{arf, dsn, headers_of};
-use crate::support::{Action, SmtpServer, TestSite};
+use crate::support::{free_port, system_daemon, Action, SmtpServer, TestSite};
 
 fn available() -> bool {
-    let ok = Path::new("/usr/sbin/dovecot").exists()
-        && Command::new("openssl").arg("version").output().is_ok()
-        && Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout == b"0\n");
-    if !ok {
-        assert!(
-            std::env::var_os("REQUIRE_DOVECOT").is_none(),
-            "REQUIRE_DOVECOT is set but Dovecot (run as root, with openssl) is not available"
-        );
-        eprintln!("SKIPPED: the IMAP test needs /usr/sbin/dovecot, openssl and root");
-    }
-    ok
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    system_daemon("/usr/sbin/dovecot", "REQUIRE_DOVECOT", "the IMAP test")
 }
 
 fn openssl(dir: &Path, args: &[&str]) {

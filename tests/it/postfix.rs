@@ -13,29 +13,14 @@ use std::time::{Duration, Instant};
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 
-use crate::support::{Action, SmtpServer, TestSite};
+use crate::support::{free_port, system_daemon, Action, SmtpServer, TestSite};
 
 fn available() -> bool {
-    let ok = Path::new("/usr/sbin/postfix").exists()
-        && Command::new("id")
-            .arg("-u")
-            .output()
-            .is_ok_and(|o| o.stdout == b"0\n");
-    if !ok {
-        assert!(
-            std::env::var_os("REQUIRE_POSTFIX").is_none(),
-            "REQUIRE_POSTFIX is set but Postfix (run as root) is not available"
-        );
-        eprintln!("SKIPPED: the Postfix relay test needs /usr/sbin/postfix and root");
-    }
-    ok
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    system_daemon(
+        "/usr/sbin/postfix",
+        "REQUIRE_POSTFIX",
+        "the Postfix relay test",
+    )
 }
 
 /// A Postfix instance of its own in `dir`, stopped when dropped.

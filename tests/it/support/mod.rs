@@ -392,3 +392,30 @@ impl RunningServer {
         format!("{}{path}", self.base)
     }
 }
+
+/// A port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Whether a test that runs a system daemon (`program`, as root) can run here.
+/// Without it the test says loudly that it skipped; with `require` set in the
+/// environment (as CI does), a missing daemon is a failure.
+pub fn system_daemon(program: &str, require: &str, what: &str) -> bool {
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n");
+    let ok = std::path::Path::new(program).exists() && root;
+    if !ok {
+        assert!(
+            std::env::var_os(require).is_none(),
+            "{require} is set but {what} needs {program} and root"
+        );
+        eprintln!("\n!!! SKIPPED: {what} needs {program} and root !!!\n");
+    }
+    ok
+}

@@ -107,7 +107,7 @@ impl Dashboard {
         let csrf = hex(&rand::random::<[u8; 16]>());
         self.context
             .store
-            .create_session(&session_id(&cookie), &csrf, now)
+            .create_session(&session_id(&cookie), &csrf, now, SESSION_IDLE)
             .await?;
         Ok(Some(NewSession { cookie, csrf }))
     }

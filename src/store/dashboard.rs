@@ -57,12 +57,20 @@ pub struct LogFilter {
 }
 
 impl Store {
+    /// Starts a session; sessions idle longer than `idle` are cleared out here,
+    /// once per sign-in rather than on every request.
     pub async fn create_session(
         &self,
         id: &str,
         csrf: &str,
         now: DateTime<Utc>,
+        idle: chrono::Duration,
     ) -> Result<(), Error> {
+        sqlx::query("DELETE FROM admin_sessions WHERE last_seen_at < $1")
+            .bind(ms(now - idle))
+            .execute(&self.pool)
+            .await
+            .db("ending idle sessions")?;
         sqlx::query(
             "INSERT INTO admin_sessions (id, csrf, created_at, last_seen_at) VALUES ($1, $2, $3, $3)",
         )
@@ -75,29 +83,29 @@ impl Store {
         Ok(())
     }
 
-    /// The CSRF token of a live session, which is kept alive; a session idle
-    /// longer than `idle` is ended.
+    /// The CSRF token of a live session, which is kept alive: one statement per
+    /// request. A session idle longer than `idle` is ended.
     pub async fn touch_session(
         &self,
         id: &str,
         now: DateTime<Utc>,
         idle: chrono::Duration,
     ) -> Result<Option<String>, Error> {
-        let t = ms(now);
-        // Sessions that have expired go, whoever they were.
-        sqlx::query("DELETE FROM admin_sessions WHERE last_seen_at < $1")
-            .bind(ms(now - idle))
-            .execute(&self.pool)
-            .await
-            .db("ending idle sessions")?;
-        sqlx::query_scalar(
-            "UPDATE admin_sessions SET last_seen_at = $2 WHERE id = $1 RETURNING csrf",
+        let csrf: Option<String> = sqlx::query_scalar(
+            "UPDATE admin_sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at >= $3 \
+             RETURNING csrf",
         )
         .bind(id)
-        .bind(t)
+        .bind(ms(now))
+        .bind(ms(now - idle))
         .fetch_optional(&self.pool)
         .await
-        .db("reading a session")
+        .db("reading a session")?;
+        if csrf.is_none() {
+            // Expired (or unknown): make sure it cannot come back.
+            self.end_session(id).await?;
+        }
+        Ok(csrf)
     }
 
     pub async fn end_session(&self, id: &str) -> Result<(), Error> {

@@ -183,9 +183,9 @@ impl Dashboard {
         })
     }
 
-    /// Every post, after reading `posts/`: one just written shows at once.
-    pub async fn posts(&self, now: DateTime<Utc>) -> Result<Vec<PostRow>, Error> {
-        self.context.sync_posts(now).await?;
+    /// Every post as stored: `posts/` is read at each scheduler tick and before a
+    /// send, not on every page view (that would parse every file per request).
+    pub async fn posts(&self) -> Result<Vec<PostRow>, Error> {
         self.context.store.post_rows().await
     }
 

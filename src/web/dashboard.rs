@@ -439,7 +439,7 @@ fn post_state(state: &WebState, draft: bool, email: bool, published_at: DateTime
 }
 
 pub async fn posts(State(state): State<WebState>, session: Session) -> Response {
-    let rows = match state.app.dashboard().posts(Utc::now()).await {
+    let rows = match state.app.dashboard().posts().await {
         Ok(r) => r,
         Err(e) => return failed(&state, e),
     };

@@ -108,6 +108,8 @@ async fn site(language: &str, smtp: &SmtpServer) -> TestSite {
             "오늘은 천천히 읽는 이야기를 합니다.",
         ),
     );
+    // As the scheduler's next tick would: the new post is read and stored.
+    app.tick().sync_posts(chrono::Utc::now()).await.unwrap();
     app.close().await;
     site
 }

@@ -101,7 +101,9 @@ async fn inputs(app: &App, now: chrono::DateTime<Utc>) -> Result<String, Error> 
         config.path(&config.site.templates_dir),
     ] {
         let mut files = Vec::new();
-        stat_tree(&dir, &mut files);
+        if dir.is_dir() {
+            crate::posts::walk(&dir, &mut |path| files.push(stat(path)))?;
+        }
         files.sort();
         for f in files {
             digest.update(f.as_bytes());
@@ -110,27 +112,20 @@ async fn inputs(app: &App, now: chrono::DateTime<Utc>) -> Result<String, Error> 
     Ok(crate::domain::hex(&digest.finalize()))
 }
 
-/// `path size mtime` of every file below `dir` (none when it does not exist).
-fn stat_tree(dir: &Path, out: &mut Vec<String>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        match entry.metadata() {
-            Ok(m) if m.is_dir() => stat_tree(&path, out),
-            Ok(m) => {
-                let modified = m
-                    .modified()
-                    .ok()
-                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0);
-                out.push(format!("{}\0{}\0{modified}\n", path.display(), m.len()));
-            }
-            Err(_) => {}
-        }
-    }
+/// `path size mtime` of one file (all zero when it cannot be read).
+fn stat(path: &Path) -> String {
+    let (len, modified) = std::fs::metadata(path)
+        .map(|m| {
+            let modified = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            (m.len(), modified)
+        })
+        .unwrap_or((0, 0));
+    format!("{}\0{len}\0{modified}\n", path.display())
 }
 
 fn sibling(dir: &Path, suffix: &str) -> PathBuf {

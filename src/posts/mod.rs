@@ -98,7 +98,7 @@ pub fn load_dir(config: &Config, links: &Links) -> Result<Loaded, Error> {
 
 /// Calls `visit` for every file below `dir`, skipping hidden files and folders.
 /// Posts and their assets are found by this one walk.
-fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) -> Result<(), Error> {
+pub fn walk(dir: &Path, visit: &mut dyn FnMut(&Path)) -> Result<(), Error> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(dir, e))?;

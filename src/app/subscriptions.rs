@@ -203,8 +203,7 @@ impl Subscriptions {
             .subscriber(email)
             .await?
             .ok_or_else(|| Error::Invalid(format!("{email} is not a subscriber")))?;
-        self.context.store.unsubscribe(subscriber.id, now).await?;
-        Ok(())
+        self.unsubscribe_id(subscriber.id, now).await
     }
 
     /// Unsubscribes by id (the dashboard's button).

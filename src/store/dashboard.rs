@@ -135,7 +135,8 @@ impl Store {
     }
 
     /// `days` days of growth from `start` (a local midnight), day by day, from
-    /// the hourly counts the triggers of migration 0007 keep.
+    /// the hourly counts of migration 0007 (new subscribers counted by the
+    /// store per batch, changes by triggers).
     pub async fn growth(&self, start: DateTime<Utc>, days: usize) -> Result<Vec<DayCounts>, Error> {
         let mut out = vec![DayCounts::default(); days];
         let from = ms(start);

@@ -276,15 +276,8 @@ async fn a_sender_killed_mid_send_loses_nobody_and_resends_only_what_was_in_flig
     );
 
     // Ten kills in a row, each after some progress; each run resumes the last.
-    let duplicates_now = |smtp: &SmtpServer| {
-        let mut seen = std::collections::HashSet::new();
-        smtp.messages()
-            .iter()
-            .filter(|m| !seen.insert(m.rcpt_to[0].clone()))
-            .count()
-    };
     const KILLS: usize = 10;
-    let mut kills: Vec<(usize, usize)> = Vec::new();
+    let mut sent_at_kills: Vec<usize> = Vec::new();
     for _ in 0..KILLS {
         let before = smtp.len();
         let mut sender = tokio::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
@@ -303,7 +296,7 @@ async fn a_sender_killed_mid_send_loses_nobody_and_resends_only_what_was_in_flig
         smtp.wait_for(before + 300).await;
         sender.start_kill().unwrap(); // SIGKILL
         sender.wait().await.unwrap();
-        kills.push((smtp.len(), duplicates_now(&smtp)));
+        sent_at_kills.push(smtp.len());
     }
     let at_kill = smtp.len();
     assert!(at_kill < 5000, "killed mid-send ({at_kill} sent)");
@@ -341,7 +334,7 @@ async fn a_sender_killed_mid_send_loses_nobody_and_resends_only_what_was_in_flig
     let concurrency = 4;
     assert!(
         duplicates <= KILLS * 2 * (concurrency + 8),
-        "{duplicates} duplicates after {KILLS} kills (sent, duplicates so far: {kills:?})"
+        "{duplicates} duplicates after {KILLS} kills (messages sent at each kill: {sent_at_kills:?})"
     );
     let app = site.app().await;
     let log = site.log_by_email(&app, "essay").await;

@@ -26,11 +26,7 @@ fn chromedriver() -> Option<String> {
 /// Starts chromedriver and a headless Chromium, or says loudly that it cannot.
 pub async fn start() -> Option<Browser> {
     let driver_path = chromedriver()?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = super::free_port();
     let driver = tokio::process::Command::new(driver_path)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())

@@ -81,6 +81,16 @@ impl Signed {
     pub fn header(&self) -> String {
         format!("posthorn_admin={}", self.cookie)
     }
+
+    /// GET `path` with the session's cookie.
+    pub async fn get(&self, s: &RunningServer, path: &str) -> Response {
+        s.client
+            .get(s.url(path))
+            .header(COOKIE, self.header())
+            .send()
+            .await
+            .unwrap()
+    }
 }
 
 async fn site_with_data() -> (SmtpServer, TestSite) {
@@ -179,16 +189,7 @@ async fn sign_in_cookies_csrf_and_sessions() {
     }
 
     let signed = sign_in(&s, TOKEN).await.expect("signed in");
-    let overview = s
-        .client
-        .get(s.url("/admin"))
-        .header(COOKIE, signed.header())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let overview = signed.get(&s, "/admin").await.text().await.unwrap();
     assert!(overview.contains("<svg"), "charts drawn on the server");
     // The real counts: the 5.1.1 at RCPT bounced one reader at once.
     assert!(
@@ -243,13 +244,7 @@ async fn sign_in_cookies_csrf_and_sessions() {
         "/admin/posts/evil".into(),
         "/admin/issues/evil".into(),
     ] {
-        let r = s
-            .client
-            .get(s.url(&path))
-            .header(COOKIE, signed.header())
-            .send()
-            .await
-            .unwrap();
+        let r = signed.get(&s, &path).await;
         assert_eq!(r.status(), 200, "{path}");
         let html = r.text().await.unwrap();
         assert!(!html.contains("<script>alert"), "{path} lets HTML through");
@@ -266,13 +261,7 @@ async fn sign_in_cookies_csrf_and_sessions() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    let r = s
-        .client
-        .get(s.url("/admin/posts"))
-        .header(COOKIE, signed.header())
-        .send()
-        .await
-        .unwrap();
+    let r = signed.get(&s, "/admin/posts").await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 
     // A session idle for more than 12 hours is over.
@@ -291,13 +280,7 @@ async fn sign_in_cookies_csrf_and_sessions() {
         .await
         .unwrap()
         .is_none());
-    let r = s
-        .client
-        .get(s.url("/admin/posts"))
-        .header(COOKIE, other.header())
-        .send()
-        .await
-        .unwrap();
+    let r = other.get(&s, "/admin/posts").await;
     assert_eq!(
         r.status(),
         StatusCode::SEE_OTHER,
@@ -317,13 +300,7 @@ async fn every_page_linked_from_the_overview_answers() {
         if !seen.insert(path.clone()) {
             continue;
         }
-        let r = s
-            .client
-            .get(s.url(&path.replace("&amp;", "&")))
-            .header(COOKIE, signed.header())
-            .send()
-            .await
-            .unwrap();
+        let r = signed.get(&s, &path.replace("&amp;", "&")).await;
         assert_eq!(r.status(), 200, "{path}");
         let is_html = r
             .headers()

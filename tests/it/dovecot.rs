@@ -14,23 +14,10 @@ use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 
 use crate::bounces::{arf, dsn, headers_of};
-use crate::support::{free_port, system_daemon, Action, SmtpServer, TestSite};
+use crate::support::{free_port, openssl, system_daemon, Action, SmtpServer, TestSite};
 
 fn available() -> bool {
     system_daemon("/usr/sbin/dovecot", "REQUIRE_DOVECOT", "the IMAP test")
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A CA, and a certificate for 127.0.0.1 signed by it (a self-signed CA used as
@@ -53,6 +40,7 @@ fn certificates(dir: &Path) {
             "-out",
             "ca.pem",
         ],
+        b"",
     );
     openssl(
         dir,
@@ -68,6 +56,7 @@ fn certificates(dir: &Path) {
             "-out",
             "server.csr",
         ],
+        b"",
     );
     std::fs::write(
         dir.join("ext.cnf"),
@@ -93,6 +82,7 @@ fn certificates(dir: &Path) {
             "-out",
             "cert.pem",
         ],
+        b"",
     );
 }
 

@@ -5,9 +5,7 @@
 //! updates exactly its deliveries; a forged one gets 401 and changes nothing.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -20,7 +18,7 @@ use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::support::{Action, RunningServer, SmtpServer, TestSite};
+use crate::support::{openssl, Action, RunningServer, SmtpServer, TestSite};
 
 const TOPIC: &str = "arn:aws:sns:us-west-2:123456789012:ses-bounces";
 const SECRET: &str = "webhook-s3cret";
@@ -30,30 +28,6 @@ fn fixture(name: &str) -> String {
         .join("tests/data/webhooks")
         .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn openssl(dir: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run openssl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("write to openssl");
-    let out = child.wait_with_output().expect("openssl output");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 /// Stands in for Amazon SNS: a signing key and its certificate.

@@ -7,6 +7,7 @@ pub mod postgres;
 pub mod smtp;
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -418,4 +419,29 @@ pub fn system_daemon(program: &str, require: &str, what: &str) -> bool {
         eprintln!("\n!!! SKIPPED: {what} needs {program} and root !!!\n");
     }
     ok
+}
+
+/// Runs `openssl ARGS` in `dir` with `input` on standard input; its output.
+pub fn openssl(dir: &Path, args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = std::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run openssl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write to openssl");
+    let out = child.wait_with_output().expect("openssl output");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }

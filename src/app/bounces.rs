@@ -91,13 +91,16 @@ pub struct Bounces {
     pub(super) context: Arc<Context>,
     /// SendGrid's verification key, parsed once at start.
     pub(super) sendgrid: Option<Arc<SendgridKey>>,
-    /// SNS signing certificates by URL: fetched once, not per notification.
+    /// SNS signing certificates by URL (or file): read once, not per notification.
     pub(super) certificates: Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>>,
+    /// posthorn's marks to look for, compiled once at start, not per report.
+    pub(super) tracks: Arc<Tracks>,
 }
 
 impl Bounces {
     pub(super) fn new(context: Arc<Context>) -> Bounces {
         Bounces {
+            tracks: Arc::new(tracks(&context.config)),
             context,
             sendgrid: None,
             certificates: Arc::default(),
@@ -111,7 +114,7 @@ impl Bounces {
 
     /// Reads a message without touching the database.
     pub fn parse(&self, raw: &[u8]) -> Result<Report, Error> {
-        read(raw, &tracks(&self.context.config))
+        read(raw, &self.tracks)
     }
 
     /// Reads one message and records what it means.
@@ -284,12 +287,11 @@ impl Bounces {
             .as_deref()
             .and_then(Watermark::parse);
         let mut mark = mailbox.resume(previous);
-        let tracks = tracks(&self.context.config);
         let (mut processed, mut unparsed) = (None, None);
         for uid in mailbox.arrived_after(mark).await? {
             let filing = match mailbox.read(uid).await? {
                 None => Filing::Unparsed,
-                Some(raw) => match bounces::read(&raw, &tracks) {
+                Some(raw) => match bounces::read(&raw, &self.tracks) {
                     Err(e) => {
                         tracing::warn!(uid, error = %e, "an unreadable message in the bounce mailbox; set aside");
                         Filing::Unparsed

@@ -136,12 +136,13 @@ impl App {
             links: links.clone(),
             signer,
         });
+        let bounces = Bounces::new(context.clone()).with_sendgrid_key(sendgrid_key);
         Ok(App {
-            tick: Tick::new(context.clone()),
+            tick: Tick::new(context.clone(), bounces.clone()),
             publishing: Publishing::new(context.clone()),
             subscriptions: Subscriptions::new(context.clone()),
             reports: Reports::new(context.clone()),
-            bounces: Bounces::new(context.clone()).with_sendgrid_key(sendgrid_key),
+            bounces,
             dashboard: Dashboard::new(context.clone()),
             site: Site::new(store, config, templates, links),
             context,

@@ -59,11 +59,13 @@ pub struct TickReport {
 #[derive(Clone)]
 pub struct Tick {
     pub(super) context: Arc<Context>,
+    /// The App's bounce intake, for the mailbox poll of each tick.
+    bounces: Bounces,
 }
 
 impl Tick {
-    pub(super) fn new(context: Arc<Context>) -> Tick {
-        Tick { context }
+    pub(super) fn new(context: Arc<Context>, bounces: Bounces) -> Tick {
+        Tick { context, bounces }
     }
 
     /// One tick at `now`. With `stop` set, it claims nothing more and returns once
@@ -82,7 +84,7 @@ impl Tick {
         let run = Run::due_at(now + elapsed).stopped_by(stop);
         let deliveries = self.context.deliver(run).await?;
         let delivered = started.elapsed();
-        let bounces = Bounces::new(self.context.clone()).poll_mailbox().await?;
+        let bounces = self.bounces.poll_mailbox().await?;
         tracing::debug!(
             posts_ms = synced.as_millis() as u64,
             upstream_ms = (fetched - synced).as_millis() as u64,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::Value;
 
-use super::bounces::{fingerprint, tracks};
+use super::bounces::fingerprint;
 use super::Bounces;
 use crate::bounces::providers;
 use crate::bounces::webhooks::{self, SnsKind, SnsMessage, WebhookError};
@@ -151,7 +151,6 @@ impl Bounces {
                 .into())
             }
         };
-        let tracks = tracks(&self.context.config);
         let mut reply = WebhookReply::default();
         for (event, id) in events {
             let read = match provider {
@@ -165,7 +164,7 @@ impl Bounces {
                 continue;
             };
             let text = event.to_string();
-            report.find_tracks(text.as_bytes(), &tracks);
+            report.find_tracks(text.as_bytes(), &self.tracks);
             // The provider's event id names the event; without one, its bytes do.
             let name = if id.is_empty() {
                 fingerprint(text.as_bytes())
@@ -184,22 +183,29 @@ impl Bounces {
     }
 
     /// The SNS signing certificate: `sns_certificate_file` when set, else fetched
-    /// from Amazon once per URL.
+    /// from Amazon; either is read once and kept.
     async fn sns_certificate(&self, url: &str) -> Result<Arc<Vec<u8>>, WebhookFailure> {
-        if let Some(file) = &self.context.config.bounces.sns_certificate_file {
-            let path = self.context.config.path(file);
-            return Ok(Arc::new(
-                std::fs::read(&path).map_err(|e| Error::io(&path, e))?,
-            ));
-        }
-        if let Some(known) = self.cached_certificate(url) {
+        let file = self
+            .context
+            .config
+            .bounces
+            .sns_certificate_file
+            .as_ref()
+            .map(|f| self.context.config.path(f));
+        let key = file
+            .as_ref()
+            .map_or_else(|| url.to_string(), |f| f.display().to_string());
+        if let Some(known) = self.cached_certificate(&key) {
             return Ok(known);
         }
-        let fetched = Arc::new(webhooks::fetch_from_sns(url).await?);
+        let loaded = Arc::new(match &file {
+            Some(path) => std::fs::read(path).map_err(|e| Error::io(path, e))?,
+            None => webhooks::fetch_from_sns(url).await?,
+        });
         if let Ok(mut cache) = self.certificates.lock() {
-            cache.insert(url.to_string(), fetched.clone());
+            cache.insert(key, loaded.clone());
         }
-        Ok(fetched)
+        Ok(loaded)
     }
 
     fn cached_certificate(&self, url: &str) -> Option<Arc<Vec<u8>>> {

@@ -48,7 +48,7 @@ impl IssueCounts {
     pub fn waiting(&self) -> i64 {
         self.counts
             .iter()
-            .filter(|(s, _)| s.is_waiting())
+            .filter(|(s, _)| s.is_waiting() || **s == DeliveryStatus::Sending)
             .map(|(_, n)| n)
             .sum()
     }
@@ -191,8 +191,7 @@ impl Dashboard {
 
     /// The issue of the post `slug`, counted.
     pub async fn issue(&self, slug: &str) -> Result<IssueCounts, Error> {
-        let issue = self.context.issue_of(slug).await?;
-        let post = self.context.post(slug).await?;
+        let (post, issue) = self.context.post_and_issue(slug).await?;
         self.counts(issue.id, slug.to_string(), post.title, issue.created_at)
             .await
     }

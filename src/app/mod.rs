@@ -66,11 +66,18 @@ impl Context {
 
     /// The issue the post with this slug went out in.
     async fn issue_of(&self, slug: &str) -> Result<IssueRecord, Error> {
+        Ok(self.post_and_issue(slug).await?.1)
+    }
+
+    /// The post with this slug and the issue it went out in.
+    async fn post_and_issue(&self, slug: &str) -> Result<(Post, IssueRecord), Error> {
         let post = self.post(slug).await?;
-        self.store
+        let issue = self
+            .store
             .issue_for_post(post.id)
             .await?
-            .ok_or_else(|| Error::IssueNotFound(slug.to_string()))
+            .ok_or_else(|| Error::IssueNotFound(slug.to_string()))?;
+        Ok((post, issue))
     }
 
     /// Delivers what `run` asks for over the configured transport.

@@ -668,7 +668,7 @@ fn status_options(
 
 /// Progress of an issue: what the relay took, the rate, and the time left.
 fn progress(state: &WebState, issue: &IssueCounts, rate_per_minute: Option<f64>) -> Value {
-    let waiting = issue.waiting() + issue.count(DeliveryStatus::Sending);
+    let waiting = issue.waiting();
     let left = if waiting == 0 {
         word(state, "done")
     } else {

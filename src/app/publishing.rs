@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 
 use super::issues::Issues;
 use super::Context;
-use crate::delivery::{Addressee, DeliveryReport, Observer, Outgoing, Run, Stop, Transport};
+use crate::delivery::{
+    Addressee, BodyEncoding, DeliveryReport, Observer, Outgoing, Run, Stop, Transport,
+};
 use crate::domain::{EmailAddress, IssueKind, IssueOrigin, Post, SubscriberStatus};
 use crate::error::Error;
 use crate::render::email::Recipient;
@@ -189,7 +191,8 @@ impl Publishing {
         if test_copy {
             issue.test_copy_for(&to, SystemTime::now())
         } else {
-            issue.message_for(&to, SystemTime::now())
+            // What a send to this reader would carry, 8bit where the server takes it.
+            issue.message_for(&to, SystemTime::now(), BodyEncoding::EightBit)
         }
     }
 

@@ -27,7 +27,7 @@ use crate::config::{BouncesConfig, SmtpConfig};
 use crate::error::Error;
 use crate::store::BouncePolicy;
 use crate::store::{OutcomeKind, Store};
-pub use message::{Addressee, Outgoing, PreparedIssue};
+pub use message::{Addressee, BodyEncoding, Outgoing, PreparedIssue};
 use rate::RateLimiter;
 pub use transport::{ConfiguredTransport, SendError, Session, Transport};
 
@@ -201,6 +201,8 @@ struct Shared<I> {
     rate: RateLimiter,
     prepared: Mutex<HashMap<i64, Arc<OnceCell<Arc<PreparedIssue>>>>>,
     report: Mutex<DeliveryReport>,
+    /// Cleared when the server turns out not to take 8bit bodies.
+    eight_bit: AtomicBool,
     batch: i64,
     lease: Duration,
 }
@@ -208,6 +210,14 @@ struct Shared<I> {
 impl<I: IssueSource> Shared<I> {
     fn now(&self) -> DateTime<Utc> {
         self.run.clock.now()
+    }
+
+    fn encoding(&self) -> BodyEncoding {
+        if self.eight_bit.load(Ordering::Relaxed) {
+            BodyEncoding::EightBit
+        } else {
+            BodyEncoding::Base64
+        }
     }
 
     /// The issue rendered once for this run, whichever worker asks first.
@@ -256,6 +266,7 @@ pub async fn deliver_due<I: IssueSource, T: Transport>(
         run,
         prepared: Mutex::new(HashMap::new()),
         report: Mutex::new(DeliveryReport::default()),
+        eight_bit: AtomicBool::new(true),
         // Big enough to amortise the claim and the result transaction, small enough
         // that every worker gets a share of a small send.
         batch: (due / workers as i64).clamp(1, 100),

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
 
 use super::message::Outgoing;
@@ -37,6 +39,11 @@ pub enum SendError {
     /// The server said nothing for `timeout_seconds`.
     #[error("no reply within {0}s")]
     Timeout(u64),
+    /// The server lacks an extension this message needs (8BITMIME for an 8bit body,
+    /// SMTPUTF8 for an address that is not ASCII). Nothing was sent; the session
+    /// stays usable.
+    #[error("the server does not offer {0}")]
+    Unsupported(Extension),
     /// The file transport could not write the message.
     #[error("writing to {}", path.display())]
     Write {
@@ -56,6 +63,7 @@ impl SendError {
     pub fn is_permanent(&self) -> bool {
         match self {
             SendError::Smtp { source } => source.is_permanent(),
+            SendError::Unsupported(_) => true,
             _ => false,
         }
     }
@@ -179,6 +187,7 @@ impl Transport for SmtpTransport {
         SmtpSession {
             config: self.config.clone(),
             conn: None,
+            pipelining: false,
         }
     }
 }
@@ -186,6 +195,8 @@ impl Transport for SmtpTransport {
 pub struct SmtpSession {
     config: SmtpConfig,
     conn: Option<AsyncSmtpConnection>,
+    /// The server offers PIPELINING (RFC 2920).
+    pipelining: bool,
 }
 
 impl SmtpSession {
@@ -202,7 +213,7 @@ impl SmtpSession {
         }
     }
 
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+    async fn connect(&self) -> Result<(AsyncSmtpConnection, bool), SendError> {
         let c = &self.config;
         let hello = ClientId::default();
         let tls =
@@ -236,13 +247,22 @@ impl SmtpSession {
                 conn
             }
         };
+        // lettre keeps only the extensions it uses; PIPELINING is read from a second
+        // EHLO, sent before any login (RFC 5321 allows it at any time).
+        let ehlo = conn
+            .command(Ehlo::new(hello.clone()))
+            .await
+            .map_err(|e| self.failed("EHLO")(e.into()))?;
+        let pipelining = ehlo
+            .message()
+            .any(|line| line.eq_ignore_ascii_case("PIPELINING"));
         if let (Some(user), Some(password)) = (&c.username, &c.password) {
             let credentials = Credentials::new(user.clone(), password.expose().to_string());
             conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials)
                 .await
                 .map_err(|e| self.failed(&format!("login as {user}"))(e.into()))?;
         }
-        Ok(conn)
+        Ok((conn, pipelining))
     }
 }
 
@@ -252,15 +272,46 @@ impl Session for SmtpSession {
         let mut conn = match self.conn.take() {
             Some(conn) if !conn.has_broken() => conn,
             _ => match tokio::time::timeout(timeout, self.connect()).await {
-                Ok(conn) => conn?,
+                Ok(connected) => {
+                    let (conn, pipelining) = connected?;
+                    self.pipelining = pipelining;
+                    conn
+                }
                 Err(elapsed) => {
                     let stage = format!("no SMTP session within {}s", self.config.timeout_seconds);
                     return Err(self.failed(&stage)(elapsed.into()));
                 }
             },
         };
+        let mut parameters = Vec::new();
+        for (needed, extension, parameter) in [
+            (
+                message
+                    .envelope
+                    .from()
+                    .into_iter()
+                    .chain(message.envelope.to())
+                    .any(|a| !AsRef::<str>::as_ref(a).is_ascii()),
+                Extension::SmtpUtfEight,
+                MailParameter::SmtpUtfEight,
+            ),
+            (
+                !message.bytes.is_ascii(),
+                Extension::EightBitMime,
+                MailParameter::Body(MailBodyParameter::EightBitMime),
+            ),
+        ] {
+            if needed {
+                if !conn.server_info().supports_feature(extension) {
+                    self.conn = Some(conn);
+                    return Err(SendError::Unsupported(extension));
+                }
+                parameters.push(parameter);
+            }
+        }
+        let transaction = transaction(&mut conn, self.pipelining, parameters, message);
         // lettre's own timeout covers only the connect; bound the whole transaction.
-        match tokio::time::timeout(timeout, conn.send(&message.envelope, &message.bytes)).await {
+        match tokio::time::timeout(timeout, transaction).await {
             Ok(Ok(response)) => {
                 let reply = format!(
                     "{} {}",
@@ -270,8 +321,12 @@ impl Session for SmtpSession {
                 self.conn = Some(conn);
                 Ok(reply)
             }
-            // lettre has already closed the connection after a failed command.
-            Ok(Err(source)) => Err(SendError::Smtp { source }),
+            Ok(Err(source)) => {
+                // Where in a pipelined group the server stopped is not worth
+                // untangling: like lettre, start the next message on a new session.
+                conn.abort().await;
+                Err(SendError::Smtp { source })
+            }
             Err(_) => Err(SendError::Timeout(self.config.timeout_seconds)),
         }
     }
@@ -280,6 +335,73 @@ impl Session for SmtpSession {
         if let Some(mut conn) = self.conn.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), conn.quit()).await;
         }
+    }
+}
+
+/// MAIL, RCPT and DATA (in one write where the server pipelines), then the
+/// message, dot-stuffed and terminated, in one more.
+async fn transaction(
+    conn: &mut AsyncSmtpConnection,
+    pipelining: bool,
+    parameters: Vec<MailParameter>,
+    message: &Outgoing,
+) -> Result<Response, lettre::transport::smtp::Error> {
+    let mail = Mail::new(message.envelope.from().cloned(), parameters);
+    let recipients: Vec<Rcpt> = message
+        .envelope
+        .to()
+        .iter()
+        .map(|to| Rcpt::new(to.clone(), vec![]))
+        .collect();
+    if pipelining {
+        let mut group = mail.to_string();
+        for rcpt in &recipients {
+            group.push_str(&rcpt.to_string());
+        }
+        group.push_str(&Data.to_string());
+        // Every reply is read, so one refusal cannot be mistaken for the next.
+        let mut first_error = conn.command(group).await.err();
+        for _ in 0..recipients.len() + 1 {
+            if let Err(e) = conn.read_response().await {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+    } else {
+        conn.command(mail).await?;
+        for rcpt in recipients {
+            conn.command(rcpt).await?;
+        }
+        conn.command(Data).await?;
+    }
+    conn.command(DataBlock(&message.bytes)).await
+}
+
+/// A message as the DATA command carries it (RFC 5321 4.5.2): a dot at the start
+/// of a line doubled, then the line with one dot that ends it.
+struct DataBlock<'a>(&'a [u8]);
+
+impl std::fmt::Display for DataBlock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Messages are built as UTF-8 (8bit bodies) or ASCII; anything else is
+        // carried lossily rather than not at all.
+        let text = String::from_utf8_lossy(self.0);
+        let mut rest: &str = &text;
+        if rest.starts_with('.') {
+            f.write_str(".")?;
+        }
+        while let Some(at) = memchr::memmem::find(rest.as_bytes(), b"\n.") {
+            f.write_str(&rest[..=at])?;
+            f.write_str(".")?;
+            rest = &rest[at + 1..];
+        }
+        f.write_str(rest)?;
+        if !rest.is_empty() && !rest.ends_with("\r\n") {
+            f.write_str("\r\n")?;
+        }
+        f.write_str(".\r\n")
     }
 }
 
@@ -328,5 +450,21 @@ impl Session for ConfiguredSession {
             ConfiguredSession::File(s) => s.close().await,
             ConfiguredSession::Smtp(s) => (*s).close().await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_doubles_leading_dots_and_ends_with_a_lone_dot() {
+        let wire = |m: &str| DataBlock(m.as_bytes()).to_string();
+        assert_eq!(
+            wire(".a\r\nb\r\n.\r\n..c"),
+            "..a\r\nb\r\n..\r\n...c\r\n.\r\n"
+        );
+        assert_eq!(wire("a\r\n"), "a\r\n.\r\n");
+        assert_eq!(wire("가.\r\n"), "가.\r\n.\r\n");
     }
 }

@@ -8,8 +8,12 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
-use super::message::Addressee;
-use super::{lease, IssueSource, Session, Shared};
+use std::sync::atomic::Ordering;
+
+use lettre::transport::smtp::extension::Extension;
+
+use super::message::{Addressee, BodyEncoding, Outgoing, PreparedIssue};
+use super::{lease, IssueSource, SendError, Session, Shared};
 use crate::bounces;
 use crate::domain::SubscriberStatus;
 use crate::error::{chain, Error};
@@ -127,33 +131,12 @@ async fn deliver_one<I: IssueSource, S: Session>(
         }
     };
     let issue = shared.issue(c.issue_id).await?;
-    let build = {
-        let (issue, email, name, subscriber_id) = (
-            issue.clone(),
-            email.clone(),
-            c.name.clone(),
-            c.subscriber_id,
-        );
-        move || {
-            issue.message_for(
-                &Addressee {
-                    subscriber_id,
-                    email: &email,
-                    name: &name,
-                },
-                SystemTime::now(),
-            )
-        }
+    let addressee = Addressee {
+        subscriber_id: c.subscriber_id,
+        email,
+        name: &c.name,
     };
-    // Signing is CPU work: keep it off the threads that drive the connections.
-    let message = if issue.is_signed() {
-        tokio::task::spawn_blocking(build)
-            .await
-            .map_err(|e| Error::Internal(format!("building a message: {e}")))?
-    } else {
-        build()
-    };
-    let message = match message {
+    let mut message = match build(&issue, &addressee, shared.encoding()).await {
         Ok(m) => m,
         Err(e) => {
             return Ok(outcome(
@@ -167,9 +150,16 @@ async fn deliver_one<I: IssueSource, S: Session>(
         }
     };
     shared.rate.acquire().await;
+    let mut sent = session.send(&message).await;
+    if matches!(sent, Err(SendError::Unsupported(Extension::EightBitMime))) {
+        // Nothing went out: this server wants 7-bit bodies, from now on for every worker.
+        shared.eight_bit.store(false, Ordering::Relaxed);
+        message = build(&issue, &addressee, BodyEncoding::Base64).await?;
+        sent = session.send(&message).await;
+    }
     let settings = &shared.settings;
     let now = shared.now();
-    Ok(match session.send(&message).await {
+    Ok(match sent {
         Ok(reply) => outcome(OutcomeKind::Sent, None, Some(reply)),
         Err(e) if e.is_connection() => {
             tracing::warn!(error = %chain(&e), "SMTP server unreachable; deliveries wait for the next run");
@@ -206,6 +196,37 @@ async fn deliver_one<I: IssueSource, S: Session>(
             outcome(kind, Some(chain(&e)), e.reply())
         }
     })
+}
+
+/// One recipient's copy. Signing is CPU work: it stays off the threads that drive
+/// the connections.
+async fn build(
+    issue: &Arc<PreparedIssue>,
+    to: &Addressee<'_>,
+    encoding: BodyEncoding,
+) -> Result<Outgoing, Error> {
+    if !issue.is_signed() {
+        return issue.message_for(to, SystemTime::now(), encoding);
+    }
+    let (issue, email, name, subscriber_id) = (
+        issue.clone(),
+        to.email.clone(),
+        to.name.to_string(),
+        to.subscriber_id,
+    );
+    tokio::task::spawn_blocking(move || {
+        issue.message_for(
+            &Addressee {
+                subscriber_id,
+                email: &email,
+                name: &name,
+            },
+            SystemTime::now(),
+            encoding,
+        )
+    })
+    .await
+    .map_err(|e| Error::Internal(format!("building a message: {e}")))?
 }
 
 /// Exponential backoff with ±25 % jitter: `base`, `2·base`, `4·base`, …

@@ -68,6 +68,10 @@ impl Personalizable {
                 }
             }
         }
+        Personalizable::from_parts(parts)
+    }
+
+    fn from_parts(parts: Vec<Part>) -> Personalizable {
         let literal_len = parts
             .iter()
             .map(|p| match p {
@@ -78,9 +82,50 @@ impl Personalizable {
         Personalizable { parts, literal_len }
     }
 
+    /// A body without fields.
+    pub fn literal(text: &str) -> Personalizable {
+        Personalizable::split(text)
+    }
+
+    /// The same body with every literal stretch rewritten by `f`, in order.
+    pub fn map_literals(&self, mut f: impl FnMut(&str) -> String) -> Personalizable {
+        let parts: Vec<Part> = self
+            .parts
+            .iter()
+            .map(|p| match p {
+                Part::Literal(s) => Part::Literal(f(s)),
+                Part::Field(field) => Part::Field(*field),
+            })
+            .collect();
+        Personalizable::from_parts(parts)
+    }
+
+    /// The literal stretches between the fields.
+    pub fn literals(&self) -> impl Iterator<Item = &str> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Literal(s) => Some(s.as_str()),
+            Part::Field(_) => None,
+        })
+    }
+
+    /// The length of the literal text, without the fields.
+    pub fn len(&self) -> usize {
+        self.literal_len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.literal_len == 0 && self.parts.is_empty()
+    }
+
     /// The body for one recipient; `html` escapes the values for HTML.
     pub fn fill(&self, r: &Recipient<'_>, html: bool) -> String {
         let mut out = String::with_capacity(self.literal_len + 256);
+        self.fill_into(&mut out, r, html);
+        out
+    }
+
+    /// [`Personalizable::fill`], appending to `out`.
+    pub fn fill_into(&self, out: &mut String, r: &Recipient<'_>, html: bool) {
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
@@ -91,14 +136,13 @@ impl Personalizable {
                         Field::UnsubscribeUrl => r.unsubscribe_url,
                     };
                     if html {
-                        push_escaped(&mut out, value);
+                        push_escaped(out, value);
                     } else {
                         out.push_str(value);
                     }
                 }
             }
         }
-        out
     }
 }
 

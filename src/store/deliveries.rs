@@ -129,10 +129,12 @@ impl Store {
         if let Some(id) = issue_id {
             query = query.bind(id);
         }
+        let turn = self.write_turn().await;
         let rows = query
             .fetch_all(&self.pool)
             .await
             .db("claiming deliveries")?;
+        drop(turn);
         let mut claimed = Vec::with_capacity(rows.len());
         for row in &rows {
             claimed.push(Claimed {
@@ -241,6 +243,7 @@ impl Store {
         for id in ids {
             query = query.bind(*id);
         }
+        let _turn = self.write_turn().await;
         query.execute(&self.pool).await.db("renewing leases")?;
         Ok(())
     }
@@ -259,6 +262,7 @@ impl Store {
             return Ok(());
         }
         let t = ms(now);
+        let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await.db("recording deliveries")?;
         for o in outcomes {
             let (status, next, sent_at) = match &o.kind {

@@ -23,7 +23,7 @@ pub use subscribers::{AddOutcome, Subscriber};
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Once;
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -56,6 +56,10 @@ impl Dialect {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// SQLite has one writer at a time, and its busy handler sleeps and polls: under
+    /// continuous group commit a claim could wait a second for a gap. Writers on the
+    /// hot path queue here instead, first come first served.
+    writers: Arc<tokio::sync::Mutex<()>>,
 }
 
 pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
@@ -134,9 +138,22 @@ impl Store {
             .connect_with(options)
             .await
             .db("connecting to the database")?;
-        let store = Store { pool, dialect };
+        let store = Store {
+            pool,
+            dialect,
+            writers: Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// A turn to write on the delivery hot path (claims and recorded results), held
+    /// for one statement or transaction. PostgreSQL has row locks and needs no turn.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.dialect {
+            Dialect::Sqlite => Some(self.writers.lock().await),
+            Dialect::Postgres => None,
+        }
     }
 
     async fn migrate(&self) -> Result<(), Error> {

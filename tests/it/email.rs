@@ -180,3 +180,103 @@ async fn a_title_cannot_inject_headers_or_markup() {
     );
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
 }
+
+/// 8bit where the server offers 8BITMIME, base64 where it does not, pipelined or
+/// not: the same text arrives every way, every line fits the wire, and nothing a
+/// reader typed as their name can end a line or start one with a dot.
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_travel_8bit_where_offered_and_a_name_cannot_break_the_wire() {
+    let cases: [(&[&str], bool); 3] = [
+        (&["8BITMIME", "PIPELINING"], true),
+        (&["8BITMIME"], true),
+        (&["SIZE 10000000"], false),
+    ];
+    // One long paragraph: 2,400 characters of Korean on one line of HTML.
+    let long = "천천히 읽는다는 것은 문장 곁에 오래 머무는 일이다. ".repeat(80);
+    for (extensions, eight_bit) in cases {
+        let smtp = SmtpServer::start().await;
+        smtp.set_extensions(extensions);
+        let site = TestSite::new(Some(smtp.port));
+        // The name at the start of a line of the text part, twice.
+        site.write_template(
+            "email.txt.hbs",
+            "{{subscriber.name}}\n.{{subscriber.name}}\n{{post.content_text}}\n{{unsubscribe_url}}\n",
+        );
+        let app = site.app().await;
+        let names = [
+            ".dot",
+            "a\r\n.\r\nMAIL FROM:<evil@example.net>\r\nRCPT TO:<victim@example.net>",
+        ];
+        let rows: Vec<_> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let email = format!("r{i}@example.com");
+                (
+                    posthorn::domain::EmailAddress::parse(&email).unwrap(),
+                    n.to_string(),
+                )
+            })
+            .collect();
+        app.subscriptions().import(&rows, Utc::now()).await.unwrap();
+        let created = app.reports().created_at().await.unwrap();
+        site.write_post(
+            "essay.md",
+            &crate::support::post("긴 문단", created + Duration::seconds(1), &long),
+        );
+        let report = app
+            .tick()
+            .run_once(created + Duration::minutes(1), Stop::default())
+            .await
+            .unwrap();
+        assert_eq!(report.deliveries.sent, 2, "{extensions:?}: {report:?}");
+        let received = smtp.messages();
+        assert_eq!(
+            received.len(),
+            2,
+            "{extensions:?}: no message more, none less"
+        );
+        for raw in &received {
+            assert_eq!(raw.rcpt_to.len(), 1);
+            assert!(!raw.rcpt_to[0].contains("victim"));
+            assert_eq!(raw.body_8bit, eight_bit, "{extensions:?}");
+            assert_eq!(raw.data.is_ascii(), !eight_bit, "{extensions:?}");
+            let text = String::from_utf8(raw.data.clone()).unwrap();
+            for line in text.split("\r\n") {
+                assert!(
+                    line.len() <= 998,
+                    "{extensions:?}: a line of {}",
+                    line.len()
+                );
+            }
+            assert!(!text.replace("\r\n", "\n").contains('\r'), "no bare CR");
+            let m = raw.parsed();
+            let name = if raw.rcpt_to[0] == "r0@example.com" {
+                ".dot".to_string()
+            } else {
+                "a . MAIL FROM:<evil@example.net> RCPT TO:<victim@example.net>".to_string()
+            };
+            let body = m.body_text(0).unwrap();
+            assert!(
+                body.starts_with(&format!("{name}\r\n.{name}\r\n"))
+                    || body.starts_with(&format!("{name}\n.{name}\n")),
+                "{extensions:?}: {:?}",
+                &body[..body.len().min(200)]
+            );
+            let html = m.body_html(0).unwrap();
+            assert!(
+                html.replace("\r\n", " ")
+                    .replace('\n', " ")
+                    .contains(long.trim_end()),
+                "{extensions:?}: the long paragraph arrives whole"
+            );
+            let encodings: Vec<String> = m
+                .parts
+                .iter()
+                .filter_map(|p| p.content_transfer_encoding().map(str::to_string))
+                .collect();
+            let expected = if eight_bit { "8bit" } else { "base64" };
+            assert_eq!(encodings, vec![expected, expected], "{extensions:?}");
+        }
+    }
+}

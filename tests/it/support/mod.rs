@@ -104,6 +104,13 @@ from = "Jerry <essays@example.com>"
         std::fs::write(path, text).expect("write post");
     }
 
+    /// Overrides a built-in template with a file in the site's `templates/`.
+    pub fn write_template(&self, name: &str, text: &str) {
+        let dir = self.path().join("templates");
+        std::fs::create_dir_all(&dir).expect("mkdir templates");
+        std::fs::write(dir.join(name), text).expect("write template");
+    }
+
     pub fn remove_post(&self, relative: &str) {
         std::fs::remove_file(self.path().join("posts").join(relative)).expect("remove post");
     }

@@ -19,6 +19,8 @@ pub struct Received {
     pub mail_from: String,
     pub rcpt_to: Vec<String>,
     pub data: Vec<u8>,
+    /// MAIL FROM said BODY=8BITMIME.
+    pub body_8bit: bool,
 }
 
 impl Received {
@@ -59,6 +61,8 @@ pub struct SmtpServer {
     held: Arc<AtomicUsize>,
     /// Told of every message taken and every one held.
     changed: Arc<Notify>,
+    /// The EHLO keywords offered.
+    extensions: Arc<Mutex<Vec<String>>>,
 }
 
 /// How long a test waits for the server before it fails.
@@ -77,6 +81,11 @@ impl SmtpServer {
             gate: Arc::new(watch::channel(true).0),
             held: Default::default(),
             changed: Default::default(),
+            extensions: Arc::new(Mutex::new(
+                ["8BITMIME", "SMTPUTF8", "PIPELINING", "SIZE 10000000"]
+                    .map(String::from)
+                    .to_vec(),
+            )),
         };
         let s = server.clone();
         tokio::spawn(async move {
@@ -94,6 +103,11 @@ impl SmtpServer {
     /// Decides, per recipient address, how to answer.
     pub fn set_rule(&self, rule: impl Fn(&str) -> Action + Send + Sync + 'static) {
         *self.rule.lock().unwrap() = Box::new(rule);
+    }
+
+    /// Offers these EHLO keywords (by default 8BITMIME, SMTPUTF8, PIPELINING, SIZE).
+    pub fn set_extensions(&self, keywords: &[&str]) {
+        *self.extensions.lock().unwrap() = keywords.iter().map(|k| k.to_string()).collect();
     }
 
     /// Makes every message take at least `delay` to be accepted.
@@ -171,6 +185,9 @@ impl SmtpServer {
     }
 
     async fn session(&self, stream: TcpStream) -> std::io::Result<()> {
+        // Replies go out one by one: without this, Nagle's algorithm holds the reply
+        // to a pipelined RCPT until the client's delayed ACK, 40 ms later.
+        stream.set_nodelay(true)?;
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read);
         write.write_all(b"220 test.local ESMTP ready\r\n").await?;
@@ -178,6 +195,7 @@ impl SmtpServer {
         let mut rcpt_to = Vec::new();
         let mut data_reply: Option<(u16, String)> = None;
         let mut drop_after_data = false;
+        let mut body_8bit = false;
         let mut line = String::new();
         loop {
             line.clear();
@@ -187,15 +205,18 @@ impl SmtpServer {
             let command = line.trim_end().to_string();
             let upper = command.to_ascii_uppercase();
             if upper.starts_with("EHLO") {
-                write
-                    .write_all(
-                        b"250-test.local\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10000000\r\n",
-                    )
-                    .await?;
+                let mut reply = String::from("250-test.local\r\n");
+                let keywords = self.extensions.lock().unwrap().clone();
+                for (i, k) in keywords.iter().enumerate() {
+                    let sep = if i + 1 == keywords.len() { ' ' } else { '-' };
+                    reply.push_str(&format!("250{sep}{k}\r\n"));
+                }
+                write.write_all(reply.as_bytes()).await?;
             } else if upper.starts_with("HELO") {
                 write.write_all(b"250 test.local\r\n").await?;
             } else if upper.starts_with("MAIL FROM:") {
                 mail_from = address_of(&command[10..]);
+                body_8bit = upper.contains("BODY=8BITMIME");
                 rcpt_to.clear();
                 data_reply = None;
                 drop_after_data = false;
@@ -282,6 +303,7 @@ impl SmtpServer {
                                 mail_from: mail_from.clone(),
                                 rcpt_to: rcpt_to.clone(),
                                 data,
+                                body_8bit,
                             });
                             messages.len()
                         };

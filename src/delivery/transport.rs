@@ -387,7 +387,10 @@ impl std::fmt::Display for DataBlock<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Messages are built as UTF-8 (8bit bodies) or ASCII; anything else is
         // carried lossily rather than not at all.
-        let text = String::from_utf8_lossy(self.0);
+        let text = match std::str::from_utf8(self.0) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(self.0),
+        };
         let mut rest: &str = &text;
         if rest.starts_with('.') {
             f.write_str(".")?;

@@ -79,11 +79,19 @@ cat > "$HUGO/layouts/_default/list.html" <<'HTML'
 HTML
 
 # Part 1: static builds. posthorn's first build also creates its database and
-# stores every post; the second build finds nothing changed.
-t0=$(now); "$BIN" --config "$SITE/config.toml" build --out "$WORK/out" >/dev/null; t1=$(now)
+# stores every post; the second finds nothing changed; the third follows a change
+# to one post and must equal a whole build byte for byte. Peak RSS of each first
+# build from /usr/bin/time.
+[ -x /usr/bin/time ] || apt_install time
+t0=$(now); /usr/bin/time -f "%M" -o "$WORK/p.rss" "$BIN" --config "$SITE/config.toml" build --out "$WORK/out" >/dev/null; t1=$(now)
 t2=$(now); "$BIN" --config "$SITE/config.toml" build --out "$WORK/out" >/dev/null; t3=$(now)
-t4=$(now); hugo --quiet -s "$HUGO" -d "$WORK/hugo-out" >/dev/null 2>&1; t5=$(now)
-P_COLD=$(python3 -c "print($t1-$t0)"); P_WARM=$(python3 -c "print($t3-$t2)"); H=$(python3 -c "print($t5-$t4)")
+echo "한 문단을 더했다." >> "$SITE/posts/post-$((N / 2)).md"
+t6=$(now); "$BIN" --config "$SITE/config.toml" build --out "$WORK/out" >/dev/null; t7=$(now)
+"$BIN" --config "$SITE/config.toml" build --out "$WORK/whole" >/dev/null
+diff -r "$WORK/out" "$WORK/whole" >/dev/null || { echo "the updated build differs from a whole build" >&2; exit 1; }
+t4=$(now); /usr/bin/time -f "%M" -o "$WORK/h.rss" hugo --quiet -s "$HUGO" -d "$WORK/hugo-out" >/dev/null 2>&1; t5=$(now)
+P_COLD=$(python3 -c "print($t1-$t0)"); P_WARM=$(python3 -c "print($t3-$t2)"); P_ONE=$(python3 -c "print($t7-$t6)"); H=$(python3 -c "print($t5-$t4)")
+P_RSS=$(cat "$WORK/p.rss"); H_RSS=$(cat "$WORK/h.rss")
 P_FILES=$(find "$WORK/out" -type f | wc -l); H_FILES=$(find "$WORK/hugo-out" -type f | wc -l)
 
 # Part 2: serving the feed.
@@ -129,12 +137,14 @@ SIZE=$(wc -c < "$WORK/www/feed.xml")
 
 python3 - <<PY
 n = $N
-pc, pw, h = $P_COLD, $P_WARM, $H
+pc, pw, po, h = $P_COLD, $P_WARM, $P_ONE, $H
 print(f"\nposthorn feeds benchmark: {n} posts of ~5 KB")
 print(f"  posthorn build (first, creates the database) {pc:7.2f} s  ({$P_FILES} files)")
 print(f"  posthorn build (again, nothing changed)      {pw:7.2f} s")
+print(f"  posthorn build (one post changed)            {po:7.2f} s  (equal to a whole build: checked)")
 print(f"  hugo build                                   {h:7.2f} s  ({$H_FILES} files)")
-print(f"  ratio posthorn/hugo wall time: first {pc/h:.2f} (goal <= 0.5), again {pw/h:.2f} (goal <= 0.1)")
+print(f"  ratio posthorn/hugo wall time: first {pc/h:.2f} (goal <= 0.5), again {pw/h:.2f} (goal <= 0.1), one changed {po/h:.2f}")
+print(f"  peak RSS of the first build: posthorn {$P_RSS/1024:.0f} MB, hugo {$H_RSS/1024:.0f} MB, ratio {$P_RSS/$H_RSS:.2f} (goal <= 0.25)")
 print(f"\nGET /feed.xml ({$SIZE} bytes, 50 items), wrk -t2 -c32 -d${DURATION}s")
 print(f"  posthorn serve {$P_RPS:10.0f} req/s")
 print(f"  nginx          {$N_RPS:10.0f} req/s")

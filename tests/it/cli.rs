@@ -393,7 +393,7 @@ fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unchanged_rebuild_writes_nothing_and_matches_a_full_build() {
+async fn a_rebuild_writes_only_what_changed_and_matches_a_full_build() {
     let site = TestSite::new(None);
     for i in 0..5 {
         site.write_post(
@@ -433,9 +433,36 @@ async fn an_unchanged_rebuild_writes_nothing_and_matches_a_full_build() {
     assert!(
         String::from_utf8_lossy(&std::fs::read(out.join("feed.xml")).unwrap()).contains("고침")
     );
+    let files = |out: &crate::support::CliOutput| {
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap()["files"].clone()
+    };
+    // Only the changed post's page, the index and the three feeds were written.
+    assert_eq!(files(&changed), 5, "{}", changed.stdout);
     let fresh2 = site.path().join("fresh2");
     assert_eq!(build(&fresh2).await.code, 0);
     assert_eq!(tree(&out), tree(&fresh2));
+
+    // A post removed, one added with an image beside it, another's image changed:
+    // each time the updated folder equals a whole build.
+    site.remove_post("p4.md");
+    site.write_post(
+        "new/index.md",
+        &post("새 글", Utc::now() - Duration::hours(1), "![그림](a.png)"),
+    );
+    site.write_post("new/a.png", "first");
+    let updated = build(&out).await;
+    assert_eq!(updated.code, 0, "{}", updated.stderr);
+    assert!(!out.join("posts/p4").exists());
+    let fresh3 = site.path().join("fresh3");
+    assert_eq!(build(&fresh3).await.code, 0);
+    assert_eq!(tree(&out), tree(&fresh3));
+    site.remove_post("new/a.png");
+    site.write_post("new/b.png", "second");
+    assert_eq!(build(&out).await.code, 0);
+    assert!(!out.join("posts/new/a.png").exists());
+    let fresh4 = site.path().join("fresh4");
+    assert_eq!(build(&fresh4).await.code, 0);
+    assert_eq!(tree(&out), tree(&fresh4));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -49,7 +49,7 @@ pub async fn run(app: &App, out: &Output, dir: Option<PathBuf>) -> Result<ExitCo
         .then(|| std::fs::read_to_string(&keys_file).ok())
         .flatten()
         .and_then(|text| PageKeys::parse(&text, &before.rendering));
-    let keys = PageKeys::of(&site, &snapshot.posts, &before.rendering);
+    let keys = PageKeys::of(site, &snapshot.posts, &before.rendering);
     // Until the build is done, the folder matches no manifest.
     for stale in [&manifest, &keys_file] {
         if stale.exists() {
@@ -57,8 +57,8 @@ pub async fn run(app: &App, out: &Output, dir: Option<PathBuf>) -> Result<ExitCo
         }
     }
     let written = match previous {
-        Some(previous) => update(&site, &snapshot, &target, &previous, &keys)?,
-        None => rebuild(&site, &snapshot, &target)?,
+        Some(previous) => update(site, &snapshot, &target, &previous, &keys)?,
+        None => rebuild(site, &snapshot, &target)?,
     };
     // What this build was made from, read again now that the posts are stored.
     let after = inputs(app, now).await?;

@@ -434,6 +434,9 @@ impl Lines {
     }
 
     fn write(&mut self, literal: &str) -> String {
+        // A break point is a place in this literal's output; one left from the
+        // literal before a field is out of reach.
+        self.break_at = None;
         let mut out = String::with_capacity(literal.len() + literal.len() / 64);
         let mut chars = literal.chars().peekable();
         while let Some(c) = chars.next() {
@@ -551,6 +554,15 @@ mod tests {
         assert_eq!(out.replace("\r\n", " "), tags);
         assert!(!out.contains("가\r\n"));
         assert_eq!(wire(Fold::InTags, &words), words);
+    }
+
+    #[test]
+    fn a_break_point_before_a_field_is_not_used_after_it() {
+        let mut lines = Lines::new(Fold::InTagsAndText);
+        let before = lines.write(&format!("{} 가", "a".repeat(800)));
+        let after = lines.write(&"b".repeat(300));
+        assert_eq!(before, format!("{} 가", "a".repeat(800)));
+        assert_eq!(after, "b".repeat(300));
     }
 
     #[test]

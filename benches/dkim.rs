@@ -53,7 +53,7 @@ fn rate(config: &Config, signer: Option<&Signer>, threads: usize, seconds: f64) 
                             html.clone(),
                         )
                         .unwrap();
-                        std::hint::black_box(m.bytes.len());
+                        std::hint::black_box(m.text.len());
                         n += 1;
                     }
                     n

@@ -149,7 +149,7 @@ impl Publishing {
         let sample = EmailAddress::parse("subscriber@example.com").map_err(Error::Internal)?;
         if format == PreviewFormat::Eml {
             let message = self.compose(&post, &sample, false).await?;
-            return Ok(String::from_utf8_lossy(&message.bytes).into_owned());
+            return Ok(message.text);
         }
         let bodies = self.context.templates.issue(&post)?;
         let unsubscribe_url = self.context.links.unsubscribe(0);

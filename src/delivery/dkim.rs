@@ -112,7 +112,8 @@ impl Signer {
     }
 
     /// The message with a `DKIM-Signature` header per key in front.
-    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
+    pub fn sign(&self, text: &str) -> Result<String, Error> {
+        let message = text.as_bytes();
         let split = find(message, b"\r\n\r\n").map(|i| i + 2);
         let (head, body) = match split {
             Some(i) => (&message[..i], &message[i + 2..]),
@@ -137,7 +138,7 @@ impl Signer {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let mut out = Vec::with_capacity(message.len() + 700 * self.keys.len());
+        let mut out = String::with_capacity(message.len() + 700 * self.keys.len());
         for (key, selector) in &self.keys {
             let value = format!(
                 "v=1; a={}; c=relaxed/relaxed; d={}; s={selector}; t={timestamp}; h={}; bh={body_hash}; b=",
@@ -151,11 +152,11 @@ impl Signer {
             let own = relaxed_header(&header);
             data.extend_from_slice(own.trim_end_matches("\r\n").as_bytes());
             let signature = STANDARD.encode(key.sign(&data)?);
-            out.extend_from_slice(header.as_bytes());
-            out.extend_from_slice(signature.as_bytes());
-            out.extend_from_slice(b"\r\n");
+            out.push_str(&header);
+            out.push_str(&signature);
+            out.push_str("\r\n");
         }
-        out.extend_from_slice(message);
+        out.push_str(text);
         Ok(out)
     }
 }

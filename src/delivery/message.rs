@@ -57,11 +57,12 @@ pub struct Addressee<'a> {
     pub name: &'a str,
 }
 
-/// A message ready for a transport.
+/// A message ready for a transport. Built as text: 8bit bodies are UTF-8, the
+/// rest ASCII, so DATA can carry it without checking it again.
 pub struct Outgoing {
     pub message_id: String,
     pub envelope: lettre::address::Envelope,
-    pub bytes: Vec<u8>,
+    pub text: String,
 }
 
 impl PreparedIssue {
@@ -180,13 +181,13 @@ impl PreparedIssue {
         let envelope =
             lettre::address::Envelope::new(Some(sender), vec![lettre_address(to.email)?])
                 .map_err(|e| Error::Internal(format!("the envelope: {e}")))?;
-        let bytes = self
+        let text = self
             .layout
             .write(own, &message_id, date, &recipient, encoding);
         Ok(Outgoing {
             message_id,
             envelope,
-            bytes: sign(self.signer.as_deref(), bytes)?,
+            text: sign(self.signer.as_deref(), text)?,
         })
     }
 }
@@ -228,7 +229,7 @@ pub fn transactional(
         name: "",
         unsubscribe_url: "",
     };
-    let bytes = layout.write(
+    let text = layout.write(
         own,
         &message_id,
         SystemTime::now(),
@@ -238,14 +239,14 @@ pub fn transactional(
     Ok(Outgoing {
         message_id,
         envelope,
-        bytes: sign(signer, bytes)?,
+        text: sign(signer, text)?,
     })
 }
 
-fn sign(signer: Option<&Signer>, bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
+fn sign(signer: Option<&Signer>, text: String) -> Result<String, Error> {
     match signer {
-        Some(signer) => signer.sign(&bytes),
-        None => Ok(bytes),
+        Some(signer) => signer.sign(&text),
+        None => Ok(text),
     }
 }
 
@@ -300,7 +301,7 @@ impl Layout {
         date: SystemTime,
         recipient: &Recipient<'_>,
         encoding: BodyEncoding,
-    ) -> Vec<u8> {
+    ) -> String {
         let mut out = String::with_capacity(self.html.len() + self.text.len() + 2048);
         // The author's clock: a reader in Seoul sees +0900.
         let date = DateTime::<Utc>::from(date).with_timezone(&self.timezone);
@@ -324,7 +325,7 @@ impl Layout {
         out.push_str("--");
         out.push_str(&self.boundary);
         out.push_str("--\r\n");
-        out.into_bytes()
+        out
     }
 
     fn part(

@@ -159,7 +159,7 @@ impl Session for FileTransport {
             .collect();
         let path = self.dir.join(format!("{name}.eml"));
         let tmp = self.dir.join(format!(".{name}.eml.tmp"));
-        tokio::fs::write(&tmp, &message.bytes).await.map_err(io)?;
+        tokio::fs::write(&tmp, &message.text).await.map_err(io)?;
         tokio::fs::rename(&tmp, &path).await.map_err(io)?;
         Ok(format!("written to {}", path.display()))
     }
@@ -296,7 +296,7 @@ impl Session for SmtpSession {
                 MailParameter::SmtpUtfEight,
             ),
             (
-                !message.bytes.is_ascii(),
+                !message.text.is_ascii(),
                 Extension::EightBitMime,
                 MailParameter::Body(MailBodyParameter::EightBitMime),
             ),
@@ -376,22 +376,16 @@ async fn transaction(
         }
         conn.command(Data).await?;
     }
-    conn.command(DataBlock(&message.bytes)).await
+    conn.command(DataBlock(&message.text)).await
 }
 
 /// A message as the DATA command carries it (RFC 5321 4.5.2): a dot at the start
 /// of a line doubled, then the line with one dot that ends it.
-struct DataBlock<'a>(&'a [u8]);
+struct DataBlock<'a>(&'a str);
 
 impl std::fmt::Display for DataBlock<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Messages are built as UTF-8 (8bit bodies) or ASCII; anything else is
-        // carried lossily rather than not at all.
-        let text = match std::str::from_utf8(self.0) {
-            Ok(text) => std::borrow::Cow::Borrowed(text),
-            Err(_) => String::from_utf8_lossy(self.0),
-        };
-        let mut rest: &str = &text;
+        let mut rest = self.0;
         if rest.starts_with('.') {
             f.write_str(".")?;
         }
@@ -462,7 +456,7 @@ mod tests {
 
     #[test]
     fn data_doubles_leading_dots_and_ends_with_a_lone_dot() {
-        let wire = |m: &str| DataBlock(m.as_bytes()).to_string();
+        let wire = |m: &str| DataBlock(m).to_string();
         assert_eq!(
             wire(".a\r\nb\r\n.\r\n..c"),
             "..a\r\nb\r\n..\r\n...c\r\n.\r\n"

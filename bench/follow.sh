@@ -5,6 +5,9 @@
 # the new entries appear; the second run is timed. Both must deliver exactly ENTRIES.
 # With SUBSCRIBERS > 1 (the realistic case: 50 readers, 20 new entries) posthorn
 # mails every reader; rss2email, which mails one address, is left out of that run.
+# Like with like: the timed posthorn site mails each entry on its own, as
+# rss2email does (`max_new_per_tick` above ENTRIES). A second site with the
+# default (`max_new_per_tick = 3`) is timed too: it sends one digest per reader.
 #
 #   bench/follow.sh [ENTRIES=200] [SUBSCRIBERS=1]
 set -euo pipefail
@@ -54,8 +57,9 @@ PIDS+=($!)
 wait_for_url "http://127.0.0.1:$HTTP/feed.xml"
 SINK=$(free_port)
 
-# posthorn: a site that follows the feed and has one subscriber.
-SITE="$WORK/posthorn"
+# posthorn: a site that follows the feed and has one subscriber (or S).
+posthorn_site() { # DIR EXTRA-TOML
+SITE=$1
 mkdir -p "$SITE/posts"
 cat > "$SITE/config.toml" <<TOML
 [site]
@@ -73,10 +77,15 @@ host = "127.0.0.1"
 port = $SINK
 tls = "none"
 rate_per_second = 0
+$2
 TOML
 "$BIN" --config "$SITE/config.toml" subscribers add reader@example.com >/dev/null
 for i in $(seq 2 "$S"); do echo "reader$i@example.com"; done | sed '1i email' > "$WORK/more.csv"
 [ "$S" -le 1 ] || "$BIN" --config "$SITE/config.toml" subscribers import "$WORK/more.csv" >/dev/null
+}
+posthorn_site "$WORK/digest" ""
+DIGEST_SITE=$SITE
+posthorn_site "$WORK/posthorn" "$(printf '[schedule]\nmax_new_per_tick = %s' "$((N + 1))")"
 
 # rss2email: the same feed, the same recipient, the same SMTP server.
 R2E="r2e -c $WORK/r2e.cfg -d $WORK/r2e.json"
@@ -105,6 +114,7 @@ FLOODED=$(stop_sink "$WORK/sink.out")
 # First sight of the feed: posthorn sends nothing by itself; rss2email needs --no-send.
 start_sink "$SINK" "$WORK/sink.out"
 "$BIN" --config "$SITE/config.toml" check >/dev/null
+"$BIN" --config "$DIGEST_SITE/config.toml" check >/dev/null
 P_FIRST=$(stop_sink "$WORK/sink.out")
 start_sink "$SINK" "$WORK/sink.out"
 $R2E run --no-send >/dev/null 2>&1 || true
@@ -117,6 +127,9 @@ t0=$(now); RUST_LOG=posthorn=debug "$BIN" --config "$SITE/config.toml" check >/d
 # Where posthorn's time went, from the tick's own timing line.
 PHASES=$(grep -o 'tick timing.*' "$WORK/check.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -1)
 P_SENT=$(stop_sink "$WORK/sink.out")
+start_sink "$SINK" "$WORK/sink.out"
+t4=$(now); "$BIN" --config "$DIGEST_SITE/config.toml" check >/dev/null 2>&1; t5=$(now)
+D_SENT=$(stop_sink "$WORK/sink.out")
 if [ "$S" -eq 1 ]; then
   start_sink "$SINK" "$WORK/sink.out"
   t2=$(now); $R2E run >/dev/null 2>&1; t3=$(now)
@@ -131,9 +144,12 @@ p, r = $t1 - $t0, $t3 - $t2
 print(f"\nfollowing a blog: the feed gains {n} entries, {s} recipient(s), smtp-sink on loopback")
 print(f"  first look at the feed (20 old entries): posthorn sent {$P_FIRST}, rss2email --no-send sent {$R_FIRST} (must be 0);")
 print(f"  rss2email's default first run would have mailed {$FLOODED} old entries")
-print(f"  posthorn check   {p:7.2f} s   delivered {$P_SENT} (must be {n * s})")
+print(f"  posthorn check   {p:7.2f} s   delivered {$P_SENT} (must be {n * s}), each entry its own email")
 if s == 1:
     print(f"  rss2email run    {r:7.2f} s   delivered {$R_SENT}")
     print(f"  ratio rss2email/posthorn wall time: {r/p:.1f}x  (goal >= 10x; both must deliver exactly {n})")
 print("  posthorn phases (ms): $PHASES")
+d = $t5 - $t4
+print(f"  posthorn with the default max_new_per_tick = 3: {d:.2f} s, delivered {$D_SENT} "
+      f"(one digest per reader: must be {s if n > 3 else n * s})")
 PY

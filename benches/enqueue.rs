@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use chrono::Utc;
-use posthorn::domain::{EmailAddress, IssueKind, IssueOrigin, SubscriberStatus};
+use posthorn::domain::{EmailAddress, SubscriberStatus};
 use posthorn::store::Store;
 use posthorn::{App, Config};
 
@@ -68,11 +68,7 @@ async fn main() {
     let post = app.publishing().post("p").await.unwrap();
 
     let t = Instant::now();
-    let queued = store
-        .create_issue(&[post.id], "p", IssueKind::Post, IssueOrigin::Manual, now)
-        .await
-        .unwrap()
-        .queued;
+    let queued = app.publishing().enqueue(&post, now).await.unwrap().queued;
     let enqueue = t.elapsed().as_secs_f64();
     assert_eq!(queued as usize, n);
 

@@ -12,7 +12,7 @@ use figment::Figment;
 use serde::Deserialize;
 use url::Url;
 
-use crate::domain::Mailbox;
+use crate::domain::{Frequency, Mailbox};
 use crate::error::Error;
 
 /// A secret from the environment or the file. It never prints.
@@ -89,6 +89,13 @@ pub struct PostsConfig {
     /// Bounds each fetch of `feed`.
     #[serde(default = "default_fetch_timeout")]
     pub fetch_timeout_seconds: u64,
+    /// Tags a reader may choose to follow. A post tagged with none of them goes
+    /// to everyone.
+    #[serde(default)]
+    pub topics: Vec<String>,
+    /// How a line break in a post reads (a post's front matter may say otherwise).
+    #[serde(default = "default_line_breaks")]
+    pub line_breaks: LineBreaks,
 }
 
 impl Default for PostsConfig {
@@ -97,6 +104,8 @@ impl Default for PostsConfig {
             dir: default_posts_dir(),
             feed: None,
             fetch_timeout_seconds: default_fetch_timeout(),
+            topics: Vec::new(),
+            line_breaks: default_line_breaks(),
         }
     }
 }
@@ -116,20 +125,22 @@ impl Default for FeedsConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScheduleMode {
-    Each,
-    Digest,
-}
+pub use crate::domain::LineBreaks;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {
     #[serde(default = "default_check")]
     pub check: String,
+    /// The frequency of readers who have not chosen one.
     #[serde(default = "default_mode")]
-    pub mode: ScheduleMode,
+    pub mode: Frequency,
+    /// When readers who chose the digest get theirs.
+    #[serde(default = "default_digest")]
+    pub digest: String,
+    /// More posts than this due in one tick go out as one digest.
+    #[serde(default = "default_max_new_per_tick")]
+    pub max_new_per_tick: usize,
 }
 
 impl Default for ScheduleConfig {
@@ -137,6 +148,8 @@ impl Default for ScheduleConfig {
         ScheduleConfig {
             check: default_check(),
             mode: default_mode(),
+            digest: default_digest(),
+            max_new_per_tick: default_max_new_per_tick(),
         }
     }
 }
@@ -334,8 +347,17 @@ fn default_feed_limit() -> usize {
 fn default_check() -> String {
     "0 */10 * * * *".into()
 }
-fn default_mode() -> ScheduleMode {
-    ScheduleMode::Each
+fn default_mode() -> Frequency {
+    Frequency::Each
+}
+fn default_line_breaks() -> LineBreaks {
+    LineBreaks::Markdown
+}
+fn default_digest() -> String {
+    "0 0 9 * * Sat".into()
+}
+fn default_max_new_per_tick() -> usize {
+    3
 }
 fn default_database_url() -> String {
     "sqlite://subscribers/posthorn.db".into()
@@ -440,7 +462,18 @@ impl Config {
                 "smtp.timeout_seconds must be at least 1".into(),
             ));
         }
-        validate_cron(&self.schedule.check, self.site.timezone)?;
+        validate_cron("schedule.check", &self.schedule.check, self.site.timezone)?;
+        validate_cron("schedule.digest", &self.schedule.digest, self.site.timezone)?;
+        if self.schedule.max_new_per_tick == 0 {
+            return Err(Error::Config(
+                "schedule.max_new_per_tick must be at least 1".into(),
+            ));
+        }
+        if let Some(t) = self.posts.topics.iter().find(|t| t.trim().is_empty()) {
+            return Err(Error::Config(format!(
+                "posts.topics: `{t}` is empty; list tags as they are written in posts"
+            )));
+        }
         if self.feeds.limit == 0 {
             return Err(Error::Config("feeds.limit must be at least 1".into()));
         }
@@ -500,13 +533,30 @@ impl Config {
     }
 }
 
+/// When the cron expression `cron` (with seconds) fires next after `now`, in `tz`.
+pub fn next_time(
+    cron: &str,
+    tz: chrono_tz::Tz,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Option<chrono::DateTime<chrono::Utc>> {
+    let parsed = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .build()
+        .parse(cron)
+        .ok()?;
+    parsed
+        .find_next_occurrence(&now.with_timezone(&tz), false)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
 /// A six-field cron expression (with seconds) as the scheduler reads it.
-fn validate_cron(cron: &str, tz: Tz) -> Result<(), Error> {
+fn validate_cron(key: &str, cron: &str, tz: Tz) -> Result<(), Error> {
     tokio_cron_scheduler::Job::new_async_tz(cron, tz, |_, _| Box::pin(async {}))
         .map(|_| ())
         .map_err(|e| {
             Error::Config(format!(
-                "schedule.check `{cron}` is not a six-field cron expression: {e}"
+                "{key} `{cron}` is not a six-field cron expression: {e}"
             ))
         })
 }

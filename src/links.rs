@@ -67,6 +67,12 @@ impl Links {
         self.with_token("unsubscribe", &token)
     }
 
+    /// A reader's own page, where they choose how often and what they get.
+    pub fn preferences(&self, subscriber_id: i64) -> String {
+        let token = self.tokens.sign(Purpose::Preferences, subscriber_id, None);
+        self.with_token("preferences", &token)
+    }
+
     pub fn confirm(&self, subscriber_id: i64, expires: DateTime<Utc>) -> String {
         let token = self
             .tokens

@@ -94,15 +94,19 @@ impl Ticker {
     }
 }
 
-/// Starts the cron job; it runs until the returned scheduler is shut down.
+/// Starts the cron jobs: a tick at each `check`, and one at each `digest` time
+/// (queued behind a running tick, never skipped, so the digest goes out on
+/// time). They run until the returned scheduler is shut down.
 pub async fn start(
     ticker: Arc<Ticker>,
     cron: &str,
+    digest: &str,
     tz: chrono_tz::Tz,
 ) -> Result<JobScheduler, Error> {
     let scheduler_error =
         |e: tokio_cron_scheduler::JobSchedulerError| Error::Config(format!("scheduler: {e}"));
     let scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
+    let digest_ticker = ticker.clone();
     let job = Job::new_async_tz(cron, tz, move |_, _| {
         let ticker = ticker.clone();
         Box::pin(async move {
@@ -114,23 +118,12 @@ pub async fn start(
     })
     .map_err(scheduler_error)?;
     scheduler.add(job).await.map_err(scheduler_error)?;
+    let digest_job = Job::new_async_tz(digest, tz, move |_, _| {
+        let ticker = digest_ticker.clone();
+        Box::pin(async move { ticker.wake() })
+    })
+    .map_err(scheduler_error)?;
+    scheduler.add(digest_job).await.map_err(scheduler_error)?;
     scheduler.start().await.map_err(scheduler_error)?;
     Ok(scheduler)
-}
-
-/// When the cron expression `cron` (with seconds) fires next after `now`, in `tz`.
-pub fn next_tick(
-    cron: &str,
-    tz: chrono_tz::Tz,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Option<chrono::DateTime<chrono::Utc>> {
-    let parsed = croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Required)
-        .build()
-        .parse(cron)
-        .ok()?;
-    parsed
-        .find_next_occurrence(&now.with_timezone(&tz), false)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc))
 }

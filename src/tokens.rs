@@ -1,4 +1,5 @@
-//! Signed tokens for the links in emails: `/unsubscribe/{token}`, `/confirm/{token}`.
+//! Signed tokens for the links in emails: `/unsubscribe/{token}`, `/confirm/{token}`,
+//! `/preferences/{token}`.
 //!
 //! A token is `base64url(payload) "." base64url(HMAC-SHA256(key, payload)[..16])`,
 //! where the payload names its purpose and subscriber (and an expiry for confirm
@@ -14,6 +15,7 @@ use sha2::Sha256;
 pub enum Purpose {
     Unsubscribe,
     Confirm,
+    Preferences,
 }
 
 impl Purpose {
@@ -21,6 +23,7 @@ impl Purpose {
         match self {
             Purpose::Unsubscribe => "u",
             Purpose::Confirm => "c",
+            Purpose::Preferences => "p",
         }
     }
 }

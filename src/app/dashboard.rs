@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use sha2::{Digest, Sha256};
 
 use super::Context;
-use crate::domain::{constant_time_eq, hex, DeliveryStatus, SubscriberStatus};
+use crate::domain::{constant_time_eq, hex, DeliveryStatus, IssueKind, SubscriberStatus};
 use crate::error::Error;
 use crate::store::{
     DayCounts, DeliveryLogRow, EventRow, LogFilter, PostRow, Source, Subscriber,
@@ -189,10 +189,16 @@ impl Dashboard {
         self.context.store.post_rows().await
     }
 
-    /// The issue of the post `slug`, counted.
-    pub async fn issue(&self, slug: &str) -> Result<IssueCounts, Error> {
-        let (post, issue) = self.context.post_and_issue(slug).await?;
-        self.counts(issue.id, slug.to_string(), post.title, issue.created_at)
+    /// The issue named by `key` (a post's slug, or `~ID` for a digest or a
+    /// welcome), counted: a post's issue under the post's title, others under
+    /// their subject.
+    pub async fn issue(&self, key: &str) -> Result<IssueCounts, Error> {
+        let (post, issue) = self.context.post_and_issue(key).await?;
+        let title = match issue.kind {
+            IssueKind::Post => post.title,
+            _ => issue.subject,
+        };
+        self.counts(issue.id, key.to_string(), title, issue.created_at)
             .await
     }
 

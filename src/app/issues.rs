@@ -58,6 +58,7 @@ impl Issues {
             (_, []) => Err(Error::Internal("an issue without posts".into())),
             (IssueKind::Digest, posts) => self.templates.digest(posts),
             (IssueKind::Post, [post, ..]) => self.templates.issue(post),
+            (IssueKind::Welcome, [post, ..]) => self.templates.welcome(post),
         }
     }
 }

@@ -13,6 +13,7 @@
 mod bounces;
 mod dashboard;
 mod issues;
+mod letters;
 mod publishing;
 mod reports;
 mod subscriptions;
@@ -27,7 +28,9 @@ pub use dashboard::{Dashboard, IssueCounts, NewSession, Overview, GROWTH_DAYS, S
 pub use publishing::Publishing;
 pub use publishing::{Enqueued, Plan, PreviewFormat};
 pub use reports::Reports;
-pub use subscriptions::{Added, ImportReport, Rejected, Subscriptions};
+pub use subscriptions::{
+    Added, ImportReport, PreferencesPage, Rejected, Subscriptions, TopicChoice,
+};
 pub use tick::{NewIssue, PostSync, Tick, TickReport, UpstreamSync};
 pub use webhooks::{WebhookFailure, WebhookReply};
 
@@ -40,7 +43,7 @@ use crate::error::Error;
 use crate::links::Links;
 use crate::render::Templates;
 use crate::site::Site;
-use crate::store::{IssueRecord, Store};
+use crate::store::{issue_id_in_key, IssueRecord, Store};
 use crate::tokens::Tokens;
 use issues::Issues;
 
@@ -69,8 +72,23 @@ impl Context {
         Ok(self.post_and_issue(slug).await?.1)
     }
 
-    /// The post with this slug and the issue it went out in.
-    async fn post_and_issue(&self, slug: &str) -> Result<(Post, IssueRecord), Error> {
+    /// The issue named by `key` (a post's slug: its own issue; `~ID`: any issue)
+    /// and its lead post.
+    async fn post_and_issue(&self, key: &str) -> Result<(Post, IssueRecord), Error> {
+        if let Some(id) = issue_id_in_key(key) {
+            let issue = self
+                .store
+                .issue_by_id(id)
+                .await?
+                .ok_or_else(|| Error::IssueNotFound(key.to_string()))?;
+            let post = self
+                .store
+                .post_by_id(issue.post_id)
+                .await?
+                .ok_or_else(|| Error::IssueNotFound(key.to_string()))?;
+            return Ok((post, issue));
+        }
+        let slug = key;
         let post = self.post(slug).await?;
         let issue = self
             .store

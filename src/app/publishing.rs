@@ -15,7 +15,7 @@ use super::Context;
 use crate::delivery::{
     Addressee, BodyEncoding, DeliveryReport, Observer, Outgoing, Run, Stop, Transport,
 };
-use crate::domain::{EmailAddress, IssueKind, IssueOrigin, Post, SubscriberStatus};
+use crate::domain::{EmailAddress, IssueKind, Post, SubscriberStatus};
 use crate::error::Error;
 use crate::render::email::Recipient;
 use crate::store::IssueRecord;
@@ -76,36 +76,24 @@ impl Publishing {
     pub async fn plan(&self, post: &Post, now: DateTime<Utc>) -> Result<Plan, Error> {
         self.check_sendable(post, now)?;
         let store = &self.context.store;
-        let issue = store.issue_for_post(post.id).await?;
         Ok(Plan {
-            new_recipients: store.count_unqueued(issue.map(|i| i.id)).await?,
+            new_recipients: self.context.count_by_hand(post).await?,
             active_subscribers: store.count_subscribers(SubscriberStatus::Active).await?,
         })
     }
 
-    /// Creates the post's issue if needed and queues it for every active subscriber
-    /// who has no delivery of it yet.
+    /// Queues `post` in its own issue for every every-essay reader who wants it and
+    /// has not had it; digest readers get it in their next digest.
     pub async fn enqueue(&self, post: &Post, now: DateTime<Utc>) -> Result<Enqueued, Error> {
         self.check_sendable(post, now)?;
-        let store = &self.context.store;
-        let (issue, queued) = match store.issue_for_post(post.id).await? {
-            Some(issue) => (issue.id, store.enqueue_issue(issue.id, now).await?),
-            None => {
-                let made = store
-                    .create_issue(
-                        &[post.id],
-                        &post.title,
-                        IssueKind::Post,
-                        IssueOrigin::Manual,
-                        now,
-                    )
-                    .await?;
-                (made.issue.id, made.queued)
-            }
-        };
+        let made = self
+            .context
+            .plan_by_hand(post, now)
+            .await?
+            .ok_or_else(|| Error::Internal("sending by hand made no issue".into()))?;
         Ok(Enqueued {
-            issue_id: issue,
-            queued,
+            issue_id: made.issue.id,
+            queued: made.queued,
         })
     }
 
@@ -153,10 +141,12 @@ impl Publishing {
         }
         let bodies = self.context.templates.issue(&post)?;
         let unsubscribe_url = self.context.links.unsubscribe(0);
+        let preferences_url = self.context.links.preferences(0);
         let recipient = Recipient {
             email: sample.as_str(),
             name: "",
             unsubscribe_url: &unsubscribe_url,
+            preferences_url: &preferences_url,
         };
         Ok(match format {
             PreviewFormat::Text => bodies.text.fill(&recipient, false),

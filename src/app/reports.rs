@@ -22,8 +22,15 @@ impl Reports {
 
     /// Delivery counts per status for every issue (or the one of `slug`), newest first.
     pub async fn issue_statuses(&self, slug: Option<&str>) -> Result<Vec<IssueStatus>, Error> {
-        if let Some(slug) = slug {
-            self.context.post(slug).await?;
+        // An unknown slug is an error, not an empty list; `~ID` names an issue.
+        match slug {
+            Some(key) if crate::store::issue_id_in_key(key).is_some() => {
+                self.context.post_and_issue(key).await?;
+            }
+            Some(slug) => {
+                self.context.post(slug).await?;
+            }
+            None => {}
         }
         self.context.store.issue_statuses(slug).await
     }

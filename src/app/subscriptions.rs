@@ -5,13 +5,35 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use super::letters::misfit;
 use super::Context;
 use crate::delivery::message::transactional;
 use crate::delivery::Transport;
-use crate::domain::{EmailAddress, SubscriberStatus};
+use crate::domain::{topics_of, EmailAddress, Frequency, Preferences, SubscriberStatus};
 use crate::error::Error;
-use crate::store::{AddOutcome, Subscriber};
+use crate::store::{AddOutcome, Forgotten, NewSubscriber, Subscriber};
 use crate::tokens::{Purpose, TokenError};
+
+/// What a reader's own page shows.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PreferencesPage {
+    pub email: String,
+    pub active: bool,
+    pub frequency: Frequency,
+    /// When the next digest goes out, in the site's time zone.
+    pub next_digest: Option<String>,
+    pub all_topics: bool,
+    pub topics: Vec<TopicChoice>,
+    /// Where the form posts.
+    pub action: String,
+    pub unsubscribe_action: String,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TopicChoice {
+    pub name: String,
+    pub chosen: bool,
+}
 
 /// What adding one address by hand did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,8 +80,10 @@ impl Subscriptions {
                 store.make_pending(*id, now).await?;
                 *id
             }
-            // Already active: nothing to do, and nothing to tell a stranger.
-            Some(AddOutcome::Exists(_, SubscriberStatus::Active)) | None => return Ok(()),
+            // Already active: nothing to do, and nothing to tell a stranger. (A
+            // forgotten row has no address, so no address finds it.)
+            Some(AddOutcome::Exists(_, SubscriberStatus::Active | SubscriberStatus::Forgotten))
+            | None => return Ok(()),
         };
         // At most one confirmation email per address every ten minutes.
         if !store
@@ -116,7 +140,13 @@ impl Subscriptions {
             Err(e) => return Ok(Err(e)),
         };
         Ok(match self.context.store.confirm(id, now).await? {
-            Some(SubscriberStatus::Active) => Ok(()),
+            Some((SubscriberStatus::Active, confirmed_now)) => {
+                // A welcome once per confirmation: a second click confirms nothing.
+                if confirmed_now {
+                    self.context.plan_welcome(id, now).await?;
+                }
+                Ok(())
+            }
             // Unsubscribed or bounced since the link was sent: the old link is void.
             _ => Err(TokenError::Invalid),
         })
@@ -173,12 +203,14 @@ impl Subscriptions {
                 store.activate(*id, now).await?;
                 Ok(Added::Reactivated)
             }
-            Some(AddOutcome::Exists(_, SubscriberStatus::Unsubscribed)) | None => {
-                Err(Error::Conflict(format!(
-                    "{email} unsubscribed; posthorn does not re-add people who left. \
+            Some(AddOutcome::Exists(
+                _,
+                SubscriberStatus::Unsubscribed | SubscriberStatus::Forgotten,
+            ))
+            | None => Err(Error::Conflict(format!(
+                "{email} unsubscribed; posthorn does not re-add people who left. \
                  They can subscribe again on the site's /subscribe page"
-                )))
-            }
+            ))),
         }
     }
 
@@ -187,6 +219,22 @@ impl Subscriptions {
     pub async fn import(
         &self,
         rows: &[(EmailAddress, String)],
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64), Error> {
+        let rows: Vec<NewSubscriber> = rows
+            .iter()
+            .map(|(email, name)| NewSubscriber {
+                email: email.clone(),
+                name: name.clone(),
+                preferences: Preferences::default(),
+            })
+            .collect();
+        self.import_rows(&rows, now).await
+    }
+
+    async fn import_rows(
+        &self,
+        rows: &[NewSubscriber],
         now: DateTime<Utc>,
     ) -> Result<(u64, u64), Error> {
         let added = self
@@ -212,10 +260,129 @@ impl Subscriptions {
         Ok(())
     }
 
-    /// Unsubscribes and removes the name: the address stays only in the log.
-    pub async fn forget(&self, id: i64, now: DateTime<Utc>) -> Result<(), Error> {
-        self.context.store.unsubscribe(id, now).await?;
-        self.context.store.clear_name(id, now).await
+    /// Erases a person (see [`crate::store::Store::forget`]).
+    pub async fn forget(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<Forgotten, Error> {
+        let forgotten = self
+            .context
+            .store
+            .forget(email, now)
+            .await?
+            .ok_or_else(|| Error::Invalid(format!("{email} is not a subscriber")))?;
+        tracing::info!(
+            deliveries_kept = forgotten.deliveries_kept,
+            "a person was forgotten"
+        );
+        Ok(forgotten)
+    }
+
+    /// [`Subscriptions::forget`] by id (the dashboard's button).
+    pub async fn forget_id(&self, id: i64, now: DateTime<Utc>) -> Result<Forgotten, Error> {
+        let subscriber = self
+            .context
+            .store
+            .subscriber_by_id(id)
+            .await?
+            .ok_or_else(|| Error::Invalid(format!("no subscriber {id}")))?;
+        self.forget(&subscriber.email, now).await
+    }
+
+    /// What a reader's own page shows, for a preferences link.
+    pub async fn preferences(
+        &self,
+        token: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Result<PreferencesPage, TokenError>, Error> {
+        let id = match self.verify(token, Purpose::Preferences, now) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        let Some(subscriber) = self.context.store.subscriber_by_id(id).await? else {
+            return Ok(Err(TokenError::Invalid));
+        };
+        Ok(Ok(self.page_for(&subscriber, token, now)))
+    }
+
+    /// Saves what a reader chose on their page. Deliveries queued for them that no
+    /// longer fit become `skipped`, with the reason. Topics the site does not
+    /// offer are dropped.
+    pub async fn save_preferences(
+        &self,
+        token: &str,
+        mut prefs: Preferences,
+        now: DateTime<Utc>,
+    ) -> Result<Result<(PreferencesPage, u64), TokenError>, Error> {
+        let id = match self.verify(token, Purpose::Preferences, now) {
+            Ok(id) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        let c = &self.context;
+        let offered = &c.config.posts.topics;
+        // In the site's order, once each; none left is every post.
+        prefs.topics = prefs
+            .topics
+            .map(|chosen| topics_of(offered, &chosen))
+            .filter(|t| !t.is_empty());
+        if !c.store.set_preferences(id, &prefs, now).await? {
+            return Ok(Err(TokenError::Invalid));
+        }
+        let mut misfits: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+        for waiting in c.store.waiting_deliveries(id).await? {
+            let topics: Vec<Vec<String>> = waiting
+                .post_tags
+                .iter()
+                .map(|tags| topics_of(tags, offered))
+                .collect();
+            let why = misfit(
+                waiting.kind,
+                waiting.frequency,
+                &topics,
+                &prefs,
+                c.config.schedule.mode,
+            );
+            if let Some(why) = why {
+                misfits.entry(why).or_default().push(waiting.id);
+            }
+        }
+        let mut skipped = 0;
+        for (why, ids) in &misfits {
+            skipped += c.store.skip_deliveries(ids, why, now).await?;
+        }
+        let Some(subscriber) = c.store.subscriber_by_id(id).await? else {
+            return Ok(Err(TokenError::Invalid));
+        };
+        tracing::info!(subscriber = id, skipped, "a reader saved their choices");
+        Ok(Ok((self.page_for(&subscriber, token, now), skipped)))
+    }
+
+    fn page_for(&self, s: &Subscriber, token: &str, now: DateTime<Utc>) -> PreferencesPage {
+        let c = &self.context;
+        let schedule = &c.config.schedule;
+        let tz = c.config.site.timezone;
+        let chosen = s.preferences.topics.as_deref();
+        PreferencesPage {
+            email: s.email.to_string(),
+            active: s.status == SubscriberStatus::Active,
+            frequency: s.preferences.frequency_or(schedule.mode),
+            next_digest: crate::config::next_time(&schedule.digest, tz, now)
+                .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string()),
+            all_topics: chosen.is_none(),
+            topics: c
+                .config
+                .posts
+                .topics
+                .iter()
+                .map(|t| TopicChoice {
+                    name: t.clone(),
+                    chosen: chosen.is_some_and(|c| c.contains(t)),
+                })
+                .collect(),
+            action: c.links.with_token("preferences", token),
+            unsubscribe_action: c.links.unsubscribe(s.id),
+        }
     }
 
     pub async fn subscriber(&self, email: &EmailAddress) -> Result<Option<Subscriber>, Error> {
@@ -226,6 +393,36 @@ impl Subscriptions {
 /// Rows per transaction of an import: big enough that commits are rare, small
 /// enough that memory stays flat.
 const IMPORT_BATCH: usize = 10_000;
+
+/// Several topics in one CSV cell.
+const TOPIC_SEPARATOR: &str = ";";
+
+/// An import's `frequency` and `topics` cells: empty is the site's default.
+fn read_choices(frequency: &str, topics: &str, offered: &[String]) -> Result<Preferences, String> {
+    let frequency = match frequency.trim() {
+        "" => None,
+        f => Some(
+            f.parse::<Frequency>()
+                .map_err(|_| format!("frequency `{f}`: use `each` or `digest`"))?,
+        ),
+    };
+    let topics: Vec<String> = topics
+        .split(TOPIC_SEPARATOR)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(unknown) = topics.iter().find(|t| !offered.contains(t)) {
+        return Err(format!(
+            "topic `{unknown}` is not in posts.topics ({})",
+            offered.join(", ")
+        ));
+    }
+    Ok(Preferences {
+        frequency,
+        topics: (!topics.is_empty()).then_some(topics),
+    })
+}
 
 /// A row of an imported CSV that was not taken, and why.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -268,11 +465,14 @@ impl Subscriptions {
         let email_col = column("email")
             .ok_or_else(|| Error::Invalid("no `email` column in the header row".into()))?;
         let name_col = column("name");
+        let frequency_col = column("frequency");
+        let topics_col = column("topics");
+        let offered = &self.context.config.posts.topics;
         let mut report = ImportReport::default();
         let hasher = std::collections::hash_map::RandomState::new();
         // Keys by a 64-bit hash: a million rows cost megabytes, not the addresses.
         let mut seen: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
-        let mut batch: Vec<(EmailAddress, String)> = Vec::new();
+        let mut batch: Vec<NewSubscriber> = Vec::new();
         // Row 1 is the header, so the first record is row 2.
         for (i, record) in reader.records().enumerate() {
             let row = i + 2;
@@ -299,6 +499,18 @@ impl Subscriptions {
                     continue;
                 }
             };
+            let field = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("");
+            let preferences = match read_choices(field(frequency_col), field(topics_col), offered) {
+                Ok(p) => p,
+                Err(reason) => {
+                    report.rejected.push(Rejected {
+                        row,
+                        value: raw,
+                        reason,
+                    });
+                    continue;
+                }
+            };
             let hash = {
                 use std::hash::{BuildHasher, Hasher};
                 let mut h = hasher.build_hasher();
@@ -315,26 +527,39 @@ impl Subscriptions {
             }
             seen.insert(hash, row);
             let name = crate::domain::one_line(name_col.and_then(|c| record.get(c)).unwrap_or(""));
-            batch.push((email, name));
+            batch.push(NewSubscriber {
+                email,
+                name,
+                preferences,
+            });
             if batch.len() == IMPORT_BATCH {
-                let (a, e) = self.import(&batch, now).await?;
+                let (a, e) = self.import_rows(&batch, now).await?;
                 batch.clear();
                 report.added += a;
                 report.already_present += e;
             }
         }
-        let (a, e) = self.import(&batch, now).await?;
+        let (a, e) = self.import_rows(&batch, now).await?;
         report.added += a;
         report.already_present += e;
         Ok(report)
     }
 
-    /// Writes every subscriber as CSV (`email,name,status,created_at`), 1,000 at a time.
+    /// Writes every subscriber as CSV (`email,name,status,created_at,frequency,topics`;
+    /// an empty frequency follows the site, empty topics are every post, several
+    /// topics are separated by `;`), 1,000 at a time.
     pub async fn export_csv(&self, output: impl std::io::Write) -> Result<(), Error> {
         let mut writer = csv::Writer::from_writer(output);
         let csv_err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
         writer
-            .write_record(["email", "name", "status", "created_at"])
+            .write_record([
+                "email",
+                "name",
+                "status",
+                "created_at",
+                "frequency",
+                "topics",
+            ])
             .map_err(csv_err)?;
         let mut after = 0;
         loop {
@@ -352,6 +577,12 @@ impl Subscriptions {
                         &s.name,
                         s.status.as_str(),
                         &s.created_at.to_rfc3339(),
+                        s.preferences.frequency.map(|f| f.as_str()).unwrap_or(""),
+                        &s.preferences
+                            .topics
+                            .as_deref()
+                            .unwrap_or_default()
+                            .join(TOPIC_SEPARATOR),
                     ])
                     .map_err(csv_err)?;
             }

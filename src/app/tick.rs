@@ -6,9 +6,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{Bounces, Context, MailboxPoll};
-use crate::config::ScheduleMode;
 use crate::delivery::{DeliveryReport, Run, Stop};
-use crate::domain::{FetchStatus, IssueKind, IssueOrigin};
+use crate::domain::{FetchStatus, IssueKind};
 use crate::error::Error;
 use crate::posts::{self, PostError};
 use crate::store::{EntriesReport, SyncReport};
@@ -30,6 +29,7 @@ fn errors_as_text<S: serde::Serializer>(errors: &[PostError], s: S) -> Result<S:
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NewIssue {
     pub slug: String,
+    pub kind: IssueKind,
     pub issue_id: i64,
     pub queued: u64,
 }
@@ -112,53 +112,22 @@ impl Tick {
         self.context.sync_posts(now).await
     }
 
-    /// Creates an issue for every newly published post that should be mailed.
+    /// Plans every letter due at `now`: new posts, and digests when their time has come.
     pub async fn create_due_issues(&self, now: DateTime<Utc>) -> Result<Vec<NewIssue>, Error> {
-        let c = &self.context;
-        let posts = c.store.posts_awaiting_issue(now).await?;
-        if posts.is_empty() {
-            return Ok(Vec::new());
-        }
-        let (batch, kind) = match c.config.schedule.mode {
-            ScheduleMode::Each => (
-                posts
-                    .iter()
-                    .map(|p| (vec![p.id], p.title.clone()))
-                    .collect(),
-                IssueKind::Post,
-            ),
-            ScheduleMode::Digest => (
-                vec![(
-                    posts.iter().map(|p| p.id).collect(),
-                    c.templates.digest_subject(&posts)?,
-                )],
-                IssueKind::Digest,
-            ),
-        };
-        let made = c
-            .store
-            .create_issues(&batch, kind, IssueOrigin::Schedule, now)
-            .await?;
-        let mut created = Vec::new();
-        for ((post_ids, _), made) in batch.iter().zip(made) {
-            // Another process may have been quicker; then it is theirs to report.
-            if !made.created {
-                continue;
-            }
-            // An issue is named by its lead post: the post itself, or a digest's newest.
-            let lead = post_ids
-                .last()
-                .and_then(|id| posts.iter().find(|p| p.id == *id))
-                .map(|p| p.slug.to_string())
-                .unwrap_or_default();
-            tracing::info!(slug = %lead, %kind, posts = post_ids.len(), queued = made.queued, "new issue");
-            created.push(NewIssue {
-                slug: lead,
-                issue_id: made.issue.id,
-                queued: made.queued,
-            });
-        }
-        Ok(created)
+        Ok(self
+            .context
+            .plan_due(now)
+            .await?
+            .into_iter()
+            // Adding readers to an issue made earlier (by hand, say) is not a new issue.
+            .filter(|p| p.made.created)
+            .map(|p| NewIssue {
+                slug: p.slug,
+                kind: p.kind,
+                issue_id: p.made.issue.id,
+                queued: p.made.queued,
+            })
+            .collect())
     }
 }
 

@@ -140,8 +140,12 @@ pub enum SubscribersCommand {
         #[arg(long, value_parser = parse_subscriber_status)]
         status: Option<SubscriberStatus>,
     },
-    /// Import a CSV file with an `email` column (and optionally `name`).
+    /// Import a CSV file with an `email` column (and optionally `name`,
+    /// `frequency` and `topics`).
     Import { file: PathBuf },
+    /// Erase a person: address, name and choices are gone from every table; their
+    /// deliveries stay in the counts, linked to nobody.
+    Forget { email: String },
     /// Write every subscriber as CSV to standard output.
     Export,
 }
@@ -192,6 +196,8 @@ fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only where a person reads them, not in a log file.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .try_init();
 }

@@ -22,9 +22,15 @@ pub async fn run(app: &App, _out: &Output, worker_only: bool) -> Result<ExitCode
         first.tick().await;
     });
     let wakes = tokio::spawn(ticker.clone().serve_wakes());
-    let mut scheduler =
-        schedule::start(ticker.clone(), &config.schedule.check, config.site.timezone).await?;
-    tracing::info!(cron = %config.schedule.check, timezone = %config.site.timezone, "scheduler started");
+    let schedule = &config.schedule;
+    let mut scheduler = schedule::start(
+        ticker.clone(),
+        &schedule.check,
+        &schedule.digest,
+        config.site.timezone,
+    )
+    .await?;
+    tracing::info!(cron = %schedule.check, digest = %schedule.digest, timezone = %config.site.timezone, "scheduler started");
 
     if worker_only {
         println!("worker running (no web server)");

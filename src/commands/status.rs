@@ -13,14 +13,15 @@ pub async fn run(app: &App, out: &Output, slug: Option<&str>) -> Result<ExitCode
             return "no issues yet".to_string();
         }
         let tz = app.config().site.timezone;
-        let mut header = vec!["slug", "created", "total"];
+        let mut header = vec!["issue", "kind", "created", "total"];
         header.extend(DeliveryStatus::ALL.iter().map(|s| s.as_str()));
         header.push("complaints");
         let rows: Vec<Vec<String>> = statuses
             .iter()
             .map(|s| {
                 let mut row = vec![
-                    s.slug.clone(),
+                    s.key.clone(),
+                    s.kind.to_string(),
                     s.created_at
                         .with_timezone(&tz)
                         .format("%Y-%m-%d %H:%M")

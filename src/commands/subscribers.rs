@@ -36,6 +36,7 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
             let mut after = 0;
             let mut rows = Vec::new();
             let tz = app.config().site.timezone;
+            let default = app.config().schedule.mode;
             if out.json {
                 println!("[");
             }
@@ -54,6 +55,14 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
                             s.email.to_string(),
                             s.name.clone(),
                             s.status.to_string(),
+                            match s.preferences.frequency {
+                                Some(f) => f.to_string(),
+                                None => format!("{default} (site)"),
+                            },
+                            match &s.preferences.topics {
+                                Some(t) => t.join(", "),
+                                None => "all".into(),
+                            },
                             s.created_at
                                 .with_timezone(&tz)
                                 .format("%Y-%m-%d %H:%M")
@@ -62,7 +71,13 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
                     }
                 }
                 if !out.json {
-                    print!("{}", table(&["email", "name", "status", "since"], &rows));
+                    print!(
+                        "{}",
+                        table(
+                            &["email", "name", "status", "frequency", "topics", "since"],
+                            &rows
+                        )
+                    );
                     rows.clear();
                 }
             }
@@ -71,6 +86,16 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
             }
         }
         SubscribersCommand::Import { file } => import(app, out, &file).await?,
+        SubscribersCommand::Forget { email } => {
+            let email = EmailAddress::parse(&email).map_err(Error::Invalid)?;
+            let forgotten = app.subscriptions().forget(&email, now).await?;
+            out.print(&forgotten, || {
+                format!(
+                    "forgotten: the address, name and choices are gone; deliveries kept in the counts, linked to nobody: {}",
+                    forgotten.deliveries_kept
+                )
+            });
+        }
         SubscribersCommand::Export => {
             app.subscriptions()
                 .export_csv(std::io::stdout().lock())

@@ -155,12 +155,14 @@ impl PreparedIssue {
         encoding: BodyEncoding,
     ) -> Result<Outgoing, Error> {
         let unsubscribe_url = self.links.unsubscribe(to.subscriber_id);
+        let preferences_url = self.links.preferences(to.subscriber_id);
         // A name is one line wherever it goes: in a header and in the bodies alike.
         let name = one_line(to.name);
         let recipient = Recipient {
             email: to.email.as_str(),
             name: &name,
             unsubscribe_url: &unsubscribe_url,
+            preferences_url: &preferences_url,
         };
         let mut own = Headers::new();
         own.set(header::To::from(Mailboxes::from(Mailbox::new(
@@ -228,6 +230,7 @@ pub fn transactional(
         email: "",
         name: "",
         unsubscribe_url: "",
+        preferences_url: "",
     };
     let text = layout.write(
         own,

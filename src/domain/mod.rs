@@ -240,6 +240,8 @@ string_enum!(
         Pending => "pending",
         Unsubscribed => "unsubscribed",
         Bounced => "bounced",
+        // Erased on request: the row keeps nothing that identifies the person.
+        Forgotten => "forgotten",
     }
 );
 
@@ -311,12 +313,94 @@ string_enum!(
 );
 
 string_enum!(
-    /// What an issue holds: one post, or a digest of several.
+    /// What an issue holds: one post, a digest of several, or the welcome a new
+    /// reader gets (with the newest essay).
     IssueKind {
         Post => "post",
         Digest => "digest",
+        Welcome => "welcome",
     }
 );
+
+string_enum!(
+    /// How often a reader gets letters: every essay as it is published, or one
+    /// digest at each `[schedule] digest` time.
+    Frequency {
+        Each => "each",
+        Digest => "digest",
+    }
+);
+
+string_enum!(
+    /// How a single line break in a post reads: as Markdown has it (a space, so
+    /// lines run into one paragraph), or as its own paragraph, which is how text
+    /// copied from many blogs (and many Korean essays) is laid out.
+    LineBreaks {
+        Markdown => "markdown",
+        Paragraph => "paragraph",
+    }
+);
+
+impl<'de> Deserialize<'de> for LineBreaks {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a reader chose. `None` is the site's default: `schedule.mode` for the
+/// frequency, every post for the topics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Preferences {
+    pub frequency: Option<Frequency>,
+    /// The topics followed; posts tagged with none of the site's topics come too.
+    pub topics: Option<Vec<String>>,
+}
+
+impl Preferences {
+    /// Whether a post carrying `post_topics` (its tags that are site topics) is
+    /// for this reader.
+    pub fn wants(&self, post_topics: &[String]) -> bool {
+        match &self.topics {
+            None => true,
+            Some(chosen) => {
+                post_topics.is_empty() || post_topics.iter().any(|t| chosen.contains(t))
+            }
+        }
+    }
+
+    pub fn frequency_or(&self, default: Frequency) -> Frequency {
+        self.frequency.unwrap_or(default)
+    }
+
+    /// Topics as stored: a JSON array, or NULL for every post.
+    pub fn topics_json(&self) -> Option<String> {
+        self.topics
+            .as_ref()
+            .map(|t| serde_json::to_string(t).unwrap_or_else(|_| "[]".into()))
+    }
+
+    /// Reads the stored topics; a value that is not a JSON array of strings is
+    /// read as every post rather than as none.
+    pub fn parse_topics(stored: Option<&str>) -> Option<Vec<String>> {
+        stored.and_then(|s| serde_json::from_str(s).ok())
+    }
+}
+
+/// The tags of `tags` that are among the site's `topics`.
+pub fn topics_of(tags: &[String], topics: &[String]) -> Vec<String> {
+    tags.iter()
+        .filter(|t| topics.contains(t))
+        .cloned()
+        .collect()
+}
+
+impl<'de> Deserialize<'de> for Frequency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 string_enum!(
     /// Who made an issue: a scheduler tick, or the author by hand.

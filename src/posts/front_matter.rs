@@ -20,6 +20,8 @@ pub struct FrontMatter {
     #[serde(default = "yes")]
     pub email: bool,
     pub updated: Option<DateText>,
+    /// Overrides `[posts] line_breaks` for this post.
+    pub line_breaks: Option<crate::domain::LineBreaks>,
 }
 
 /// A date as written: text in YAML or a TOML string, or a TOML native date

@@ -169,11 +169,12 @@ fn load_file(
     .map_err(|m| fail(None, m))?;
 
     let page = links.post_page(&slug);
-    let content_html = html::absolutize_urls(&markdown::to_html(body), &page)
+    let line_breaks = fm.line_breaks.unwrap_or(config.posts.line_breaks);
+    let content_html = html::absolutize_urls(&markdown::to_html(body, line_breaks), &page)
         .map_err(|m| fail(None, format!("could not process the HTML: {m}")))?;
     let summary = match fm.summary {
         Some(s) => one_line(&s),
-        None => markdown::first_paragraph(body),
+        None => markdown::summary(body, line_breaks),
     };
     let mut tags: Vec<String> = Vec::new();
     for tag in fm.tags.iter().map(|t| one_line(t)) {
@@ -186,6 +187,7 @@ fn load_file(
     hash.update(&bytes);
     hash.update(config.site.base_url.as_str());
     hash.update(tz.name());
+    hash.update(line_breaks.as_str());
     Ok(FilePost {
         path,
         slug,

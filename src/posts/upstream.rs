@@ -204,7 +204,7 @@ pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<FeedEntry>, String> {
             .map(|s| html_text(&s.content))
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| html_text(&content_html));
-        let summary: String = summary.chars().take(300).collect();
+        let summary = super::markdown::cut_at_sentence(&summary, super::markdown::SUMMARY_CHARS);
         let tags: Vec<String> = entry
             .categories
             .iter()

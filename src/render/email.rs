@@ -14,10 +14,16 @@ pub enum Field {
     Email,
     Name,
     UnsubscribeUrl,
+    PreferencesUrl,
 }
 
 impl Field {
-    const ALL: [Field; 3] = [Field::Email, Field::Name, Field::UnsubscribeUrl];
+    const ALL: [Field; 4] = [
+        Field::Email,
+        Field::Name,
+        Field::UnsubscribeUrl,
+        Field::PreferencesUrl,
+    ];
 
     /// Private-use characters: nothing in a template or post produces them, and
     /// neither HTML escaping nor CSS inlining changes them.
@@ -26,6 +32,7 @@ impl Field {
             Field::Email => "\u{E000}email\u{E001}",
             Field::Name => "\u{E000}name\u{E001}",
             Field::UnsubscribeUrl => "\u{E000}unsubscribe\u{E001}",
+            Field::PreferencesUrl => "\u{E000}preferences\u{E001}",
         }
     }
 }
@@ -134,6 +141,7 @@ impl Personalizable {
                         Field::Email => r.email,
                         Field::Name => r.name,
                         Field::UnsubscribeUrl => r.unsubscribe_url,
+                        Field::PreferencesUrl => r.preferences_url,
                     };
                     if html {
                         push_escaped(out, value);
@@ -165,6 +173,7 @@ pub struct Recipient<'a> {
     pub email: &'a str,
     pub name: &'a str,
     pub unsubscribe_url: &'a str,
+    pub preferences_url: &'a str,
 }
 
 /// Both bodies of an issue, ready to personalise.
@@ -184,12 +193,27 @@ pub struct Confirmation {
 impl Templates {
     /// The email of `post`: templates, CSS inlining and the plain-text version.
     pub fn issue(&self, post: &Post) -> Result<EmailBodies, Error> {
-        let data = json!({
+        self.bodies("email", self.one_post(post))
+    }
+
+    /// The welcome a reader gets when they confirm, with `post` (the newest essay).
+    pub fn welcome(&self, post: &Post) -> Result<EmailBodies, Error> {
+        self.bodies("welcome", self.one_post(post))
+    }
+
+    /// The subject of a welcome, from `welcome.subject.txt.hbs`.
+    pub fn welcome_subject(&self, post: &Post) -> Result<String, Error> {
+        let data = json!({ "post": self.post(post) });
+        Ok(one_line(&self.page("welcome.subject.txt", data)?))
+    }
+
+    fn one_post(&self, post: &Post) -> serde_json::Value {
+        json!({
             "post": self.with_content(post),
             "subscriber": subscriber_markers(),
             "unsubscribe_url": Field::UnsubscribeUrl.marker(),
-        });
-        self.bodies("email", data)
+            "preferences_url": Field::PreferencesUrl.marker(),
+        })
     }
 
     /// A digest: every post in `posts` (oldest first), in one email.
@@ -199,6 +223,7 @@ impl Templates {
             "count": posts.len(),
             "subscriber": subscriber_markers(),
             "unsubscribe_url": Field::UnsubscribeUrl.marker(),
+            "preferences_url": Field::PreferencesUrl.marker(),
         });
         self.bodies("digest", data)
     }
@@ -254,9 +279,31 @@ fn inline_css(html: &str) -> Result<String, Error> {
         .map_err(|e| Error::template("email (inlining its CSS)", e))
 }
 
-/// Plain text written for people: paragraphs wrapped, links as numbered references.
+/// Plain text written for people: paragraphs wrapped, links as numbered
+/// references, footnotes as `[1]` with the note `[1] …` where the notes are.
 pub fn html_to_text(html: &str) -> String {
+    let html = plain_footnotes(html);
     html2text::from_read(html.as_bytes(), 72).unwrap_or_else(|_| html.to_string())
+}
+
+/// Footnote marks as Markdown writes them become plain `[1]` text (a `<sup>` with
+/// a link would read `^{[1][1]}` as text), and each note's label moves into its
+/// first paragraph so that it reads `[1] The note.`.
+fn plain_footnotes(html: &str) -> std::borrow::Cow<'_, str> {
+    use std::sync::LazyLock;
+    static MARK: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r#"<sup class="footnote-reference"><a href="[^"]*">([^<]*)</a></sup>"#)
+            .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
+    });
+    static LABEL: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r#"<sup class="footnote-definition-label">([^<]*)</sup>\s*(<p>)?"#)
+            .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
+    });
+    if !html.contains("footnote-") {
+        return std::borrow::Cow::Borrowed(html);
+    }
+    let marked = MARK.replace_all(html, "[$1]");
+    std::borrow::Cow::Owned(LABEL.replace_all(&marked, "$2[$1] ").into_owned())
 }
 
 #[cfg(test)]
@@ -275,6 +322,7 @@ mod tests {
             email: "a@b.co",
             name: "<Kim & Lee>",
             unsubscribe_url: "https://e.x/unsubscribe/abc",
+            preferences_url: "https://e.x/preferences/abc",
         };
         assert_eq!(
             p.fill(&r, true),
@@ -283,6 +331,23 @@ mod tests {
         assert_eq!(
             p.fill(&r, false),
             "<a href=\"https://e.x/unsubscribe/abc\">x</a> <Kim & Lee> a@b.co"
+        );
+    }
+
+    #[test]
+    fn footnotes_read_as_numbers_in_text() {
+        let html = crate::posts::markdown::to_html(
+            "본문에 주석이 있다.[^a] 그리고 또.[^b]\n\n[^a]: 첫째 주석.\n[^b]: 둘째 주석.\n",
+            crate::domain::LineBreaks::Markdown,
+        );
+        let text = html_to_text(&html);
+        assert!(text.contains("있다.[1] 그리고 또.[2]"), "{text}");
+        assert!(text.contains("[1] 첫째 주석."), "{text}");
+        assert!(text.contains("[2] 둘째 주석."), "{text}");
+        assert!(!text.contains("^{"), "{text}");
+        assert!(
+            text.find("그리고").unwrap() < text.find("[1] 첫째").unwrap(),
+            "notes at the end: {text}"
         );
     }
 

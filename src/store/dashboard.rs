@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::deliveries::log_row;
+use super::issues::ISSUE_KEY;
 use super::subscribers::subscriber_from_row;
+use super::subscribers::SUBSCRIBER_COLUMNS;
 use super::{from_ms, ms, DeliveryLogRow, Store, Subscriber};
 use crate::domain::{DeliveryStatus, SubscriberStatus};
 use crate::error::{DbContext, Error};
@@ -40,7 +42,9 @@ pub struct PostRow {
 /// One delivery to a subscriber, with its post.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SubscriberDelivery {
+    /// The issue's key (a post's slug, or `~ID`).
     pub slug: String,
+    /// The issue's subject.
     pub title: String,
     pub status: DeliveryStatus,
     pub attempts: i64,
@@ -188,25 +192,26 @@ impl Store {
         Ok(out)
     }
 
-    /// The newest issues: id, slug, title, created.
+    /// The newest issues: id, key (see [`super::issues::ISSUE_KEY`]), subject, created.
     pub async fn latest_issues(
         &self,
         limit: i64,
     ) -> Result<Vec<(i64, String, String, DateTime<Utc>)>, Error> {
-        let rows = sqlx::query(
-            "SELECT i.id, p.slug, p.title, i.created_at FROM issues i JOIN posts p ON p.id = i.post_id \
-             ORDER BY i.created_at DESC, i.id DESC LIMIT $1",
-        )
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .db("listing issues")?;
+        let sql = format!(
+            "SELECT i.id, {ISSUE_KEY} AS issue_key, i.subject, i.created_at FROM issues i \
+             JOIN posts p ON p.id = i.post_id ORDER BY i.created_at DESC, i.id DESC LIMIT $1"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .db("listing issues")?;
         rows.iter()
             .map(|r| {
                 Ok((
                     r.try_get("id")?,
-                    r.try_get("slug")?,
-                    r.try_get("title")?,
+                    r.try_get("issue_key")?,
+                    r.try_get("subject")?,
                     from_ms(r.try_get("created_at")?),
                 ))
             })
@@ -306,19 +311,20 @@ impl Store {
             return self.subscribers_page(status, after_id, limit).await;
         };
         let (from, to) = prefix_range(prefix);
-        let rows = sqlx::query(
-            "SELECT id, email, name, status, created_at FROM subscribers \
-             WHERE email_key >= $1 AND email_key < $2 AND ($3 = '' OR status = $3) AND id > $4 \
-             ORDER BY id LIMIT $5",
-        )
-        .bind(from)
-        .bind(to)
-        .bind(status.map(|s| s.as_str()).unwrap_or(""))
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .db("searching subscribers")?;
+        let sql = format!(
+            "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers \
+             WHERE email_key >= $1 AND email_key < $2 AND ($3 = '' OR status = $3) \
+             AND status <> 'forgotten' AND id > $4 ORDER BY id LIMIT $5"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(from)
+            .bind(to)
+            .bind(status.map(|s| s.as_str()).unwrap_or(""))
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .db("searching subscribers")?;
         rows.iter()
             .map(subscriber_from_row)
             .collect::<Result<_, _>>()
@@ -330,22 +336,23 @@ impl Store {
         &self,
         subscriber_id: i64,
     ) -> Result<Vec<SubscriberDelivery>, Error> {
-        let rows = sqlx::query(
-            "SELECT p.slug, p.title, d.status, d.attempts, d.last_error, d.updated_at \
+        let sql = format!(
+            "SELECT {ISSUE_KEY} AS issue_key, i.subject, d.status, d.attempts, d.last_error, d.updated_at \
              FROM deliveries d JOIN issues i ON i.id = d.issue_id JOIN posts p ON p.id = i.post_id \
-             WHERE d.subscriber_id = $1 ORDER BY d.id DESC LIMIT 500",
-        )
-        .bind(subscriber_id)
-        .fetch_all(&self.pool)
-        .await
-        .db("reading a subscriber's deliveries")?;
+             WHERE d.subscriber_id = $1 ORDER BY d.id DESC LIMIT 500"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(subscriber_id)
+            .fetch_all(&self.pool)
+            .await
+            .db("reading a subscriber's deliveries")?;
         let ctx = "reading a subscriber's deliveries";
         rows.iter()
             .map(|r| {
                 let status: String = r.try_get("status").db(ctx)?;
                 Ok(SubscriberDelivery {
-                    slug: r.try_get("slug").db(ctx)?,
-                    title: r.try_get("title").db(ctx)?,
+                    slug: r.try_get("issue_key").db(ctx)?,
+                    title: r.try_get("subject").db(ctx)?,
                     status: status.parse().map_err(Error::Internal)?,
                     attempts: r.try_get("attempts").db(ctx)?,
                     last_error: r.try_get("last_error").db(ctx)?,
@@ -358,8 +365,8 @@ impl Store {
     /// Every post that is not removed, newest first, with when it was issued.
     pub async fn post_rows(&self) -> Result<Vec<PostRow>, Error> {
         let rows = sqlx::query(
-            "SELECT p.slug, p.title, p.published_at, p.draft, p.email, p.external_url, i.created_at AS issued_at \
-             FROM posts p LEFT JOIN issues i ON i.post_id = p.id \
+            "SELECT p.slug, p.title, p.published_at, p.draft, p.email, p.external_url, p.planned_at AS issued_at \
+             FROM posts p \
              WHERE p.removed_at IS NULL ORDER BY p.published_at DESC, p.id DESC",
         )
         .fetch_all(&self.pool)

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{from_ms, lock, ms, Store};
-use crate::domain::{DeliveryStatus, IssueKind, IssueOrigin};
+use super::{from_ms, Store};
+use crate::domain::{DeliveryStatus, Frequency, IssueKind, IssueOrigin};
 use crate::error::{DbContext, Error};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -19,6 +19,8 @@ pub struct IssueRecord {
     pub subject: String,
     pub origin: IssueOrigin,
     pub created_at: DateTime<Utc>,
+    /// The readers it is for: every-essay or digest readers (`None`: a welcome).
+    pub frequency: Option<Frequency>,
 }
 
 /// What [`Store::create_issue`] did.
@@ -35,6 +37,10 @@ pub struct IssueQueued {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct IssueStatus {
     pub issue_id: i64,
+    pub kind: IssueKind,
+    /// What names it in `deliveries`, `retry` and the dashboard: the slug of a
+    /// post's own issue, `~ID` for a digest or a welcome.
+    pub key: String,
     pub slug: String,
     pub title: String,
     pub created_at: DateTime<Utc>,
@@ -61,9 +67,18 @@ impl IssueStatus {
     }
 }
 
-const ISSUE_COLUMNS: &str = "id, post_id, kind, subject, origin, created_at";
+/// How an issue is named where people type or click: its post's slug for a
+/// post's own issue, `~ID` for a digest or a welcome (a slug never has a `~`).
+pub(super) const ISSUE_KEY: &str = "CASE WHEN i.kind = 'post' THEN p.slug ELSE '~' || i.id END";
 
-fn issue_from_row(row: &AnyRow) -> Result<IssueRecord, sqlx::Error> {
+/// The id in an issue key of the form `~ID`.
+pub fn issue_id_in_key(key: &str) -> Option<i64> {
+    key.strip_prefix('~')?.parse().ok()
+}
+
+pub(super) const ISSUE_COLUMNS: &str = "id, post_id, kind, subject, origin, created_at, frequency";
+
+pub(super) fn issue_from_row(row: &AnyRow) -> Result<IssueRecord, sqlx::Error> {
     let decode = |e: String| sqlx::Error::Decode(e.into());
     Ok(IssueRecord {
         id: row.try_get("id")?,
@@ -75,96 +90,15 @@ fn issue_from_row(row: &AnyRow) -> Result<IssueRecord, sqlx::Error> {
             .parse()
             .map_err(decode)?,
         created_at: from_ms(row.try_get("created_at")?),
+        frequency: row
+            .try_get::<Option<String>, _>("frequency")?
+            .map(|f| f.parse())
+            .transpose()
+            .map_err(decode)?,
     })
 }
 
 impl Store {
-    /// Creates an issue of `post_ids` (one post, or a digest's posts oldest first)
-    /// and queues one delivery per active subscriber, all in one transaction. The
-    /// unique keys on `issues.post_id`, `issue_posts.post_id` and
-    /// `(issue_id, subscriber_id)` make this safe from several processes at once: a
-    /// post is mailed in one issue at most. Returns the issue (an existing one if
-    /// its lead post already has one), how many deliveries were queued now, and
-    /// whether this call created it.
-    pub async fn create_issue(
-        &self,
-        post_ids: &[i64],
-        subject: &str,
-        kind: IssueKind,
-        origin: IssueOrigin,
-        now: DateTime<Utc>,
-    ) -> Result<IssueQueued, Error> {
-        let mut made = self
-            .create_issues(
-                &[(post_ids.to_vec(), subject.to_string())],
-                kind,
-                origin,
-                now,
-            )
-            .await?;
-        made.pop()
-            .ok_or_else(|| Error::Internal("no issue was created".into()))
-    }
-
-    /// [`Store::create_issue`] for several issues in one transaction: a tick that
-    /// finds many new posts pays for one commit, not one each.
-    pub async fn create_issues(
-        &self,
-        issues: &[(Vec<i64>, String)],
-        kind: IssueKind,
-        origin: IssueOrigin,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<IssueQueued>, Error> {
-        let t = ms(now);
-        let mut tx = self.pool.begin().await.db("creating issues")?;
-        lock(&mut tx, "issues").await?;
-        let mut made = Vec::with_capacity(issues.len());
-        for (post_ids, subject) in issues {
-            let lead = *post_ids
-                .last()
-                .ok_or_else(|| Error::Internal("an issue needs at least one post".into()))?;
-            let created = sqlx::query(
-                "INSERT INTO issues (post_id, subject, kind, origin, created_at) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (post_id) DO NOTHING",
-            )
-            .bind(lead)
-            .bind(subject)
-            .bind(kind.as_str())
-            .bind(origin.as_str())
-            .bind(t)
-            .execute(&mut *tx)
-            .await
-            .db("creating an issue")?
-            .rows_affected()
-                == 1;
-            let sql = format!("SELECT {ISSUE_COLUMNS} FROM issues WHERE post_id = $1");
-            let issue = sqlx::query(&sql)
-                .bind(lead)
-                .fetch_one(&mut *tx)
-                .await
-                .db("reading the new issue")?;
-            let issue = issue_from_row(&issue).db("decoding an issue")?;
-            for post_id in post_ids {
-                sqlx::query(
-                    "INSERT INTO issue_posts (post_id, issue_id) VALUES ($1, $2) ON CONFLICT (post_id) DO NOTHING",
-                )
-                .bind(post_id)
-                .bind(issue.id)
-                .execute(&mut *tx)
-                .await
-                .db("recording the posts of an issue")?;
-            }
-            let queued = enqueue(&mut tx, issue.id, t).await?;
-            made.push(IssueQueued {
-                issue,
-                queued,
-                created,
-            });
-        }
-        tx.commit().await.db("committing the issues")?;
-        Ok(made)
-    }
-
     /// The posts of an issue, oldest first.
     pub async fn issue_post_ids(&self, issue_id: i64) -> Result<Vec<i64>, Error> {
         sqlx::query_scalar(
@@ -181,10 +115,12 @@ impl Store {
         self.issue_where("id = $1", id).await
     }
 
-    /// The issue a post went out in (its own, or a digest).
+    /// The issue a post is known by: its own, or else the first that carried it
+    /// (a digest or a welcome).
     pub async fn issue_for_post(&self, post_id: i64) -> Result<Option<IssueRecord>, Error> {
         self.issue_where(
-            "id = (SELECT issue_id FROM issue_posts WHERE post_id = $1)",
+            "id = (SELECT i.id FROM issues i JOIN issue_posts ip ON ip.issue_id = i.id \
+             WHERE ip.post_id = $1 ORDER BY CASE WHEN i.kind = 'post' THEN 0 ELSE 1 END, i.id LIMIT 1)",
             post_id,
         )
         .await
@@ -206,39 +142,31 @@ impl Store {
             .db("decoding an issue")
     }
 
-    /// Active subscribers who would get this issue if it were sent now (no row yet).
-    pub async fn count_unqueued(&self, issue_id: Option<i64>) -> Result<i64, Error> {
-        sqlx::query_scalar(
-            "SELECT COUNT(*) FROM subscribers s WHERE s.status = 'active' AND NOT EXISTS \
-             (SELECT 1 FROM deliveries d WHERE d.issue_id = $1 AND d.subscriber_id = s.id)",
-        )
-        .bind(issue_id.unwrap_or(-1))
-        .fetch_one(&self.pool)
-        .await
-        .db("counting recipients")
-    }
-
     /// Delivery counts per status for every issue (or the one of `post_slug`), newest first.
     pub async fn issue_statuses(&self, post_slug: Option<&str>) -> Result<Vec<IssueStatus>, Error> {
-        let rows = sqlx::query(
-            "SELECT i.id, p.slug, p.title, i.created_at, d.status, COUNT(d.id) AS n \
+        let sql = format!(
+            "SELECT i.id, i.kind, {ISSUE_KEY} AS issue_key, p.slug, p.title, i.created_at, d.status, COUNT(d.id) AS n \
              FROM issues i JOIN posts p ON p.id = i.post_id \
              LEFT JOIN deliveries d ON d.issue_id = i.id \
-             WHERE ($1 = '' OR p.slug = $1) \
-             GROUP BY i.id, p.slug, p.title, i.created_at, d.status \
-             ORDER BY i.created_at DESC, i.id DESC",
-        )
-        .bind(post_slug.unwrap_or(""))
-        .fetch_all(&self.pool)
-        .await
-        .db("counting deliveries")?;
+             WHERE ($1 = '' OR p.slug = $1 OR {ISSUE_KEY} = $1) \
+             GROUP BY i.id, i.kind, p.slug, p.title, i.created_at, d.status \
+             ORDER BY i.created_at DESC, i.id DESC"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(post_slug.unwrap_or(""))
+            .fetch_all(&self.pool)
+            .await
+            .db("counting deliveries")?;
         let mut out: Vec<IssueStatus> = Vec::new();
         for row in rows {
             let id: i64 = row.try_get("id").db("counting deliveries")?;
             if out.last().map(|s| s.issue_id) != Some(id) {
                 let counts = DeliveryStatus::ALL.iter().map(|s| (*s, 0)).collect();
+                let kind: String = row.try_get("kind").db("counting deliveries")?;
                 out.push(IssueStatus {
                     issue_id: id,
+                    kind: kind.parse().map_err(Error::Internal)?,
+                    key: row.try_get("issue_key").db("counting deliveries")?,
                     slug: row.try_get("slug").db("counting deliveries")?,
                     title: row.try_get("title").db("counting deliveries")?,
                     created_at: from_ms(row.try_get("created_at").db("counting deliveries")?),
@@ -258,31 +186,4 @@ impl Store {
         out.iter_mut().for_each(IssueStatus::finish);
         Ok(out)
     }
-
-    /// Queues the issue for active subscribers who have no delivery row for it yet.
-    pub async fn enqueue_issue(&self, issue_id: i64, now: DateTime<Utc>) -> Result<u64, Error> {
-        let mut tx = self.pool.begin().await.db("queueing deliveries")?;
-        let n = enqueue(&mut tx, issue_id, ms(now)).await?;
-        tx.commit().await.db("queueing deliveries")?;
-        Ok(n)
-    }
-}
-
-/// One statement, however many subscribers: the database does the loop.
-async fn enqueue(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    issue_id: i64,
-    t: i64,
-) -> Result<u64, Error> {
-    Ok(sqlx::query(
-        "INSERT INTO deliveries (issue_id, subscriber_id, status, attempts, created_at, updated_at, next_attempt_at) \
-         SELECT $1, id, 'queued', 0, $2, $2, $2 FROM subscribers WHERE status = 'active' \
-         ON CONFLICT (issue_id, subscriber_id) DO NOTHING",
-    )
-    .bind(issue_id)
-    .bind(t)
-    .execute(&mut **tx)
-    .await
-    .db("queueing deliveries")?
-    .rows_affected())
 }

@@ -7,6 +7,7 @@
 mod dashboard;
 mod deliveries;
 mod issues;
+mod letters;
 mod matching;
 mod posts;
 mod reports;
@@ -15,11 +16,12 @@ mod subscribers;
 
 pub use dashboard::{DayCounts, LogFilter, PostRow, SubscriberDelivery};
 pub use deliveries::{Claimed, DeliveryLogRow, Outcome, OutcomeKind};
-pub use issues::{IssueQueued, IssueRecord, IssueStatus, COMPLAINT_RATE_LIMIT};
+pub use issues::{issue_id_in_key, IssueQueued, IssueRecord, IssueStatus, COMPLAINT_RATE_LIMIT};
+pub use letters::{Letter, LetterIssue, PlanPost, Planning, Readers};
 pub use posts::SyncReport;
 pub use reports::{BouncePolicy, EventRow, NewReport, ReportRow, Target};
 pub use sources::{EntriesReport, Source};
-pub use subscribers::{AddOutcome, Subscriber};
+pub use subscribers::{AddOutcome, Forgotten, NewSubscriber, Subscriber, WaitingDelivery};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -28,7 +30,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Executor};
 
 use crate::error::{DbContext, Error};
 
@@ -223,28 +225,12 @@ impl Store {
     }
 
     pub async fn meta(&self, key: &str) -> Result<Option<String>, Error> {
-        sqlx::query("SELECT value FROM meta WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .db("reading meta")?
-            .map(|r| r.try_get::<String, _>(0))
-            .transpose()
-            .db("reading meta")
+        read_meta(&self.pool, key).await
     }
 
     /// Stores `value` under `key`, replacing what was there.
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), Error> {
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES ($1, $2) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await
-        .db("writing meta")?;
-        Ok(())
+        write_meta(&self.pool, key, value).await
     }
 
     /// Stores `value` under `key` unless a value is already there; returns the stored one.
@@ -284,9 +270,56 @@ impl Store {
         Ok(self.meta("instance").await?.unwrap_or_default())
     }
 
+    /// Rewrites the database so that deleted and overwritten values leave no copy
+    /// behind: SQLite rebuilds the file (free pages and page slack included) and
+    /// empties its write-ahead log; PostgreSQL vacuums the tables that held a person.
+    pub async fn compact(&self) -> Result<(), Error> {
+        let statements: &[&str] = match self.dialect {
+            Dialect::Sqlite => &["VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"],
+            Dialect::Postgres => &["VACUUM subscribers, deliveries, delivery_events, reports"],
+        };
+        for sql in statements {
+            sqlx::query(sql)
+                .execute(&self.pool)
+                .await
+                .db("compacting the database")?;
+        }
+        Ok(())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// A `meta` value, through the pool or inside a transaction.
+async fn read_meta<'e>(
+    db: impl Executor<'e, Database = sqlx::Any>,
+    key: &str,
+) -> Result<Option<String>, Error> {
+    sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+        .bind(key)
+        .fetch_optional(db)
+        .await
+        .db("reading meta")
+}
+
+/// Stores `value` under `key`, replacing what was there.
+async fn write_meta<'e>(
+    db: impl Executor<'e, Database = sqlx::Any>,
+    key: &str,
+    value: &str,
+) -> Result<(), Error> {
+    sqlx::query(
+        "INSERT INTO meta (key, value) VALUES ($1, $2) \
+         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    )
+    .bind(key)
+    .bind(value)
+    .execute(db)
+    .await
+    .db("writing meta")?;
+    Ok(())
 }
 
 /// Serialises the transactions that take the same named lock, on both engines: the

@@ -20,14 +20,14 @@ pub struct SyncReport {
     pub conflicts: Vec<String>,
 }
 
-const POST_COLUMNS: &str = "id, uid, slug, source, title, summary, content_html, tags, \
+pub(super) const POST_COLUMNS: &str = "id, uid, slug, source, title, summary, content_html, tags, \
      published_at, updated_at, draft, email, external_url, announce, removed_at, synced_at";
 
 fn decode_err(e: String) -> sqlx::Error {
     sqlx::Error::Decode(e.into())
 }
 
-fn post_from_row(row: &AnyRow) -> Result<Post, sqlx::Error> {
+pub(super) fn post_from_row(row: &AnyRow) -> Result<Post, sqlx::Error> {
     let slug: String = row.try_get("slug")?;
     let source: String = row.try_get("source")?;
     let tags: String = row.try_get("tags")?;
@@ -286,25 +286,6 @@ impl Store {
         let removed: i64 = row.try_get("removed").db("reading the site version")?;
         let live: i64 = row.try_get("live").db("reading the site version")?;
         Ok(format!("{n}.{synced}.{removed}.{live}"))
-    }
-
-    /// Published posts that should be mailed and have no issue yet, oldest first.
-    pub async fn posts_awaiting_issue(&self, now: DateTime<Utc>) -> Result<Vec<Post>, Error> {
-        let sql = format!(
-            "SELECT {POST_COLUMNS} FROM posts p WHERE announce = 1 AND draft = 0 AND email = 1 \
-             AND removed_at IS NULL AND published_at <= $1 \
-             AND NOT EXISTS (SELECT 1 FROM issue_posts i WHERE i.post_id = p.id) \
-             ORDER BY published_at, id"
-        );
-        sqlx::query(&sql)
-            .bind(ms(now))
-            .fetch_all(&self.pool)
-            .await
-            .db("finding posts to send")?
-            .iter()
-            .map(post_from_row)
-            .collect::<Result<_, _>>()
-            .db("decoding posts")
     }
 }
 

@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{from_ms, ms, Store};
-use crate::domain::{EmailAddress, SubscriberStatus};
+use crate::domain::{EmailAddress, Frequency, IssueKind, Preferences, SubscriberStatus};
 use crate::error::{DbContext, Error};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -15,6 +15,19 @@ pub struct Subscriber {
     pub name: String,
     pub status: SubscriberStatus,
     pub created_at: DateTime<Utc>,
+    /// What they chose on their page (or the import said).
+    pub preferences: Preferences,
+}
+
+pub(super) const SUBSCRIBER_COLUMNS: &str =
+    "id, email, name, status, created_at, frequency, topics";
+
+/// A subscriber to insert (an import's row).
+#[derive(Debug, Clone)]
+pub struct NewSubscriber {
+    pub email: EmailAddress,
+    pub name: String,
+    pub preferences: Preferences,
 }
 
 /// What `add` found.
@@ -36,6 +49,14 @@ pub(super) fn subscriber_from_row(row: &AnyRow) -> Result<Subscriber, sqlx::Erro
             .parse()
             .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
         created_at: from_ms(row.try_get("created_at")?),
+        preferences: Preferences {
+            frequency: row
+                .try_get::<Option<String>, _>("frequency")?
+                .map(|f| f.parse())
+                .transpose()
+                .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
+            topics: Preferences::parse_topics(row.try_get::<Option<&str>, _>("topics")?),
+        },
     })
 }
 
@@ -129,11 +150,11 @@ impl Store {
     /// many were new.
     pub async fn insert_subscribers(
         &self,
-        rows: &[(EmailAddress, String)],
+        rows: &[NewSubscriber],
         status: SubscriberStatus,
         now: DateTime<Utc>,
     ) -> Result<u64, Error> {
-        // 500 rows of 4 values stay far below both engines' limits on parameters.
+        // 500 rows of 5 values stay far below both engines' limits on parameters.
         const ROWS_PER_STATEMENT: usize = 500;
         let t = ms(now);
         let confirmed = (status == SubscriberStatus::Active).then_some(t);
@@ -142,24 +163,33 @@ impl Store {
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let p = i * 3;
-                    format!("(${}, ${}, ${}, $1, $2, $2, $3)", p + 4, p + 5, p + 6)
+                    let p = i * 5;
+                    format!(
+                        "(${}, ${}, ${}, $1, $2, $2, $3, ${}, ${})",
+                        p + 4,
+                        p + 5,
+                        p + 6,
+                        p + 7,
+                        p + 8
+                    )
                 })
                 .collect();
             let sql = format!(
-                "INSERT INTO subscribers (email, email_key, name, status, created_at, updated_at, confirmed_at) \
-                 VALUES {} ON CONFLICT (email_key) DO NOTHING",
+                "INSERT INTO subscribers (email, email_key, name, status, created_at, updated_at, confirmed_at, \
+                 frequency, topics) VALUES {} ON CONFLICT (email_key) DO NOTHING",
                 values.join(", ")
             );
             let mut query = sqlx::query(&sql)
                 .bind(status.as_str())
                 .bind(t)
                 .bind(confirmed);
-            for (email, name) in chunk {
+            for row in chunk {
                 query = query
-                    .bind(email.as_str())
-                    .bind(email.key())
-                    .bind(name.as_str());
+                    .bind(row.email.as_str())
+                    .bind(row.email.key())
+                    .bind(row.name.as_str())
+                    .bind(row.preferences.frequency.map(|f| f.as_str()))
+                    .bind(row.preferences.topics_json());
             }
             added += query
                 .execute(&mut *tx)
@@ -191,26 +221,27 @@ impl Store {
         &self,
         email: &EmailAddress,
     ) -> Result<Option<Subscriber>, Error> {
-        let row = sqlx::query(
-            "SELECT id, email, name, status, created_at FROM subscribers WHERE email_key = $1",
-        )
-        .bind(email.key())
-        .fetch_optional(&self.pool)
-        .await
-        .db("reading a subscriber")?;
+        let sql = format!("SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE email_key = $1");
+        let row = sqlx::query(&sql)
+            .bind(email.key())
+            .fetch_optional(&self.pool)
+            .await
+            .db("reading a subscriber")?;
         row.map(|r| subscriber_from_row(&r))
             .transpose()
             .db("decoding a subscriber")
     }
 
     pub async fn subscriber_by_id(&self, id: i64) -> Result<Option<Subscriber>, Error> {
-        let row = sqlx::query(
-            "SELECT id, email, name, status, created_at FROM subscribers WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .db("reading a subscriber")?;
+        // A forgotten row answers to no token: it is nobody.
+        let sql = format!(
+            "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE id = $1 AND status <> 'forgotten'"
+        );
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .db("reading a subscriber")?;
         row.map(|r| subscriber_from_row(&r))
             .transpose()
             .db("decoding a subscriber")
@@ -264,15 +295,16 @@ impl Store {
         Ok(())
     }
 
-    /// Confirms a pending subscriber. Returns the status after the attempt (None if
-    /// the id is unknown); only `pending` becomes `active`.
+    /// Confirms a pending subscriber. Returns the status after the attempt and
+    /// whether this call confirmed them (None if the id is unknown); only `pending`
+    /// becomes `active`.
     pub async fn confirm(
         &self,
         subscriber_id: i64,
         now: DateTime<Utc>,
-    ) -> Result<Option<SubscriberStatus>, Error> {
+    ) -> Result<Option<(SubscriberStatus, bool)>, Error> {
         let t = ms(now);
-        sqlx::query(
+        let changed = sqlx::query(
             "UPDATE subscribers SET status = 'active', confirmed_at = $1, updated_at = $1 \
              WHERE id = $2 AND status = 'pending'",
         )
@@ -280,31 +312,23 @@ impl Store {
         .bind(subscriber_id)
         .execute(&self.pool)
         .await
-        .db("confirming a subscriber")?;
+        .db("confirming a subscriber")?
+        .rows_affected()
+            == 1;
         Ok(self
             .subscriber_by_id(subscriber_id)
             .await?
-            .map(|s| s.status))
+            .map(|s| (s.status, changed)))
     }
 
     /// Unsubscribes at once: the subscriber's queued and retrying deliveries become
     /// `skipped` in the same transaction. Returns false if the id is unknown.
-    pub async fn clear_name(&self, subscriber_id: i64, now: DateTime<Utc>) -> Result<(), Error> {
-        sqlx::query("UPDATE subscribers SET name = '', updated_at = $2 WHERE id = $1")
-            .bind(subscriber_id)
-            .bind(ms(now))
-            .execute(&self.pool)
-            .await
-            .db("clearing a name")?;
-        Ok(())
-    }
-
     pub async fn unsubscribe(&self, subscriber_id: i64, now: DateTime<Utc>) -> Result<bool, Error> {
         let t = ms(now);
         let mut tx = self.pool.begin().await.db("unsubscribing")?;
         let changed = sqlx::query(
             "UPDATE subscribers SET status = 'unsubscribed', unsubscribed_at = COALESCE(unsubscribed_at, $1), \
-             updated_at = $1 WHERE id = $2 AND status <> 'unsubscribed'",
+             updated_at = $1 WHERE id = $2 AND status NOT IN ('unsubscribed', 'forgotten')",
         )
         .bind(t)
         .bind(subscriber_id)
@@ -328,20 +352,19 @@ impl Store {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<Subscriber>, Error> {
+        let by_status = format!(
+            "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3"
+        );
+        let everyone = format!(
+            "SELECT {SUBSCRIBER_COLUMNS} FROM subscribers WHERE status <> 'forgotten' AND id > $1 \
+             ORDER BY id LIMIT $2"
+        );
         let rows = match status {
-            Some(s) => sqlx::query(
-                "SELECT id, email, name, status, created_at FROM subscribers \
-                 WHERE status = $1 AND id > $2 ORDER BY id LIMIT $3",
-            )
-            .bind(s.as_str())
-            .bind(after_id)
-            .bind(limit),
-            None => sqlx::query(
-                "SELECT id, email, name, status, created_at FROM subscribers \
-                 WHERE id > $1 ORDER BY id LIMIT $2",
-            )
-            .bind(after_id)
-            .bind(limit),
+            Some(s) => sqlx::query(&by_status)
+                .bind(s.as_str())
+                .bind(after_id)
+                .bind(limit),
+            None => sqlx::query(&everyone).bind(after_id).bind(limit),
         }
         .fetch_all(&self.pool)
         .await
@@ -359,6 +382,217 @@ impl Store {
             .await
             .db("counting subscribers")
     }
+}
+
+/// A delivery not yet sent, with what its issue is for (to check it against new
+/// choices).
+#[derive(Debug, Clone)]
+pub struct WaitingDelivery {
+    pub id: i64,
+    pub kind: IssueKind,
+    pub frequency: Option<Frequency>,
+    /// The tags of each of its posts.
+    pub post_tags: Vec<Vec<String>>,
+}
+
+/// What forgetting a person did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Forgotten {
+    /// Deliveries kept for the counts, no longer linked to the person.
+    pub deliveries_kept: i64,
+    /// Replies, errors and reports the address was cut out of.
+    pub quotes_cut: u64,
+}
+
+impl Store {
+    /// Saves a reader's choices (an active or pending reader only).
+    pub async fn set_preferences(
+        &self,
+        subscriber_id: i64,
+        prefs: &Preferences,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        Ok(sqlx::query(
+            "UPDATE subscribers SET frequency = $1, topics = $2, updated_at = $3 \
+             WHERE id = $4 AND status IN ('active', 'pending')",
+        )
+        .bind(prefs.frequency.map(|f| f.as_str()))
+        .bind(prefs.topics_json())
+        .bind(ms(now))
+        .bind(subscriber_id)
+        .execute(&self.pool)
+        .await
+        .db("saving a reader's choices")?
+        .rows_affected()
+            == 1)
+    }
+
+    /// The reader's deliveries that are queued or waiting to be retried.
+    pub async fn waiting_deliveries(
+        &self,
+        subscriber_id: i64,
+    ) -> Result<Vec<WaitingDelivery>, Error> {
+        let rows = sqlx::query(
+            "SELECT d.id, i.kind, i.frequency, p.tags FROM deliveries d \
+             JOIN issues i ON i.id = d.issue_id JOIN issue_posts ip ON ip.issue_id = i.id \
+             JOIN posts p ON p.id = ip.post_id \
+             WHERE d.subscriber_id = $1 AND d.status IN ('queued', 'retrying') ORDER BY d.id",
+        )
+        .bind(subscriber_id)
+        .fetch_all(&self.pool)
+        .await
+        .db("reading waiting deliveries")?;
+        let ctx = "reading waiting deliveries";
+        let mut out: Vec<WaitingDelivery> = Vec::new();
+        for row in rows {
+            let id: i64 = row.try_get("id").db(ctx)?;
+            let tags: String = row.try_get("tags").db(ctx)?;
+            let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
+            if let Some(last) = out.last_mut().filter(|d| d.id == id) {
+                last.post_tags.push(tags);
+                continue;
+            }
+            let kind: String = row.try_get("kind").db(ctx)?;
+            let frequency: Option<String> = row.try_get("frequency").db(ctx)?;
+            out.push(WaitingDelivery {
+                id,
+                kind: kind.parse().map_err(Error::Internal)?,
+                frequency: frequency
+                    .map(|f| f.parse())
+                    .transpose()
+                    .map_err(Error::Internal)?,
+                post_tags: vec![tags],
+            });
+        }
+        Ok(out)
+    }
+
+    /// Skips deliveries that have not gone out, with `why`.
+    pub async fn skip_deliveries(
+        &self,
+        ids: &[i64],
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        let mut n = 0;
+        for id in ids {
+            n += sqlx::query(
+                "UPDATE deliveries SET status = 'skipped', last_error = $1, updated_at = $2 \
+                 WHERE id = $3 AND status IN ('queued', 'retrying')",
+            )
+            .bind(why)
+            .bind(ms(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .db("skipping a delivery")?
+            .rows_affected();
+        }
+        Ok(n)
+    }
+
+    /// Erases a person: their row keeps only its id and times, the address is
+    /// cut out of every reply, error and report that quotes it, and their
+    /// deliveries stay (for the counts) linked to that nameless row. Then the
+    /// database is compacted so that no old copy of a page keeps the address.
+    /// `None` when no subscriber has the address.
+    pub async fn forget(
+        &self,
+        email: &EmailAddress,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Forgotten>, Error> {
+        let t = ms(now);
+        let mut tx = self.pool.begin().await.db("forgetting a person")?;
+        let row = sqlx::query("SELECT id FROM subscribers WHERE email_key = $1")
+            .bind(email.key())
+            .fetch_optional(&mut *tx)
+            .await
+            .db("forgetting a person")?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let id: i64 = row.try_get("id").db("forgetting a person")?;
+        skip_waiting(&mut tx, id, "forgotten", t).await?;
+        sqlx::query(
+            "UPDATE subscribers SET email = '', email_key = $1, name = '', status = 'forgotten', \
+             frequency = NULL, topics = NULL, status_reason = NULL, confirmed_at = NULL, \
+             unsubscribed_at = NULL, confirm_sent_at = NULL, hard_bounces = 0, updated_at = $2 WHERE id = $3",
+        )
+        .bind(format!("forgotten:{id}"))
+        .bind(t)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .db("forgetting a person")?;
+        // Wherever a reply, an error or a report quotes the address, in any case.
+        let key = email.key();
+        let pattern = format!("%{}%", like_escape(&key));
+        let quoted = regex::Regex::new(&format!("(?i){}", regex::escape(&key)))
+            .map_err(|e| Error::Internal(format!("matching an address: {e}")))?;
+        let mut cut = 0;
+        for (table, column, theirs) in [
+            ("deliveries", "last_error", Some("subscriber_id = $2")),
+            ("deliveries", "smtp_reply", Some("subscriber_id = $2")),
+            (
+                "delivery_events",
+                "detail",
+                Some("delivery_id IN (SELECT id FROM deliveries WHERE subscriber_id = $2)"),
+            ),
+            // Reports may be unmatched: every one is looked at.
+            ("reports", "diagnostic", None),
+            ("reports", "recipient", None),
+        ] {
+            // Table, column and scope are the constants above, never input.
+            let scope = theirs.map(|s| format!(" AND {s}")).unwrap_or_default();
+            let sql = format!(
+                "SELECT id, {column} FROM {table} WHERE LOWER({column}) LIKE $1 ESCAPE '\\'{scope}"
+            );
+            let query = sqlx::query(&sql).bind(&pattern);
+            let query = if theirs.is_some() {
+                query.bind(id)
+            } else {
+                query
+            };
+            let rows = query
+                .fetch_all(&mut *tx)
+                .await
+                .db("finding the address in the log")?;
+            for row in rows {
+                let row_id: i64 = row.try_get(0).db("finding the address in the log")?;
+                let text: String = row.try_get(1).db("finding the address in the log")?;
+                // A report's recipient is the address itself: it goes whole.
+                let value = (column != "recipient")
+                    .then(|| quoted.replace_all(&text, "[forgotten]").into_owned());
+                let sql = format!("UPDATE {table} SET {column} = $1 WHERE id = $2");
+                sqlx::query(&sql)
+                    .bind(value)
+                    .bind(row_id)
+                    .execute(&mut *tx)
+                    .await
+                    .db("cutting the address out of the log")?;
+                cut += 1;
+            }
+        }
+        let kept: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE subscriber_id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .db("counting deliveries")?;
+        tx.commit().await.db("forgetting a person")?;
+        self.compact().await?;
+        Ok(Some(Forgotten {
+            deliveries_kept: kept,
+            quotes_cut: cut,
+        }))
+    }
+}
+
+/// `LIKE` matches `%` and `_` as wildcards; an address may contain `_`.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// A subscriber who leaves gets nothing more: their queued and retrying

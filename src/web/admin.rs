@@ -148,3 +148,25 @@ pub async fn status(_: Admin, State(state): State<WebState>) -> Response {
         Err(e) => error(e),
     }
 }
+
+#[derive(Deserialize)]
+pub struct ForgetRequest {
+    email: String,
+}
+
+/// `POST /api/subscribers/forget` with `{"email": "…"}`: erases a person, as
+/// `posthorn subscribers forget` does.
+pub async fn forget(
+    _: Admin,
+    State(state): State<WebState>,
+    Json(body): Json<ForgetRequest>,
+) -> Response {
+    let email = match crate::domain::EmailAddress::parse(&body.email) {
+        Ok(e) => e,
+        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response(),
+    };
+    match state.app.subscriptions().forget(&email, Utc::now()).await {
+        Ok(forgotten) => Json(forgotten).into_response(),
+        Err(e) => error(e),
+    }
+}

@@ -294,7 +294,7 @@ async fn overview(state: &WebState, csrf: &str) -> Response {
         })
         .collect();
     let config = state.app.config();
-    let next = crate::schedule::next_tick(&config.schedule.check, config.site.timezone, now)
+    let next = crate::config::next_time(&config.schedule.check, config.site.timezone, now)
         .map(|t| when(state, t))
         .unwrap_or_default();
     render(
@@ -1063,7 +1063,9 @@ pub async fn subscriber(
             "csrf": session.csrf,
             "subscriber": { "id": s.id, "email": s.email.as_str(), "name": s.name, "status": s.status.as_str(),
                             "status_label": word(&state, s.status.as_str()), "since": when(&state, s.created_at),
-                            "can_unsubscribe": matches!(s.status, SubscriberStatus::Active | SubscriberStatus::Pending) },
+                            "can_unsubscribe": matches!(s.status, SubscriberStatus::Active | SubscriberStatus::Pending),
+                            "frequency": word(&state, s.preferences.frequency_or(state.app.config().schedule.mode).as_str()),
+                            "topics": s.preferences.topics.as_ref().map(|t| t.join(", ")) },
             "deliveries": deliveries,
         }),
     )
@@ -1098,8 +1100,8 @@ pub async fn forget(
     if !session.allows(&form.csrf) {
         return forbidden();
     }
-    match state.app.subscriptions().forget(id, Utc::now()).await {
-        Ok(()) => Redirect::to(&format!("/admin/subscribers/{id}")).into_response(),
+    match state.app.subscriptions().forget_id(id, Utc::now()).await {
+        Ok(_) => Redirect::to("/admin/subscribers").into_response(),
         Err(e) => failed(&state, e),
     }
 }

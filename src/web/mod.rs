@@ -117,6 +117,10 @@ fn router(state: WebState) -> Router {
             "/unsubscribe/{token}",
             get(pages::unsubscribe_page).post(pages::unsubscribe),
         )
+        .route(
+            "/preferences/{token}",
+            get(pages::preferences_page).post(pages::save_preferences),
+        )
         .route("/admin", get(dashboard::home))
         .route("/admin/", get(dashboard::home))
         .route("/admin/login", post(dashboard::login))
@@ -155,6 +159,7 @@ fn router(state: WebState) -> Router {
         .route("/api/posts/{slug}/send", post(admin::send))
         .route("/api/posts/{slug}/deliveries", get(admin::deliveries))
         .route("/api/subscribers", get(admin::subscribers))
+        .route("/api/subscribers/forget", post(admin::forget))
         .route("/api/status", get(admin::status))
         .route("/healthz", get(|| async { "ok" }))
         // SendGrid batches events: its posts are the only big ones.

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{error_status, WebState};
-use crate::domain::{one_line, EmailAddress};
+use crate::domain::{one_line, EmailAddress, Preferences};
 use crate::error::Error;
 use crate::tokens::TokenError;
 
@@ -112,7 +112,13 @@ pub async fn subscribe(
 
 pub async fn confirm(State(state): State<WebState>, Path(token): Path<String>) -> Response {
     match state.app.subscriptions().confirm(&token, Utc::now()).await {
-        Ok(Ok(())) => message(&state, StatusCode::OK, "confirmed"),
+        Ok(Ok(())) => {
+            // The welcome is queued: this process's worker sends it now.
+            if let Some(worker) = &state.worker {
+                worker.wake();
+            }
+            message(&state, StatusCode::OK, "confirmed")
+        }
         Ok(Err(e)) => token_error(&state, e),
         Err(e) => failed(&state, e),
     }
@@ -151,4 +157,84 @@ pub async fn unsubscribe(State(state): State<WebState>, Path(token): Path<String
         Ok(Err(e)) => token_error(&state, e),
         Err(e) => failed(&state, e),
     }
+}
+
+/// A reader's own page: how often, which topics, and leaving.
+pub async fn preferences_page(
+    State(state): State<WebState>,
+    Path(token): Path<String>,
+) -> Response {
+    match state
+        .app
+        .subscriptions()
+        .preferences(&token, Utc::now())
+        .await
+    {
+        Ok(Ok(view)) => preferences_view(&state, &view, None),
+        Ok(Err(e)) => token_error(&state, e),
+        Err(e) => failed(&state, e),
+    }
+}
+
+/// Saves the page's form: `frequency` (`each` | `digest`), `topics` (`all` |
+/// `chosen`) and any number of `topic` fields.
+pub async fn save_preferences(
+    State(state): State<WebState>,
+    Path(token): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let prefs = match read_preferences(&body) {
+        Some(p) => p,
+        None => return message(&state, StatusCode::BAD_REQUEST, "bad_request"),
+    };
+    match state
+        .app
+        .subscriptions()
+        .save_preferences(&token, prefs, Utc::now())
+        .await
+    {
+        Ok(Ok((view, skipped))) => preferences_view(&state, &view, Some(skipped)),
+        Ok(Err(e)) => token_error(&state, e),
+        Err(e) => failed(&state, e),
+    }
+}
+
+fn preferences_view(
+    state: &WebState,
+    view: &crate::app::PreferencesPage,
+    skipped: Option<u64>,
+) -> Response {
+    let mut data = serde_json::to_value(view).unwrap_or_default();
+    data["saved"] = skipped.is_some().into();
+    data["skipped"] = skipped.unwrap_or(0).into();
+    page(state, "preferences.html", StatusCode::OK, data)
+}
+
+/// The form's fields; `None` when a value is not one the page offers.
+fn read_preferences(body: &[u8]) -> Option<Preferences> {
+    let mut prefs = Preferences::default();
+    let mut chosen = Vec::new();
+    let mut only_chosen = None;
+    for (key, value) in url::form_urlencoded::parse(body) {
+        match key.as_ref() {
+            "frequency" => prefs.frequency = Some(value.parse().ok()?),
+            "topics" => {
+                only_chosen = Some(match value.as_ref() {
+                    "all" => false,
+                    "chosen" => true,
+                    _ => return None,
+                })
+            }
+            "topic" => chosen.push(value.into_owned()),
+            _ => {}
+        }
+    }
+    // "Everything" wins over boxes left ticked; "only these" with none ticked is
+    // everything; without the choice (a form of its own), the boxes decide.
+    prefs.topics = match only_chosen {
+        Some(false) => None,
+        _ if chosen.is_empty() => None,
+        _ => Some(chosen),
+    };
+    Some(prefs)
 }

@@ -139,3 +139,104 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
 
     browser.close().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_chooses_the_digest_and_a_topic_on_their_page_in_chromium() {
+    let Some(b) = crate::support::browser::start().await else {
+        return;
+    };
+    let browser = b.client.clone();
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    site.set_config(
+        "[database]",
+        "[posts]\ntopics = [\"에세이\", \"notes\"]\n\n[database]",
+    );
+    let s = RunningServer::start(&site, true).await;
+    site.add_subscribers(&s.app, &["page@example.com"]).await;
+    let now = site.new_post(&s.app, "essay.md", "에세이 한 편").await;
+    s.app.tick().run_once(now, Stop::default()).await.unwrap();
+    let essay = smtp.messages()[0]
+        .parsed()
+        .body_text(0)
+        .unwrap()
+        .to_string();
+    let page = essay
+        .split_whitespace()
+        .find(|w| w.starts_with(&s.url("/preferences/")))
+        .unwrap()
+        .to_string();
+
+    browser.goto(&page).await.unwrap();
+    let heading = browser
+        .wait()
+        .for_element(Locator::Css("h1"))
+        .await
+        .unwrap();
+    assert!(heading.text().await.unwrap().contains("받는 방식 바꾸기"));
+    for selector in [
+        "input[name=frequency][value=digest]",
+        "input[name=topics][value=chosen]",
+        "input[name=topic][value=에세이]",
+    ] {
+        browser
+            .find(Locator::Css(selector))
+            .await
+            .expect(selector)
+            .click()
+            .await
+            .unwrap();
+    }
+    browser
+        .find(Locator::Id("save"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let saved = browser
+        .wait()
+        .for_element(Locator::Id("saved"))
+        .await
+        .unwrap();
+    assert!(saved.text().await.unwrap().contains("저장했습니다"));
+    let reader = site.subscriber(&s.app, "page@example.com").await.unwrap();
+    assert_eq!(
+        reader.preferences.frequency,
+        Some(posthorn::domain::Frequency::Digest)
+    );
+    assert_eq!(reader.preferences.topics, Some(vec!["에세이".to_string()]));
+    // The page shows what was saved.
+    let checked = browser
+        .find(Locator::Css("input[name=topic][value=에세이]"))
+        .await
+        .unwrap()
+        .prop("checked")
+        .await
+        .unwrap();
+    assert_eq!(checked.as_deref(), Some("true"));
+
+    // Leaving from the same page.
+    browser
+        .find(Locator::Id("unsubscribe"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let message = browser
+        .wait()
+        .for_element(Locator::Css("#message h1"))
+        .await
+        .unwrap();
+    assert!(message
+        .text()
+        .await
+        .unwrap()
+        .contains("구독을 해지했습니다"));
+    assert_eq!(
+        site.status_of(&s.app, "page@example.com").await.unwrap(),
+        SubscriberStatus::Unsubscribed
+    );
+    browser.close().await.unwrap();
+}

@@ -185,7 +185,9 @@ async fn import_reports_each_rejected_row_and_imports_the_rest() {
 
     let export = site.cli(&["subscribers", "export"]).await;
     assert!(
-        export.stdout.starts_with("email,name,status,created_at\n"),
+        export
+            .stdout
+            .starts_with("email,name,status,created_at,frequency,topics\n"),
         "{}",
         export.stdout
     );

@@ -86,6 +86,17 @@ from = "Jerry <essays@example.com>"
     }
 
     /// Whether this site's database is PostgreSQL.
+    /// The database the site uses (a PostgreSQL URL, or the SQLite file's).
+    pub fn database_url(&self) -> String {
+        match &self.postgres {
+            Some(db) => db.url.clone(),
+            None => format!(
+                "sqlite://{}",
+                self.path().join("subscribers/posthorn.db").display()
+            ),
+        }
+    }
+
     pub fn on_postgres(&self) -> bool {
         self.postgres.is_some()
     }
@@ -398,6 +409,13 @@ impl RunningServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The body of `GET url` (an absolute URL: links in emails are), which must answer 200.
+    pub async fn page(&self, url: &str) -> String {
+        let r = self.client.get(url).send().await.expect("GET");
+        assert_eq!(r.status(), 200, "GET {url}");
+        r.text().await.expect("a text body")
     }
 }
 

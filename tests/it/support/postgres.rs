@@ -69,3 +69,30 @@ impl Drop for TestDatabase {
         });
     }
 }
+
+/// Every `table.column` of text in the site's PostgreSQL database holding `needle`
+/// (in any case).
+pub async fn text_containing(site: &super::TestSite, needle: &str) -> Vec<String> {
+    let url = site.database_url();
+    let mut conn = PgConnection::connect(&url).await.expect("connect");
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT table_name::text, column_name::text FROM information_schema.columns \
+         WHERE table_schema = 'public' AND data_type IN ('text', 'character varying')",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("columns");
+    let mut found = Vec::new();
+    for (table, column) in columns {
+        let sql = format!("SELECT COUNT(*) FROM \"{table}\" WHERE LOWER(\"{column}\") LIKE $1");
+        let n: i64 = sqlx::query_scalar(&sql)
+            .bind(format!("%{needle}%"))
+            .fetch_one(&mut conn)
+            .await
+            .expect("search");
+        if n > 0 {
+            found.push(format!("{table}.{column}"));
+        }
+    }
+    found
+}

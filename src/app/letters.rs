@@ -92,7 +92,7 @@ impl Context {
         };
         let mut made = Vec::new();
         if let Some(from) = due {
-            let posts = planning.planned_between(from, now).await?;
+            let posts = planning.planned_between(from, Some(now)).await?;
             let letters = planning
                 .letters(&self.plan_posts(&posts), self.readers(Frequency::Digest))
                 .await?;
@@ -195,6 +195,43 @@ impl Context {
             );
         }
         Ok(made)
+    }
+
+    /// A digest reader who switched to every essay gets at once, in one letter,
+    /// what their next digest would have held: the posts planned since the last
+    /// digest and those of the digest letters just skipped for them (`owed`),
+    /// less any they want no more or have had.
+    pub(super) async fn plan_catch_up(
+        &self,
+        subscriber_id: i64,
+        owed: &[i64],
+        now: DateTime<Utc>,
+    ) -> Result<usize, Error> {
+        let mut planning = self.store.planning().await?;
+        let mut posts = planning.posts_by_id(owed).await?;
+        if let Some(from) = planning.meta_time(DIGEST_FROM).await? {
+            posts.extend(planning.planned_between(from, None).await?);
+        }
+        posts.sort_by_key(|p| (p.published_at, p.id));
+        posts.dedup_by_key(|p| p.id);
+        let letters = planning
+            .letters(&self.plan_posts(&posts), Readers::One(subscriber_id))
+            .await?;
+        let mut caught_up = 0;
+        if let Some(letter) = letters.first() {
+            self.write(
+                &mut planning,
+                letter,
+                &posts,
+                Frequency::Each,
+                IssueOrigin::Schedule,
+                now,
+            )
+            .await?;
+            caught_up = letter.posts.len();
+        }
+        planning.commit().await?;
+        Ok(caught_up)
     }
 
     /// Plans `posts` for every-essay readers: one letter per distinct set of

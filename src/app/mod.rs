@@ -29,7 +29,7 @@ pub use publishing::Publishing;
 pub use publishing::{Enqueued, Plan, PreviewFormat};
 pub use reports::Reports;
 pub use subscriptions::{
-    Added, ImportReport, PreferencesPage, Rejected, Subscriptions, TopicChoice,
+    Added, ImportReport, PreferencesPage, Rejected, SavedChoices, Subscriptions, TopicChoice,
 };
 pub use tick::{NewIssue, PostSync, Tick, TickReport, UpstreamSync};
 pub use webhooks::{WebhookFailure, WebhookReply};

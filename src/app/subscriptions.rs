@@ -29,6 +29,17 @@ pub struct PreferencesPage {
     pub unsubscribe_action: String,
 }
 
+/// What saving a reader's choices did.
+#[derive(Debug, Clone)]
+pub struct SavedChoices {
+    pub page: PreferencesPage,
+    /// Waiting deliveries that no longer fit, now `skipped`.
+    pub skipped: u64,
+    /// Posts that were waiting for the reader's digest and are now on their
+    /// way in one letter (a switch from the digest to every essay).
+    pub caught_up: usize,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TopicChoice {
     pub name: String,
@@ -308,54 +319,69 @@ impl Subscriptions {
 
     /// Saves what a reader chose on their page. Deliveries queued for them that no
     /// longer fit become `skipped`, with the reason. Topics the site does not
-    /// offer are dropped.
+    /// offer are dropped. A reader who leaves the digest for every essay gets
+    /// what their digest would have held at once, so a switch loses no post.
     pub async fn save_preferences(
         &self,
         token: &str,
         mut prefs: Preferences,
         now: DateTime<Utc>,
-    ) -> Result<Result<(PreferencesPage, u64), TokenError>, Error> {
+    ) -> Result<Result<SavedChoices, TokenError>, Error> {
         let id = match self.verify(token, Purpose::Preferences, now) {
             Ok(id) => id,
             Err(e) => return Ok(Err(e)),
         };
         let c = &self.context;
+        let default = c.config.schedule.mode;
         let offered = &c.config.posts.topics;
         // In the site's order, once each; none left is every post.
         prefs.topics = prefs
             .topics
             .map(|chosen| topics_of(offered, &chosen))
             .filter(|t| !t.is_empty());
+        let Some(before) = c.store.subscriber_by_id(id).await? else {
+            return Ok(Err(TokenError::Invalid));
+        };
         if !c.store.set_preferences(id, &prefs, now).await? {
             return Ok(Err(TokenError::Invalid));
         }
         let mut misfits: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
+        let mut owed = Vec::new();
         for waiting in c.store.waiting_deliveries(id).await? {
             let topics: Vec<Vec<String>> = waiting
                 .post_tags
                 .iter()
                 .map(|tags| topics_of(tags, offered))
                 .collect();
-            let why = misfit(
-                waiting.kind,
-                waiting.frequency,
-                &topics,
-                &prefs,
-                c.config.schedule.mode,
-            );
-            if let Some(why) = why {
+            if let Some(why) = misfit(waiting.kind, waiting.frequency, &topics, &prefs, default) {
                 misfits.entry(why).or_default().push(waiting.id);
+                owed.extend(&waiting.posts);
             }
         }
         let mut skipped = 0;
         for (why, ids) in &misfits {
             skipped += c.store.skip_deliveries(ids, why, now).await?;
         }
+        let switched_to_each = before.preferences.frequency_or(default) == Frequency::Digest
+            && prefs.frequency_or(default) == Frequency::Each;
+        let caught_up = match switched_to_each && before.status == SubscriberStatus::Active {
+            true => c.plan_catch_up(id, &owed, now).await?,
+            false => 0,
+        };
         let Some(subscriber) = c.store.subscriber_by_id(id).await? else {
             return Ok(Err(TokenError::Invalid));
         };
-        tracing::info!(subscriber = id, skipped, "a reader saved their choices");
-        Ok(Ok((self.page_for(&subscriber, token, now), skipped)))
+        tracing::info!(
+            subscriber = id,
+            skipped,
+            caught_up,
+            "a reader saved their choices"
+        );
+        Ok(Ok(SavedChoices {
+            page: self.page_for(&subscriber, token, now),
+            skipped,
+            caught_up,
+        }))
     }
 
     fn page_for(&self, s: &Subscriber, token: &str, now: DateTime<Utc>) -> PreferencesPage {

@@ -122,18 +122,19 @@ impl Planning {
         self.posts(&sql, &[ms(now)]).await
     }
 
-    /// Posts planned in `(after, until]` that are still to mail, oldest first:
-    /// what a digest at `until` holds.
+    /// Posts planned after `after` (and by `until`, if given) that are still to
+    /// mail, oldest first: what a digest at `until` holds.
     pub async fn planned_between(
         &mut self,
         after: DateTime<Utc>,
-        until: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
     ) -> Result<Vec<Post>, Error> {
         let sql = format!(
             "SELECT {POST_COLUMNS} FROM posts WHERE planned_at > $1 AND planned_at <= $2 AND draft = 0 \
              AND email = 1 AND removed_at IS NULL ORDER BY published_at, id"
         );
-        self.posts(&sql, &[ms(after), ms(until)]).await
+        let until = until.map_or(i64::MAX, ms);
+        self.posts(&sql, &[ms(after), until]).await
     }
 
     /// The newest published posts to mail, newest first (a welcome's candidates).
@@ -143,6 +144,21 @@ impl Planning {
              AND published_at <= $1 ORDER BY published_at DESC, id DESC LIMIT $2"
         );
         self.posts(&sql, &[ms(now), n]).await
+    }
+
+    /// Posts by id that are still to mail, oldest first.
+    pub async fn posts_by_id(&mut self, ids: &[i64]) -> Result<Vec<Post>, Error> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT {POST_COLUMNS} FROM posts WHERE draft = 0 AND email = 1 \
+                 AND removed_at IS NULL AND id IN ({})",
+                placeholders(1, chunk.len())
+            );
+            out.extend(self.posts(&sql, chunk).await?);
+        }
+        out.sort_by_key(|p| (p.published_at, p.id));
+        Ok(out)
     }
 
     async fn posts(&mut self, sql: &str, binds: &[i64]) -> Result<Vec<Post>, Error> {

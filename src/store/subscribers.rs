@@ -391,7 +391,8 @@ pub struct WaitingDelivery {
     pub id: i64,
     pub kind: IssueKind,
     pub frequency: Option<Frequency>,
-    /// The tags of each of its posts.
+    /// Its posts' ids, and the tags of each.
+    pub posts: Vec<i64>,
     pub post_tags: Vec<Vec<String>>,
 }
 
@@ -433,7 +434,7 @@ impl Store {
         subscriber_id: i64,
     ) -> Result<Vec<WaitingDelivery>, Error> {
         let rows = sqlx::query(
-            "SELECT d.id, i.kind, i.frequency, p.tags FROM deliveries d \
+            "SELECT d.id, i.kind, i.frequency, p.id AS post_id, p.tags FROM deliveries d \
              JOIN issues i ON i.id = d.issue_id JOIN issue_posts ip ON ip.issue_id = i.id \
              JOIN posts p ON p.id = ip.post_id \
              WHERE d.subscriber_id = $1 AND d.status IN ('queued', 'retrying') ORDER BY d.id",
@@ -446,9 +447,11 @@ impl Store {
         let mut out: Vec<WaitingDelivery> = Vec::new();
         for row in rows {
             let id: i64 = row.try_get("id").db(ctx)?;
+            let post: i64 = row.try_get("post_id").db(ctx)?;
             let tags: String = row.try_get("tags").db(ctx)?;
             let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
             if let Some(last) = out.last_mut().filter(|d| d.id == id) {
+                last.posts.push(post);
                 last.post_tags.push(tags);
                 continue;
             }
@@ -461,6 +464,7 @@ impl Store {
                     .map(|f| f.parse())
                     .transpose()
                     .map_err(Error::Internal)?,
+                posts: vec![post],
                 post_tags: vec![tags],
             });
         }

@@ -193,7 +193,15 @@ pub async fn save_preferences(
         .save_preferences(&token, prefs, Utc::now())
         .await
     {
-        Ok(Ok((view, skipped))) => preferences_view(&state, &view, Some(skipped)),
+        Ok(Ok(saved)) => {
+            // Posts that waited for the digest go now: this process's worker sends them.
+            if saved.caught_up > 0 {
+                if let Some(worker) = &state.worker {
+                    worker.wake();
+                }
+            }
+            preferences_view(&state, &saved.page, Some(&saved))
+        }
         Ok(Err(e)) => token_error(&state, e),
         Err(e) => failed(&state, e),
     }
@@ -202,11 +210,12 @@ pub async fn save_preferences(
 fn preferences_view(
     state: &WebState,
     view: &crate::app::PreferencesPage,
-    skipped: Option<u64>,
+    saved: Option<&crate::app::SavedChoices>,
 ) -> Response {
     let mut data = serde_json::to_value(view).unwrap_or_default();
-    data["saved"] = skipped.is_some().into();
-    data["skipped"] = skipped.unwrap_or(0).into();
+    data["saved"] = saved.is_some().into();
+    data["skipped"] = saved.map_or(0, |s| s.skipped).into();
+    data["caught_up"] = saved.map_or(0, |s| s.caught_up).into();
     page(state, "preferences.html", StatusCode::OK, data)
 }
 

@@ -325,6 +325,85 @@ async fn changing_choices_mid_queue_skips_what_no_longer_fits() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn leaving_the_digest_sends_what_waited_for_it_at_once() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    site.append_config(&format!("[schedule]\ndigest = \"{DIGEST}\""));
+    let s = RunningServer::start_with_worker_at(&site, true).await;
+    let app = &s.app;
+    site.add_subscribers(app, &["back@example.com", "every@example.com"])
+        .await;
+    let id = site.subscriber(app, "back@example.com").await.unwrap().id;
+    let page = app.links().preferences(id);
+    assert_eq!(
+        save(&s, &page, &[("frequency", "digest")]).await.status(),
+        200
+    );
+
+    // Two essays in the week, then the digest with them is planned but not yet
+    // sent, then a third essay after it.
+    let created = app.reports().created_at().await.unwrap();
+    let titles = ["하나", "둘", "셋"];
+    let mut at = created;
+    for (i, title) in titles[..2].iter().enumerate() {
+        at += Duration::hours(1);
+        site.write_post(&format!("e{i}.md"), &post(title, at, "본문"));
+        app.tick()
+            .run_once(at + Duration::minutes(1), Stop::default())
+            .await
+            .unwrap();
+    }
+    let saturday = the_next_digest(app, at).await;
+    let planned = app.tick().create_due_issues(saturday).await.unwrap();
+    assert_eq!(planned.len(), 1, "the digest, waiting");
+    let after = saturday + Duration::hours(1);
+    site.write_post("e2.md", &post(titles[2], after, "본문"));
+    app.tick().sync_posts(after).await.unwrap();
+    app.tick().create_due_issues(after).await.unwrap();
+    assert_eq!(smtp.count_for("back@example.com"), 0);
+
+    // Back to every essay: the waiting digest is skipped, and the three essays
+    // it and the next digest would have held come at once, in one letter.
+    let saved = save(&s, &page, &[("frequency", "each")]).await;
+    assert_eq!(saved.status(), 200);
+    let saved = saved.text().await.unwrap();
+    assert!(saved.contains("기다리던 글 3편"), "{saved}");
+    // (The worker, woken, sends it; the third essay for the other reader is
+    // due only at its own time.)
+    smtp.wait_for(3).await;
+    // Its run finishes (and is logged) before this test's clock jumps ahead.
+    s.stop_worker().await;
+    assert_eq!(smtp.count_for("back@example.com"), 1);
+    assert_eq!(titles_received(&smtp, "back@example.com", &titles), titles);
+    app.tick().deliver_due(after).await.unwrap();
+    assert_eq!(titles_received(&smtp, "every@example.com", &titles), titles);
+    assert_eq!(smtp.count_for("back@example.com"), 1, "the digest stays skipped");
+    let digest = app
+        .reports()
+        .delivery_log(&format!("~{}", planned[0].issue_id), None)
+        .await
+        .unwrap();
+    assert_eq!(digest[0].status, DeliveryStatus::Skipped);
+    assert!(digest[0]
+        .last_error
+        .as_deref()
+        .unwrap_or("")
+        .contains("every essay"));
+
+    // Nothing again at the next digest, and the next essay comes on its own.
+    let next = the_next_digest(app, after).await;
+    site.write_post("e3.md", &post("넷", next - Duration::hours(1), "본문"));
+    let report = app
+        .tick()
+        .run_once(next + Duration::seconds(1), Stop::default())
+        .await
+        .unwrap();
+    assert_eq!(report.deliveries.sent, 2, "{:?}", report.issues);
+    assert_eq!(smtp.count_for("back@example.com"), 2);
+    assert_eq!(titles_received(&smtp, "back@example.com", &titles), titles);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn forged_or_cut_preference_tokens_change_nothing() {
     let site = TestSite::new(None);
     let s = RunningServer::start(&site, true).await;

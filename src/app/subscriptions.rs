@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::letters::misfit;
 use super::Context;
 use crate::delivery::message::transactional;
-use crate::delivery::Transport;
+use crate::delivery::{FileTransport, Transport};
 use crate::domain::{topics_of, EmailAddress, Frequency, Preferences, SubscriberStatus};
 use crate::error::Error;
 use crate::store::{AddOutcome, Forgotten, NewSubscriber, Subscriber};
@@ -277,14 +277,20 @@ impl Subscriptions {
         email: &EmailAddress,
         now: DateTime<Utc>,
     ) -> Result<Forgotten, Error> {
-        let forgotten = self
+        let mut forgotten = self
             .context
             .store
             .forget(email, now)
             .await?
             .ok_or_else(|| Error::Invalid(format!("{email} is not a subscriber")))?;
+        // The outbox is looked through whatever the transport is now: a site
+        // that began on files keeps them.
+        forgotten.outbox_files_removed = FileTransport::new(&self.context.config)
+            .remove_addressed_to(email)
+            .await?;
         tracing::info!(
             deliveries_kept = forgotten.deliveries_kept,
+            outbox_files_removed = forgotten.outbox_files_removed,
             "a person was forgotten"
         );
         Ok(forgotten)

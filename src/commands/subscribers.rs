@@ -91,8 +91,8 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
             let forgotten = app.subscriptions().forget(&email, now).await?;
             out.print(&forgotten, || {
                 format!(
-                    "forgotten: the address, name and choices are gone; deliveries kept in the counts, linked to nobody: {}",
-                    forgotten.deliveries_kept
+                    "forgotten: the address, name and choices are gone; deliveries kept in the counts, linked to nobody: {}; outbox files removed: {}",
+                    forgotten.deliveries_kept, forgotten.outbox_files_removed
                 )
             });
         }

@@ -403,6 +403,8 @@ pub struct Forgotten {
     pub deliveries_kept: i64,
     /// Replies, errors and reports the address was cut out of.
     pub quotes_cut: u64,
+    /// The file transport's `.eml` files to the person, removed.
+    pub outbox_files_removed: u64,
 }
 
 impl Store {
@@ -588,6 +590,7 @@ impl Store {
         Ok(Some(Forgotten {
             deliveries_kept: kept,
             quotes_cut: cut,
+            outbox_files_removed: 0,
         }))
     }
 }

@@ -377,7 +377,11 @@ async fn leaving_the_digest_sends_what_waited_for_it_at_once() {
     assert_eq!(titles_received(&smtp, "back@example.com", &titles), titles);
     app.tick().deliver_due(after).await.unwrap();
     assert_eq!(titles_received(&smtp, "every@example.com", &titles), titles);
-    assert_eq!(smtp.count_for("back@example.com"), 1, "the digest stays skipped");
+    assert_eq!(
+        smtp.count_for("back@example.com"),
+        1,
+        "the digest stays skipped"
+    );
     let digest = app
         .reports()
         .delivery_log(&format!("~{}", planned[0].issue_id), None)
@@ -762,4 +766,36 @@ async fn forget_leaves_no_trace_of_an_address_and_keeps_the_counts() {
     let log = app.reports().delivery_log("p", None).await.unwrap();
     assert_eq!(log.len(), 2, "the forgotten row stays in the log");
     assert!(log.iter().all(|r| r.email.to_ascii_lowercase() != key));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forget_removes_the_file_transports_letters_to_the_person_and_no_other() {
+    let site = TestSite::new(None);
+    let app = site.app().await;
+    // `bob@…` is inside `jbob@…`: only the `To` header decides.
+    site.add_subscribers(&app, &["Bob@Example.com", "jbob@example.com"])
+        .await;
+    let now = site.new_post(&app, "p.md", "편지").await;
+    let report = app.tick().run_once(now, Stop::default()).await.unwrap();
+    assert_eq!(report.deliveries.sent, 2);
+    let outbox = site.path().join("outbox");
+    let files = || -> Vec<String> {
+        std::fs::read_dir(&outbox)
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            .collect()
+    };
+    assert_eq!(files().len(), 2);
+    app.close().await;
+
+    let out = site
+        .cli(&["--json", "subscribers", "forget", "bob@example.com"])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(out["outbox_files_removed"], 1, "{out}");
+    let left = files();
+    assert_eq!(left.len(), 1, "the other reader's letter stays");
+    assert!(left[0].contains("To: jbob@example.com"), "{}", left[0]);
+    assert!(!left[0].to_ascii_lowercase().contains("\nto: bob@"));
 }

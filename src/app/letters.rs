@@ -197,6 +197,11 @@ impl Context {
         Ok(made)
     }
 
+    /// Since when the next digest collects posts (none before the first tick).
+    pub(super) async fn digest_from(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        self.store.meta_time(DIGEST_FROM).await
+    }
+
     /// A digest reader who switched to every essay gets at once, in one letter,
     /// what their next digest would have held: the posts planned since the last
     /// digest and those of the digest letters just skipped for them (`owed`),
@@ -317,22 +322,28 @@ impl Context {
 }
 
 /// Why a waiting delivery no longer fits a reader's new choices, if it does not.
+/// `carried` says whether the next digest holds all of its posts: a letter the
+/// digest would not carry (its posts were planned before the last digest, and
+/// it is still on its way, retrying) goes as it is when the reader chooses the
+/// digest, or the reader would never get those posts.
 pub(super) fn misfit(
     kind: IssueKind,
     issue_frequency: Option<Frequency>,
     post_topics: &[Vec<String>],
     prefs: &Preferences,
     default: Frequency,
+    carried: bool,
 ) -> Option<&'static str> {
     if kind == IssueKind::Welcome {
         return None;
     }
     let frequency = prefs.frequency_or(default);
     if issue_frequency.is_some_and(|f| f != frequency) {
-        return Some(match frequency {
-            Frequency::Digest => "preferences: the reader chose the digest",
-            Frequency::Each => "preferences: the reader chose every essay",
-        });
+        match frequency {
+            Frequency::Digest if !carried => {}
+            Frequency::Digest => return Some("preferences: the reader chose the digest"),
+            Frequency::Each => return Some("preferences: the reader chose every essay"),
+        }
     }
     if post_topics.iter().any(|t| !prefs.wants(t)) {
         return Some("preferences: not among the reader's topics");

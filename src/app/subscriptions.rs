@@ -351,6 +351,7 @@ impl Subscriptions {
         if !c.store.set_preferences(id, &prefs, now).await? {
             return Ok(Err(TokenError::Invalid));
         }
+        let digest_from = c.digest_from().await?;
         let mut misfits: std::collections::BTreeMap<&str, Vec<i64>> = Default::default();
         let mut owed = Vec::new();
         for waiting in c.store.waiting_deliveries(id).await? {
@@ -359,7 +360,19 @@ impl Subscriptions {
                 .iter()
                 .map(|tags| topics_of(tags, offered))
                 .collect();
-            if let Some(why) = misfit(waiting.kind, waiting.frequency, &topics, &prefs, default) {
+            let carried = waiting
+                .first_planned
+                .zip(digest_from)
+                .is_some_and(|(planned, from)| planned > from);
+            let why = misfit(
+                waiting.kind,
+                waiting.frequency,
+                &topics,
+                &prefs,
+                default,
+                carried,
+            );
+            if let Some(why) = why {
                 misfits.entry(why).or_default().push(waiting.id);
                 owed.extend(&waiting.posts);
             }

@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use super::issues::{issue_from_row, IssueQueued, ISSUE_COLUMNS};
 use super::posts::{post_from_row, POST_COLUMNS};
-use super::{from_ms, lock, ms, placeholders, read_meta, write_meta, Store};
+use super::{lock, ms, placeholders, read_meta, time_of_meta, write_meta, Store};
 use crate::domain::{Frequency, IssueKind, IssueOrigin, Post, Preferences};
 use crate::error::{DbContext, Error};
 
@@ -206,11 +206,7 @@ impl Planning {
     /// A time of the planning state (milliseconds, as every column keeps time);
     /// an unreadable one reads as missing.
     pub async fn meta_time(&mut self, key: &str) -> Result<Option<DateTime<Utc>>, Error> {
-        Ok(self
-            .meta(key)
-            .await?
-            .and_then(|v| v.parse().ok())
-            .map(from_ms))
+        Ok(time_of_meta(self.meta(key).await?))
     }
 
     pub async fn set_meta_time(&mut self, key: &str, t: DateTime<Utc>) -> Result<(), Error> {

@@ -228,6 +228,11 @@ impl Store {
         read_meta(&self.pool, key).await
     }
 
+    /// A time kept in `meta` (see [`Planning::meta_time`]).
+    pub async fn meta_time(&self, key: &str) -> Result<Option<DateTime<Utc>>, Error> {
+        Ok(time_of_meta(self.meta(key).await?))
+    }
+
     /// Stores `value` under `key`, replacing what was there.
     pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), Error> {
         write_meta(&self.pool, key, value).await
@@ -293,6 +298,12 @@ impl Store {
 }
 
 /// A `meta` value, through the pool or inside a transaction.
+/// A time in `meta` is kept in milliseconds, as every column keeps time; an
+/// unreadable one reads as missing.
+fn time_of_meta(value: Option<String>) -> Option<DateTime<Utc>> {
+    value.and_then(|v| v.parse().ok()).map(from_ms)
+}
+
 async fn read_meta<'e>(
     db: impl Executor<'e, Database = sqlx::Any>,
     key: &str,

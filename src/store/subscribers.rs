@@ -394,6 +394,8 @@ pub struct WaitingDelivery {
     /// Its posts' ids, and the tags of each.
     pub posts: Vec<i64>,
     pub post_tags: Vec<Vec<String>>,
+    /// When the earliest of its posts was planned.
+    pub first_planned: Option<DateTime<Utc>>,
 }
 
 /// What forgetting a person did.
@@ -436,7 +438,7 @@ impl Store {
         subscriber_id: i64,
     ) -> Result<Vec<WaitingDelivery>, Error> {
         let rows = sqlx::query(
-            "SELECT d.id, i.kind, i.frequency, p.id AS post_id, p.tags FROM deliveries d \
+            "SELECT d.id, i.kind, i.frequency, p.id AS post_id, p.tags, p.planned_at FROM deliveries d \
              JOIN issues i ON i.id = d.issue_id JOIN issue_posts ip ON ip.issue_id = i.id \
              JOIN posts p ON p.id = ip.post_id \
              WHERE d.subscriber_id = $1 AND d.status IN ('queued', 'retrying') ORDER BY d.id",
@@ -452,9 +454,12 @@ impl Store {
             let post: i64 = row.try_get("post_id").db(ctx)?;
             let tags: String = row.try_get("tags").db(ctx)?;
             let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
+            let planned: Option<i64> = row.try_get("planned_at").db(ctx)?;
+            let planned = planned.map(from_ms);
             if let Some(last) = out.last_mut().filter(|d| d.id == id) {
                 last.posts.push(post);
                 last.post_tags.push(tags);
+                last.first_planned = [last.first_planned, planned].into_iter().flatten().min();
                 continue;
             }
             let kind: String = row.try_get("kind").db(ctx)?;
@@ -468,6 +473,7 @@ impl Store {
                     .map_err(Error::Internal)?,
                 posts: vec![post],
                 post_tags: vec![tags],
+                first_planned: planned,
             });
         }
         Ok(out)

@@ -322,6 +322,46 @@ async fn changing_choices_mid_queue_skips_what_no_longer_fits() {
         1
     );
     assert_eq!(smtp.count_for("stays@example.com"), 1);
+
+    // An essay still on its way to an every-essay reader after the next digest
+    // was planned: that reader now chooses the digest, which would not carry
+    // it (it collects what is planned after itself), so the letter goes as it
+    // is rather than reaching them never.
+    let late = saturday + Duration::hours(1);
+    site.write_post("late.md", &post("늦은 글", late, "본문"));
+    app.tick().sync_posts(late).await.unwrap();
+    app.tick().create_due_issues(late).await.unwrap();
+    let next = the_next_digest(app, late).await;
+    app.tick().create_due_issues(next).await.unwrap();
+    let stays = site.subscriber(app, "stays@example.com").await.unwrap().id;
+    let saved = save(
+        &s,
+        &app.links().preferences(stays),
+        &[("frequency", "digest")],
+    )
+    .await;
+    assert_eq!(saved.status(), 200);
+    assert_eq!(
+        site.log_by_email(app, "late").await["stays@example.com"].status,
+        DeliveryStatus::Queued
+    );
+    app.tick().deliver_due(next).await.unwrap();
+    assert_eq!(
+        titles_received(&smtp, "stays@example.com", &["늦은 글"]).len(),
+        1
+    );
+    assert_eq!(
+        titles_received(&smtp, "changer@example.com", &["늦은 글"]).len(),
+        1,
+        "in the digest"
+    );
+    let after = the_next_digest(app, next).await;
+    app.tick().run_once(after, Stop::default()).await.unwrap();
+    assert_eq!(
+        titles_received(&smtp, "stays@example.com", &["늦은 글"]).len(),
+        1,
+        "once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

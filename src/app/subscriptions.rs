@@ -383,9 +383,10 @@ impl Subscriptions {
         }
         let switched_to_each = before.preferences.frequency_or(default) == Frequency::Digest
             && prefs.frequency_or(default) == Frequency::Each;
-        let caught_up = match switched_to_each && before.status == SubscriberStatus::Active {
-            true => c.plan_catch_up(id, &owed, now).await?,
-            false => 0,
+        let caught_up = if switched_to_each && before.status == SubscriberStatus::Active {
+            c.plan_catch_up(id, &owed, now).await?
+        } else {
+            0
         };
         let Some(subscriber) = c.store.subscriber_by_id(id).await? else {
             return Ok(Err(TokenError::Invalid));

@@ -427,17 +427,19 @@ impl Planning {
         }
         let mut queued = 0;
         // Whole groups in one statement each, less the readers who had one of the
-        // posts (this issue's own rows aside): those are named one by one.
+        // posts (this issue's own rows aside): those are named one by one. The
+        // issue's posts are the letter's, read from `issue_posts` so that no
+        // number of posts passes the database's limit on parameters.
         if let (Some((frequency, default)), false) = (letter.audience, letter.groups.is_empty()) {
             let sql = format!(
                 "INSERT INTO deliveries (issue_id, subscriber_id, status, attempts, created_at, updated_at, next_attempt_at) \
                  SELECT $1, id, 'queued', 0, $2, $2, $2 FROM subscribers WHERE status = 'active' \
                  AND COALESCE(frequency, $3) = $4 AND COALESCE(topics, '') IN ({}) \
                  AND id NOT IN (SELECT d.subscriber_id FROM issue_posts ip JOIN deliveries d ON d.issue_id = ip.issue_id \
-                 WHERE ip.post_id IN ({}) AND d.status <> 'skipped' AND d.issue_id <> $1) \
+                 WHERE ip.post_id IN (SELECT post_id FROM issue_posts WHERE issue_id = $1) \
+                 AND d.status <> 'skipped' AND d.issue_id <> $1) \
                  ON CONFLICT (issue_id, subscriber_id) DO NOTHING",
                 placeholders(5, letter.groups.len()),
-                placeholders(5 + letter.groups.len(), letter.posts.len())
             );
             let mut query = sqlx::query(&sql)
                 .bind(record.id)
@@ -447,7 +449,7 @@ impl Planning {
             for topics in &letter.groups {
                 query = query.bind(topics);
             }
-            queued += bind_ids(query, &letter.posts)
+            queued += query
                 .execute(&mut *self.tx)
                 .await
                 .db("queueing deliveries")?

@@ -277,17 +277,20 @@ impl Subscriptions {
         email: &EmailAddress,
         now: DateTime<Utc>,
     ) -> Result<Forgotten, Error> {
-        let mut forgotten = self
-            .context
-            .store
-            .forget(email, now)
+        let not_there = || Error::Invalid(format!("{email} is not a subscriber"));
+        let store = &self.context.store;
+        store
+            .subscriber_by_email(email)
             .await?
-            .ok_or_else(|| Error::Invalid(format!("{email} is not a subscriber")))?;
-        // The outbox is looked through whatever the transport is now: a site
-        // that began on files keeps them.
-        forgotten.outbox_files_removed = FileTransport::new(&self.context.config)
+            .ok_or_else(not_there)?;
+        // The outbox first (whatever the transport is now: a site that began on
+        // files keeps them), so that if either step fails, running `forget`
+        // again finishes the job.
+        let files = FileTransport::new(&self.context.config)
             .remove_addressed_to(email)
             .await?;
+        let mut forgotten = store.forget(email, now).await?.ok_or_else(not_there)?;
+        forgotten.outbox_files_removed = files;
         tracing::info!(
             deliveries_kept = forgotten.deliveries_kept,
             outbox_files_removed = forgotten.outbox_files_removed,

@@ -131,9 +131,7 @@ impl FileTransport {
             dir: config.path(&config.email.outbox_dir),
         }
     }
-}
 
-impl FileTransport {
     /// Removes the `.eml` files addressed to `email` (forgetting a person): the
     /// outbox is posthorn's own, and these files are the only copies of what was
     /// "sent" through it. Only the `To` header decides, so no other reader's file

@@ -209,8 +209,16 @@ async fn the_author_signs_in_sends_and_follows_an_issue_in_chromium() {
         browser.goto(&s.url("/admin/bounces")).await.unwrap();
         picture(&browser, language, "bounces").await;
 
-        // Sign out: /admin asks to sign in again.
+        // Sign out: the sign-in form comes back, and /admin asks to sign in again.
+        // (Waiting for the form first: going elsewhere at once would cancel the
+        // sign-out's own request.)
         click(&browser, "header form button").await;
+        browser
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css("input[name=token]"))
+            .await
+            .expect("the sign-in form after signing out");
         browser.goto(&s.url("/admin/posts")).await.unwrap();
         assert!(browser
             .find(Locator::Css("input[name=token]"))

@@ -53,6 +53,8 @@ pub struct SmtpServer {
     messages: Arc<Mutex<Vec<Received>>>,
     rule: Arc<Mutex<Rule>>,
     connections: Arc<AtomicUsize>,
+    /// Sessions not yet ended.
+    open: Arc<AtomicUsize>,
     /// Waited before answering the end of each message: a slow server.
     delay: Arc<Mutex<std::time::Duration>>,
     /// True while messages may pass the end of DATA.
@@ -77,6 +79,7 @@ impl SmtpServer {
             messages: Default::default(),
             rule: Arc::new(Mutex::new(Box::new(|_| Action::Accept))),
             connections: Default::default(),
+            open: Default::default(),
             delay: Default::default(),
             gate: Arc::new(watch::channel(true).0),
             held: Default::default(),
@@ -91,9 +94,12 @@ impl SmtpServer {
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 s.connections.fetch_add(1, Ordering::SeqCst);
+                s.open.fetch_add(1, Ordering::SeqCst);
                 let s = s.clone();
                 tokio::spawn(async move {
                     let _ = s.session(stream).await;
+                    s.open.fetch_sub(1, Ordering::SeqCst);
+                    s.changed.notify_waiters();
                 });
             }
         });
@@ -139,6 +145,16 @@ impl SmtpServer {
     pub async fn wait_for(&self, n: usize) {
         self.wait_until(|s| s.len() >= n, &format!("{n} messages"))
             .await;
+    }
+
+    /// Waits (bounded) until every session has ended: after a client is killed,
+    /// whatever it had sent in full has been taken.
+    pub async fn wait_idle(&self) {
+        self.wait_until(
+            |s| s.open.load(Ordering::SeqCst) == 0,
+            "every session to end",
+        )
+        .await;
     }
 
     async fn wait_until(&self, done: impl Fn(&SmtpServer) -> bool, what: &str) {

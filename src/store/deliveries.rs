@@ -323,6 +323,7 @@ impl Store {
                 bounce_subscriber(&mut tx, o.subscriber_id, o.delivery_id, hard, t, policy).await?;
             }
         }
+        keep_nothing_of_the_forgotten(&mut tx, outcomes).await?;
         tx.commit().await.db("committing delivery results")?;
         Ok(())
     }
@@ -376,4 +377,53 @@ impl Store {
         .await
         .db("counting due deliveries")
     }
+}
+
+/// A reader forgotten while their message was on the wire: what the server
+/// answered may quote the address that `forget` has just cut out everywhere
+/// else, so none of it is kept. Run after this group's writes, inside its
+/// transaction, so that `forget` committed either before (and this clears the
+/// texts) or after (and its own cut does).
+async fn keep_nothing_of_the_forgotten(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    outcomes: &[Outcome],
+) -> Result<(), Error> {
+    let mut readers: Vec<i64> = outcomes.iter().map(|o| o.subscriber_id).collect();
+    readers.sort_unstable();
+    readers.dedup();
+    let sql = format!(
+        "SELECT id FROM subscribers WHERE status = 'forgotten' AND id IN ({})",
+        placeholders(1, readers.len())
+    );
+    let mut query = sqlx::query_scalar(&sql);
+    for id in &readers {
+        query = query.bind(*id);
+    }
+    let forgotten: Vec<i64> = query
+        .fetch_all(&mut **tx)
+        .await
+        .db("looking for forgotten readers")?;
+    let deliveries: Vec<i64> = outcomes
+        .iter()
+        .filter(|o| forgotten.contains(&o.subscriber_id))
+        .map(|o| o.delivery_id)
+        .collect();
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    for sql in [
+        "UPDATE deliveries SET last_error = NULL, smtp_reply = NULL WHERE id IN ({})",
+        "UPDATE delivery_events SET detail = NULL WHERE delivery_id IN ({})",
+    ] {
+        let sql = sql.replace("{}", &placeholders(1, deliveries.len()));
+        let mut query = sqlx::query(&sql);
+        for id in &deliveries {
+            query = query.bind(*id);
+        }
+        query
+            .execute(&mut **tx)
+            .await
+            .db("clearing a forgotten reader's replies")?;
+    }
+    Ok(())
 }

@@ -839,3 +839,51 @@ async fn forget_removes_the_file_transports_letters_to_the_person_and_no_other()
     assert!(left[0].contains("To: jbob@example.com"), "{}", left[0]);
     assert!(!left[0].to_ascii_lowercase().contains("\nto: bob@"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_that_arrives_after_forget_keeps_nothing_of_the_address() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    let app = site.app().await;
+    let address = "on.the.wire@example.com";
+    site.add_subscribers(&app, &[address]).await;
+    // The relay quotes the address in its reply, which comes only after forget.
+    smtp.set_rule(|rcpt| {
+        crate::support::Action::DataReply(250, format!("2.0.0 Ok: queued for <{rcpt}>"))
+    });
+    let now = site.new_post(&app, "p.md", "편지").await;
+    app.tick().sync_posts(now).await.unwrap();
+    app.tick().create_due_issues(now).await.unwrap();
+    smtp.close_gate();
+    let sender = {
+        let app = app.clone();
+        tokio::spawn(async move { app.tick().deliver_due(now).await })
+    };
+    smtp.wait_held(1).await;
+    let email = posthorn::domain::EmailAddress::parse(address).unwrap();
+    app.subscriptions().forget(&email, now).await.unwrap();
+    smtp.open_gate();
+    let report = sender.await.unwrap().unwrap();
+    assert_eq!(report.sent, 1, "the message on the wire is logged as sent");
+
+    let log = app.reports().delivery_log("p", None).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].status, "sent");
+    let (row, events) = app.dashboard().delivery(log[0].id).await.unwrap();
+    let texts: Vec<String> = [
+        row.email,
+        row.smtp_reply.unwrap_or_default(),
+        row.last_error.unwrap_or_default(),
+    ]
+    .into_iter()
+    .chain(events.into_iter().map(|e| e.detail.unwrap_or_default()))
+    .collect();
+    assert!(
+        texts.iter().all(|t| !t.contains(address)),
+        "the reply after forget is not kept: {texts:?}"
+    );
+    if site.on_postgres() {
+        let hits = crate::support::postgres::text_containing(&site, address).await;
+        assert!(hits.is_empty(), "still in PostgreSQL: {hits:?}");
+    }
+}

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::reports::{bounce_subscriber, BouncePolicy};
-use super::{from_ms, ms, placeholders, Store};
+use super::{bind_ids, from_ms, ms, placeholders, Store};
 use crate::domain::{DeliveryStatus, EmailAddress, SubscriberStatus};
 use crate::error::{DbContext, Error};
 
@@ -239,10 +239,7 @@ impl Store {
             "UPDATE deliveries SET lease_until = $1 WHERE status = 'sending' AND lease_owner = $2 AND id IN ({})",
             placeholders(3, ids.len())
         );
-        let mut query = sqlx::query(&sql).bind(ms(until)).bind(owner);
-        for id in ids {
-            query = query.bind(*id);
-        }
+        let query = bind_ids(sqlx::query(&sql).bind(ms(until)).bind(owner), ids);
         let _turn = self.write_turn().await;
         query.execute(&self.pool).await.db("renewing leases")?;
         Ok(())
@@ -416,11 +413,7 @@ async fn keep_nothing_of_the_forgotten(
         "UPDATE delivery_events SET detail = NULL WHERE delivery_id IN ({})",
     ] {
         let sql = sql.replace("{}", &placeholders(1, deliveries.len()));
-        let mut query = sqlx::query(&sql);
-        for id in &deliveries {
-            query = query.bind(*id);
-        }
-        query
+        bind_ids(sqlx::query(&sql), &deliveries)
             .execute(&mut **tx)
             .await
             .db("clearing a forgotten reader's replies")?;

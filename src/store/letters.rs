@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use super::issues::{issue_from_row, IssueQueued, ISSUE_COLUMNS};
 use super::posts::{post_from_row, POST_COLUMNS};
-use super::{lock, ms, placeholders, read_meta, time_of_meta, write_meta, Store};
+use super::{bind_ids, lock, ms, placeholders, read_meta, time_of_meta, write_meta, Store};
 use crate::domain::{Frequency, IssueKind, IssueOrigin, Post, Preferences};
 use crate::error::{DbContext, Error};
 
@@ -489,15 +489,4 @@ fn entry(
         groups: Vec::new(),
         ids: Vec::new(),
     })
-}
-
-/// Binds `ids` to the placeholders a statement lists for them (after its others).
-fn bind_ids<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    ids: &'q [i64],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    for id in ids {
-        query = query.bind(*id);
-    }
-    query
 }

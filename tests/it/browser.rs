@@ -65,16 +65,7 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
     );
 
     // Follow the link in the confirmation email.
-    let confirmation = smtp.messages()[0]
-        .parsed()
-        .body_text(0)
-        .unwrap()
-        .to_string();
-    let link = confirmation
-        .split_whitespace()
-        .find(|w| w.starts_with(&s.url("/confirm/")))
-        .unwrap()
-        .to_string();
+    let link = smtp.messages()[0].link(&s.url("/confirm/"));
     browser.goto(&link).await.unwrap();
     assert!(text_of("#message h1")
         .await
@@ -95,19 +86,11 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
         .run_once(created + chrono::Duration::minutes(1), Stop::default())
         .await
         .unwrap();
-    let essay = smtp
+    let unsubscribe = smtp
         .messages()
         .last()
         .unwrap()
-        .parsed()
-        .body_text(0)
-        .unwrap()
-        .to_string();
-    let unsubscribe = essay
-        .split_whitespace()
-        .find(|w| w.starts_with(&s.url("/unsubscribe/")))
-        .unwrap()
-        .to_string();
+        .link(&s.url("/unsubscribe/"));
     browser.goto(&unsubscribe).await.unwrap();
     assert!(text_of("h1").await.contains("구독을 해지할까요?"));
     assert_eq!(
@@ -148,24 +131,12 @@ async fn a_reader_chooses_the_digest_and_a_topic_on_their_page_in_chromium() {
     let browser = b.client.clone();
     let smtp = SmtpServer::start().await;
     let site = TestSite::new(Some(smtp.port));
-    site.set_config(
-        "[database]",
-        "[posts]\ntopics = [\"에세이\", \"notes\"]\n\n[database]",
-    );
+    site.append_config("[posts]\ntopics = [\"에세이\", \"notes\"]");
     let s = RunningServer::start(&site, true).await;
     site.add_subscribers(&s.app, &["page@example.com"]).await;
     let now = site.new_post(&s.app, "essay.md", "에세이 한 편").await;
     s.app.tick().run_once(now, Stop::default()).await.unwrap();
-    let essay = smtp.messages()[0]
-        .parsed()
-        .body_text(0)
-        .unwrap()
-        .to_string();
-    let page = essay
-        .split_whitespace()
-        .find(|w| w.starts_with(&s.url("/preferences/")))
-        .unwrap()
-        .to_string();
+    let page = smtp.messages()[0].link(&s.url("/preferences/"));
 
     browser.goto(&page).await.unwrap();
     let heading = browser

@@ -9,22 +9,9 @@ use posthorn::delivery::Stop;
 use posthorn::domain::{DeliveryStatus, Frequency, IssueKind};
 use posthorn::App;
 
-use crate::support::{post, toml_string, Received, RunningServer, SmtpServer, TestSite};
+use crate::support::{post, toml_string, RunningServer, SmtpServer, TestSite};
 
 const DIGEST: &str = "0 0 9 * * Sat";
-
-/// The link after `label` in the plain-text part of `message`.
-fn link_after(message: &Received, label: &str) -> String {
-    let text = message.parsed().body_text(0).unwrap().to_string();
-    let start = text
-        .find(label)
-        .unwrap_or_else(|| panic!("no `{label}` in {text}"));
-    text[start + label.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
-}
 
 /// A post file with tags.
 fn tagged(title: &str, date: DateTime<Utc>, tags: &[&str], body: &str) -> String {
@@ -51,7 +38,7 @@ fn subjects_by_reader(smtp: &SmtpServer) -> HashMap<String, Vec<String>> {
 fn titles_received(smtp: &SmtpServer, to: &str, titles: &[&str]) -> Vec<String> {
     let mut got = Vec::new();
     for m in smtp.messages().iter().filter(|m| m.rcpt_to[0] == to) {
-        let text = m.parsed().body_text(0).unwrap().to_string();
+        let text = m.text();
         for t in titles {
             if text.contains(t) {
                 got.push(t.to_string());
@@ -99,8 +86,12 @@ async fn a_reader_switches_to_the_weekly_digest_on_their_page() {
         "Date in the site's time zone: {date}"
     );
     let html = mine.parsed().body_html(0).unwrap().to_string();
-    let page_url = link_after(&mine, "받는 방식 바꾸기: ");
-    assert!(page_url.starts_with(&s.url("/preferences/")), "{page_url}");
+    let page_url = mine.link(&s.url("/preferences/"));
+    assert!(
+        mine.text()
+            .contains(&format!("받는 방식 바꾸기: {page_url}")),
+        "the text footer labels it"
+    );
     assert!(html.contains(&page_url), "the HTML footer links it too");
 
     let page = s.client.get(&page_url).send().await.unwrap();
@@ -182,10 +173,7 @@ async fn a_topic_reader_gets_only_their_topics_and_untagged_posts() {
     let smtp = SmtpServer::start().await;
     let site = TestSite::new(Some(smtp.port));
     site.append_config("[schedule]\nmax_new_per_tick = 10");
-    site.set_config(
-        "[database]",
-        "[posts]\ntopics = [\"에세이\", \"notes\"]\n\n[database]",
-    );
+    site.append_config("[posts]\ntopics = [\"에세이\", \"notes\"]");
     let s = RunningServer::start(&site, true).await;
     let app = &s.app;
     site.add_subscribers(app, &["essays@example.com", "all@example.com"])
@@ -524,7 +512,7 @@ async fn the_welcome_is_sent_once_per_confirmation_and_logged() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 200);
-    let confirm = confirm_link(&smtp.messages()[0], &s.url("/confirm/"));
+    let confirm = smtp.messages()[0].link(&s.url("/confirm/"));
     for _ in 0..2 {
         let page = s.client.get(&confirm).send().await.unwrap();
         assert_eq!(page.status(), 200);
@@ -553,14 +541,6 @@ async fn the_welcome_is_sent_once_per_confirmation_and_logged() {
     assert_eq!(welcomes[0].total, 1);
 }
 
-fn confirm_link(message: &Received, prefix: &str) -> String {
-    let text = message.parsed().body_text(0).unwrap().to_string();
-    let start = text
-        .find(prefix)
-        .unwrap_or_else(|| panic!("no link in {text}"));
-    text[start..].split_whitespace().next().unwrap().to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_entries_due_at_once_become_one_digest_per_reader() {
     let smtp = SmtpServer::start().await;
@@ -587,11 +567,7 @@ async fn two_hundred_entries_due_at_once_become_one_digest_per_reader() {
     assert_eq!(report.issues.len(), 1, "one digest, not 200 issues");
     assert_eq!(report.issues[0].kind, IssueKind::Digest);
     assert_eq!(report.deliveries.sent, 2, "one letter per reader");
-    let text = smtp.messages()[0]
-        .parsed()
-        .body_text(0)
-        .unwrap()
-        .to_string();
+    let text = smtp.messages()[0].text();
     assert!(text.contains("글 000") && text.contains("글 199"));
     assert!(smtp.messages()[0]
         .parsed()
@@ -611,10 +587,7 @@ async fn two_hundred_entries_due_at_once_become_one_digest_per_reader() {
 async fn a_paragraph_per_line_in_the_email_the_feeds_and_the_archive() {
     let smtp = SmtpServer::start().await;
     let site = TestSite::new(Some(smtp.port));
-    site.set_config(
-        "[database]",
-        "[posts]\nline_breaks = \"paragraph\"\n\n[database]",
-    );
+    site.append_config("[posts]\nline_breaks = \"paragraph\"");
     let s = RunningServer::start(&site, true).await;
     let app = &s.app;
     site.add_subscribers(app, &["reader@example.com"]).await;
@@ -650,16 +623,8 @@ async fn a_paragraph_per_line_in_the_email_the_feeds_and_the_archive() {
     assert!(paragraphs(&html), "email: {html}");
 
     s.site.refresh().await.unwrap();
-    let feed = s
-        .client
-        .get(s.url("/feed.xml"))
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
-    let channel = rss::Channel::read_from(&feed[..]).unwrap();
+    let feed = s.page(&s.url("/feed.xml")).await;
+    let channel = rss::Channel::read_from(feed.as_bytes()).unwrap();
     let item = channel
         .items()
         .iter()

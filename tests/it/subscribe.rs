@@ -2,20 +2,12 @@
 //! emailed link, receive, unsubscribe in one click. Plus forgeries, bots, floods,
 //! bad input and the admin API.
 
-use crate::support::{parse_message, post, Received, RunningServer, SmtpServer, TestSite};
+use crate::support::{parse_message, post, RunningServer, SmtpServer, TestSite};
 use chrono::{Duration, Utc};
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 use posthorn::tokens::Purpose;
 use reqwest::StatusCode;
-
-fn link_in(message: &Received, prefix: &str) -> String {
-    let text = message.parsed().body_text(0).unwrap().to_string();
-    let start = text
-        .find(prefix)
-        .unwrap_or_else(|| panic!("no {prefix} link in {text}"));
-    text[start..].split_whitespace().next().unwrap().to_string()
-}
 
 async fn subscribe(s: &RunningServer, email: &str, name: &str) -> reqwest::Response {
     s.client
@@ -59,7 +51,7 @@ async fn subscribe_confirm_receive_and_unsubscribe_in_one_click() {
         parsed.header("List-Unsubscribe").is_none(),
         "a confirmation is not a list message"
     );
-    let confirm = link_in(&mails[0], &s.url("/confirm/"));
+    let confirm = mails[0].link(&s.url("/confirm/"));
 
     // Asking again gets the same answer and no second email within ten minutes.
     let again = subscribe(&s, "reader@example.com", "").await;
@@ -183,7 +175,7 @@ async fn subscribe_confirm_receive_and_unsubscribe_in_one_click() {
         before + 1,
         "a new confirmation email"
     );
-    let reconfirm = link_in(smtp.messages().last().unwrap(), &s.url("/confirm/"));
+    let reconfirm = smtp.messages().last().unwrap().link(&s.url("/confirm/"));
     assert_eq!(s.client.get(&reconfirm).send().await.unwrap().status(), 200);
     assert_eq!(
         site.status_of(&s.app, "reader@example.com").await,

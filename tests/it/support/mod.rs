@@ -85,7 +85,6 @@ from = "Jerry <essays@example.com>"
         }
     }
 
-    /// Whether this site's database is PostgreSQL.
     /// The database the site uses (a PostgreSQL URL, or the SQLite file's).
     pub fn database_url(&self) -> String {
         match &self.postgres {
@@ -97,6 +96,7 @@ from = "Jerry <essays@example.com>"
         }
     }
 
+    /// Whether this site's database is PostgreSQL.
     pub fn on_postgres(&self) -> bool {
         self.postgres.is_some()
     }

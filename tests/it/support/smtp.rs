@@ -27,6 +27,20 @@ impl Received {
     pub fn parsed(&self) -> mail_parser::Message<'_> {
         super::parse_message(&self.data)
     }
+
+    /// The plain-text part.
+    pub fn text(&self) -> String {
+        self.parsed().body_text(0).unwrap_or_default().to_string()
+    }
+
+    /// The first link in the plain-text part that starts with `prefix`.
+    pub fn link(&self, prefix: &str) -> String {
+        let text = self.text();
+        let start = text
+            .find(prefix)
+            .unwrap_or_else(|| panic!("no {prefix} link in {text}"));
+        text[start..].split_whitespace().next().unwrap().to_string()
+    }
 }
 
 /// What the server does when a recipient is named.

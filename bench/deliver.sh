@@ -39,14 +39,7 @@ site() {
   local n=$1 sessions=$2 extra=${3:-}; local dir="$WORK/site-$1-$2-${#extra}"
   mkdir -p "$dir/posts"
   cp "$WORK/bench.md" "$dir/posts/"
-  cat > "$dir/config.toml" <<TOML
-[site]
-title = "벤치마크"
-base_url = "https://essays.example.com"
-author = "Bench"
-language = "ko"
-timezone = "Asia/Seoul"
-
+  site_config "$dir/config.toml" <<TOML
 [email]
 from = "Bench <bench@example.com>"
 transport = "smtp"
@@ -60,14 +53,7 @@ rate_per_second = 0
 timeout_seconds = 30
 $extra
 TOML
-  python3 - "$dir/subscribers.csv" "$n" <<'PY'
-import sys
-with open(sys.argv[1], "w") as f:
-    f.write("email,name\n")
-    for i in range(int(sys.argv[2])):
-        f.write(f"reader{i}@example.com,독자 {i}\n")
-PY
-  "$BIN" --config "$dir/config.toml" subscribers import "$dir/subscribers.csv" >/dev/null
+  import_readers "$dir/config.toml" "$n"
   "$BIN" --config "$dir/config.toml" check >/dev/null
   echo "$dir"
 }

@@ -32,14 +32,7 @@ PORT=$(free_port)
 site() {
   local dir=$1
   mkdir -p "$dir/posts"
-  cat > "$dir/config.toml" <<TOML
-[site]
-title = "벤치마크"
-base_url = "https://essays.example.com"
-author = "Bench"
-language = "ko"
-timezone = "Asia/Seoul"
-
+  site_config "$dir/config.toml" <<TOML
 [posts]
 topics = ["에세이", "notes"]
 

@@ -49,13 +49,7 @@ for i in range(n):
         with open(f"{folder}/post-{i}.md", "w") as f:
             f.write(front + body + "\n")
 PY
-cat > "$SITE/config.toml" <<TOML
-[site]
-title = "벤치마크"
-base_url = "https://essays.example.com"
-author = "Bench"
-language = "ko"
-timezone = "Asia/Seoul"
+site_config "$SITE/config.toml" <<TOML
 [email]
 from = "Bench <bench@example.com>"
 [feeds]

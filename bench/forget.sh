@@ -21,27 +21,13 @@ WORK=$(mktemp -d)
 trap '[ -n "${KEEP:-}" ] || rm -rf "$WORK"' EXIT
 SITE="$WORK/site"
 mkdir -p "$SITE/posts"
-cat > "$SITE/config.toml" <<TOML
-[site]
-title = "벤치마크"
-base_url = "https://essays.example.com"
-author = "Bench"
-language = "ko"
-timezone = "Asia/Seoul"
-
+site_config "$SITE/config.toml" <<'TOML'
 [email]
 from = "Bench <bench@example.com>"
 transport = "file"
 outbox_dir = "outbox"
 TOML
-python3 - "$SITE/readers.csv" "$N" <<'PY'
-import sys
-with open(sys.argv[1], "w") as f:
-    f.write("email,name\n")
-    for i in range(int(sys.argv[2])):
-        f.write(f"reader{i}@example.com,독자 {i}\n")
-PY
-"$BIN" --config "$SITE/config.toml" subscribers import "$SITE/readers.csv" >/dev/null
+import_readers "$SITE/config.toml" "$N"
 "$BIN" --config "$SITE/config.toml" check >/dev/null
 python3 - "$SITE/posts" <<'PY'
 import sys, datetime

@@ -50,3 +50,36 @@ stop_sink() {
   n=$(tr '\r' '\n' < "$1" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2)
   echo "${n:-0}"
 }
+
+# site_config FILE < TOML: a benchmark site's config — the same Korean site in
+# every benchmark — followed by the TOML on stdin (its [email] section and
+# whatever else it needs).
+site_config() {
+  {
+    cat <<'TOML'
+[site]
+title = "벤치마크"
+base_url = "https://essays.example.com"
+author = "Bench"
+language = "ko"
+timezone = "Asia/Seoul"
+
+TOML
+    cat
+  } > "$1"
+}
+
+# import_readers CONFIG N: N readers (readerI@example.com, "독자 I") imported into
+# the site of CONFIG with $BIN.
+import_readers() {
+  local csv
+  csv="$(dirname "$1")/readers.csv"
+  python3 - "$csv" "$2" <<'PY'
+import sys
+with open(sys.argv[1], "w") as f:
+    f.write("email,name\n")
+    for i in range(int(sys.argv[2])):
+        f.write(f"reader{i}@example.com,독자 {i}\n")
+PY
+  "$BIN" --config "$1" subscribers import "$csv" >/dev/null
+}

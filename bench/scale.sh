@@ -75,12 +75,7 @@ run() {
   else
     url="sqlite://subscribers/posthorn.db"
   fi
-  cat > "$dir/config.toml" <<TOML
-[site]
-title = "벤치마크"
-base_url = "https://essays.example.com"
-author = "Bench"
-timezone = "Asia/Seoul"
+  site_config "$dir/config.toml" <<TOML
 [database]
 url = "$url"
 [email]

@@ -391,8 +391,9 @@ impl Subscriptions {
         } else {
             0
         };
-        let Some(subscriber) = c.store.subscriber_by_id(id).await? else {
-            return Ok(Err(TokenError::Invalid));
+        let subscriber = Subscriber {
+            preferences: prefs,
+            ..before
         };
         tracing::info!(
             subscriber = id,

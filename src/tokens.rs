@@ -143,16 +143,52 @@ impl Tokens {
         if tag.len() != 16 {
             return Err(TokenError::Invalid);
         }
-        let tag: Vec<u8> = (0..8)
-            .map(|i| u8::from_str_radix(tag.get(i * 2..i * 2 + 2).unwrap_or("zz"), 16))
-            .collect::<Result<_, _>>()
-            .map_err(|_| TokenError::Invalid)?;
+        let tag = unhex(tag).ok_or(TokenError::Invalid)?;
         self.mac(format!("v.{ids}").as_bytes())
             .verify_truncated_left(&tag)
             .map_err(|_| TokenError::Invalid)?;
         let parse = |s: &str| i64::from_str_radix(s, 36).map_err(|_| TokenError::Invalid);
         Ok((parse(issue)?, parse(subscriber)?))
     }
+}
+
+impl Tokens {
+    /// The MAC part of posthorn's Message-ID for one delivery,
+    /// `<ISSUE.SUBSCRIBER.MAC@domain>`: 80 bits of HMAC in lower-case hex. It is
+    /// the same for every attempt, so a re-send keeps its Message-ID, and no
+    /// reader can derive another reader's Message-ID from their own.
+    pub fn message_id_mac(&self, issue_id: i64, subscriber_id: i64) -> String {
+        let tag = self
+            .mac(format!("m.{issue_id}.{subscriber_id}").as_bytes())
+            .finalize()
+            .into_bytes();
+        crate::domain::hex(&tag[..MESSAGE_ID_MAC_BYTES])
+    }
+
+    /// Whether `mac` is the right one for (issue, subscriber), in constant time.
+    pub fn verify_message_id(&self, issue_id: i64, subscriber_id: i64, mac: &str) -> bool {
+        let Some(tag) = unhex(mac) else {
+            return false;
+        };
+        tag.len() == MESSAGE_ID_MAC_BYTES
+            && self
+                .mac(format!("m.{issue_id}.{subscriber_id}").as_bytes())
+                .verify_truncated_left(&tag)
+                .is_ok()
+    }
+}
+
+/// Bytes of HMAC in a Message-ID (written as twice as many hex digits).
+pub const MESSAGE_ID_MAC_BYTES: usize = 10;
+
+/// Lower- or upper-case hex to bytes; `None` for anything else.
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(s.get(i * 2..i * 2 + 2)?, 16).ok())
+        .collect()
 }
 
 /// The ids a VERP token claims, without checking its MAC: for showing what a
@@ -236,6 +272,21 @@ mod tests {
             Err(TokenError::Invalid)
         );
         assert_eq!(t.verify_verp("nonsense"), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn message_id_macs_are_fixed_per_delivery_and_cannot_be_moved() {
+        let t = Tokens::new(b"0123456789abcdef");
+        let mac = t.message_id_mac(7, 42);
+        assert_eq!(mac.len(), 2 * MESSAGE_ID_MAC_BYTES);
+        assert_eq!(mac, t.message_id_mac(7, 42), "a re-send keeps it");
+        assert!(t.verify_message_id(7, 42, &mac));
+        assert!(t.verify_message_id(7, 42, &mac.to_ascii_uppercase()));
+        assert!(!t.verify_message_id(7, 43, &mac), "another reader's id");
+        assert!(!t.verify_message_id(8, 42, &mac), "another issue");
+        assert!(!t.verify_message_id(7, 42, &mac[..18]));
+        assert!(!t.verify_message_id(7, 42, "zz"));
+        assert!(!Tokens::new(b"another key, 16+").verify_message_id(7, 42, &mac));
     }
 
     #[test]

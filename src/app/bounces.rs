@@ -2,10 +2,13 @@
 //! webhooks) ends in [`Bounces::record`], which ties each recipient of a report
 //! to its delivery and records what it means.
 //!
-//! Matching, in order: the VERP token of the address the report was sent to
-//! (HMAC-signed; a token that fails its signature makes the report `forged`
-//! and changes nothing), posthorn's own Message-ID in the returned headers, and
-//! last the recipient's address with the latest delivery to it.
+//! A report acts only when it proves where it came from, and only for the
+//! recipient it names: the VERP token of the address it was sent to (a token
+//! that fails its MAC makes the report `forged`), else posthorn's own
+//! Message-ID in the returned headers, whose MAC must check. A provider's
+//! webhook whose signature checks vouches for its recipient, so it may also be
+//! matched by address to the latest delivery. Anything else is kept, listed,
+//! and changes nobody.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -148,7 +151,8 @@ impl Bounces {
             hard_after: config.bounces.hard_after,
             soft_after: config.bounces.soft_after,
         };
-        let mut by_track = self.tracked_delivery(report).await?;
+        let proof = self.proof(report).await?;
+        let mut proof_used = false;
         for (i, r) in report.recipients.iter().enumerate() {
             let kind = match r.action {
                 Action::Failed => EventKind::Bounce,
@@ -156,10 +160,23 @@ impl Bounces {
                 Action::Complained => EventKind::Complaint,
                 Action::Delivered | Action::Relayed | Action::Expanded => continue,
             };
-            // The tracks name one delivery: they go with the first recipient.
-            let target = match by_track.take() {
-                Some(t) => t,
-                None => self.by_recipient(r).await?,
+            // A proof names one delivery, and acts only for the recipient the
+            // report names (or for a recipient it leaves unnamed, as ARF may).
+            let target = match &proof {
+                Proof::Forged => Target::Forged,
+                Proof::Delivery {
+                    delivery_id,
+                    recipient,
+                    by,
+                } if !proof_used && names(r, recipient.as_deref()) => {
+                    proof_used = true;
+                    Target::Delivery {
+                        delivery_id: *delivery_id,
+                        by: *by,
+                    }
+                }
+                _ if source.vouches_for_recipient() => self.by_recipient(r).await?,
+                _ => Target::Unmatched,
             };
             let new = NewReport {
                 fingerprint: format!("{fingerprint}:{i}"),
@@ -196,37 +213,42 @@ impl Bounces {
         Ok(out)
     }
 
-    /// The delivery named by a VERP token or one of posthorn's Message-IDs.
-    async fn tracked_delivery(&self, report: &Report) -> Result<Option<Target>, Error> {
+    /// What the report proves about where it came from: a VERP token whose MAC
+    /// checks, else one of posthorn's Message-IDs whose MAC checks.
+    async fn proof(&self, report: &Report) -> Result<Proof, Error> {
         let store = &self.context.store;
+        let tokens = self.context.links.tokens();
+        let proven = |found: Option<(i64, Option<String>)>, by| match found {
+            Some((delivery_id, recipient)) => Proof::Delivery {
+                delivery_id,
+                recipient,
+                by,
+            },
+            None => Proof::Unproven,
+        };
         if !report.verp_tokens.is_empty() {
-            let tokens = self.context.links.tokens();
             for token in &report.verp_tokens {
                 if let Ok((issue, subscriber)) = tokens.verify_verp(token) {
-                    return Ok(Some(match store.delivery_of(issue, subscriber).await? {
-                        Some(delivery_id) => Target::Delivery {
-                            delivery_id,
-                            by: MatchedBy::Verp,
-                        },
-                        None => Target::Unmatched,
-                    }));
+                    let found = store.delivery_with_recipient(issue, subscriber).await?;
+                    return Ok(proven(found, MatchedBy::Verp));
                 }
             }
             tracing::warn!(
                 "a report carried a VERP token that fails its signature; it changes nothing"
             );
-            return Ok(Some(Target::Forged));
+            return Ok(Proof::Forged);
         }
-        let instance = store.instance().await?;
-        for id in report.message_ids.iter().filter(|m| m.instance == instance) {
-            if let Some(delivery_id) = store.delivery_of(id.issue, id.subscriber).await? {
-                return Ok(Some(Target::Delivery {
-                    delivery_id,
-                    by: MatchedBy::MessageId,
-                }));
+        let signed = report
+            .message_ids
+            .iter()
+            .find(|m| tokens.verify_message_id(m.issue, m.subscriber, &m.mac));
+        match signed {
+            Some(id) => {
+                let found = store.delivery_with_recipient(id.issue, id.subscriber).await?;
+                Ok(proven(found, MatchedBy::MessageId))
             }
+            None => Ok(Proof::Unproven),
         }
-        Ok(None)
     }
 
     async fn by_recipient(&self, r: &bounces::Recipient) -> Result<Target, Error> {
@@ -350,6 +372,29 @@ impl Bounces {
             .await?
             .ok_or_else(|| Error::Invalid(format!("`{slug}` was not sent to {address}")))?;
         self.context.store.delivery_history(delivery).await
+    }
+}
+
+/// Which delivery a report proves it is about.
+enum Proof {
+    Delivery {
+        delivery_id: i64,
+        /// The address key of the delivery's recipient.
+        recipient: Option<String>,
+        by: MatchedBy,
+    },
+    /// A VERP token that fails its MAC: the report changes nothing at all.
+    Forged,
+    /// Nothing that checks: only a provider's signed webhook may still act.
+    Unproven,
+}
+
+/// Whether the report's recipient is the delivery's: the same address, or no
+/// address at all (a feedback report may redact it).
+fn names(r: &bounces::Recipient, delivery_recipient: Option<&str>) -> bool {
+    match &r.address {
+        None => true,
+        Some(address) => delivery_recipient == Some(address.key().as_str()),
     }
 }
 

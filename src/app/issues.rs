@@ -41,13 +41,11 @@ impl Issues {
         subject: &str,
         bodies: EmailBodies,
     ) -> Result<PreparedIssue, Error> {
-        let instance = self.store.instance().await?;
         Ok(PreparedIssue::new(
             &self.config,
             &self.links,
             issue_id,
             subject,
-            &instance,
             bodies,
             self.signer.clone(),
         ))

@@ -67,12 +67,13 @@ pub struct Recipient {
     pub diagnostic: Option<String>,
 }
 
-/// A delivery named by posthorn's own Message-ID `<ISSUE.SUBSCRIBER.INSTANCE@domain>`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A delivery named by posthorn's own Message-ID `<ISSUE.SUBSCRIBER.MAC@domain>`,
+/// as found: the MAC is checked by whoever acts on it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct MessageIdRef {
     pub issue: i64,
     pub subscriber: i64,
-    pub instance: String,
+    pub mac: String,
 }
 
 /// The marks posthorn leaves on what it sends, and so can find in what comes
@@ -82,7 +83,7 @@ pub struct Tracks {
     /// `local+TOKEN@domain`, matched case-insensitively (some MTAs lower-case
     /// local parts).
     verp: Option<regex::bytes::Regex>,
-    /// posthorn's Message-IDs, `<ISSUE.SUBSCRIBER.INSTANCE@domain>`, with or
+    /// posthorn's Message-IDs, `<ISSUE.SUBSCRIBER.MAC@domain>`, with or
     /// without the brackets.
     message_id: Option<regex::bytes::Regex>,
 }
@@ -102,7 +103,8 @@ impl Tracks {
             message_id: message_id_domain.and_then(|domain| {
                 compile(format!(
                     // Angle brackets are optional: some providers' events drop them.
-                    r"(?i)\b(\d{{1,18}})\.(\d{{1,18}})\.([0-9a-f]{{12}})@{}\b",
+                    r"(?i)\b(\d{{1,18}})\.(\d{{1,18}})\.([0-9a-f]{{{}}})@{}\b",
+                    2 * crate::tokens::MESSAGE_ID_MAC_BYTES,
                     regex::escape(domain)
                 ))
             }),
@@ -289,7 +291,7 @@ fn find_message_ids(raw: &[u8], tracks: &Tracks) -> Vec<MessageIdRef> {
         let found = MessageIdRef {
             issue,
             subscriber,
-            instance: String::from_utf8_lossy(&cap[3]).to_ascii_lowercase(),
+            mac: String::from_utf8_lossy(&cap[3]).to_ascii_lowercase(),
         };
         if !out.contains(&found) {
             out.push(found);

@@ -42,7 +42,8 @@ pub struct PreparedIssue {
     pub issue_id: i64,
     pub subject: String,
     layout: Layout,
-    message_id_suffix: String,
+    /// The right-hand side of every Message-ID: the From domain.
+    message_id_domain: String,
     signer: Option<Arc<Signer>>,
     links: Links,
     /// `bounces.return_path` split at `@`: the envelope sender is `local+TOKEN@domain`.
@@ -71,7 +72,6 @@ impl PreparedIssue {
         links: &Links,
         issue_id: i64,
         subject: &str,
-        instance: &str,
         bodies: EmailBodies,
         signer: Option<Arc<Signer>>,
     ) -> PreparedIssue {
@@ -105,7 +105,7 @@ impl PreparedIssue {
                 &bodies.text,
                 &bodies.html,
             ),
-            message_id_suffix: format!("{}@{}", instance, from.email.domain()),
+            message_id_domain: from.email.domain().to_string(),
             signer,
             links: links.clone(),
             verp: config.bounces.verp(),
@@ -117,12 +117,18 @@ impl PreparedIssue {
         self.signer.is_some()
     }
 
-    /// The Message-ID of this issue for one subscriber: the same on every attempt,
-    /// so a message sent again after a crash is recognisably the same message.
+    /// The Message-ID of this issue for one subscriber,
+    /// `<ISSUE.SUBSCRIBER.MAC@domain>`: the same on every attempt, so a message
+    /// sent again after a crash is recognisably the same message, and signed, so
+    /// a report quoting it proves which delivery it is about.
     pub fn message_id(&self, subscriber_id: i64) -> String {
+        let mac = self
+            .links
+            .tokens()
+            .message_id_mac(self.issue_id, subscriber_id);
         format!(
-            "<{}.{}.{}>",
-            self.issue_id, subscriber_id, self.message_id_suffix
+            "<{}.{}.{mac}@{}>",
+            self.issue_id, subscriber_id, self.message_id_domain
         )
     }
 
@@ -139,10 +145,10 @@ impl PreparedIssue {
     /// fold several test copies together. In base64, which every server takes.
     pub fn test_copy_for(&self, to: &Addressee<'_>, date: SystemTime) -> Result<Outgoing, Error> {
         let id = format!(
-            "<{}.copy-{}.{}>",
+            "<{}.copy-{}@{}>",
             self.issue_id,
             hex(&rand::random::<[u8; 6]>()),
-            self.message_id_suffix
+            self.message_id_domain
         );
         self.build(to, id, date, BodyEncoding::Base64)
     }

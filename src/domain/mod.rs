@@ -278,6 +278,14 @@ string_enum!(
     }
 );
 
+impl ReportSource {
+    /// A provider's webhook is signed by the provider, who vouches for the
+    /// recipient it names; mail to the bounce address vouches for nothing.
+    pub fn vouches_for_recipient(self) -> bool {
+        !matches!(self, ReportSource::Mail | ReportSource::Imap)
+    }
+}
+
 string_enum!(
     /// What a report did to its delivery and subscriber. `recorded`: kept in the
     /// history only (a delay, or a subscriber already gone); `unmatched`: tied

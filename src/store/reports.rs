@@ -90,7 +90,26 @@ impl Store {
             .db("finding a delivery")
     }
 
-    /// The latest delivery that went out to `email`: the last resort of matching.
+    /// The delivery of `issue_id` to `subscriber_id` with its recipient's
+    /// address key (`None` once the person is forgotten), if there is one.
+    pub async fn delivery_with_recipient(
+        &self,
+        issue_id: i64,
+        subscriber_id: i64,
+    ) -> Result<Option<(i64, Option<String>)>, Error> {
+        sqlx::query_as(
+            "SELECT d.id, s.email_key FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
+             WHERE d.issue_id = $1 AND d.subscriber_id = $2",
+        )
+        .bind(issue_id)
+        .bind(subscriber_id)
+        .fetch_optional(&self.pool)
+        .await
+        .db("finding a delivery")
+    }
+
+    /// The latest delivery that went out to `email`: how a provider's signed
+    /// webhook, which vouches for the recipient it names, finds its delivery.
     pub async fn latest_delivery_to(&self, email_key: &str) -> Result<Option<i64>, Error> {
         sqlx::query_scalar(
             "SELECT d.id FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \

@@ -75,14 +75,18 @@ async fn every_message_has_the_headers_and_parts_of_the_contract() {
         "RFC 2047: {subject_line}"
     );
 
-    // Deterministic Message-ID per (issue, subscriber).
+    // Deterministic Message-ID per (issue, subscriber), carrying a MAC that no
+    // reader can compute for another.
     let subscriber = site.subscriber(&app, "reader@example.com").await.unwrap();
     let issue = app.publishing().issue_of("essay").await.unwrap();
-    let instance = app.reports().instance().await.unwrap();
+    let tokens = app.links().tokens();
+    let mac = tokens.message_id_mac(issue.id, subscriber.id);
     assert_eq!(
         m.message_id().unwrap(),
-        format!("{}.{}.{}@example.com", issue.id, subscriber.id, instance)
+        format!("{}.{}.{mac}@example.com", issue.id, subscriber.id)
     );
+    assert_eq!(mac.len(), 20, "{mac}");
+    assert_ne!(mac, tokens.message_id_mac(issue.id, subscriber.id + 1));
 
     // List headers; the unsubscribe token is signed for this subscriber.
     // mail-parser reads List-Id as a phrase and an angle-bracketed id.

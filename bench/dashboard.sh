@@ -70,7 +70,7 @@ language = "ko"
 timezone = "Asia/Seoul"
 [server]
 bind = "127.0.0.1:$PORT"
-admin_token = "bench-token"
+admin_token = "bench-admin-token-0123"
 [database]
 url = "$url"
 [email]
@@ -106,7 +106,7 @@ def request(method, path, body=None, headers={}):
 r, page = request("GET", "/admin")
 login = re.search(r"posthorn_login=([^;]+)", r.getheader("Set-Cookie")).group(1)
 csrf = re.search(rb'name="csrf" value="([^"]+)"', page).group(1).decode()
-r, _ = request("POST", "/admin/login", urllib.parse.urlencode({"csrf": csrf, "token": "bench-token"}),
+r, _ = request("POST", "/admin/login", urllib.parse.urlencode({"csrf": csrf, "token": "bench-admin-token-0123"}),
                {"Content-Type": "application/x-www-form-urlencoded", "Cookie": f"posthorn_login={login}"})
 session = re.search(r"posthorn_admin=([^;]+)", r.getheader("Set-Cookie")).group(1)
 auth = {"Cookie": f"posthorn_admin={session}"}

@@ -15,14 +15,51 @@ use url::Url;
 use crate::domain::{Frequency, Mailbox};
 use crate::error::Error;
 
-/// A secret from the environment or the file. It never prints.
+/// A password for someone else's server (the SMTP relay, the IMAP mailbox),
+/// from the environment or the file. It never prints.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(value: impl Into<String>) -> Self {
+        Password(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+/// The shortest secret posthorn accepts for a key of its own.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// One of posthorn's own keys (`server.secret`, `server.admin_token`,
+/// `bounces.webhook_secret`): at least [`MIN_SECRET_BYTES`], so that nobody can
+/// guess it or compute an HMAC with an empty key. It never prints.
+///
+/// An empty value (what an unset variable in a compose file gives) reads as
+/// unset, and start-up says so; every key is safe unset (the feature is off,
+/// or a generated secret is used).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("is {0} bytes long; a secret must have at least {MIN_SECRET_BYTES} (`openssl rand -hex 32` makes a good one)")]
+pub struct SecretTooShort(usize);
+
 impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
+    pub fn new(value: impl Into<String>) -> Result<Self, SecretTooShort> {
+        let value = value.into();
+        if value.len() < MIN_SECRET_BYTES {
+            return Err(SecretTooShort(value.len()));
+        }
+        Ok(Secret(value))
     }
     pub fn expose(&self) -> &str {
         &self.0
@@ -32,6 +69,18 @@ impl Secret {
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret([redacted])")
+    }
+}
+
+/// `Option<Secret>` from the file or the environment: empty is unset (and
+/// logged with its key by [`Config::load`]), too short is an error that
+/// figment reports with its key.
+fn optional_secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Secret>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    match value {
+        None => Ok(None),
+        Some(v) if v.is_empty() => Ok(None),
+        Some(v) => Secret::new(v).map(Some).map_err(serde::de::Error::custom),
     }
 }
 
@@ -205,7 +254,7 @@ pub struct SmtpConfig {
     #[serde(default = "default_tls")]
     pub tls: TlsMode,
     pub username: Option<String>,
-    pub password: Option<Secret>,
+    pub password: Option<Password>,
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
     #[serde(default = "default_rate")]
@@ -240,7 +289,9 @@ impl Default for SmtpConfig {
 pub struct ServerConfig {
     #[serde(default = "default_bind")]
     pub bind: String,
+    #[serde(default, deserialize_with = "optional_secret")]
     pub secret: Option<Secret>,
+    #[serde(default, deserialize_with = "optional_secret")]
     pub admin_token: Option<Secret>,
 }
 
@@ -266,11 +317,12 @@ pub struct BouncesConfig {
     pub soft_after: u32,
     /// A mailbox to poll at every tick: `imaps://user@host:993/INBOX`.
     pub imap_url: Option<Url>,
-    pub imap_password: Option<Secret>,
+    pub imap_password: Option<Password>,
     /// An extra CA certificate (PEM) to trust for the IMAP server, beside the
     /// usual roots: for a server with a private CA.
     pub imap_ca_file: Option<PathBuf>,
     /// Postmark (basic-auth password) and Mailgun (signing key).
+    #[serde(default, deserialize_with = "optional_secret")]
     pub webhook_secret: Option<Secret>,
     /// SendGrid's signed event webhook: its public key (base64 DER, as shown by SendGrid).
     pub sendgrid_public_key: Option<String>,
@@ -598,10 +650,38 @@ from = "Jerry <essays@example.com>"
 
     #[test]
     fn secrets_never_print() {
-        let text = MINIMAL.replace("[email]", "[server]\nsecret = \"hunter2\"\n[email]");
+        let text = MINIMAL.replace(
+            "[email]",
+            "[server]\nsecret = \"hunter2-hunter2-hunter2\"\n[email]",
+        );
         let c = Config::from_toml_str(&text, Path::new("config.toml")).unwrap();
         assert!(!format!("{c:?}").contains("hunter2"));
-        assert_eq!(c.server.secret.unwrap().expose(), "hunter2");
+        assert_eq!(c.server.secret.unwrap().expose(), "hunter2-hunter2-hunter2");
+    }
+
+    #[test]
+    fn a_short_secret_is_refused_by_name_and_an_empty_one_is_unset() {
+        for key in ["secret", "admin_token"] {
+            let text = MINIMAL.replace(
+                "[email]",
+                &format!("[server]\n{key} = \"hunter2\"\n[email]"),
+            );
+            let msg = Config::from_toml_str(&text, Path::new("config.toml"))
+                .unwrap_err()
+                .to_string();
+            assert!(msg.contains(key) && msg.contains("16"), "{msg}");
+        }
+        let text = format!("{MINIMAL}\n[bounces]\nwebhook_secret = \"x\"\n");
+        let msg = Config::from_toml_str(&text, Path::new("config.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("webhook_secret"), "{msg}");
+        let text = MINIMAL.replace(
+            "[email]",
+            "[server]\nsecret = \"\"\nadmin_token = \"\"\n[email]",
+        );
+        let c = Config::from_toml_str(&text, Path::new("config.toml")).unwrap();
+        assert!(c.server.secret.is_none() && c.server.admin_token.is_none());
     }
 
     #[test]

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::Context;
 use crate::bounces::imap::{ImapError, Mailbox, MailboxAddress, Watermark};
-use crate::bounces::webhooks::SendgridKey;
+use crate::bounces::webhooks::{ReplayGuard, SendgridKey};
 use crate::bounces::{self, Action, Report, ReportKind, Tracks};
 use crate::domain::{hex, EventKind, MatchedBy, ReportEffect, ReportSource};
 use crate::error::Error;
@@ -98,6 +98,8 @@ pub struct Bounces {
     pub(super) certificates: Arc<Mutex<HashMap<String, Arc<Vec<u8>>>>>,
     /// posthorn's marks to look for, compiled once at start, not per report.
     pub(super) tracks: Arc<Tracks>,
+    /// Mailgun's one-time tokens, each accepted once.
+    pub(super) mailgun_tokens: Arc<ReplayGuard>,
 }
 
 impl Bounces {
@@ -107,6 +109,7 @@ impl Bounces {
             context,
             sendgrid: None,
             certificates: Arc::default(),
+            mailgun_tokens: Arc::default(),
         }
     }
 
@@ -244,7 +247,9 @@ impl Bounces {
             .find(|m| tokens.verify_message_id(m.issue, m.subscriber, &m.mac));
         match signed {
             Some(id) => {
-                let found = store.delivery_with_recipient(id.issue, id.subscriber).await?;
+                let found = store
+                    .delivery_with_recipient(id.issue, id.subscriber)
+                    .await?;
                 Ok(proven(found, MatchedBy::MessageId))
             }
             None => Ok(Proof::Unproven),

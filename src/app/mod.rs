@@ -145,11 +145,19 @@ impl App {
         let key = match &config.server.secret {
             Some(secret) => secret.expose().as_bytes().to_vec(),
             // Generated once and kept in the database, so links in sent emails keep working.
-            None => store
-                .meta_get_or_insert("secret", &hex(&rand::random::<[u8; 32]>()))
-                .await?
-                .into_bytes(),
+            None => {
+                tracing::info!("server.secret is unset or empty: links are signed with the secret stored in the database");
+                store
+                    .meta_get_or_insert("secret", &hex(&rand::random::<[u8; 32]>()))
+                    .await?
+                    .into_bytes()
+            }
         };
+        if config.server.admin_token.is_none() {
+            tracing::info!(
+                "server.admin_token is unset or empty: the admin API and the dashboard are off"
+            );
+        }
         let links = Links::new(&config, Tokens::new(&key));
         let templates = Arc::new(Templates::load(&config, &links)?);
         let config = Arc::new(config);

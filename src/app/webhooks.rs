@@ -74,7 +74,7 @@ impl Bounces {
                     .as_ref()
                     .ok_or_else(|| not_configured("webhook_secret"))?;
                 let payload = json()?;
-                webhooks::check_mailgun(&payload, key.expose())?;
+                webhooks::check_mailgun(&payload, key.expose(), Utc::now(), &self.mailgun_tokens)?;
                 let id = payload
                     .get("event-data")
                     .map(|e| event_id(e, &["event"], &["id"]))

@@ -55,9 +55,20 @@ pub fn check_basic_auth(authorization: Option<&str>, secret: &str) -> Result<(),
     }
 }
 
+/// How old a Mailgun signature may be. Mailgun signs only `timestamp + token`,
+/// not the body, so a signature that leaked must not be usable for long.
+pub const MAILGUN_MAX_AGE: Duration = Duration::from_secs(5 * 60);
+
 /// Mailgun: `signature.signature` is hex HMAC-SHA256 of `timestamp + token`,
-/// keyed with the HTTP webhook signing key.
-pub fn check_mailgun(payload: &Value, signing_key: &str) -> Result<(), WebhookError> {
+/// keyed with the HTTP webhook signing key. The timestamp must be within
+/// [`MAILGUN_MAX_AGE`] of `now`, and the token must not have been seen before
+/// (`seen` remembers tokens for that long).
+pub fn check_mailgun(
+    payload: &Value,
+    signing_key: &str,
+    now: DateTime<Utc>,
+    seen: &ReplayGuard,
+) -> Result<(), WebhookError> {
     let part = |key: &str| {
         payload
             .get("signature")
@@ -75,10 +86,46 @@ pub fn check_mailgun(payload: &Value, signing_key: &str) -> Result<(), WebhookEr
     mac.update(timestamp.as_bytes());
     mac.update(token.as_bytes());
     let expected = hex(&mac.finalize().into_bytes());
-    if constant_time_eq(expected.as_bytes(), given.to_ascii_lowercase().as_bytes()) {
-        Ok(())
-    } else {
-        Err(unauthorized("the Mailgun signature does not match"))
+    if !constant_time_eq(expected.as_bytes(), given.to_ascii_lowercase().as_bytes()) {
+        return Err(unauthorized("the Mailgun signature does not match"));
+    }
+    let signed_at = timestamp
+        .parse::<i64>()
+        .ok()
+        .and_then(|t| DateTime::<Utc>::from_timestamp(t, 0))
+        .ok_or_else(|| unauthorized("the Mailgun timestamp is not a time"))?;
+    let max_age = chrono::Duration::from_std(MAILGUN_MAX_AGE).unwrap_or_default();
+    if (now - signed_at).abs() > max_age {
+        return Err(unauthorized(format!(
+            "the Mailgun signature was made at {signed_at}, more than {} minutes from now",
+            MAILGUN_MAX_AGE.as_secs() / 60
+        )));
+    }
+    if !seen.first_use(&token, signed_at, now) {
+        return Err(unauthorized("the Mailgun token was used before"));
+    }
+    Ok(())
+}
+
+/// Remembers the one-time tokens of signed requests for as long as their
+/// signatures are accepted, so that each token is taken once.
+#[derive(Debug, Default)]
+pub struct ReplayGuard {
+    seen: std::sync::Mutex<std::collections::HashMap<String, DateTime<Utc>>>,
+}
+
+impl ReplayGuard {
+    /// Whether `token` (signed at `signed_at`) is new; it is remembered.
+    pub fn first_use(&self, token: &str, signed_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        // Tokens whose signatures have expired can no longer be replayed.
+        let max_age = chrono::Duration::from_std(MAILGUN_MAX_AGE).unwrap_or_default();
+        seen.retain(|_, at| now - *at <= max_age);
+        if seen.contains_key(token) {
+            return false;
+        }
+        seen.insert(token.to_string(), signed_at);
+        true
     }
 }
 

@@ -373,3 +373,109 @@ async fn reports_piped_at_the_same_time_are_all_recorded() {
     assert!(log.values().all(|r| r.status == "bounced"), "{log:?}");
     app.close().await;
 }
+
+/// Every reader sees their own Message-ID. A report acts only through a VERP
+/// token or a Message-ID whose MAC checks, and only for the recipient it names:
+/// a reader who edits their own Message-ID, or writes a report about someone
+/// else, changes nobody, and the report is kept and listed.
+#[tokio::test(flavor = "multi_thread")]
+async fn reports_that_prove_nothing_change_nobody() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_rule(|_| Action::Accept);
+    let site = TestSite::new(Some(smtp.port));
+    site.append_config("\n[bounces]\nreturn_path = \"bounces@bounce.example.com\"\n");
+    let app = site.app().await;
+    site.add_subscribers(&app, &["victim@example.org", "mallory@example.org"])
+        .await;
+    let now = site.new_post(&app, "p.md", "첫 편지").await;
+    app.tick().run_once(now, Stop::default()).await.unwrap();
+    let sent = smtp.messages();
+    let to = |who: &str| {
+        sent.iter()
+            .find(|m| m.rcpt_to == [who.to_string()])
+            .expect("a message to each reader")
+    };
+    let own = to("mallory@example.org");
+    let own_headers = headers_of(&own.data);
+    let victim = site.subscriber(&app, "victim@example.org").await.unwrap();
+    let mallory = site.subscriber(&app, "mallory@example.org").await.unwrap();
+    // Mallory's Message-ID with the victim's id in it: the MAC no longer checks.
+    let moved_headers =
+        own_headers.replace(&format!(".{}.", mallory.id), &format!(".{}.", victim.id));
+    assert_ne!(moved_headers, own_headers, "{own_headers}");
+    let ingest = |raw: Vec<u8>| {
+        let site = &site;
+        async move {
+            let out = site.cli_with_input(&["bounces", "ingest"], &raw).await;
+            assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        }
+    };
+    let hard = "550 5.1.1 <victim@example.org>: User unknown";
+    ingest(dsn(
+        "postmaster@example.com",
+        "victim@example.org",
+        "5.1.1",
+        hard,
+        &moved_headers,
+    ))
+    .await;
+    // A complaint that names the victim and carries no mark of ours.
+    ingest(arf("victim@example.org", "Subject: 첫 편지")).await;
+    // Mallory's own, true Message-ID, in a report about the victim.
+    ingest(dsn(
+        "postmaster@example.com",
+        "victim@example.org",
+        "5.1.1",
+        hard,
+        &own_headers,
+    ))
+    .await;
+    ingest(arf("victim@example.org", &own_headers)).await;
+    // Mallory's own VERP address, in a report about the victim.
+    ingest(dsn(
+        &own.mail_from,
+        "victim@example.org",
+        "5.1.1",
+        hard,
+        "Subject: x",
+    ))
+    .await;
+
+    let log = site.log_by_email(&app, "p").await;
+    assert_eq!(log["victim@example.org"].status, "sent");
+    assert_eq!(log["mallory@example.org"].status, "sent");
+    for who in ["victim@example.org", "mallory@example.org"] {
+        assert_eq!(
+            site.status_of(&app, who).await,
+            Some(SubscriberStatus::Active),
+            "{who}"
+        );
+    }
+    let list = json(&site.cli(&["bounces", "list", "--json"]).await);
+    let effects: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["effect"].as_str().unwrap())
+        .collect();
+    assert_eq!(effects, ["unmatched"; 5], "every report is kept: {list}");
+
+    // The victim's own report, with the headers their message really had, acts.
+    let real = dsn(
+        "postmaster@example.com",
+        "victim@example.org",
+        "5.1.1",
+        hard,
+        &headers_of(&to("victim@example.org").data),
+    );
+    ingest(real).await;
+    assert_eq!(
+        site.log_by_email(&app, "p").await["victim@example.org"].status,
+        "bounced"
+    );
+    assert_eq!(
+        site.status_of(&app, "mallory@example.org").await,
+        Some(SubscriberStatus::Active)
+    );
+    app.close().await;
+}

@@ -428,14 +428,14 @@ async fn the_admin_api_needs_its_token() {
             .unwrap();
         assert_eq!(r.status(), 404);
     }
-    site.append_config("[server]\nadmin_token = \"s3cret-token\"");
+    site.append_config("[server]\nadmin_token = \"s3cret-admin-token\"");
     let s = RunningServer::start(&site, false).await;
     site.add_subscribers(&s.app, &["a@example.com", "b@example.com"])
         .await;
     for auth in [
         None,
         Some("wrong"),
-        Some("s3cret-token-but-longer"),
+        Some("s3cret-admin-token-but-longer"),
         Some(""),
     ] {
         let mut req = s.client.get(s.url("/api/subscribers"));
@@ -446,7 +446,7 @@ async fn the_admin_api_needs_its_token() {
         assert_eq!(r.status(), 401, "{auth:?}");
         assert_eq!(r.headers()["www-authenticate"], "Bearer");
     }
-    let api = |path: &str| s.client.get(s.url(path)).bearer_auth("s3cret-token");
+    let api = |path: &str| s.client.get(s.url(path)).bearer_auth("s3cret-admin-token");
     let subs: serde_json::Value = api("/api/subscribers?status=active")
         .send()
         .await
@@ -467,7 +467,7 @@ async fn the_admin_api_needs_its_token() {
     let r = s
         .client
         .post(s.url("/api/posts/essay/send"))
-        .bearer_auth("s3cret-token")
+        .bearer_auth("s3cret-admin-token")
         .send()
         .await
         .unwrap();
@@ -521,7 +521,7 @@ async fn the_admin_api_needs_its_token() {
     let missing = s
         .client
         .post(s.url("/api/posts/nope/send"))
-        .bearer_auth("s3cret-token")
+        .bearer_auth("s3cret-admin-token")
         .send()
         .await
         .unwrap();
@@ -564,7 +564,7 @@ async fn pages_speak_english_when_the_site_does() {
 async fn the_running_worker_delivers_what_the_admin_api_queued() {
     let smtp = SmtpServer::start().await;
     let site = TestSite::new(Some(smtp.port));
-    site.append_config("[server]\nadmin_token = \"s3cret-token\"");
+    site.append_config("[server]\nadmin_token = \"s3cret-admin-token\"");
     site.write_post(
         "essay.md",
         &post("에세이", Utc::now() - Duration::hours(1), "본문"),
@@ -579,7 +579,7 @@ async fn the_running_worker_delivers_what_the_admin_api_queued() {
     let send = |slug: &str| {
         s.client
             .post(s.url(&format!("/api/posts/{slug}/send")))
-            .bearer_auth("s3cret-token")
+            .bearer_auth("s3cret-admin-token")
             .send()
     };
     assert_eq!(send("essay").await.unwrap().status(), 202);

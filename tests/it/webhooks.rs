@@ -21,7 +21,7 @@ use sha2::Sha256;
 use crate::support::{openssl, Action, RunningServer, SmtpServer, TestSite};
 
 const TOPIC: &str = "arn:aws:sns:us-west-2:123456789012:ses-bounces";
-const SECRET: &str = "webhook-s3cret";
+const SECRET: &str = "webhook-s3cret-signing-key";
 
 fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -315,7 +315,20 @@ async fn each_provider_updates_its_deliveries_and_forgeries_get_401() {
         .unwrap();
     assert_eq!(r.status(), 401);
     unchanged(&before, &statuses(&site, &server).await);
-    failed["signature"] = mailgun_signature(SECRET, "1763892000", "f00dfeedc0ffee1234567890abcdef");
+    // A correct signature made long ago (or in 1970) is refused: Mailgun signs
+    // only the timestamp and token, so an old one could carry any body.
+    for old in ["0", "1763892000"] {
+        failed["signature"] = mailgun_signature(SECRET, old, "f00dfeedc0ffee1234567890abcdef");
+        let r = post("/webhooks/mailgun")
+            .json(&failed)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "timestamp {old}");
+        unchanged(&before, &statuses(&site, &server).await);
+    }
+    let now = chrono::Utc::now().timestamp().to_string();
+    failed["signature"] = mailgun_signature(SECRET, &now, "f00dfeedc0ffee1234567890abcdef");
     let r = post("/webhooks/mailgun")
         .json(&failed)
         .send()
@@ -326,6 +339,18 @@ async fn each_provider_updates_its_deliveries_and_forgeries_get_401() {
         statuses(&site, &server).await["alice@example.com"].status,
         "bounced"
     );
+    // The same token again, with another body: refused, nothing changes.
+    let before = statuses(&site, &server).await;
+    let mut replay = failed.clone();
+    replay["event-data"]["recipient"] = Value::from("fine@example.org");
+    replay["event-data"]["id"] = Value::from("another-event");
+    let r = post("/webhooks/mailgun")
+        .json(&replay)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "a replayed token");
+    unchanged(&before, &statuses(&site, &server).await);
 
     // SendGrid: ECDSA P-256 over timestamp and the exact body.
     let before = statuses(&site, &server).await;

@@ -3,7 +3,12 @@
 //! 4xx. Unexpected ones (I/O, the database, a fault of posthorn's own) keep their
 //! cause for the log; the web answers them with a 5xx.
 
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::FutureExt;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -140,4 +145,50 @@ mod tests {
         assert!(!e.is_expected());
         assert!(Error::Conflict("draft".into()).is_expected());
     }
+
+    #[tokio::test]
+    async fn a_panic_is_caught_counted_and_told() {
+        let before = caught_panics();
+        assert_eq!(catch_panic("a test", async { 7 }).await, Ok(7));
+        let slice = "x".repeat(3);
+        let caught = catch_panic("a test", async move {
+            // The shape of a real fault: slicing inside a character.
+            let s = format!("{slice}é");
+            s[..4].len()
+        })
+        .await;
+        let why = caught.unwrap_err();
+        assert!(
+            why.contains("a test") && why.contains("char boundary"),
+            "{why}"
+        );
+        assert!(caught_panics() > before);
+    }
+}
+
+/// Panics caught at a boundary (a tick, one delivery) since the process started.
+static CAUGHT_PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `work`, catching a panic in it: the panic is logged with its cause and
+/// counted, and comes back as its message. The process goes on, and
+/// `/healthz` shows the count.
+pub async fn catch_panic<T>(during: &str, work: impl Future<Output = T>) -> Result<T, String> {
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .map_err(|payload| {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            CAUGHT_PANICS.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(during, cause = %why, "caught a panic; carrying on");
+            format!("posthorn failed during {during}: {why}")
+        })
+}
+
+/// How many panics [`catch_panic`] has caught.
+pub fn caught_panics() -> u64 {
+    CAUGHT_PANICS.load(Ordering::Relaxed)
 }

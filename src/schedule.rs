@@ -4,22 +4,69 @@
 //! [`Ticker::tick`] is the step: tests call it directly, without waiting for a clock.
 //! A tick that is still running when the next one is due is not started twice.
 //! [`Ticker::wake`] asks for a tick now, as the admin API does after queueing a send.
+//!
+//! A tick that panics is caught, logged with its cause and counted: the worker
+//! and the scheduler go on. [`Ticker::health`] says whether both are running.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 use tokio::sync::{Mutex, Notify};
 use tokio_cron_scheduler::{Job, JobScheduler};
 
 use crate::app::{Tick, TickReport};
 use crate::delivery::Stop;
-use crate::error::Error;
+use crate::error::{catch_panic, caught_panics, Error};
 
 pub struct Ticker {
     tick: Tick,
     running: Mutex<()>,
     stop: Stop,
     woken: Notify,
+    /// The wake loop ([`Ticker::serve_wakes`]) is running.
+    serving: AtomicBool,
+    /// The cron job's heartbeat, once [`start`] has started it.
+    cron: std::sync::Mutex<Option<Heartbeat>>,
+}
+
+/// When the cron job last fired, and how it fires: it is late (so stopped) once
+/// its next time has passed by more than [`CRON_GRACE`].
+#[derive(Debug, Clone)]
+struct Heartbeat {
+    cron: String,
+    tz: chrono_tz::Tz,
+    last: DateTime<Utc>,
+}
+
+/// How late the cron job may fire before the scheduler counts as stopped.
+const CRON_GRACE: chrono::Duration = chrono::Duration::seconds(90);
+
+/// Whether one part of the process is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Running {
+    Yes,
+    No,
+    /// Not part of this process (a web-only server, or one without a cron).
+    NotHere,
+}
+
+/// What `/healthz` reports about the worker and the scheduler.
+#[derive(Debug, Clone, Serialize)]
+pub struct Health {
+    pub worker: Running,
+    pub scheduler: Running,
+    /// Panics caught (and survived) since start: ticks and deliveries.
+    pub panics: u64,
+}
+
+impl Health {
+    /// Neither the worker nor the scheduler has stopped.
+    pub fn ok(&self) -> bool {
+        self.worker != Running::No && self.scheduler != Running::No
+    }
 }
 
 impl Ticker {
@@ -29,7 +76,40 @@ impl Ticker {
             running: Mutex::new(()),
             stop,
             woken: Notify::new(),
+            serving: AtomicBool::new(false),
+            cron: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether the wake loop and the cron job are running at `now`.
+    pub fn health(&self, now: DateTime<Utc>) -> Health {
+        let worker = if self.serving.load(Ordering::Acquire) {
+            Running::Yes
+        } else {
+            Running::No
+        };
+        let beat = self.cron.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let scheduler = match beat {
+            None => Running::NotHere,
+            Some(b) => match crate::config::next_time(&b.cron, b.tz, b.last) {
+                Some(next) if now > next + CRON_GRACE => Running::No,
+                _ => Running::Yes,
+            },
+        };
+        Health {
+            worker,
+            scheduler,
+            panics: caught_panics(),
+        }
+    }
+
+    /// The cron job fired (or was just started) at `now`.
+    fn beat(&self, cron: &str, tz: chrono_tz::Tz, now: DateTime<Utc>) {
+        *self.cron.lock().unwrap_or_else(|e| e.into_inner()) = Some(Heartbeat {
+            cron: cron.to_string(),
+            tz,
+            last: now,
+        });
     }
 
     /// One tick, unless one is running already (then `None`) or we are stopping.
@@ -48,6 +128,15 @@ impl Ticker {
 
     /// Runs a tick each time [`Ticker::wake`] is called, until we are stopping.
     pub async fn serve_wakes(self: Arc<Self>) {
+        /// Says the loop has stopped however it ends, a panic included.
+        struct Serving<'a>(&'a AtomicBool);
+        impl Drop for Serving<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        self.serving.store(true, Ordering::Release);
+        let _serving = Serving(&self.serving);
         loop {
             self.woken.notified().await;
             if self.stop.is_stopped() {
@@ -65,7 +154,9 @@ impl Ticker {
         if self.stop.is_stopped() {
             return None;
         }
-        let result = self.tick.run_once(Utc::now(), self.stop.clone()).await;
+        let result = catch_panic("a tick", self.tick.run_once(Utc::now(), self.stop.clone()))
+            .await
+            .unwrap_or_else(|why| Err(Error::Internal(why)));
         match &result {
             Ok(report) => {
                 let d = &report.deliveries;
@@ -107,8 +198,11 @@ pub async fn start(
         |e: tokio_cron_scheduler::JobSchedulerError| Error::Config(format!("scheduler: {e}"));
     let scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
     let digest_ticker = ticker.clone();
+    ticker.beat(cron, tz, Utc::now());
+    let cron_text = cron.to_string();
     let job = Job::new_async_tz(cron, tz, move |_, _| {
         let ticker = ticker.clone();
+        ticker.beat(&cron_text, tz, Utc::now());
         Box::pin(async move {
             // The tick runs in its own task so a slow one never blocks the scheduler.
             tokio::spawn(async move {

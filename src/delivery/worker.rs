@@ -16,7 +16,7 @@ use super::message::{Addressee, BodyEncoding, Outgoing, PreparedIssue};
 use super::{lease, IssueSource, SendError, Session, Shared};
 use crate::bounces;
 use crate::domain::SubscriberStatus;
-use crate::error::{chain, Error};
+use crate::error::{catch_panic, chain, Error};
 use crate::store::{Claimed, Outcome, OutcomeKind};
 
 pub(super) async fn work<I: IssueSource, S: Session>(
@@ -75,7 +75,11 @@ async fn claim_and_send<I: IssueSource, S: Session>(
                 report(released(c, now, None)).await?;
                 continue;
             }
-            match deliver_one(shared, session, c).await {
+            // A fault of ours on one delivery fails that delivery, not the run.
+            let delivered = catch_panic("a delivery", deliver_one(shared, session, c))
+                .await
+                .unwrap_or_else(|why| Ok(failed_by_us(c, why)));
+            match delivered {
                 Ok(outcome) => {
                     server_down = matches!(outcome.kind, OutcomeKind::Released { .. });
                     report(outcome).await?;
@@ -94,6 +98,21 @@ async fn claim_and_send<I: IssueSource, S: Session>(
             // The server is unreachable: stop here; the next run tries again.
             return Ok(());
         }
+    }
+}
+
+/// A delivery posthorn itself failed on: `failed`, not retried by itself (the
+/// same input would fail again), so `posthorn retry` sends it after a fix.
+fn failed_by_us(c: &Claimed, why: String) -> Outcome {
+    Outcome {
+        delivery_id: c.delivery_id,
+        subscriber_id: c.subscriber_id,
+        kind: OutcomeKind::Failed {
+            permanent: false,
+            hard: false,
+        },
+        error: Some(why),
+        smtp_reply: None,
     }
 }
 

@@ -275,6 +275,15 @@ impl Store {
         Ok(self.meta("instance").await?.unwrap_or_default())
     }
 
+    /// One round trip to the database.
+    pub async fn ping(&self) -> Result<(), Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .db("asking the database for a sign of life")
+    }
+
     /// Rewrites the database so that deleted and overwritten values leave no copy
     /// behind: SQLite rebuilds the file (free pages and page slack included) and
     /// empties its write-ahead log; PostgreSQL vacuums the tables that held a person.

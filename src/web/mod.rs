@@ -161,7 +161,7 @@ fn router(state: WebState) -> Router {
         .route("/api/subscribers", get(admin::subscribers))
         .route("/api/subscribers/forget", post(admin::forget))
         .route("/api/status", get(admin::status))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health))
         // SendGrid batches events: its posts are the only big ones.
         .route(
             "/webhooks/{provider}",
@@ -171,6 +171,49 @@ fn router(state: WebState) -> Router {
         .layer(DefaultBodyLimit::max(16 * 1024))
         .fallback(site::not_found)
         .with_state(state)
+}
+
+/// `GET /healthz`: 200 while the database answers and this process's worker
+/// and scheduler run; 503 otherwise. Both with a JSON body saying which.
+async fn health(
+    axum::extract::State(state): axum::extract::State<WebState>,
+) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    use crate::schedule::{Health, Running};
+    let database = state.app.reports().database_answers().await;
+    let health = state.worker.as_ref().map_or(
+        Health {
+            worker: Running::NotHere,
+            scheduler: Running::NotHere,
+            panics: crate::error::caught_panics(),
+        },
+        |w| w.health(chrono::Utc::now()),
+    );
+    let ok = database.is_ok() && health.ok();
+    let mut problems = Vec::new();
+    if let Err(e) = &database {
+        tracing::warn!(error = %crate::error::chain(e), "health check: the database does not answer");
+        problems.push("the database does not answer".to_string());
+    }
+    if health.worker == Running::No {
+        problems.push("the worker has stopped".to_string());
+    }
+    if health.scheduler == Running::No {
+        problems.push("the scheduler has stopped".to_string());
+    }
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "unhealthy" },
+        "problems": problems,
+        "database": if database.is_ok() { "ok" } else { "down" },
+        "worker": health.worker,
+        "scheduler": health.scheduler,
+        "panics": health.panics,
+    });
+    let status = if ok {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body))
 }
 
 /// The answer's status for an error: the request's fault is a 4xx, ours a 5xx

@@ -20,6 +20,7 @@ mod migrations;
 mod pipeline;
 mod postfix;
 mod subscribe;
+mod trust;
 mod upstream;
 mod web;
 mod webhooks;

@@ -220,17 +220,15 @@ async fn archive_pages_discover_feeds_and_unknown_pages_are_404() {
             .status(),
         404
     );
-    assert_eq!(
-        s.client
-            .get(format!("{}/healthz", s.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-        "ok"
-    );
+    let health = s
+        .client
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "ok", "{health}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

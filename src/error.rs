@@ -131,6 +131,33 @@ impl<T> DbContext<T> for Result<T, sqlx::Error> {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Panics caught at a boundary (a tick, one delivery) since the process started.
+static CAUGHT_PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Runs `work`, catching a panic in it: the panic is logged with its cause and
+/// counted, and comes back as its message. The process goes on, and
+/// `/healthz` shows the count.
+pub async fn catch_panic<T>(during: &str, work: impl Future<Output = T>) -> Result<T, String> {
+    AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .map_err(|payload| {
+            let why = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic without a message".into());
+            CAUGHT_PANICS.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(during, cause = %why, "caught a panic; carrying on");
+            format!("posthorn failed during {during}: {why}")
+        })
+}
+
+/// How many panics [`catch_panic`] has caught.
+pub fn caught_panics() -> u64 {
+    CAUGHT_PANICS.load(Ordering::Relaxed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,31 +191,4 @@ mod tests {
         );
         assert!(caught_panics() > before);
     }
-}
-
-/// Panics caught at a boundary (a tick, one delivery) since the process started.
-static CAUGHT_PANICS: AtomicU64 = AtomicU64::new(0);
-
-/// Runs `work`, catching a panic in it: the panic is logged with its cause and
-/// counted, and comes back as its message. The process goes on, and
-/// `/healthz` shows the count.
-pub async fn catch_panic<T>(during: &str, work: impl Future<Output = T>) -> Result<T, String> {
-    AssertUnwindSafe(work)
-        .catch_unwind()
-        .await
-        .map_err(|payload| {
-            let why = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic without a message".into());
-            CAUGHT_PANICS.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(during, cause = %why, "caught a panic; carrying on");
-            format!("posthorn failed during {during}: {why}")
-        })
-}
-
-/// How many panics [`catch_panic`] has caught.
-pub fn caught_panics() -> u64 {
-    CAUGHT_PANICS.load(Ordering::Relaxed)
 }

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::domain::{hex, one_line, FilePost, PostSource, Slug};
 use crate::error::Error;
-use crate::links::Links;
+use crate::links::{Links, WebUrl};
 
 /// A file that could not be read as a post.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +168,8 @@ fn load_file(
     }
     .map_err(|m| fail(None, m))?;
 
-    let page = links.post_page(&slug);
+    let page = WebUrl::try_from(links.post_page(&slug))
+        .map_err(|e| fail(None, format!("site.base_url is {e}")))?;
     let line_breaks = fm.line_breaks.unwrap_or(config.posts.line_breaks);
     let content_html = html::absolutize_urls(&markdown::to_html(body, line_breaks), &page)
         .map_err(|m| fail(None, format!("could not process the HTML: {m}")))?;

@@ -8,8 +8,9 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::html::absolutize_urls;
+use super::html::sanitize;
 use crate::domain::{hex, one_line, FeedEntry, Slug};
+use crate::links::WebUrl;
 
 /// Largest feed body we read.
 pub const MAX_FEED_BYTES: usize = 10 * 1024 * 1024;
@@ -158,6 +159,7 @@ pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<FeedEntry>, String> {
     let feed = parser
         .parse(text.as_bytes())
         .map_err(|e| format!("not a valid feed: {e}"))?;
+    let feed_base = WebUrl::try_from(feed_url.clone()).ok();
     let mut entries = Vec::with_capacity(feed.entries.len());
     for entry in feed.entries {
         let link = entry
@@ -165,7 +167,9 @@ pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<FeedEntry>, String> {
             .iter()
             .find(|l| l.rel.as_deref().is_none_or(|r| r == "alternate"))
             .or_else(|| entry.links.first())
-            .and_then(|l| feed_url.join(l.href.trim()).ok());
+            .and_then(|l| feed_url.join(l.href.trim()).ok())
+            // Where the post is read: a web page, never a script or a data URL.
+            .and_then(|url| WebUrl::try_from(url).ok());
         let title = entry
             .title
             .as_ref()
@@ -196,8 +200,8 @@ pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<FeedEntry>, String> {
             .and_then(|c| c.body.clone())
             .or_else(|| entry.summary.as_ref().map(|s| s.content.clone()))
             .unwrap_or_default();
-        let base = link.clone().unwrap_or_else(|| feed_url.clone());
-        let content_html = absolutize_urls(&sanitize(&raw), &base)?;
+        // Relative URLs in the entry are relative to its page, else to the feed.
+        let content_html = sanitize(&raw, link.as_ref().or(feed_base.as_ref()));
         let summary = entry
             .summary
             .as_ref()
@@ -214,7 +218,8 @@ pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<FeedEntry>, String> {
         let slug = link
             .as_ref()
             .and_then(|l| {
-                l.path_segments()?
+                l.as_url()
+                    .path_segments()?
                     .rfind(|s| !s.is_empty())
                     .map(str::to_string)
             })
@@ -241,7 +246,7 @@ pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<FeedEntry>, String> {
         hash.update(published.map(|d| d.to_rfc3339()).unwrap_or_default());
         entries.push(FeedEntry {
             key,
-            link: link.map(String::from),
+            link: link.map(|l| l.to_string()),
             slug,
             title,
             published: published.unwrap_or_else(Utc::now),
@@ -257,15 +262,6 @@ pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<FeedEntry>, String> {
 
 fn key_hash(key: &str) -> String {
     hex(&Sha256::digest(key.as_bytes()))
-}
-
-/// Someone else's HTML: no scripts, no event handlers, no iframes, no styles that
-/// could hide or restyle the page; links open normally and carry `noopener`.
-pub fn sanitize(html: &str) -> String {
-    ammonia::Builder::default()
-        .link_rel(Some("noopener noreferrer"))
-        .clean(html)
-        .to_string()
 }
 
 /// The text of an HTML fragment, on one line, without markup or decoration.
@@ -293,6 +289,7 @@ mod tests {
     fn scripts_and_handlers_are_removed() {
         let clean = sanitize(
             r#"<p onclick="x()">글<script>alert(1)</script><iframe src="https://evil.example/"></iframe><img src="a.png" onerror="x()"></p>"#,
+            WebUrl::parse("https://blog.example.com/").ok().as_ref(),
         );
         assert!(
             !clean.contains("script")
@@ -302,8 +299,33 @@ mod tests {
             "{clean}"
         );
         assert!(
-            clean.contains("글") && clean.contains("<img src=\"a.png\">"),
+            clean.contains("글") && clean.contains("<img src=\"https://blog.example.com/a.png\">"),
             "{clean}"
         );
+    }
+
+    #[test]
+    fn an_entry_linking_to_a_script_is_read_on_no_page_and_resolves_against_the_feed() {
+        let feed_url = Url::parse("https://blog.example.com/feed.xml").unwrap();
+        let rss = r#"<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+<item><title>a</title><link>javascript:alert(document.domain)</link><guid>1</guid>
+<description><![CDATA[<a href="next.html">next</a><img src="pics/a.png">]]></description></item>
+<item><title>b</title><link> JaVaScRiPt:alert(1)//x/post</link><guid>2</guid><description>b</description></item>
+<item><title>c</title><link>data:text/html,x</link><guid>3</guid><description>c</description></item>
+</channel></rss>"#;
+        let entries = parse(rss, &feed_url).unwrap();
+        assert_eq!(entries.len(), 3);
+        for entry in &entries {
+            assert_eq!(entry.link, None, "{entry:?}");
+            assert!(
+                !entry.content_html.to_lowercase().contains("script:"),
+                "{entry:?}"
+            );
+        }
+        assert_eq!(
+            entries[0].content_html,
+            "<a href=\"https://blog.example.com/next.html\" rel=\"noopener noreferrer\">next</a><img src=\"https://blog.example.com/pics/a.png\">"
+        );
+        assert_eq!(entries[1].slug.as_str(), "b", "no slug from a script URL");
     }
 }

@@ -457,3 +457,97 @@ async fn scripts_are_removed_and_atom_euc_kr_and_redirects_work() {
         "첫 글"
     );
 }
+
+/// Every page, feed and email a post reaches, as text: the index, the post's
+/// page, the three feeds and its email as rendered for a reader.
+async fn everywhere(app: &posthorn::App, slug: &str) -> Vec<(String, String)> {
+    let snapshot = app.site().snapshot(Utc::now()).await.unwrap();
+    let mut out: Vec<(String, String)> = snapshot
+        .pages
+        .iter()
+        .map(|p| (p.path.clone(), String::from_utf8(p.body.clone()).unwrap()))
+        .collect();
+    let post = app.publishing().post(slug).await.unwrap();
+    let page = app.site().post_page(&post).unwrap();
+    out.push((page.path, String::from_utf8(page.body).unwrap()));
+    for format in [
+        posthorn::app::PreviewFormat::Html,
+        posthorn::app::PreviewFormat::Text,
+    ] {
+        let email = app.publishing().preview(slug, format).await.unwrap();
+        out.push((format!("email ({format:?})"), email));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_script_link_never_reaches_a_page_a_feed_or_an_email() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    blog.set(tistory(None), "application/rss+xml");
+    let (site, app) = site_following(&blog, "/feed", &smtp).await;
+    tick(&app).await;
+
+    blog.set(
+        tistory(Some(Item {
+            title: "script link",
+            link: "javascript:alert(document.domain)",
+            guid: Some("evil"),
+            date: Utc::now() - Duration::minutes(5),
+            description: "<p><a href=\"next.html\">next</a> <img src=\"pics/a.png\"></p>",
+            content: None,
+        })),
+        "application/rss+xml",
+    );
+    let report = tick(&app).await;
+    assert_eq!(report.issues.len(), 1);
+    let post = app.publishing().post("script-link").await.unwrap();
+    assert_eq!(post.external_url, None);
+    // Relative URLs resolve against the feed, never against the script URL.
+    assert!(
+        post.content_html
+            .contains(&format!("href=\"{}/next.html\"", blog.base)),
+        "{}",
+        post.content_html
+    );
+    assert!(post
+        .content_html
+        .contains(&format!("src=\"{}/pics/a.png\"", blog.base)));
+    let own_page = "https://essays.example.com/posts/script-link/";
+    let sent = smtp.messages()[0].parsed().into_owned();
+    let html = sent.body_html(0).unwrap().to_string();
+    let text = sent.body_text(0).unwrap().to_string();
+    assert!(html.contains(&format!("href=\"{own_page}\"")), "{html}");
+    assert!(text.contains(own_page), "{text}");
+    for (what, body) in [("html", &html), ("text", &text)]
+        .into_iter()
+        .map(|(w, b)| (w.to_string(), b.clone()))
+        .chain(everywhere(&app, "script-link").await)
+    {
+        assert!(
+            !body.to_lowercase().contains("javascript"),
+            "{what}: {body}"
+        );
+    }
+
+    // A database written by an older version may hold such a link already.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&site.database_url()).await.unwrap();
+    sqlx::query("UPDATE posts SET external_url = $1")
+        .bind(" JaVaScRiPt:alert(document.domain)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let stored = everywhere(&app, "script-link").await;
+    for (what, body) in &stored {
+        assert!(
+            !body.to_lowercase().contains("javascript"),
+            "{what}: {body}"
+        );
+    }
+    let (_, page) = stored
+        .iter()
+        .find(|(p, _)| p.starts_with("posts/"))
+        .unwrap();
+    assert!(page.contains(&format!("href=\"{own_page}\"")), "{page}");
+}

@@ -1,6 +1,7 @@
 //! Following an existing blog: fetch its RSS or Atom feed with a conditional GET,
 //! and turn each entry into a post, keyed so that it is recognised forever.
 
+use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -123,28 +124,85 @@ fn describe(e: &reqwest::Error) -> String {
 /// XML declaration's `encoding` (EUC-KR is still common on Korean blogs).
 pub fn decode(bytes: &[u8], http_charset: Option<&str>) -> Result<String, String> {
     let declared = || {
-        let head = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
-        let start = head.find("encoding=")? + "encoding=".len();
-        let quote = head[start..].chars().next()?;
-        let rest = &head[start + 1..];
-        rest.find(quote).map(|end| rest[..end].to_string())
+        let range = declared_encoding(bytes)?;
+        std::str::from_utf8(bytes.get(range)?).ok()
     };
-    let label = http_charset.map(str::to_string).or_else(declared);
+    let label = http_charset.or_else(declared);
     let encoding = label
-        .as_deref()
         .and_then(|l| encoding_rs::Encoding::for_label(l.trim().as_bytes()))
         .unwrap_or(encoding_rs::UTF_8);
     let (text, _, malformed) = encoding.decode(bytes);
     if malformed && encoding == encoding_rs::UTF_8 {
         return Err("the feed is not valid UTF-8 and declares no other encoding".into());
     }
-    // The text is UTF-8 now: say so, or the XML parser would decode it again.
-    Ok(match label {
-        Some(l) if encoding != encoding_rs::UTF_8 => text
-            .replacen(&format!("\"{l}\""), "\"UTF-8\"", 1)
-            .replacen(&format!("'{l}'"), "'UTF-8'", 1),
-        _ => text.into_owned(),
-    })
+    let text = text.into_owned();
+    // The text is UTF-8 now: its declaration says so, or the XML parser would
+    // decode it again.
+    match declared_encoding(text.as_bytes()) {
+        Some(range)
+            if !text
+                .get(range.clone())
+                .is_some_and(|e| e.eq_ignore_ascii_case("utf-8")) =>
+        {
+            match (text.get(..range.start), text.get(range.end..)) {
+                (Some(head), Some(tail)) => Ok(format!("{head}UTF-8{tail}")),
+                _ => Ok(text),
+            }
+        }
+        _ => Ok(text),
+    }
+}
+
+/// Where the XML declaration at the very start of `bytes` names its encoding:
+/// the byte range of the name. Only the declaration is read (`<?xml … ?>`, after
+/// a UTF-8 byte order mark if there is one), byte by byte.
+fn declared_encoding(bytes: &[u8]) -> Option<Range<usize>> {
+    let start = if bytes.starts_with(b"\xEF\xBB\xBF") {
+        3
+    } else {
+        0
+    };
+    let after = start + b"<?xml".len();
+    if !bytes.get(start..)?.starts_with(b"<?xml") {
+        return None;
+    }
+    let end = after + memchr::memmem::find(bytes.get(after..)?, b"?>")?;
+    let declaration = bytes.get(..end)?;
+    let space = |b: &u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+    // `encoding` as a pseudo-attribute: after white space, then `=`, then a quote.
+    let mut from = after;
+    let name_at = loop {
+        let at = from + memchr::memmem::find(declaration.get(from..)?, b"encoding")?;
+        from = at + b"encoding".len();
+        if declaration.get(at - 1).is_some_and(space) {
+            break from;
+        }
+    };
+    let mut i = name_at;
+    let skip_space = |mut i: usize| {
+        while declaration.get(i).is_some_and(space) {
+            i += 1;
+        }
+        i
+    };
+    i = skip_space(i);
+    if declaration.get(i) != Some(&b'=') {
+        return None;
+    }
+    i = skip_space(i + 1);
+    let quote = *declaration.get(i).filter(|q| matches!(q, b'"' | b'\''))?;
+    let value_start = i + 1;
+    let len = declaration
+        .get(value_start..)?
+        .iter()
+        .position(|&b| b == quote)?;
+    let value = declaration.get(value_start..value_start + len)?;
+    // EncName: [A-Za-z] ([A-Za-z0-9._] | '-')*
+    let well_formed = value.first().is_some_and(u8::is_ascii_alphabetic)
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    well_formed.then_some(value_start..value_start + len)
 }
 
 /// Marks an entry with no guid/id, so that our own fallback chain applies.
@@ -327,5 +385,43 @@ mod tests {
             "<a href=\"https://blog.example.com/next.html\" rel=\"noopener noreferrer\">next</a><img src=\"https://blog.example.com/pics/a.png\">"
         );
         assert_eq!(entries[1].slug.as_str(), "b", "no slug from a script URL");
+    }
+
+    #[test]
+    fn a_multibyte_character_after_the_declaration_is_not_cut() {
+        let bytes = "<?xml version=\"1.0\"?><!-- encoding=éx --><rss/>".as_bytes();
+        assert_eq!(
+            decode(bytes, None).unwrap(),
+            "<?xml version=\"1.0\"?><!-- encoding=éx --><rss/>"
+        );
+        // Only the declaration names the encoding, in quotes.
+        let (bytes, _, _) = encoding_rs::EUC_KR.encode(
+            "<?xml version='1.0' encoding = 'EUC-KR' standalone='yes'?><t>한글</t><!-- encoding=\"x\" -->",
+        );
+        assert_eq!(
+            decode(&bytes, None).unwrap(),
+            "<?xml version='1.0' encoding = 'UTF-8' standalone='yes'?><t>한글</t><!-- encoding=\"x\" -->"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_never_panics(
+            head in proptest::sample::select(vec![
+                "",
+                "<?xml",
+                "<?xml version=\"1.0\" encoding=\"",
+                "<?xml encoding='",
+                "\u{feff}<?xml version=\"1.0\" encoding=",
+                "<?xml version=\"1.0\"?><!-- encoding=",
+            ]),
+            bytes in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..300),
+            charset in proptest::option::of("[a-zA-Z0-9_ -]{0,12}"),
+        ) {
+            let mut all = head.as_bytes().to_vec();
+            all.extend_from_slice(&bytes);
+            let _ = decode(&all, charset.as_deref());
+            let _ = decode(&bytes, None);
+        }
     }
 }

@@ -551,3 +551,20 @@ async fn a_script_link_never_reaches_a_page_a_feed_or_an_email() {
         .unwrap();
     assert!(page.contains(&format!("href=\"{own_page}\"")), "{page}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_comment_with_korean_after_the_xml_declaration_is_read() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    let feed = tistory(None).replacen(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+        "<?xml version=\"1.0\"?><!-- encoding=éx -->",
+        1,
+    );
+    blog.set(feed, "application/rss+xml");
+    let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+    let report = tick(&app).await;
+    let upstream = report.upstream.unwrap();
+    assert_eq!(upstream.status, "200 OK", "{:?}", upstream.error);
+    assert_eq!(upstream.entries.unwrap().new.len(), 2);
+}

@@ -568,3 +568,51 @@ async fn a_comment_with_korean_after_the_xml_declaration_is_read() {
     assert_eq!(upstream.status, "200 OK", "{:?}", upstream.error);
     assert_eq!(upstream.entries.unwrap().new.len(), 2);
 }
+
+/// A feed of `n` entries whose links all end in `post`.
+fn same_last_word(n: usize) -> String {
+    let titles: Vec<String> = (0..n).map(|i| format!("글 {i}")).collect();
+    let links: Vec<String> = (0..n)
+        .map(|i| format!("https://blog.example.com/{i}/post"))
+        .collect();
+    let items: Vec<Item> = (0..n)
+        .map(|i| Item {
+            title: &titles[i],
+            link: &links[i],
+            guid: None,
+            date: old() - Duration::hours(i as i64),
+            description: "<p>본문</p>",
+            content: None,
+        })
+        .collect();
+    rss(&items)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storing_entries_that_want_the_same_slug_takes_linear_time() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    const N: usize = 500;
+    let mut fastest = Vec::new();
+    for n in [N, 2 * N] {
+        blog.set(same_last_word(n), "application/rss+xml");
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+            let started = std::time::Instant::now();
+            let synced = app.tick().sync_upstream(Utc::now()).await.unwrap();
+            runs.push(started.elapsed());
+            let new = synced.unwrap().entries.unwrap().new;
+            let slugs: std::collections::HashSet<&String> = new.iter().collect();
+            assert_eq!((new.len(), slugs.len()), (n, n), "a slug each");
+            assert!(slugs.contains(&"post".to_string()));
+            assert!(slugs.contains(&format!("post-{n}")));
+        }
+        fastest.push(runs.into_iter().min().unwrap());
+    }
+    let ratio = fastest[1].as_secs_f64() / fastest[0].as_secs_f64();
+    assert!(
+        ratio < 3.0,
+        "twice the entries took {ratio:.1} times as long ({fastest:?})"
+    );
+}

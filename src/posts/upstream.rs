@@ -1,13 +1,13 @@
 //! Following an existing blog: fetch its RSS or Atom feed with a conditional GET,
 //! and turn each entry into a post, keyed so that it is recognised forever.
 
+use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use sha2::{Digest, Sha256};
-use url::Url;
+use url::{Host, Url};
 
 use super::html::sanitize;
 use crate::domain::{hex, one_line, FeedEntry, Slug};
@@ -15,6 +15,9 @@ use crate::links::WebUrl;
 
 /// Largest feed body we read.
 pub const MAX_FEED_BYTES: usize = 10 * 1024 * 1024;
+
+/// How many redirects one fetch follows.
+const MAX_REDIRECTS: usize = 5;
 
 /// What a conditional GET returned.
 #[derive(Debug)]
@@ -30,7 +33,10 @@ pub enum Fetch {
     },
 }
 
-/// Fetches `url`, sending the validators of the last good fetch.
+/// Fetches `url`, sending the validators of the last good fetch. `url` is the
+/// author's choice and may be any address; a redirect is followed only where
+/// [`redirect_addresses`] allows. `timeout` bounds the whole fetch, redirects
+/// and body included.
 pub async fn fetch(
     url: &Url,
     etag: Option<&str>,
@@ -38,36 +44,74 @@ pub async fn fetch(
     timeout: Duration,
     user_agent: &str,
 ) -> Result<Fetch, String> {
-    // Remember a permanent redirect of the first hop, to use the new address next time.
-    let moved: Arc<Mutex<Option<Url>>> = Arc::default();
-    let seen = moved.clone();
-    let policy = reqwest::redirect::Policy::custom(move |attempt| {
-        if attempt.previous().len() > 5 {
-            return attempt.error("more than 5 redirects");
+    tokio::time::timeout(timeout, follow(url, etag, last_modified, user_agent))
+        .await
+        .unwrap_or_else(|_| Err("timed out".into()))
+}
+
+/// The requests of one fetch: redirects are followed here, one request each, so
+/// that every target is checked before anything is sent to it.
+async fn follow(
+    url: &Url,
+    etag: Option<&str>,
+    last_modified: Option<&str>,
+    user_agent: &str,
+) -> Result<Fetch, String> {
+    let mut target = url.clone();
+    // A host name's checked addresses, so that connecting cannot look it up again.
+    let mut pinned: Option<(String, Vec<SocketAddr>)> = None;
+    // Where the first answer came from: a redirect within its origin stays there.
+    let mut first_server = None;
+    let mut moved_to = None;
+    for hop in 0..=MAX_REDIRECTS {
+        let mut client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(user_agent);
+        if let Some((host, addresses)) = &pinned {
+            client = client.resolve_to_addrs(host, addresses);
         }
-        let permanent = matches!(attempt.status().as_u16(), 301 | 308);
-        if permanent && attempt.previous().len() == 1 {
-            *seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(attempt.url().clone());
+        let client = client.build().map_err(|e| format!("HTTP client: {e}"))?;
+        let mut request = client.get(target.clone()).header(
+            reqwest::header::ACCEPT,
+            "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5",
+        );
+        if let Some(etag) = etag {
+            request = request.header(reqwest::header::IF_NONE_MATCH, etag);
         }
-        attempt.follow()
-    });
-    let client = reqwest::Client::builder()
-        .redirect(policy)
-        .timeout(timeout)
-        .user_agent(user_agent)
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))?;
-    let mut request = client.get(url.clone()).header(
-        reqwest::header::ACCEPT,
-        "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.5",
-    );
-    if let Some(etag) = etag {
-        request = request.header(reqwest::header::IF_NONE_MATCH, etag);
+        if let Some(since) = last_modified {
+            request = request.header(reqwest::header::IF_MODIFIED_SINCE, since);
+        }
+        let response = request.send().await.map_err(|e| describe(&e))?;
+        if hop == 0 {
+            first_server = response.remote_addr();
+        }
+        let status = response.status().as_u16();
+        if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+            return read(response, moved_to).await;
+        }
+        if hop == MAX_REDIRECTS {
+            break;
+        }
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| format!("HTTP {} without a Location", response.status()))?;
+        let next = target
+            .join(location)
+            .map_err(|e| format!("redirected to `{location}`, not a URL: {e}"))?;
+        pinned = redirect_addresses(url, first_server, &next).await?;
+        // Remember a permanent redirect of the first hop, to use the new address next time.
+        if hop == 0 && matches!(status, 301 | 308) {
+            moved_to = Some(next.clone());
+        }
+        target = next;
     }
-    if let Some(since) = last_modified {
-        request = request.header(reqwest::header::IF_MODIFIED_SINCE, since);
-    }
-    let mut response = request.send().await.map_err(|e| describe(&e))?;
+    Err(format!("more than {MAX_REDIRECTS} redirects"))
+}
+
+/// A final answer: 304, an error status, or the feed's body.
+async fn read(mut response: reqwest::Response, moved_to: Option<Url>) -> Result<Fetch, String> {
     let status = response.status();
     if status == reqwest::StatusCode::NOT_MODIFIED {
         return Ok(Fetch::NotModified);
@@ -100,7 +144,6 @@ pub async fn fetch(
         }
         bytes.extend_from_slice(&chunk);
     }
-    let moved_to = moved.lock().unwrap_or_else(|e| e.into_inner()).take();
     Ok(Fetch::Body {
         bytes,
         charset,
@@ -108,6 +151,98 @@ pub async fn fetch(
         last_modified,
         moved_to,
     })
+}
+
+/// Whether a redirect may take the fetch from `start` to `to`, and the addresses
+/// to connect to if `to` names its host. A feed cannot send posthorn to the
+/// author's own machine or network: a redirect may stay on the origin of the
+/// URL the author chose (on the server that answered it, `first_server`), or go
+/// to an http(s) host whose every address is public. Checked before anything
+/// is sent there.
+async fn redirect_addresses(
+    start: &Url,
+    first_server: Option<SocketAddr>,
+    to: &Url,
+) -> Result<Option<(String, Vec<SocketAddr>)>, String> {
+    if !matches!(to.scheme(), "http" | "https") {
+        return Err(format!("refused a redirect to {to}: not http or https"));
+    }
+    if to.origin() == start.origin() {
+        return Ok(match (to.host(), first_server) {
+            (Some(Host::Domain(name)), Some(server)) => Some((name.to_string(), vec![server])),
+            _ => None,
+        });
+    }
+    let refuse = |ip: IpAddr| match non_public(ip) {
+        Some(kind) => Err(format!(
+            "refused a redirect to {to}: {ip} is a {kind} address"
+        )),
+        None => Ok(()),
+    };
+    match to.host() {
+        Some(Host::Ipv4(ip)) => refuse(ip.into()).map(|()| None),
+        Some(Host::Ipv6(ip)) => refuse(ip.into()).map(|()| None),
+        Some(Host::Domain(name)) => {
+            let port = to.port_or_known_default().unwrap_or(80);
+            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((name, port))
+                .await
+                .map_err(|e| format!("redirected to {to}: {name} does not resolve ({e})"))?
+                .collect();
+            if addresses.is_empty() {
+                return Err(format!("redirected to {to}: {name} has no address"));
+            }
+            for address in &addresses {
+                refuse(address.ip())?;
+            }
+            Ok(Some((name.to_string(), addresses)))
+        }
+        None => Err(format!("refused a redirect to {to}: no host")),
+    }
+}
+
+/// What kind of address `ip` is if it is not on the public internet: loopback,
+/// private (RFC 1918, unique local), link-local, unspecified, or shared (CGNAT).
+/// IPv6 forms that carry an IPv4 address are judged by that address.
+fn non_public(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, _, _] = v4.octets();
+            if v4.is_loopback() {
+                Some("loopback")
+            } else if v4.is_private() {
+                Some("private")
+            } else if v4.is_link_local() {
+                Some("link-local")
+            } else if a == 0 {
+                Some("unspecified")
+            } else if a == 100 && b & 0xc0 == 64 {
+                Some("shared (CGNAT)")
+            } else {
+                None
+            }
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            if v6.is_loopback() {
+                Some("loopback")
+            } else if v6.is_unspecified() {
+                Some("unspecified")
+            } else if let Some(v4) = v6.to_ipv4() {
+                // ::a.b.c.d and ::ffff:a.b.c.d
+                non_public(v4.into())
+            } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+                // NAT64: the last 32 bits are the IPv4 address reached.
+                let [.., hi, lo] = s;
+                non_public(std::net::Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)).into())
+            } else if s[0] & 0xfe00 == 0xfc00 || s[0] & 0xffc0 == 0xfec0 {
+                Some("private")
+            } else if s[0] & 0xffc0 == 0xfe80 {
+                Some("link-local")
+            } else {
+                None
+            }
+        }
+    }
 }
 
 fn describe(e: &reqwest::Error) -> String {

@@ -1,6 +1,6 @@
 //! Following an existing blog: a local HTTP server serves fixture feeds that each
 //! test changes between ticks, with ETags, 304s, errors, a slow answer, a
-//! truncated body and a permanent redirect.
+//! truncated body, a permanent redirect and a redirect the test points anywhere.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,8 @@ enum Mode {
 
 struct Blog {
     body: Mutex<Vec<u8>>,
+    /// Where `/moved` redirects.
+    location: Mutex<String>,
     content_type: Mutex<&'static str>,
     mode: Mutex<Mode>,
     requests: AtomicUsize,
@@ -40,6 +42,7 @@ impl FixtureServer {
     async fn start() -> FixtureServer {
         let blog = Arc::new(Blog {
             body: Mutex::new(Vec::new()),
+            location: Mutex::new(String::new()),
             content_type: Mutex::new("application/rss+xml; charset=utf-8"),
             mode: Mutex::new(Mode::Ok),
             requests: AtomicUsize::new(0),
@@ -50,6 +53,13 @@ impl FixtureServer {
             .route(
                 "/old-feed",
                 get(|| async { (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, "/feed")]) }),
+            )
+            .route(
+                "/moved",
+                get(|State(blog): State<Arc<Blog>>| async move {
+                    let to = blog.location.lock().unwrap().clone();
+                    (StatusCode::FOUND, [(header::LOCATION, to)])
+                }),
             )
             .with_state(blog.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -65,6 +75,14 @@ impl FixtureServer {
 
     fn mode(&self, mode: Mode) {
         *self.blog.mode.lock().unwrap() = mode;
+    }
+
+    fn redirect_to(&self, location: &str) {
+        *self.blog.location.lock().unwrap() = location.to_string();
+    }
+
+    fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
     }
 }
 
@@ -614,5 +632,76 @@ async fn storing_entries_that_want_the_same_slug_takes_linear_time() {
     assert!(
         ratio < 3.0,
         "twice the entries took {ratio:.1} times as long ({fastest:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_to_a_private_address_is_refused_before_anything_is_sent() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    // Where the refused redirects point: a working feed, which must see no request.
+    let inside = FixtureServer::start().await;
+    inside.set(tistory(None), "application/rss+xml");
+    let port = inside.port();
+    let (site, app) = site_following(&blog, "/moved", &smtp).await;
+    let configured = format!("{}/moved", blog.base);
+    for (target, kind) in [
+        // Loopback first: without the check these would be fetched, and the
+        // test stops before any address outside this machine is tried.
+        (format!("http://127.0.0.1:{port}/feed"), "loopback"),
+        (format!("http://127.1.2.3:{port}/feed"), "loopback"),
+        (format!("http://localhost:{port}/feed"), "loopback"),
+        (format!("http://[::1]:{port}/feed"), "loopback"),
+        (format!("http://[::ffff:127.0.0.1]:{port}/feed"), "loopback"),
+        (format!("http://0.0.0.0:{port}/feed"), "unspecified"),
+        ("http://10.1.2.3/feed".into(), "private"),
+        ("http://172.16.0.1/feed".into(), "private"),
+        ("http://192.168.1.1/feed".into(), "private"),
+        ("http://[fd12:3456::1]/feed".into(), "private"),
+        (
+            "http://169.254.169.254/latest/meta-data/".into(),
+            "link-local",
+        ),
+        ("http://[fe80::1]/feed".into(), "link-local"),
+        ("http://100.64.0.1/feed".into(), "shared"),
+    ] {
+        blog.redirect_to(&target);
+        let report = tick(&app).await;
+        let upstream = report.upstream.unwrap();
+        assert_eq!(upstream.status, "error", "{target}");
+        let error = upstream.error.unwrap();
+        assert!(
+            error.contains("refused a redirect") && error.contains(kind),
+            "{target}: {error}"
+        );
+        assert_eq!(
+            inside.blog.requests.load(Ordering::SeqCst),
+            0,
+            "{target}: nothing was sent there"
+        );
+        let source = app.reports().sources().await.unwrap()[0].clone();
+        assert_eq!(
+            (
+                source.entries,
+                source.etag,
+                source.fetch_url,
+                source.last_error
+            ),
+            (0, None, configured.clone(), Some(error)),
+            "{target}"
+        );
+    }
+    assert!(app
+        .site()
+        .snapshot(Utc::now())
+        .await
+        .unwrap()
+        .posts
+        .is_empty());
+    let sources = site.cli(&["sources"]).await;
+    assert!(
+        sources.stdout.contains("refused a redirect"),
+        "{}",
+        sources.stdout
     );
 }

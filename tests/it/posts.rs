@@ -1,8 +1,9 @@
-//! What a post from `posts/` publishes besides itself.
+//! What a post from `posts/` publishes besides itself, and what its text may do.
 
 use chrono::{Duration, Utc};
 
-use crate::support::{post, RunningServer, TestSite};
+use crate::support::{post, RunningServer, SmtpServer, TestSite};
+use posthorn::delivery::Stop;
 
 /// Every file below `dir`, by path relative to it.
 fn files_below(dir: &std::path::Path) -> Vec<String> {
@@ -89,5 +90,32 @@ async fn no_post_publishes_the_files_of_another_post() {
     ] {
         let r = server.client.get(server.url(path)).send().await.unwrap();
         assert_eq!(r.status(), status, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_post_cannot_write_a_readers_address_into_their_email() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    let app = site.app().await;
+    site.add_subscribers(&app, &["a@example.com", "b@example.com"])
+        .await;
+    let created = app.reports().created_at().await.unwrap();
+    site.write_post(
+        "fields.md",
+        &post(
+            "제목\u{E000}name\u{E001}끝",
+            created + Duration::seconds(1),
+            "앞\u{E000}email\u{E001}뒤 왼\u{E000}unsubscribe\u{E001}오",
+        ),
+    );
+    let report = app
+        .tick()
+        .run_once(created + Duration::minutes(1), Stop::default())
+        .await
+        .unwrap();
+    assert_eq!(report.deliveries.sent, 2);
+    for message in smtp.messages() {
+        crate::upstream::assert_fields_not_from_content(&message);
     }
 }

@@ -705,3 +705,48 @@ async fn a_redirect_to_a_private_address_is_refused_before_anything_is_sent() {
         sources.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entry_cannot_write_a_readers_address_into_their_email() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    blog.set(tistory(None), "application/rss+xml");
+    let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+    tick(&app).await;
+    blog.set(
+        tistory(Some(Item {
+            title: "제목\u{E000}name\u{E001}끝",
+            link: "https://blog.example.com/fields",
+            guid: None,
+            date: Utc::now() - Duration::minutes(5),
+            description: "<p>앞\u{E000}email\u{E001}뒤 왼\u{E000}unsubscribe\u{E001}오</p>",
+            content: None,
+        })),
+        "application/rss+xml",
+    );
+    assert_eq!(tick(&app).await.issues.len(), 1);
+    assert_eq!(smtp.len(), 2);
+    for message in smtp.messages() {
+        assert_fields_not_from_content(&message);
+    }
+}
+
+/// The reader's fields appear where the template puts them, never where the
+/// content had a placeholder's characters (`앞…뒤`, `왼…오`, `제목…끝`).
+pub fn assert_fields_not_from_content(message: &crate::support::Received) {
+    let address = &message.rcpt_to[0];
+    let parsed = message.parsed();
+    for body in [
+        parsed.body_html(0).unwrap().to_string(),
+        parsed.body_text(0).unwrap().to_string(),
+    ] {
+        assert!(body.contains("앞") && body.contains("뒤"), "{body}");
+        assert!(!body.contains(&format!("앞{address}뒤")), "{body}");
+        assert!(!body.contains("왼http"), "{body}");
+        assert!(!body.contains("제목끝"), "{body}");
+        assert!(
+            body.contains(address.as_str()),
+            "the footer names the reader"
+        );
+    }
+}

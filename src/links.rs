@@ -13,6 +13,76 @@ pub const RSS_PATH: &str = "feed.xml";
 pub const ATOM_PATH: &str = "atom.xml";
 pub const JSON_PATH: &str = "feed.json";
 
+/// The schemes a URL may have where a post puts it: a page, a feed or an email.
+/// Every other scheme (`javascript:`, `data:`, `vbscript:`, …) is dropped.
+pub const LINK_SCHEMES: [&str; 3] = ["http", "https", "mailto"];
+
+/// An absolute `http` or `https` URL: where a post may be read, and the only
+/// kind of base a relative URL is resolved against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebUrl(Url);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebUrlError {
+    #[error("not a URL")]
+    Invalid(#[from] url::ParseError),
+    #[error("a `{0}:` URL, not http or https")]
+    Scheme(String),
+}
+
+impl WebUrl {
+    pub fn parse(text: &str) -> Result<WebUrl, WebUrlError> {
+        WebUrl::try_from(Url::parse(text)?)
+    }
+
+    pub fn as_url(&self) -> &Url {
+        &self.0
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl TryFrom<Url> for WebUrl {
+    type Error = WebUrlError;
+
+    fn try_from(url: Url) -> Result<WebUrl, WebUrlError> {
+        // The URL parser has already trimmed, dropped tabs and newlines and
+        // lower-cased the scheme, as a browser does.
+        match url.scheme() {
+            "http" | "https" if url.has_host() => Ok(WebUrl(url)),
+            other => Err(WebUrlError::Scheme(other.to_string())),
+        }
+    }
+}
+
+impl From<WebUrl> for Url {
+    fn from(url: WebUrl) -> Url {
+        url.0
+    }
+}
+
+impl std::fmt::Display for WebUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The one rule for a URL that reaches HTML, a feed or an email. `value` is the
+/// attribute as a browser reads it (character references decoded); it is
+/// resolved against `base` and kept only with one of [`LINK_SCHEMES`]. Without a
+/// base, a relative URL is dropped. The URL is returned as the parser writes
+/// it, so what is kept starts with exactly the scheme that was checked.
+pub fn link_url(value: &str, base: Option<&WebUrl>) -> Option<Url> {
+    let url = match base {
+        Some(base) => base.0.join(value),
+        None => Url::parse(value),
+    }
+    .ok()?;
+    LINK_SCHEMES.contains(&url.scheme()).then_some(url)
+}
+
 #[derive(Debug, Clone)]
 pub struct Links {
     /// The site's root, always ending in `/` so that joins keep any path prefix.
@@ -52,10 +122,13 @@ impl Links {
     }
 
     /// Where a post is read: its own page, or for an imported post the blog's.
+    /// A stored link that is not http(s) (an older version stored any) is never
+    /// shown: the post's own page stands in for it.
     pub fn post(&self, post: &Post) -> String {
         post.external_url
-            .clone()
-            .unwrap_or_else(|| self.post_page(&post.slug).to_string())
+            .as_deref()
+            .and_then(|u| WebUrl::parse(u).ok())
+            .map_or_else(|| self.post_page(&post.slug).to_string(), |u| u.to_string())
     }
 
     pub fn subscribe(&self) -> Url {

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::domain::{hex, one_line, FilePost, PostSource, Slug};
 use crate::error::Error;
-use crate::links::Links;
+use crate::links::{Links, WebUrl};
 
 /// A file that could not be read as a post.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +168,8 @@ fn load_file(
     }
     .map_err(|m| fail(None, m))?;
 
-    let page = links.post_page(&slug);
+    let page = WebUrl::try_from(links.post_page(&slug))
+        .map_err(|e| fail(None, format!("site.base_url is {e}")))?;
     let line_breaks = fm.line_breaks.unwrap_or(config.posts.line_breaks);
     let content_html = html::absolutize_urls(&markdown::to_html(body, line_breaks), &page)
         .map_err(|m| fail(None, format!("could not process the HTML: {m}")))?;
@@ -221,14 +222,30 @@ fn default_slug_source(relative: &Path) -> String {
 /// The folder of a post's own files (images and the like), linked relative to its
 /// page: the bundle folder of `essay/index.md`, or `essay/` beside `essay.md`.
 /// `None` for posts that do not come from a file.
+///
+/// A post's folder never holds another post, or it would publish that post's
+/// files, a draft's included. So a bundle is a folder below the posts folder
+/// whose only Markdown file is its `index.md`; an `index.md` anywhere else (the
+/// posts folder itself, a folder of several posts) is a post like any other,
+/// with its files in `index/` beside it. A folder beside a file holds no Markdown.
 pub fn assets_dir(config: &Config, source: &PostSource) -> Option<PathBuf> {
-    let file = config.path(&config.posts.dir).join(source.file()?);
-    let dir = if file.file_stem().is_some_and(|s| s == "index") {
-        file.parent()?.to_path_buf()
-    } else {
-        file.with_extension("")
-    };
-    dir.is_dir().then_some(dir)
+    let relative = Path::new(source.file()?);
+    let file = config.path(&config.posts.dir).join(relative);
+    let in_subfolder = relative.parent().is_some_and(|p| !p.as_os_str().is_empty());
+    if relative.file_stem().is_some_and(|s| s == "index") && in_subfolder {
+        if let Some(folder) = file.parent().filter(|f| markdown_files(f) == Some(1)) {
+            return Some(folder.to_path_buf());
+        }
+    }
+    let beside = file.with_extension("");
+    (markdown_files(&beside) == Some(0)).then_some(beside)
+}
+
+/// How many Markdown files are below `dir`; `None` if it is not a readable folder.
+fn markdown_files(dir: &Path) -> Option<usize> {
+    let mut count = 0;
+    walk(dir, &mut |path| count += usize::from(is_markdown(path))).ok()?;
+    Some(count)
 }
 
 /// Whether a file may be published as an asset: not Markdown (the post's source),

@@ -5,7 +5,7 @@
 use serde_json::json;
 
 use super::Templates;
-use crate::domain::{one_line, Post};
+use crate::domain::{hex, one_line, Post};
 use crate::error::Error;
 
 /// The values that differ between two recipients of the same issue.
@@ -25,15 +25,70 @@ impl Field {
         Field::PreferencesUrl,
     ];
 
-    /// Private-use characters: nothing in a template or post produces them, and
-    /// neither HTML escaping nor CSS inlining changes them.
-    fn marker(self) -> &'static str {
+    fn name(self) -> &'static str {
         match self {
-            Field::Email => "\u{E000}email\u{E001}",
-            Field::Name => "\u{E000}name\u{E001}",
-            Field::UnsubscribeUrl => "\u{E000}unsubscribe\u{E001}",
-            Field::PreferencesUrl => "\u{E000}preferences\u{E001}",
+            Field::Email => "email",
+            Field::Name => "name",
+            Field::UnsubscribeUrl => "unsubscribe",
+            Field::PreferencesUrl => "preferences",
         }
+    }
+}
+
+/// The markers of one rendering. A post or a feed entry may hold any text, the
+/// private-use characters of a marker included; what it cannot hold is the
+/// random key drawn for this rendering, so no content can become a field.
+/// Neither HTML escaping nor CSS inlining changes a marker.
+struct Markers {
+    key: String,
+}
+
+impl Markers {
+    fn new() -> Markers {
+        Markers {
+            key: hex(&rand::random::<[u8; 16]>()),
+        }
+    }
+
+    fn of(&self, field: Field) -> String {
+        format!("\u{E000}{}:{}\u{E001}", self.key, field.name())
+    }
+
+    /// What templates get for the fields: `subscriber`, `unsubscribe_url`, `preferences_url`.
+    fn add_to(&self, data: &mut serde_json::Value) {
+        data["subscriber"] =
+            json!({ "email": self.of(Field::Email), "name": self.of(Field::Name) });
+        data["unsubscribe_url"] = self.of(Field::UnsubscribeUrl).into();
+        data["preferences_url"] = self.of(Field::PreferencesUrl).into();
+    }
+
+    /// A rendered body cut at this rendering's markers.
+    fn split(&self, rendered: &str) -> Personalizable {
+        let markers: Vec<(Field, String)> = Field::ALL.iter().map(|&f| (f, self.of(f))).collect();
+        let mut parts = Vec::new();
+        let mut rest = rendered;
+        loop {
+            let next = markers
+                .iter()
+                .filter_map(|(f, m)| rest.find(m.as_str()).map(|i| (i, *f, m.len())))
+                .min_by_key(|(i, _, _)| *i);
+            match next {
+                Some((i, field, len)) => {
+                    if i > 0 {
+                        parts.push(Part::Literal(rest[..i].to_string()));
+                    }
+                    parts.push(Part::Field(field));
+                    rest = &rest[i + len..];
+                }
+                None => {
+                    if !rest.is_empty() {
+                        parts.push(Part::Literal(rest.to_string()));
+                    }
+                    break;
+                }
+            }
+        }
+        Personalizable::from_parts(parts)
     }
 }
 
@@ -51,33 +106,6 @@ pub struct Personalizable {
 }
 
 impl Personalizable {
-    fn split(rendered: &str) -> Personalizable {
-        let mut parts = Vec::new();
-        let mut rest = rendered;
-        loop {
-            let next = Field::ALL
-                .iter()
-                .filter_map(|f| rest.find(f.marker()).map(|i| (i, *f)))
-                .min_by_key(|(i, _)| *i);
-            match next {
-                Some((i, field)) => {
-                    if i > 0 {
-                        parts.push(Part::Literal(rest[..i].to_string()));
-                    }
-                    parts.push(Part::Field(field));
-                    rest = &rest[i + field.marker().len()..];
-                }
-                None => {
-                    if !rest.is_empty() {
-                        parts.push(Part::Literal(rest.to_string()));
-                    }
-                    break;
-                }
-            }
-        }
-        Personalizable::from_parts(parts)
-    }
-
     fn from_parts(parts: Vec<Part>) -> Personalizable {
         let literal_len = parts
             .iter()
@@ -89,9 +117,9 @@ impl Personalizable {
         Personalizable { parts, literal_len }
     }
 
-    /// A body without fields.
+    /// A body without fields: `text` as it is.
     pub fn literal(text: &str) -> Personalizable {
-        Personalizable::split(text)
+        Personalizable::from_parts(vec![Part::Literal(text.to_string())])
     }
 
     /// The same body with every literal stretch rewritten by `f`, in order.
@@ -208,12 +236,7 @@ impl Templates {
     }
 
     fn one_post(&self, post: &Post) -> serde_json::Value {
-        json!({
-            "post": self.with_content(post),
-            "subscriber": subscriber_markers(),
-            "unsubscribe_url": Field::UnsubscribeUrl.marker(),
-            "preferences_url": Field::PreferencesUrl.marker(),
-        })
+        json!({ "post": self.with_content(post) })
     }
 
     /// A digest: every post in `posts` (oldest first), in one email.
@@ -221,9 +244,6 @@ impl Templates {
         let data = json!({
             "posts": posts.iter().map(|p| self.with_content(p)).collect::<Vec<_>>(),
             "count": posts.len(),
-            "subscriber": subscriber_markers(),
-            "unsubscribe_url": Field::UnsubscribeUrl.marker(),
-            "preferences_url": Field::PreferencesUrl.marker(),
         });
         self.bodies("digest", data)
     }
@@ -254,19 +274,18 @@ impl Templates {
         data
     }
 
-    /// `NAME.html` (CSS inlined, since mail clients drop `<style>`) and `NAME.txt`.
-    fn bodies(&self, name: &str, data: serde_json::Value) -> Result<EmailBodies, Error> {
+    /// `NAME.html` (CSS inlined, since mail clients drop `<style>`) and `NAME.txt`,
+    /// with markers for the recipient's fields added to `data`.
+    fn bodies(&self, name: &str, mut data: serde_json::Value) -> Result<EmailBodies, Error> {
+        let markers = Markers::new();
+        markers.add_to(&mut data);
         let html = inline_css(&self.page(&format!("{name}.html"), data.clone())?)?;
         let text = self.page(&format!("{name}.txt"), data)?;
         Ok(EmailBodies {
-            html: Personalizable::split(&html),
-            text: Personalizable::split(&text),
+            html: markers.split(&html),
+            text: markers.split(&text),
         })
     }
-}
-
-fn subscriber_markers() -> serde_json::Value {
-    json!({ "email": Field::Email.marker(), "name": Field::Name.marker() })
 }
 
 /// Moves `<style>` rules into `style=""` attributes, which mail clients keep.
@@ -312,11 +331,12 @@ mod tests {
 
     #[test]
     fn fields_are_filled_and_escaped_for_html() {
-        let p = Personalizable::split(&format!(
+        let markers = Markers::new();
+        let p = markers.split(&format!(
             "<a href=\"{}\">x</a> {} {}",
-            Field::UnsubscribeUrl.marker(),
-            Field::Name.marker(),
-            Field::Email.marker()
+            markers.of(Field::UnsubscribeUrl),
+            markers.of(Field::Name),
+            markers.of(Field::Email)
         ));
         let r = Recipient {
             email: "a@b.co",
@@ -332,6 +352,24 @@ mod tests {
             p.fill(&r, false),
             "<a href=\"https://e.x/unsubscribe/abc\">x</a> <Kim & Lee> a@b.co"
         );
+    }
+
+    #[test]
+    fn text_cannot_spell_a_field() {
+        let markers = Markers::new();
+        let forged = format!(
+            "\u{E000}email\u{E001} {} \u{E000}:email\u{E001}",
+            Markers::new().of(Field::Email)
+        );
+        let p = markers.split(&format!("{forged} {}", markers.of(Field::Email)));
+        let r = Recipient {
+            email: "a@b.co",
+            name: "",
+            unsubscribe_url: "",
+            preferences_url: "",
+        };
+        assert_eq!(p.fill(&r, false), format!("{forged} a@b.co"));
+        assert_eq!(Personalizable::literal(&forged).fill(&r, false), forged);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Upstream feeds and the entries seen in them.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -144,13 +146,18 @@ impl Store {
         // Entries dated more than a day before the first fetch are old posts that
         // surfaced late (a feed window that grew): they are not news.
         let announce_after = first.unwrap_or(t) - 86_400_000;
+        // Read once, when the first new entry needs a slug.
+        let mut slugs: Option<TakenSlugs> = None;
 
         for entry in entries {
             let known: Option<(i64, String)> = {
+                // The first entry seen with this key or this link. Two lookups, one per
+                // index: with OR, SQLite reads every entry of the source, each time.
                 let row = sqlx::query(
                     "SELECT e.post_id, p.content_hash FROM source_entries e JOIN posts p ON p.id = e.post_id \
-                     WHERE e.source_id = $1 AND (e.entry_key = $2 OR (e.link IS NOT NULL AND e.link = $3)) \
-                     ORDER BY e.id LIMIT 1",
+                     WHERE e.id = (SELECT MIN(m.id) FROM ( \
+                       SELECT id FROM source_entries WHERE source_id = $1 AND entry_key = $2 \
+                       UNION ALL SELECT id FROM source_entries WHERE source_id = $1 AND link = $3) AS m)",
                 )
                 .bind(source_id)
                 .bind(&entry.key)
@@ -192,7 +199,12 @@ impl Store {
                     post_id
                 }
                 None => {
-                    let slug = free_slug(&mut tx, &entry.slug).await?;
+                    let slug = match &mut slugs {
+                        Some(slugs) => slugs.claim(&entry.slug)?,
+                        None => slugs
+                            .insert(TakenSlugs::load(&mut tx).await?)
+                            .claim(&entry.slug)?,
+                    };
                     let local_date = entry.published.with_timezone(&tz).date_naive();
                     let uid = super::posts::post_uid(site_host, local_date, &slug);
                     let post = NewPost {
@@ -252,23 +264,38 @@ impl Store {
     }
 }
 
-/// `slug`, or `slug-2`, `slug-3`… if another post has it.
-async fn free_slug(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    wanted: &Slug,
-) -> Result<Slug, Error> {
-    let mut candidate = wanted.clone();
-    let mut n = 1;
-    loop {
-        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM posts WHERE slug = $1")
-            .bind(candidate.as_str())
-            .fetch_optional(&mut **tx)
+/// The slugs of every post, read once per fetch, so that making a slug unique
+/// costs no query per candidate. The sync lock keeps them current meanwhile.
+struct TakenSlugs {
+    taken: HashSet<String>,
+    /// For each wanted slug, the suffix to try next: entries that all want the
+    /// same slug take `-2`, `-3`, … without trying the lower ones again.
+    next: HashMap<String, u32>,
+}
+
+impl TakenSlugs {
+    async fn load(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<TakenSlugs, Error> {
+        let taken = sqlx::query_scalar::<_, String>("SELECT slug FROM posts")
+            .fetch_all(&mut **tx)
             .await
-            .db("checking a slug")?;
-        if taken.is_none() {
-            return Ok(candidate);
+            .db("reading slugs")?
+            .into_iter()
+            .collect();
+        Ok(TakenSlugs {
+            taken,
+            next: HashMap::new(),
+        })
+    }
+
+    /// `wanted`, or `wanted-2`, `wanted-3`… if another post has it; taken from then on.
+    fn claim(&mut self, wanted: &Slug) -> Result<Slug, Error> {
+        let mut candidate = wanted.clone();
+        let next = self.next.entry(wanted.to_string()).or_insert(2);
+        while self.taken.contains(candidate.as_str()) {
+            candidate = Slug::parse(&format!("{wanted}-{next}")).map_err(Error::Internal)?;
+            *next += 1;
         }
-        n += 1;
-        candidate = Slug::parse(&format!("{wanted}-{n}")).map_err(Error::Internal)?;
+        self.taken.insert(candidate.to_string());
+        Ok(candidate)
     }
 }

@@ -19,6 +19,7 @@ mod feeds;
 mod migrations;
 mod pipeline;
 mod postfix;
+mod posts;
 mod subscribe;
 mod trust;
 mod upstream;

@@ -1,6 +1,6 @@
 //! Following an existing blog: a local HTTP server serves fixture feeds that each
 //! test changes between ticks, with ETags, 304s, errors, a slow answer, a
-//! truncated body and a permanent redirect.
+//! truncated body, a permanent redirect and a redirect the test points anywhere.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +24,8 @@ enum Mode {
 
 struct Blog {
     body: Mutex<Vec<u8>>,
+    /// Where `/moved` redirects.
+    location: Mutex<String>,
     content_type: Mutex<&'static str>,
     mode: Mutex<Mode>,
     requests: AtomicUsize,
@@ -40,6 +42,7 @@ impl FixtureServer {
     async fn start() -> FixtureServer {
         let blog = Arc::new(Blog {
             body: Mutex::new(Vec::new()),
+            location: Mutex::new(String::new()),
             content_type: Mutex::new("application/rss+xml; charset=utf-8"),
             mode: Mutex::new(Mode::Ok),
             requests: AtomicUsize::new(0),
@@ -50,6 +53,13 @@ impl FixtureServer {
             .route(
                 "/old-feed",
                 get(|| async { (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, "/feed")]) }),
+            )
+            .route(
+                "/moved",
+                get(|State(blog): State<Arc<Blog>>| async move {
+                    let to = blog.location.lock().unwrap().clone();
+                    (StatusCode::FOUND, [(header::LOCATION, to)])
+                }),
             )
             .with_state(blog.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -65,6 +75,14 @@ impl FixtureServer {
 
     fn mode(&self, mode: Mode) {
         *self.blog.mode.lock().unwrap() = mode;
+    }
+
+    fn redirect_to(&self, location: &str) {
+        *self.blog.location.lock().unwrap() = location.to_string();
+    }
+
+    fn port(&self) -> u16 {
+        self.base.rsplit(':').next().unwrap().parse().unwrap()
     }
 }
 
@@ -456,4 +474,279 @@ async fn scripts_are_removed_and_atom_euc_kr_and_redirects_work() {
             .unwrap_or_default(),
         "첫 글"
     );
+}
+
+/// Every page, feed and email a post reaches, as text: the index, the post's
+/// page, the three feeds and its email as rendered for a reader.
+async fn everywhere(app: &posthorn::App, slug: &str) -> Vec<(String, String)> {
+    let snapshot = app.site().snapshot(Utc::now()).await.unwrap();
+    let mut out: Vec<(String, String)> = snapshot
+        .pages
+        .iter()
+        .map(|p| (p.path.clone(), String::from_utf8(p.body.clone()).unwrap()))
+        .collect();
+    let post = app.publishing().post(slug).await.unwrap();
+    let page = app.site().post_page(&post).unwrap();
+    out.push((page.path, String::from_utf8(page.body).unwrap()));
+    for format in [
+        posthorn::app::PreviewFormat::Html,
+        posthorn::app::PreviewFormat::Text,
+    ] {
+        let email = app.publishing().preview(slug, format).await.unwrap();
+        out.push((format!("email ({format:?})"), email));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_script_link_never_reaches_a_page_a_feed_or_an_email() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    blog.set(tistory(None), "application/rss+xml");
+    let (site, app) = site_following(&blog, "/feed", &smtp).await;
+    tick(&app).await;
+
+    blog.set(
+        tistory(Some(Item {
+            title: "script link",
+            link: "javascript:alert(document.domain)",
+            guid: Some("evil"),
+            date: Utc::now() - Duration::minutes(5),
+            description: "<p><a href=\"next.html\">next</a> <img src=\"pics/a.png\"></p>",
+            content: None,
+        })),
+        "application/rss+xml",
+    );
+    let report = tick(&app).await;
+    assert_eq!(report.issues.len(), 1);
+    let post = app.publishing().post("script-link").await.unwrap();
+    assert_eq!(post.external_url, None);
+    // Relative URLs resolve against the feed, never against the script URL.
+    assert!(
+        post.content_html
+            .contains(&format!("href=\"{}/next.html\"", blog.base)),
+        "{}",
+        post.content_html
+    );
+    assert!(post
+        .content_html
+        .contains(&format!("src=\"{}/pics/a.png\"", blog.base)));
+    let own_page = "https://essays.example.com/posts/script-link/";
+    let sent = smtp.messages()[0].parsed().into_owned();
+    let html = sent.body_html(0).unwrap().to_string();
+    let text = sent.body_text(0).unwrap().to_string();
+    assert!(html.contains(&format!("href=\"{own_page}\"")), "{html}");
+    assert!(text.contains(own_page), "{text}");
+    for (what, body) in [("html", &html), ("text", &text)]
+        .into_iter()
+        .map(|(w, b)| (w.to_string(), b.clone()))
+        .chain(everywhere(&app, "script-link").await)
+    {
+        assert!(
+            !body.to_lowercase().contains("javascript"),
+            "{what}: {body}"
+        );
+    }
+
+    // A database written by an older version may hold such a link already.
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&site.database_url()).await.unwrap();
+    sqlx::query("UPDATE posts SET external_url = $1")
+        .bind(" JaVaScRiPt:alert(document.domain)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let stored = everywhere(&app, "script-link").await;
+    for (what, body) in &stored {
+        assert!(
+            !body.to_lowercase().contains("javascript"),
+            "{what}: {body}"
+        );
+    }
+    let (_, page) = stored
+        .iter()
+        .find(|(p, _)| p.starts_with("posts/"))
+        .unwrap();
+    assert!(page.contains(&format!("href=\"{own_page}\"")), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_comment_with_korean_after_the_xml_declaration_is_read() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    let feed = tistory(None).replacen(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
+        "<?xml version=\"1.0\"?><!-- encoding=éx -->",
+        1,
+    );
+    blog.set(feed, "application/rss+xml");
+    let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+    let report = tick(&app).await;
+    let upstream = report.upstream.unwrap();
+    assert_eq!(upstream.status, "200 OK", "{:?}", upstream.error);
+    assert_eq!(upstream.entries.unwrap().new.len(), 2);
+}
+
+/// A feed of `n` entries whose links all end in `post`.
+fn same_last_word(n: usize) -> String {
+    let titles: Vec<String> = (0..n).map(|i| format!("글 {i}")).collect();
+    let links: Vec<String> = (0..n)
+        .map(|i| format!("https://blog.example.com/{i}/post"))
+        .collect();
+    let items: Vec<Item> = (0..n)
+        .map(|i| Item {
+            title: &titles[i],
+            link: &links[i],
+            guid: None,
+            date: old() - Duration::hours(i as i64),
+            description: "<p>본문</p>",
+            content: None,
+        })
+        .collect();
+    rss(&items)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storing_entries_that_want_the_same_slug_takes_linear_time() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    const N: usize = 500;
+    let mut fastest = Vec::new();
+    for n in [N, 2 * N] {
+        blog.set(same_last_word(n), "application/rss+xml");
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+            let started = std::time::Instant::now();
+            let synced = app.tick().sync_upstream(Utc::now()).await.unwrap();
+            runs.push(started.elapsed());
+            let new = synced.unwrap().entries.unwrap().new;
+            let slugs: std::collections::HashSet<&String> = new.iter().collect();
+            assert_eq!((new.len(), slugs.len()), (n, n), "a slug each");
+            assert!(slugs.contains(&"post".to_string()));
+            assert!(slugs.contains(&format!("post-{n}")));
+        }
+        fastest.push(runs.into_iter().min().unwrap());
+    }
+    let ratio = fastest[1].as_secs_f64() / fastest[0].as_secs_f64();
+    assert!(
+        ratio < 3.0,
+        "twice the entries took {ratio:.1} times as long ({fastest:?})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redirect_to_a_private_address_is_refused_before_anything_is_sent() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    // Where the refused redirects point: a working feed, which must see no request.
+    let inside = FixtureServer::start().await;
+    inside.set(tistory(None), "application/rss+xml");
+    let port = inside.port();
+    let (site, app) = site_following(&blog, "/moved", &smtp).await;
+    let configured = format!("{}/moved", blog.base);
+    for (target, kind) in [
+        // Loopback first: without the check these would be fetched, and the
+        // test stops before any address outside this machine is tried.
+        (format!("http://127.0.0.1:{port}/feed"), "loopback"),
+        (format!("http://127.1.2.3:{port}/feed"), "loopback"),
+        (format!("http://localhost:{port}/feed"), "loopback"),
+        (format!("http://[::1]:{port}/feed"), "loopback"),
+        (format!("http://[::ffff:127.0.0.1]:{port}/feed"), "loopback"),
+        (format!("http://0.0.0.0:{port}/feed"), "unspecified"),
+        ("http://10.1.2.3/feed".into(), "private"),
+        ("http://172.16.0.1/feed".into(), "private"),
+        ("http://192.168.1.1/feed".into(), "private"),
+        ("http://[fd12:3456::1]/feed".into(), "private"),
+        (
+            "http://169.254.169.254/latest/meta-data/".into(),
+            "link-local",
+        ),
+        ("http://[fe80::1]/feed".into(), "link-local"),
+        ("http://100.64.0.1/feed".into(), "shared"),
+    ] {
+        blog.redirect_to(&target);
+        let report = tick(&app).await;
+        let upstream = report.upstream.unwrap();
+        assert_eq!(upstream.status, "error", "{target}");
+        let error = upstream.error.unwrap();
+        assert!(
+            error.contains("refused a redirect") && error.contains(kind),
+            "{target}: {error}"
+        );
+        assert_eq!(
+            inside.blog.requests.load(Ordering::SeqCst),
+            0,
+            "{target}: nothing was sent there"
+        );
+        let source = app.reports().sources().await.unwrap()[0].clone();
+        assert_eq!(
+            (
+                source.entries,
+                source.etag,
+                source.fetch_url,
+                source.last_error
+            ),
+            (0, None, configured.clone(), Some(error)),
+            "{target}"
+        );
+    }
+    assert!(app
+        .site()
+        .snapshot(Utc::now())
+        .await
+        .unwrap()
+        .posts
+        .is_empty());
+    let sources = site.cli(&["sources"]).await;
+    assert!(
+        sources.stdout.contains("refused a redirect"),
+        "{}",
+        sources.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entry_cannot_write_a_readers_address_into_their_email() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    blog.set(tistory(None), "application/rss+xml");
+    let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+    tick(&app).await;
+    blog.set(
+        tistory(Some(Item {
+            title: "제목\u{E000}name\u{E001}끝",
+            link: "https://blog.example.com/fields",
+            guid: None,
+            date: Utc::now() - Duration::minutes(5),
+            description: "<p>앞\u{E000}email\u{E001}뒤 왼\u{E000}unsubscribe\u{E001}오</p>",
+            content: None,
+        })),
+        "application/rss+xml",
+    );
+    assert_eq!(tick(&app).await.issues.len(), 1);
+    assert_eq!(smtp.len(), 2);
+    for message in smtp.messages() {
+        assert_fields_not_from_content(&message);
+    }
+}
+
+/// The reader's fields appear where the template puts them, never where the
+/// content had a placeholder's characters (`앞…뒤`, `왼…오`, `제목…끝`).
+pub fn assert_fields_not_from_content(message: &crate::support::Received) {
+    let address = &message.rcpt_to[0];
+    let parsed = message.parsed();
+    for body in [
+        parsed.body_html(0).unwrap().to_string(),
+        parsed.body_text(0).unwrap().to_string(),
+    ] {
+        assert!(body.contains("앞") && body.contains("뒤"), "{body}");
+        assert!(!body.contains(&format!("앞{address}뒤")), "{body}");
+        assert!(!body.contains("왼http"), "{body}");
+        assert!(!body.contains("제목끝"), "{body}");
+        assert!(
+            body.contains(address.as_str()),
+            "the footer names the reader"
+        );
+    }
 }

@@ -2,12 +2,12 @@
 //! provider's feedback loop tells the sender.
 
 use super::mime::{blocks, Mail};
-use super::{addresses_in, Action, Recipient, Report};
+use super::{addresses_in, each_address, first_recipients, Action, Recipient, Report};
 
 /// A complaint from the `message/feedback-report` fields, with its recipient from
 /// `Original-Rcpt-To`, or else from the returned message's `To`.
 pub fn read(mail: &Mail<'_>, fields: &str) -> Report {
-    let fields: Vec<(String, String)> = blocks(fields).into_iter().flatten().collect();
+    let fields: Vec<(String, String)> = blocks(fields).flatten().collect();
     let get_all = |name: &str| {
         fields
             .iter()
@@ -16,18 +16,18 @@ pub fn read(mail: &Mail<'_>, fields: &str) -> Report {
             .collect::<Vec<_>>()
     };
     let feedback_type = get_all("Feedback-Type").first().copied().unwrap_or("abuse");
-    let mut addresses: Vec<_> = get_all("Original-Rcpt-To")
-        .into_iter()
-        .chain(get_all("Removal-Recipient"))
-        .flat_map(addresses_in)
-        .collect();
+    let mut addresses = first_recipients(
+        get_all("Original-Rcpt-To")
+            .into_iter()
+            .chain(get_all("Removal-Recipient"))
+            .flat_map(each_address),
+    );
     if addresses.is_empty() {
         addresses = mail
             .original_headers()
             .map(|h| original_to(&h))
             .unwrap_or_default();
     }
-    addresses.dedup_by_key(|a| a.key());
     let mut recipients: Vec<Recipient> =
         addresses.into_iter().map(|a| complained(Some(a))).collect();
     if recipients.is_empty() {
@@ -41,7 +41,7 @@ pub fn read(mail: &Mail<'_>, fields: &str) -> Report {
 pub fn read_jmrp(mail: &Mail<'_>) -> Option<Report> {
     let inner = Mail::parse(mail.attached_message()?)?;
     let recipient = inner.header_text("X-HmXmrOriginalRecipient")?;
-    let addresses = addresses_in(recipient);
+    let addresses = first_recipients(each_address(recipient));
     let recipients = if addresses.is_empty() {
         vec![complained(None)]
     } else {
@@ -62,12 +62,11 @@ pub fn complained(address: Option<crate::domain::EmailAddress>) -> Recipient {
 
 /// The addresses in the `To` header of a returned message's header block.
 fn original_to(headers: &str) -> Vec<crate::domain::EmailAddress> {
-    blocks(headers)
-        .into_iter()
+    let to = blocks(headers)
         .next()
         .unwrap_or_default()
         .into_iter()
         .filter(|(n, _)| n.eq_ignore_ascii_case("To"))
-        .flat_map(|(_, v)| addresses_in(&v))
-        .collect()
+        .flat_map(|(_, v)| addresses_in(&v));
+    first_recipients(to)
 }

@@ -2,9 +2,11 @@
 //! `Name: value` fields per recipient (`Final-Recipient`, `Action`, `Status`,
 //! `Diagnostic-Code`), separated by blank lines.
 
+use std::collections::HashSet;
+
 use super::mime::{blocks, Mail};
 use super::status::StatusCode;
-use super::{address_in, join_words, prose, Action, Recipient, Report};
+use super::{address_in, join_words, prose, Action, Recipient, Report, MAX_RECIPIENTS};
 
 /// The DSN in a message: its `message/delivery-status` part, or DSN fields an MTA
 /// wrote into a text part instead.
@@ -15,35 +17,38 @@ pub fn find(mail: &Mail<'_>) -> Option<Report> {
             let text = mail.notice_text();
             let lower = text.to_ascii_lowercase();
             (lower.contains("final-recipient:") || lower.contains("original-recipient:"))
-                .then_some(text)
+                .then(|| text.to_string())
         })?;
     let mut recipients = read_fields(&fields);
     if recipients.is_empty() {
         return None;
     }
-    // Some MTAs put the words in the notice, not in `Diagnostic-Code`.
-    let notice = mail.notice_text();
+    // Some MTAs put the words in the notice, not in `Diagnostic-Code`. The
+    // notice is read once for all the recipients.
+    let notice = prose::Notice::new(mail.notice_text());
     for r in &mut recipients {
         let Some(address) = r.address.clone() else {
             continue;
         };
-        let command = prose::command_answered(&notice);
-        if let Some(words) = prose::words_about(&notice, address.as_str()) {
+        let command = notice.command.as_deref();
+        if let Some(words) = notice.words_about(&address) {
             if r.diagnostic.is_none() {
                 *r = Recipient::new(r.address.clone(), r.action, r.status, Some(words.clone()));
             }
             // The notice may say which command the reply answered; the DSN does not.
-            r.reclassify(&join_words(&[&words, command.as_deref().unwrap_or("")]));
+            r.reclassify(&join_words(&[&words, command.unwrap_or("")]));
         } else if let Some(command) = command {
-            r.reclassify(&command);
+            r.reclassify(command);
         }
     }
     Some(Report::from_recipients(recipients))
 }
 
-/// One recipient per block that names one.
+/// One recipient per block that names one, the first block of each, at most
+/// `MAX_RECIPIENTS`.
 pub fn read_fields(text: &str) -> Vec<Recipient> {
     let mut out = Vec::new();
+    let mut seen = HashSet::new();
     for block in blocks(text) {
         let get = |name: &str| {
             block
@@ -56,6 +61,10 @@ pub fn read_fields(text: &str) -> Vec<Recipient> {
             .or_else(|| get("Original-Recipient").and_then(address_in))
             .or_else(|| get("X-Actual-Recipient").and_then(address_in));
         let Some(address) = address else { continue };
+        // Some MTAs repeat a recipient; keep its first block.
+        if !seen.insert(address.key()) {
+            continue;
+        }
         let stated = get("Status").and_then(|v| {
             v.split(|c: char| c.is_whitespace() || c == '(')
                 .find_map(StatusCode::parse)
@@ -73,18 +82,10 @@ pub fn read_fields(text: &str) -> Vec<Recipient> {
             });
         let diagnostic = get("Diagnostic-Code").map(strip_type);
         out.push(Recipient::new(Some(address), action, stated, diagnostic));
-    }
-    // Some MTAs repeat a recipient; keep its first block.
-    let mut seen = Vec::new();
-    out.retain(|r| {
-        let key = r.address.as_ref().map(|a| a.key());
-        if seen.contains(&key) {
-            false
-        } else {
-            seen.push(key);
-            true
+        if out.len() == MAX_RECIPIENTS {
+            break;
         }
-    });
+    }
     out
 }
 

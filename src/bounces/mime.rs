@@ -1,11 +1,17 @@
 //! The parts of a report that the readers look at, taken from the MIME tree once.
 
+use std::cell::OnceCell;
+
 use mail_parser::{MessageParser, MimeHeaders, PartType};
+
+use super::{clip, MAX_LINES, MAX_NOTICE_BYTES};
 
 /// A parsed message with the views the readers need.
 pub struct Mail<'x> {
     raw: &'x [u8],
     message: mail_parser::Message<'x>,
+    /// The notice's text, put together once: every reader looks at it.
+    notice: OnceCell<String>,
 }
 
 impl<'x> Mail<'x> {
@@ -30,7 +36,11 @@ impl<'x> Mail<'x> {
         if !is_mail {
             return None;
         }
-        Some(Mail { raw, message })
+        Some(Mail {
+            raw,
+            message,
+            notice: OnceCell::new(),
+        })
     }
 
     /// A top-level header's value as text, unfolded and trimmed.
@@ -77,7 +87,11 @@ impl<'x> Mail<'x> {
 
     /// The human-readable notice: the message's own text parts (HTML made text
     /// where there is no plain part), not the returned message.
-    pub fn notice_text(&self) -> String {
+    pub fn notice_text(&self) -> &str {
+        self.notice.get_or_init(|| self.read_notice())
+    }
+
+    fn read_notice(&self) -> String {
         let mut text = String::new();
         let mut html = String::new();
         for (i, part) in self.message.parts.iter().enumerate() {
@@ -98,7 +112,7 @@ impl<'x> Mail<'x> {
             }
         }
         if text.trim().is_empty() && !html.is_empty() {
-            return html2text::from_read(html.as_bytes(), 200).unwrap_or_default();
+            return html_text(&html);
         }
         text
     }
@@ -175,6 +189,89 @@ impl<'x> Mail<'x> {
     }
 }
 
+/// Elements deeper than this are not a mail system's notice (the deepest in
+/// the labelled corpus is 23, counting unclosed tags as open). html5ever's
+/// tree builder looks through its stack of open elements for each tag, so
+/// its time grows with depth times length: deeper HTML has its tags dropped
+/// instead.
+const MAX_HTML_DEPTH: usize = 100;
+
+/// An HTML notice as text: laid out by html2text, or, when nested too deep
+/// for that, with its tags dropped. At most `MAX_NOTICE_BYTES` are read.
+fn html_text(html: &str) -> String {
+    let html = clip(html, MAX_NOTICE_BYTES);
+    if nesting(html) > MAX_HTML_DEPTH {
+        return without_tags(html);
+    }
+    html2text::from_read(html.as_bytes(), 200).unwrap_or_default()
+}
+
+/// Elements that never have an end tag.
+const VOID_ELEMENTS: [&str; 14] = [
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+    "track", "wbr",
+];
+
+/// How deep elements nest, at most, from the tags alone: every start tag
+/// but a void element's opens a level, every end tag closes one. Tags left
+/// open (`<p>`, `<li>`) count as nesting, so this errs on the deep side.
+fn nesting(html: &str) -> usize {
+    let bytes = html.as_bytes();
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    for at in memchr::memchr_iter(b'<', bytes) {
+        let tag = bytes.get(at + 1..).unwrap_or_default();
+        match tag.first() {
+            Some(b'/') => depth = depth.saturating_sub(1),
+            Some(c) if c.is_ascii_alphabetic() => {
+                let name = tag
+                    .iter()
+                    .position(|c| !c.is_ascii_alphanumeric())
+                    .map_or(tag, |end| &tag[..end]);
+                if !VOID_ELEMENTS
+                    .iter()
+                    .any(|v| v.as_bytes().eq_ignore_ascii_case(name))
+                {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// HTML's text with its tags and comments dropped, each run of tags a line
+/// break, and the common character references decoded.
+fn without_tags(html: &str) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        out.push_str(&rest[..start]);
+        let tag = &rest[start..];
+        let end = if tag.starts_with("<!--") {
+            tag.find("-->").map(|e| e + 3)
+        } else {
+            tag.find('>').map(|e| e + 1)
+        };
+        let Some(end) = end else {
+            rest = "";
+            break;
+        };
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        rest = &tag[end..];
+    }
+    out.push_str(rest);
+    out.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
 fn mime_type(part: &mail_parser::MessagePart<'_>) -> Option<String> {
     let ct = part.content_type()?;
     Some(match ct.subtype() {
@@ -203,34 +300,57 @@ pub fn unfold(s: &str) -> String {
         .join(" ")
 }
 
-/// `Name: value` fields, unfolded, grouped by blank lines.
-pub fn blocks(text: &str) -> Vec<Vec<(String, String)>> {
-    let mut out: Vec<Vec<(String, String)>> = Vec::new();
-    let mut current: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if line.trim().is_empty() {
-            if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
+/// `Name: value` fields, unfolded, grouped by blank lines, one block at a
+/// time: a reader that wants the first block reads no further. At most
+/// `MAX_LINES` lines are looked at.
+pub fn blocks(text: &str) -> impl Iterator<Item = Vec<(String, String)>> + '_ {
+    let mut lines = text.lines().take(MAX_LINES);
+    std::iter::from_fn(move || {
+        let mut current: Vec<(String, String)> = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.trim_end_matches('\r');
+            if line.trim().is_empty() {
+                if !current.is_empty() {
+                    return Some(current);
+                }
+                continue;
             }
-            continue;
-        }
-        if line.starts_with([' ', '\t']) {
-            if let Some((_, v)) = current.last_mut() {
-                v.push(' ');
-                v.push_str(line.trim());
+            if line.starts_with([' ', '\t']) {
+                if let Some((_, v)) = current.last_mut() {
+                    v.push(' ');
+                    v.push_str(line.trim());
+                }
+                continue;
             }
-            continue;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            let name = name.trim();
-            if !name.is_empty() && !name.contains(' ') {
-                current.push((name.to_string(), value.trim().to_string()));
+            if let Some((name, value)) = line.split_once(':') {
+                let name = name.trim();
+                if !name.is_empty() && !name.contains(' ') {
+                    current.push((name.to_string(), value.trim().to_string()));
+                }
             }
         }
+        (!current.is_empty()).then_some(current)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nesting_counts_open_elements_but_not_void_ones() {
+        assert_eq!(nesting("<p>a<br>b<img src=x></p><div><b>c</b></div>"), 2);
+        assert_eq!(nesting(&"<div>".repeat(500)), 500);
+        assert_eq!(nesting("a < b </p></p>"), 0);
     }
-    if !current.is_empty() {
-        out.push(current);
+
+    #[test]
+    fn html_too_deep_for_a_notice_is_read_without_its_tags() {
+        let html = format!(
+            "{}550 &lt;a@example.org&gt; user unknown{}",
+            "<div>".repeat(MAX_HTML_DEPTH + 1),
+            "</div>".repeat(MAX_HTML_DEPTH + 1)
+        );
+        assert_eq!(html_text(&html).trim(), "550 <a@example.org> user unknown");
     }
-    out
 }

@@ -19,6 +19,8 @@ pub mod providers;
 mod status;
 pub mod webhooks;
 
+use std::collections::HashSet;
+
 use serde::Serialize;
 
 use crate::domain::{string_enum, EmailAddress};
@@ -115,6 +117,32 @@ impl Tracks {
 /// How deep reports forwarded inside reports are followed.
 const MAX_DEPTH: usize = 3;
 
+/// Recipients read from one report. A real DSN names a handful (the recipients
+/// one MTA gave up on at once); anyone can mail the bounce address, and a
+/// report naming thousands is hostile or broken, while each recipient costs a
+/// database write when it is recorded.
+pub const MAX_RECIPIENTS: usize = 100;
+
+/// Bytes of one recipient's diagnostic kept: a server's reply with the
+/// paragraph around it. The longest in the labelled corpus is 1,600 bytes (a
+/// notice in Hindi); more is a copy of something else. With
+/// [`MAX_RECIPIENTS`], this bounds a report's text at 200 KB, however large
+/// the message.
+pub const MAX_DIAGNOSTIC_BYTES: usize = 2_000;
+
+/// Lines of a notice, or of DSN fields, looked at. A notice is a screenful and
+/// a DSN a few lines per recipient; what comes after this many is a returned
+/// message or noise.
+const MAX_LINES: usize = 5_000;
+
+/// Bytes of a notice looked at, for notices of few, very long lines.
+const MAX_NOTICE_BYTES: usize = 256 * 1024;
+
+/// posthorn's marks (VERP tokens, Message-IDs) kept from one message. A report
+/// returns one message, so one or two are real; each is checked against its
+/// MAC by whoever acts on the report.
+const MAX_TRACKS: usize = 100;
+
 /// Everything one message says.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -160,7 +188,7 @@ impl Report {
 /// What the message says, `depth` messages deep inside another.
 fn read_at(raw: &[u8], depth: usize) -> Result<Report, ReadError> {
     let mail = mime::Mail::parse(raw).ok_or(ReadError::NotMail)?;
-    let report = if let Some(json) = providers::ses_notification_in(&mail.notice_text()) {
+    let report = if let Some(json) = providers::ses_notification_in(mail.notice_text()) {
         json
     } else if let Some(feedback) = mail.part_text(&["message/feedback-report"]) {
         arf::read(&mail, &feedback)
@@ -198,7 +226,8 @@ impl Report {
     }
 
     /// A complaint about `recipients`, of `feedback_type` (`abuse`, `opt-out`, …).
-    pub fn complaint(recipients: Vec<Recipient>, feedback_type: &str) -> Report {
+    pub fn complaint(mut recipients: Vec<Recipient>, feedback_type: &str) -> Report {
+        recipients.truncate(MAX_RECIPIENTS);
         Report {
             recipients,
             feedback_type: Some(feedback_type.trim().to_ascii_lowercase()),
@@ -207,7 +236,8 @@ impl Report {
     }
 
     /// The kind that follows from the recipients' actions.
-    fn from_recipients(recipients: Vec<Recipient>) -> Report {
+    fn from_recipients(mut recipients: Vec<Recipient>) -> Report {
+        recipients.truncate(MAX_RECIPIENTS);
         let kind = if recipients.iter().any(|r| r.action == Action::Failed) {
             ReportKind::Bounce
         } else if recipients.iter().any(|r| r.action == Action::Delayed) {
@@ -233,7 +263,7 @@ impl Recipient {
         diagnostic: Option<String>,
     ) -> Recipient {
         let diagnostic = diagnostic
-            .map(|d| crate::domain::one_line(&d))
+            .map(|d| one_line_within(&d, MAX_DIAGNOSTIC_BYTES))
             .filter(|d| !d.is_empty());
         let status = status::best(stated, diagnostic.as_deref().unwrap_or(""), action);
         let mut recipient = Recipient {
@@ -262,14 +292,10 @@ fn find_verp_tokens(raw: &[u8], tracks: &Tracks) -> Vec<String> {
     let Some(re) = &tracks.verp else {
         return Vec::new();
     };
-    let mut out: Vec<String> = Vec::new();
-    for cap in re.captures_iter(raw) {
-        let token = String::from_utf8_lossy(&cap[1]).to_ascii_lowercase();
-        if !out.contains(&token) {
-            out.push(token);
-        }
-    }
-    out
+    let tokens = re
+        .captures_iter(raw)
+        .map(|cap| String::from_utf8_lossy(&cap[1]).to_ascii_lowercase());
+    first_distinct(tokens, MAX_TRACKS)
 }
 
 /// posthorn's Message-IDs anywhere in the message: the returned headers,
@@ -278,26 +304,40 @@ fn find_message_ids(raw: &[u8], tracks: &Tracks) -> Vec<MessageIdRef> {
     let Some(re) = &tracks.message_id else {
         return Vec::new();
     };
-    let mut out: Vec<MessageIdRef> = Vec::new();
-    for cap in re.captures_iter(raw) {
+    let ids = re.captures_iter(raw).filter_map(|cap| {
         let number = |i: usize| {
             std::str::from_utf8(&cap[i])
                 .ok()
                 .and_then(|s| s.parse::<i64>().ok())
         };
-        let (Some(issue), Some(subscriber)) = (number(1), number(2)) else {
-            continue;
-        };
-        let found = MessageIdRef {
-            issue,
-            subscriber,
+        Some(MessageIdRef {
+            issue: number(1)?,
+            subscriber: number(2)?,
             mac: String::from_utf8_lossy(&cap[3]).to_ascii_lowercase(),
-        };
-        if !out.contains(&found) {
-            out.push(found);
-        }
-    }
-    out
+        })
+    });
+    first_distinct(ids, MAX_TRACKS)
+}
+
+/// The first `max` distinct items, in order; the rest is not looked at.
+fn first_distinct<T: Clone + Eq + std::hash::Hash>(
+    items: impl Iterator<Item = T>,
+    max: usize,
+) -> Vec<T> {
+    let mut seen = HashSet::new();
+    items
+        .filter(|item| seen.insert(item.clone()))
+        .take(max)
+        .collect()
+}
+
+/// The first `MAX_RECIPIENTS` distinct addresses (by key), in order.
+pub(crate) fn first_recipients(addresses: impl Iterator<Item = EmailAddress>) -> Vec<EmailAddress> {
+    let mut seen = HashSet::new();
+    addresses
+        .filter(|a| seen.insert(a.key()))
+        .take(MAX_RECIPIENTS)
+        .collect()
 }
 
 /// Non-empty parts joined by single spaces: a diagnostic from several fields.
@@ -310,27 +350,67 @@ pub(crate) fn join_words(parts: &[&str]) -> String {
         .join(" ")
 }
 
+/// `input` on one line, as [`crate::domain::one_line`] makes it, but at most
+/// `max` bytes of it: the words past that are not looked at.
+pub(crate) fn one_line_within(input: &str, max: usize) -> String {
+    let mut out = String::new();
+    let words = input
+        .split(|c: char| c.is_control() || c.is_whitespace())
+        .filter(|w| !w.is_empty());
+    for word in words {
+        let room = max.saturating_sub(out.len() + usize::from(!out.is_empty()));
+        if room == 0 {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(clip(word, room));
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// The longest start of `s` of at most `max` bytes that ends on a character.
+pub(crate) fn clip(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+static ADDRESS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+")
+        .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
+});
+
+/// Every string in `text` written like an address, in order, with repeats.
+pub(crate) fn address_like(text: &str) -> impl Iterator<Item = &str> + '_ {
+    ADDRESS.find_iter(text).map(|m| {
+        let s = m.as_str().trim_matches('.');
+        s.strip_prefix("rfc822;").unwrap_or(s)
+    })
+}
+
+/// Every string in `text` that parses as an address, in order, with repeats.
+pub(crate) fn each_address(text: &str) -> impl Iterator<Item = EmailAddress> + '_ {
+    address_like(text).filter_map(|s| EmailAddress::parse(s).ok())
+}
+
 /// The first thing in `text` that parses as an address: `<a@b.c>`, `a@b.c`, or
 /// `rfc822; a@b.c`.
 pub(crate) fn address_in(text: &str) -> Option<EmailAddress> {
-    addresses_in(text).into_iter().next()
+    each_address(text).next()
 }
 
 /// Every address in `text`, in order, without repeats.
 pub(crate) fn addresses_in(text: &str) -> Vec<EmailAddress> {
-    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.\-]+@[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?)+")
-            .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
-    });
-    let mut out: Vec<EmailAddress> = Vec::new();
-    for m in RE.find_iter(text) {
-        let s = m.as_str().trim_matches('.');
-        let s = s.strip_prefix("rfc822;").unwrap_or(s);
-        if let Ok(a) = EmailAddress::parse(s) {
-            if !out.iter().any(|o| o.key() == a.key()) {
-                out.push(a);
-            }
-        }
-    }
-    out
+    let mut seen = HashSet::new();
+    each_address(text)
+        .filter(|a| seen.insert(a.key()))
+        .collect()
 }

@@ -7,13 +7,18 @@
 //! the reader finds the notice, cuts off the returned copy, and takes each
 //! address that is not the sender's with the paragraph around it.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::mime::Mail;
+use super::mime::{blocks, Mail};
 use super::status::{reply_class, StatusCode};
-use super::{addresses_in, join_words, Action, Recipient, Report};
+use super::{
+    address_in, address_like, addresses_in, clip, each_address, first_recipients, join_words,
+    one_line_within, Action, Recipient, Report, MAX_DIAGNOSTIC_BYTES, MAX_LINES, MAX_NOTICE_BYTES,
+    MAX_RECIPIENTS,
+};
 use crate::domain::EmailAddress;
 
 /// Senders and subjects of mail-system notices.
@@ -75,60 +80,46 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
     let failed_header = mail.header_texts("X-Failed-Recipients");
     let from = mail.sender_address().unwrap_or_default();
     let subject = mail.decoded_subject().unwrap_or_default();
-    let full = mail.notice_text();
-    let (notice, returned) = cut_returned(&full);
+    let notice = Notice::new(mail.notice_text());
     let looks_like_notice = !failed_header.is_empty()
         || NOTICE.is_match(&from)
         || NOTICE.is_match(&subject)
-        || NOTICE.is_match(notice);
+        || NOTICE.is_match(notice.text);
     if !looks_like_notice {
         return None;
     }
-    let mut addresses: Vec<EmailAddress> =
-        failed_header.iter().flat_map(|v| addresses_in(v)).collect();
+    let mut addresses = first_recipients(failed_header.iter().flat_map(|v| each_address(v)));
     if addresses.is_empty() {
         let not_recipients = senders(mail);
         let leading = notice
-            .lines()
-            .filter(|l| !HEADER_LINE.is_match(l))
-            .filter(|line| !ASIDE.is_match(line))
+            .lines
+            .iter()
+            .filter(|line| !line.header && !ASIDE.is_match(line.text))
             .flat_map(|line| {
-                let head = line
-                    .trim_start()
-                    .trim_start_matches('<')
-                    .to_ascii_lowercase();
-                addresses_in(line).into_iter().map(move |a| {
-                    let leads = head.starts_with(&a.key());
-                    (a, leads)
-                })
+                let head = line.text.trim_start().trim_start_matches('<');
+                line.addresses
+                    .iter()
+                    .map(move |(a, key)| (a, key, starts_with_ignoring_case(head, key)))
             })
             // An address that leads its line is a failed recipient even when
             // it is also the sender's (mail to oneself).
-            .filter(|(a, leads)| *leads || !not_recipients.contains(&a.key()))
+            .filter(|(_, key, leads)| *leads || !not_recipients.contains(*key))
             .collect::<Vec<_>>();
         // Where some addresses lead their lines (`<a@b>: host … said`), those
         // are the list of failures; one named mid-sentence is an aside
         // ("please contact <support@…>").
-        let listed = leading.iter().any(|(_, leads)| *leads);
-        addresses = leading
-            .into_iter()
-            .filter(|(_, leads)| *leads || !listed)
-            .map(|(a, _)| a)
-            .filter(|a| {
-                !a.as_str()
-                    .to_ascii_lowercase()
-                    .starts_with("mailer-daemon@")
-            })
-            .fold(Vec::new(), |mut all, a| {
-                if !all.iter().any(|x: &EmailAddress| x.key() == a.key()) {
-                    all.push(a);
-                }
-                all
-            });
+        let listed = leading.iter().any(|(_, _, leads)| *leads);
+        addresses = first_recipients(
+            leading
+                .into_iter()
+                .filter(|(_, key, leads)| (*leads || !listed) && !key.starts_with("mailer-daemon@"))
+                .map(|(a, _, _)| a.clone()),
+        );
     }
     if addresses.is_empty() {
         // Some notices name no address; the returned message's `To` is the recipient.
-        let inline = returned
+        let inline = notice
+            .returned
             .trim_start_matches(|c: char| c != '\n')
             .trim_start();
         let headers = mail.original_headers().unwrap_or_else(|| unindent(inline));
@@ -139,28 +130,31 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
     if addresses.is_empty() {
         return None;
     }
-    let action = if DELAYED.is_match(notice) {
+    let action = if DELAYED.is_match(notice.text) {
         Action::Delayed
     } else {
         Action::Failed
     };
     let single = addresses.len() == 1;
+    // Made once, for whichever recipients the notice does not name.
+    let mut whole: Option<String> = None;
     let recipients = addresses
         .into_iter()
         .map(|a| {
-            let mut words = words_about(notice, a.as_str()).unwrap_or_default();
+            let mut words = notice.words_about(&a).unwrap_or_default();
             if single && StatusCode::find(&words).is_none() && reply_class(&words).is_none() {
-                words = join_words(&[words.as_str(), &coded_lines(notice)]);
+                words = join_words(&[words.as_str(), &notice.coded_lines()]);
             }
             if words.trim().is_empty() {
                 // The notice names no address: all of it is about the one recipient.
-                words = crate::domain::one_line(notice);
+                words = whole
+                    .get_or_insert_with(|| one_line_within(notice.text, MAX_DIAGNOSTIC_BYTES))
+                    .clone();
             }
             let words = (!words.trim().is_empty()).then_some(words);
-            let command = command_answered(notice);
             let mut r = Recipient::new(Some(a), action, None, words);
-            if let Some(command) = command {
-                r.reclassify(&command);
+            if let Some(command) = &notice.command {
+                r.reclassify(command);
             }
             r
         })
@@ -168,26 +162,220 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
     Some(Report::from_recipients(recipients))
 }
 
+/// A mail system's notice, read once: cut from the returned message that
+/// follows it, at most `MAX_LINES` lines and `MAX_NOTICE_BYTES` of it, split
+/// into lines with the addresses each one names. The words about a recipient
+/// come from the lines that name it, not from reading the notice again.
+pub struct Notice<'a> {
+    /// The notice without the returned message.
+    pub text: &'a str,
+    /// The copy of the original message after it, when it is inline.
+    returned: &'a str,
+    lines: Vec<Line<'a>>,
+    /// Each address's key, and the lines (not header lines) that name it, in order.
+    mentions: HashMap<String, Vec<usize>>,
+    /// The SMTP command the failing reply answered, as a phrase for the
+    /// classifier, when the notice labels it.
+    pub command: Option<String>,
+}
+
+struct Line<'a> {
+    text: &'a str,
+    /// The addresses on the line, without repeats, each with its key.
+    addresses: Vec<(EmailAddress, String)>,
+    /// A header line (`To:`, `Received:`…): its addresses are not recipients.
+    header: bool,
+}
+
+impl<'a> Line<'a> {
+    fn new(text: &'a str) -> Line<'a> {
+        Line {
+            text,
+            addresses: addresses_in(text)
+                .into_iter()
+                .map(|a| {
+                    let key = a.key();
+                    (a, key)
+                })
+                .collect(),
+            header: HEADER_LINE.is_match(text),
+        }
+    }
+
+    /// The keys of the addresses the line mentions: each address as written,
+    /// and the address at the end of a path or a quote (`/var/mail/a@b.c`,
+    /// `'a@b.c'`, `host!a@b.c`), where the address ends a longer word.
+    fn mentions(&self) -> impl Iterator<Item = String> + '_ {
+        address_like(self.text).flat_map(|written| {
+            let (local, _) = written.rsplit_once('@').unwrap_or((written, ""));
+            let tail = local
+                .rfind(|c: char| !c.is_ascii_alphanumeric() && !".-_+".contains(c))
+                .map(|cut| written[cut + 1..].to_ascii_lowercase());
+            std::iter::once(written.to_ascii_lowercase()).chain(tail)
+        })
+    }
+}
+
+impl<'a> Notice<'a> {
+    pub fn new(full: &'a str) -> Notice<'a> {
+        let (text, returned) = cut_returned(looked_at(full));
+        let lines: Vec<Line<'a>> = text.lines().map(Line::new).collect();
+        let mut mentions: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, line) in lines.iter().enumerate().filter(|(_, l)| !l.header) {
+            for key in line.mentions() {
+                let at = mentions.entry(key).or_default();
+                // A line that names an address twice is one mention.
+                if at.last() != Some(&i) {
+                    at.push(i);
+                }
+            }
+        }
+        let command = command_answered(&lines);
+        Notice {
+            text,
+            returned,
+            lines,
+            mentions,
+            command,
+        }
+    }
+
+    /// The paragraph around each mention of `address`, and the reply lines
+    /// that quote it (Sendmail's transcript), without the address line's own
+    /// boilerplate. Each line is taken once, and no more than
+    /// `MAX_DIAGNOSTIC_BYTES` of them.
+    pub fn words_about(&self, address: &EmailAddress) -> Option<String> {
+        let key = address.key();
+        let mut out = Words::default();
+        // Lines before this one were taken already, for an earlier mention.
+        let mut taken = 0;
+        for &i in self.mentions.get(&key)? {
+            if out.full() {
+                break;
+            }
+            if i < taken {
+                continue;
+            }
+            let line = &self.lines[i];
+            // An address alone on its line: its reason may be the lines above it.
+            if line
+                .text
+                .trim()
+                .trim_matches(['<', '>', ':'])
+                .eq_ignore_ascii_case(address.as_str())
+            {
+                let mut start = i;
+                let mut room = out.room();
+                while start > taken && room > 0 {
+                    let above = &self.lines[start - 1];
+                    let words = above.text.trim();
+                    if words.is_empty() || !above.addresses.is_empty() {
+                        break;
+                    }
+                    room = room.saturating_sub(words.len() + 1);
+                    start -= 1;
+                }
+                for above in &self.lines[start..i] {
+                    out.push(above.text.trim());
+                }
+            }
+            out.push(line.text.trim());
+            let mut next = i + 1;
+            while let Some(line) = self.lines.get(next) {
+                if out.full() || line.text.trim().is_empty() {
+                    break;
+                }
+                if line.addresses.iter().any(|(_, k)| *k != key)
+                    && !line.text.starts_with([' ', '\t'])
+                {
+                    break;
+                }
+                out.push(line.text.trim());
+                next += 1;
+            }
+            taken = next;
+        }
+        let text = out.0;
+        (!text.trim().is_empty()).then_some(text)
+    }
+
+    /// Lines that quote a server's reply: `550 5.1.1 …`, `said: 554 …`.
+    fn coded_lines(&self) -> String {
+        let mut out = Words::default();
+        let coded = self
+            .lines
+            .iter()
+            .filter(|l| !l.header)
+            .filter(|l| StatusCode::find(l.text).is_some() || reply_class(l.text).is_some());
+        for line in coded {
+            if out.full() {
+                break;
+            }
+            out.push(line.text.trim());
+        }
+        out.0
+    }
+}
+
+/// Words put together, at most `MAX_DIAGNOSTIC_BYTES` of them.
+#[derive(Default)]
+struct Words(String);
+
+impl Words {
+    fn room(&self) -> usize {
+        MAX_DIAGNOSTIC_BYTES.saturating_sub(self.0.len())
+    }
+
+    fn full(&self) -> bool {
+        self.room() == 0
+    }
+
+    fn push(&mut self, words: &str) {
+        if !self.0.is_empty() {
+            self.0.push(' ');
+        }
+        self.0.push_str(clip(words, self.room()));
+    }
+}
+
+/// The first `MAX_LINES` lines of `text`, and at most `MAX_NOTICE_BYTES`.
+fn looked_at(text: &str) -> &str {
+    let text = clip(text, MAX_NOTICE_BYTES);
+    match text.match_indices('\n').nth(MAX_LINES - 1) {
+        Some((end, _)) => &text[..=end],
+        None => text,
+    }
+}
+
+/// Whether `text` starts with `prefix`, whatever the case of ASCII letters.
+fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 /// The SMTP command a failing reply answered, as a phrase for the classifier
 /// ("in reply to DATA"), when the notice labels it (`SMTP command:` with the
 /// command on the same or the next line). Sendmail's transcripts are not read
 /// for this: with pipelining, a RCPT refusal is printed after `>>> DATA`.
-pub fn command_answered(notice: &str) -> Option<String> {
-    let (notice, _) = cut_returned(notice);
-    let mut lines = notice.lines().map(str::trim).peekable();
-    while let Some(line) = lines.next() {
-        let lower = line.to_ascii_lowercase();
-        let label = lower.trim_start_matches(|c: char| !c.is_ascii_alphabetic());
-        if let Some(rest) = label.strip_prefix("smtp command") {
-            let rest = rest.trim_start_matches([':', ' ']);
-            let command = if rest.is_empty() {
-                lines.peek().copied().unwrap_or("")
-            } else {
-                rest
-            };
-            if !command.is_empty() {
-                return Some(format!("in reply to {}", verb(command)));
-            }
+fn command_answered(lines: &[Line<'_>]) -> Option<String> {
+    const LABEL: &str = "smtp command";
+    for (i, line) in lines.iter().enumerate() {
+        let label = line
+            .text
+            .trim()
+            .trim_start_matches(|c: char| !c.is_ascii_alphabetic());
+        if !starts_with_ignoring_case(label, LABEL) {
+            continue;
+        }
+        let rest = label[LABEL.len()..].trim_start_matches([':', ' ']);
+        let command = if rest.is_empty() {
+            lines.get(i + 1).map_or("", |next| next.text.trim())
+        } else {
+            rest
+        };
+        if !command.is_empty() {
+            return Some(format!("in reply to {}", verb(command)));
         }
     }
     None
@@ -201,51 +389,6 @@ fn verb(command: &str) -> String {
         .take(2)
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// The paragraph around each mention of `address` in a notice, and the reply
-/// lines that quote it (Sendmail's transcript), without the address line's own
-/// boilerplate.
-pub fn words_about(notice: &str, address: &str) -> Option<String> {
-    let (notice, _) = cut_returned(notice);
-    let lines: Vec<&str> = notice.lines().collect();
-    let needle = address.to_ascii_lowercase();
-    let mut out: Vec<&str> = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        if !line.to_ascii_lowercase().contains(&needle) || HEADER_LINE.is_match(line) {
-            continue;
-        }
-        // An address alone on its line: its reason may be the lines above it.
-        if line
-            .trim()
-            .trim_matches(['<', '>', ':'])
-            .eq_ignore_ascii_case(address)
-        {
-            let above: Vec<&str> = lines[..i]
-                .iter()
-                .rev()
-                .take_while(|l| !l.trim().is_empty() && addresses_in(l).is_empty())
-                .map(|l| l.trim())
-                .collect();
-            out.extend(above.into_iter().rev());
-        }
-        out.push(line.trim());
-        for next in lines.iter().skip(i + 1) {
-            if next.trim().is_empty() {
-                break;
-            }
-            if addresses_in(next)
-                .iter()
-                .any(|a| a.as_str().to_ascii_lowercase() != needle)
-                && !next.starts_with([' ', '\t'])
-            {
-                break;
-            }
-            out.push(next.trim());
-        }
-    }
-    let text = out.join(" ");
-    (!text.trim().is_empty()).then_some(text)
 }
 
 /// The notice, and the copy of the original message that follows it.
@@ -268,47 +411,36 @@ fn unindent(text: &str) -> String {
         .map(|l| l.len() - l.trim_start().len())
         .unwrap_or(0);
     text.lines()
-        .map(|l| {
-            if l.len() >= indent && l[..indent].trim().is_empty() {
-                &l[indent..]
-            } else {
-                l
-            }
+        .map(|l| match (l.get(..indent), l.get(indent..)) {
+            (Some(margin), Some(rest)) if margin.trim().is_empty() => rest,
+            _ => l,
         })
         .filter(|l| !l.starts_with("From "))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-/// Lines of a notice that quote a server's reply: `550 5.1.1 …`, `said: 554 …`.
-fn coded_lines(notice: &str) -> String {
-    notice
-        .lines()
-        .filter(|l| StatusCode::find(l).is_some() || reply_class(l).is_some())
-        .filter(|l| !HEADER_LINE.is_match(l))
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// Addresses that are the report's own or the original sender's, not recipients.
-fn senders(mail: &Mail<'_>) -> Vec<String> {
-    let mut out = Vec::new();
+fn senders(mail: &Mail<'_>) -> HashSet<String> {
+    // A header naming more senders than a report has recipients is not real.
+    let keys = |v: &str| {
+        each_address(v)
+            .take(MAX_RECIPIENTS)
+            .map(|a| a.key())
+            .collect::<Vec<_>>()
+    };
+    let mut out = HashSet::new();
     for name in ["From", "To", "Return-Path", "Sender"] {
         for v in mail.header_texts(name) {
-            out.extend(addresses_in(&v).into_iter().map(|a| a.key()));
+            out.extend(keys(&v));
         }
     }
     if let Some(head) = mail.original_headers() {
-        for (name, value) in super::mime::blocks(&head)
-            .into_iter()
-            .next()
-            .unwrap_or_default()
-        {
+        for (name, value) in blocks(&head).next().unwrap_or_default() {
             if ["from", "sender", "return-path", "reply-to"]
                 .contains(&name.to_ascii_lowercase().as_str())
             {
-                out.extend(addresses_in(&value).into_iter().map(|a| a.key()));
+                out.extend(keys(&value));
             }
         }
     }
@@ -317,10 +449,80 @@ fn senders(mail: &Mail<'_>) -> Vec<String> {
 
 /// The first address in the returned message's `To`.
 fn original_to(headers: &str) -> Option<EmailAddress> {
-    super::mime::blocks(headers)
-        .into_iter()
+    blocks(headers)
         .next()?
         .into_iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("To"))
-        .and_then(|(_, v)| addresses_in(&v).into_iter().next())
+        .and_then(|(_, v)| address_in(&v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn address(s: &str) -> EmailAddress {
+        EmailAddress::parse(s).expect("an address")
+    }
+
+    #[test]
+    fn a_paragraph_that_names_its_address_twice_is_taken_once() {
+        let notice = Notice::new(
+            "<a@example.org>: host mx.example.org said:\n    \
+             550 5.1.1 <a@example.org>: user unknown\n    \
+             (in reply to RCPT TO command)\n\n\
+             <b@example.org>: mailbox full\n",
+        );
+        assert_eq!(
+            notice.words_about(&address("a@example.org")).as_deref(),
+            Some(
+                "<a@example.org>: host mx.example.org said: \
+                 550 5.1.1 <a@example.org>: user unknown (in reply to RCPT TO command)"
+            )
+        );
+        assert_eq!(
+            notice.words_about(&address("b@example.org")).as_deref(),
+            Some("<b@example.org>: mailbox full")
+        );
+    }
+
+    #[test]
+    fn an_address_ending_a_path_or_a_quote_is_a_mention_and_a_longer_one_is_not() {
+        let notice = Notice::new(
+            "b@example.org: failed\n\n\
+             cannot read /home/b/.forward/b@example.org: no such file\n\n\
+             jimb@example.org: another one\n",
+        );
+        let words = notice
+            .words_about(&address("b@example.org"))
+            .unwrap_or_default();
+        assert!(words.contains("no such file"), "{words}");
+        assert!(!words.contains("another one"), "{words}");
+    }
+
+    #[test]
+    fn the_words_about_an_address_stop_at_the_cap() {
+        let line = "a@example.org: 550 5.1.1 user unknown, and more words\n";
+        let text = line.repeat(1_000);
+        let notice = Notice::new(&text);
+        let words = notice
+            .words_about(&address("a@example.org"))
+            .unwrap_or_default();
+        assert!(words.len() <= MAX_DIAGNOSTIC_BYTES, "{}", words.len());
+        assert!(words.starts_with(line.trim()));
+    }
+
+    #[test]
+    fn the_command_a_reply_answered_is_read_from_the_label() {
+        let notice =
+            Notice::new("Remote-MTA: mx.example.org\nSMTP command:\n  RCPT To:<a@example.org>\n");
+        assert_eq!(notice.command.as_deref(), Some("in reply to RCPT TO"));
+    }
+
+    #[test]
+    fn an_indented_block_with_wide_characters_is_unindented_without_panicking() {
+        assert_eq!(
+            unindent("    To: a@example.org\nabcé\n"),
+            "To: a@example.org\nabcé"
+        );
+    }
 }

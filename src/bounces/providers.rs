@@ -6,18 +6,23 @@ use serde_json::Value;
 
 use super::arf::complained;
 use super::status::StatusCode;
-use super::{address_in, join_words, Action, Recipient, Report, ReportKind};
+use super::{address_in, join_words, Action, Recipient, Report, ReportKind, MAX_RECIPIENTS};
+
+/// An SES notification by mail is an SNS message, at most 256 KB; this leaves
+/// room for the line breaks MTAs add. Anything larger is not parsed at all.
+const MAX_SES_NOTIFICATION_BYTES: usize = 512 * 1024;
 
 /// An SES notification (`notificationType`, or `eventType` for event publishing)
 /// in a text: a mail body or an SNS `Message`.
 pub fn ses_notification_in(text: &str) -> Option<Report> {
     let start = text.find('{')?;
     let end = text.rfind('}')?;
+    let json = text.get(start..=end)?;
+    if json.len() > MAX_SES_NOTIFICATION_BYTES {
+        return None;
+    }
     // Lines longer than SMTP allows were broken by an MTA with `!`, newline, space.
-    let json = text
-        .get(start..=end)?
-        .replace("!\r\n ", "")
-        .replace("!\n ", "");
+    let json = json.replace("!\r\n ", "").replace("!\n ", "");
     let value: Value = serde_json::from_str(&json).ok()?;
     ses(&value)
 }
@@ -186,10 +191,12 @@ fn str_at<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
 }
 
+/// The recipients listed under `key`, at most `MAX_RECIPIENTS` of them.
 fn list<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
     v.get(key)
         .and_then(Value::as_array)
         .map(|a| a.iter())
         .into_iter()
         .flatten()
+        .take(MAX_RECIPIENTS)
 }

@@ -6,6 +6,7 @@
 mod support;
 
 mod bounce_corpus;
+mod bounce_scaling;
 mod bounces;
 mod browser;
 mod choices;

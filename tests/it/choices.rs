@@ -703,9 +703,16 @@ async fn forget_leaves_no_trace_of_an_address_and_keeps_the_counts() {
     let now = site.new_post(&app, "p.md", "마지막 편지").await;
     let report = app.tick().run_once(now, Stop::default()).await.unwrap();
     assert_eq!(report.deliveries.sent, 2);
+    // It returns the original's headers, whose signed Message-ID ties it to
+    // the delivery.
+    let issue = app.publishing().issue_of("p").await.unwrap();
+    let reader = site.subscriber(&app, address).await.unwrap().id;
+    let mac = app.links().tokens().message_id_mac(issue.id, reader);
+    let returned = format!("Message-ID: <{}.{reader}.{mac}@example.com>", issue.id);
     let bounce = format!(
         "From: MAILER-DAEMON@example.com\r\nTo: essays@example.com\r\nSubject: Undelivered Mail\r\n\
-         Content-Type: text/plain\r\n\r\n<{address}>: host mx.example.com said: 552 5.2.2 {key} mailbox full\r\n"
+         Content-Type: text/plain\r\n\r\n<{address}>: host mx.example.com said: 552 5.2.2 {key} mailbox full\r\n\
+         \r\n------ This is a copy of the message's headers. ------\r\n\r\n{returned}\r\n"
     );
     app.bounces()
         .ingest(bounce.as_bytes(), posthorn::domain::ReportSource::Mail)

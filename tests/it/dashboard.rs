@@ -394,3 +394,65 @@ async fn guessing_the_token_is_slowed_down() {
     let r = sign_in(&s, TOKEN).await.expect_err("limited");
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_admin_token_ends_every_session() {
+    let site = TestSite::new(None);
+    site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
+    let before = RunningServer::start(&site, false).await;
+    let signed = sign_in(&before, TOKEN).await.expect("signed in");
+    assert_eq!(signed.get(&before, "/admin/posts").await.status(), 200);
+
+    // The same database, served with another token.
+    site.set_config(TOKEN, "a-brand-new-token");
+    let after = RunningServer::start(&site, false).await;
+    let r = signed.get(&after, "/admin/posts").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "the old session is over");
+    assert_eq!(r.headers()[LOCATION], "/admin");
+    let r = after
+        .client
+        .post(after.url("/admin/subscribers"))
+        .header(COOKIE, signed.header())
+        .form(&[("email", "new@example.org"), ("csrf", &signed.csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(site
+        .status_of(&after.app, "new@example.org")
+        .await
+        .is_none());
+    // The new token signs in.
+    let again = sign_in(&after, "a-brand-new-token")
+        .await
+        .expect("signed in");
+    assert_eq!(again.get(&after, "/admin/posts").await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_ends_twelve_hours_after_its_sign_in_however_busy() {
+    let site = TestSite::new(None);
+    site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
+    let s = RunningServer::start(&site, false).await;
+    let signed = sign_in(&s, TOKEN).await.expect("signed in");
+    let hours_ago = |hours: i64| {
+        format!(
+            "UPDATE admin_sessions SET created_at = created_at - {}",
+            hours * 3_600_000
+        )
+    };
+    // Signed in eleven hours ago and busy ever since: still on.
+    assert_eq!(site.execute(&hours_ago(11)).await, 1);
+    assert_eq!(signed.get(&s, "/admin/posts").await.status(), 200);
+    // Two hours more (just used, so never idle): over.
+    assert_eq!(site.execute(&hours_ago(2)).await, 1);
+    let r = signed.get(&s, "/admin/posts").await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()[LOCATION], "/admin");
+    assert_eq!(
+        site.execute("UPDATE admin_sessions SET created_at = created_at")
+            .await,
+        0,
+        "the expired session is deleted"
+    );
+}

@@ -10,8 +10,10 @@ pub mod webhooks;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::header::{self, HeaderName, HeaderValue};
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
@@ -28,8 +30,9 @@ pub struct WebState {
     app: App,
     site: Arc<SiteCache>,
     limiter: Arc<IpLimiter>,
-    /// Dashboard sign-ins per address: a token cannot be guessed at speed.
-    login_limiter: Arc<IpLimiter>,
+    /// Failed sign-ins per address, the dashboard's and the admin API's alike:
+    /// the token cannot be guessed at speed through either.
+    sign_in_limiter: Arc<IpLimiter>,
     /// The worker of this process, woken when the admin API queues a send. Without
     /// one (a web-only process), the next tick of any worker sends it.
     worker: Option<Arc<Ticker>>,
@@ -58,8 +61,8 @@ impl Server {
             app,
             site,
             limiter,
-            // Five tries at once per address, then one every ten seconds.
-            login_limiter: Arc::new(IpLimiter::new(5, 6)),
+            // Five failures at once per address, then one every ten seconds.
+            sign_in_limiter: Arc::new(IpLimiter::new(5, 6)),
             worker: None,
         };
         Ok(Server { listener, state })
@@ -171,6 +174,12 @@ fn router(state: WebState) -> Router {
         .layer(DefaultBodyLimit::max(16 * 1024))
         .fallback(site::not_found)
         .with_state(state)
+}
+
+/// `Retry-After` in whole seconds, at least one.
+fn retry_after(wait: Duration) -> (HeaderName, HeaderValue) {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    (header::RETRY_AFTER, HeaderValue::from(seconds))
 }
 
 /// The answer's status for an error: the request's fault is a 4xx, ours a 5xx

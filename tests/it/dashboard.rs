@@ -396,6 +396,64 @@ async fn guessing_the_token_is_slowed_down() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn failed_api_tokens_and_sign_ins_share_one_limiter() {
+    let site = TestSite::new(None);
+    site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
+    let s = RunningServer::start(&site, false).await;
+    let api = |token: &str| s.client.get(s.url("/api/status")).bearer_auth(token).send();
+    // The right token is not a failure: it never uses the allowance up.
+    for _ in 0..10 {
+        assert_eq!(api(TOKEN).await.unwrap().status(), StatusCode::OK);
+    }
+    let mut statuses = Vec::new();
+    for _ in 0..200 {
+        let r = api("a-guess").await.unwrap();
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let wait: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=10).contains(&wait), "Retry-After: {wait}");
+        }
+        statuses.push(r.status());
+    }
+    assert_eq!(statuses[..5], [StatusCode::UNAUTHORIZED; 5], "{statuses:?}");
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(limited >= 190, "{limited} of 200 guesses limited");
+    // Once over, the token is not even looked at: the right one waits too.
+    let r = api(TOKEN).await.unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    // And the dashboard's sign-in is the same limiter.
+    let refused = sign_in(&s, TOKEN).await.expect_err("limited");
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_sign_ins_count_against_the_api_too() {
+    let site = TestSite::new(None);
+    site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
+    let s = RunningServer::start(&site, false).await;
+    for _ in 0..5 {
+        let refused = sign_in(&s, "a-guess").await.expect_err("refused");
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = s
+        .client
+        .get(s.url("/api/status"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_new_admin_token_ends_every_session() {
     let site = TestSite::new(None);
     site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));

@@ -1,7 +1,9 @@
-//! The web server (axum): feeds, the archive, and the health check.
+//! The web server (axum): feeds, the archive, the readers' pages, the
+//! dashboard, the admin API and the health check.
 
 pub mod admin;
 pub mod dashboard;
+pub mod headers;
 pub mod limit;
 pub mod pages;
 pub mod site;
@@ -21,6 +23,7 @@ use tokio::net::TcpListener;
 use crate::app::App;
 use crate::error::Error;
 use crate::schedule::Ticker;
+use headers::Policies;
 use limit::IpLimiter;
 use site::SiteCache;
 
@@ -102,6 +105,7 @@ impl Server {
 const WEBHOOK_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 fn router(state: WebState) -> Router {
+    let policies = Arc::new(Policies::new(state.app.links().home()));
     Router::new()
         .route("/", get(site::index))
         .route("/index.html", get(site::index))
@@ -126,6 +130,7 @@ fn router(state: WebState) -> Router {
         )
         .route("/admin", get(dashboard::home))
         .route("/admin/", get(dashboard::home))
+        .route("/admin/issue.js", get(dashboard::issue_script))
         .route("/admin/login", post(dashboard::login))
         .route("/admin/logout", post(dashboard::logout))
         .route("/admin/posts", get(dashboard::posts))
@@ -173,6 +178,8 @@ fn router(state: WebState) -> Router {
         // Forms and one-click posts are tiny; anything big is not for us.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .fallback(site::not_found)
+        // Outermost, so every answer has them: 404s and 413s too.
+        .layer(axum::middleware::from_fn_with_state(policies, headers::add))
         .with_state(state)
 }
 

@@ -514,3 +514,147 @@ async fn a_session_ends_twelve_hours_after_its_sign_in_however_busy() {
         "the expired session is deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_answers_carry_a_tight_policy_and_no_inline_script() {
+    let (_smtp, site) = site_with_data().await;
+    let s = RunningServer::start(&site, false).await;
+    let check = |r: &Response| {
+        let h = r.headers();
+        let url = r.url().path().to_string();
+        assert_eq!(h["x-content-type-options"], "nosniff", "{url}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{url}");
+        let csp = h["content-security-policy"].to_str().unwrap().to_string();
+        (url, csp)
+    };
+    // The sign-in page, before any session.
+    let r = s.client.get(s.url("/admin")).send().await.unwrap();
+    let (_, csp) = check(&r);
+    assert_eq!(
+        csp,
+        "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
+         img-src 'self' data:; connect-src 'self'; frame-src 'self'; form-action 'self'; \
+         base-uri 'none'; frame-ancestors 'none'"
+    );
+    assert_eq!(r.headers()["x-frame-options"], "DENY");
+
+    let signed = sign_in(&s, TOKEN).await.expect("signed in");
+    let evil = site.subscriber(&s.app, "evil@example.org").await.unwrap();
+    let inline_script = Regex::new(r"<script(?:\s[^>]*)?>\s*[^<\s]").unwrap();
+    let handler = Regex::new(r#"\son[a-z]+\s*="#).unwrap();
+    for path in [
+        "/admin".to_string(),
+        "/admin/posts".into(),
+        "/admin/posts/evil".into(),
+        "/admin/issues/evil".into(),
+        "/admin/subscribers".into(),
+        format!("/admin/subscribers/{}", evil.id),
+        "/admin/bounces".into(),
+        "/admin/subscribers.csv".into(),
+    ] {
+        let r = signed.get(&s, &path).await;
+        assert_eq!(r.status(), 200, "{path}");
+        let (_, csp) = check(&r);
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("script-src 'unsafe-inline'"), "{path}: {csp}");
+        assert_eq!(r.headers()["x-frame-options"], "DENY", "{path}");
+        if path.ends_with(".csv") {
+            continue;
+        }
+        let body = r.text().await.unwrap();
+        assert!(!inline_script.is_match(&body), "{path}: an inline script");
+        assert!(!handler.is_match(&body), "{path}: an inline event handler");
+    }
+    // The live progress is a script file the policy allows.
+    let issue = signed
+        .get(&s, "/admin/issues/evil")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(issue.contains(r#"<script src="/admin/issue.js"></script>"#));
+    let script = s.client.get(s.url("/admin/issue.js")).send().await.unwrap();
+    assert_eq!(script.status(), 200);
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(script.text().await.unwrap().contains("new EventSource"));
+    // The email's preview keeps its sandbox, and the dashboard may frame it.
+    let r = signed.get(&s, "/admin/posts/evil/email.html").await;
+    assert_eq!(r.status(), 200);
+    let (_, csp) = check(&r);
+    assert!(csp.starts_with("sandbox; "), "{csp}");
+    assert!(csp.ends_with("frame-ancestors 'self'"), "{csp}");
+    assert_eq!(r.headers()["x-frame-options"], "SAMEORIGIN");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_live_progress_runs_under_the_policy_in_chromium() {
+    use fantoccini::Locator;
+    let Some(b) = crate::support::browser::start().await else {
+        return;
+    };
+    let browser = b.client.clone();
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    // Messages wait at the mail server's gate for as long as the test needs.
+    site.set_config("timeout_seconds = 5", "timeout_seconds = 120");
+    site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
+    let app = site.app().await;
+    site.add_subscribers(&app, &["a@example.org", "b@example.org", "c@example.org"])
+        .await;
+    let day_ago = Utc::now() - Duration::days(1);
+    site.set_meta("created_at", &day_ago.timestamp_millis().to_string())
+        .await;
+    site.write_post(
+        "live.md",
+        &crate::support::post("실시간", Utc::now() - Duration::hours(1), "본문"),
+    );
+    app.tick().sync_posts(Utc::now()).await.unwrap();
+    app.close().await;
+    let s = RunningServer::start_with_worker_at(&site, true).await;
+    let wait = |css: &'static str| {
+        let browser = browser.clone();
+        async move {
+            browser
+                .wait()
+                .at_most(std::time::Duration::from_secs(30))
+                .for_element(Locator::Css(css))
+                .await
+                .unwrap_or_else(|e| panic!("{css}: {e}"))
+        }
+    };
+
+    browser.goto(&s.url("/admin")).await.unwrap();
+    wait("input[name=token]")
+        .await
+        .send_keys(TOKEN)
+        .await
+        .unwrap();
+    wait("form button[type=submit]")
+        .await
+        .click()
+        .await
+        .unwrap();
+    wait("[data-status=active]").await;
+    smtp.close_gate();
+    browser
+        .goto(&s.url("/admin/posts/live/send"))
+        .await
+        .unwrap();
+    wait("#confirm-send").await.click().await.unwrap();
+    // The issue's page, drawn while every message waits at the gate.
+    let sent = wait("#sent-so-far").await;
+    smtp.wait_held(1).await;
+    assert_eq!(sent.text().await.unwrap(), "0");
+    // Only the page's script, fed by the events, can change the number now.
+    smtp.open_gate();
+    browser
+        .wait()
+        .at_most(std::time::Duration::from_secs(30))
+        .for_element(Locator::XPath("//span[@id='sent-so-far'][text()='3']"))
+        .await
+        .expect("the live progress reaches every reader without a reload");
+    s.stop_worker().await;
+}

@@ -313,3 +313,92 @@ async fn a_posts_own_images_are_served_where_its_links_point() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_public_answer_carries_the_security_headers() {
+    let site = essay_site();
+    let s = start(&site).await;
+    site.add_subscribers(&s.app, &["reader@example.com"]).await;
+    let reader = site.subscriber(&s.app, "reader@example.com").await.unwrap();
+    let links = s.app.links();
+    let at_home = |url: String| url.replace("https://essays.example.com", &s.base);
+
+    let get = |url: String| {
+        let client = s.client.clone();
+        async move { client.get(&url).send().await.unwrap() }
+    };
+    let check = |r: &reqwest::Response, referrer: &str| {
+        let h = r.headers();
+        let url = r.url().to_string();
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{url}");
+        assert_eq!(h[header::REFERRER_POLICY], referrer, "{url}");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY", "{url}");
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        for directive in [
+            "frame-ancestors 'none'",
+            "script-src 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            // The pages' own <style>, and links and forms to base_url.
+            "style-src 'self' https://essays.example.com 'unsafe-inline'",
+            "form-action 'self' https://essays.example.com",
+        ] {
+            assert!(csp.contains(directive), "{url}: {directive} in {csp}");
+        }
+    };
+
+    // The archive, the form, feeds, a post's image, a page that is not there.
+    std::fs::create_dir_all(site.path().join("posts/slow-reading")).unwrap();
+    std::fs::write(site.path().join("posts/slow-reading/a.png"), b"png").unwrap();
+    for (path, status) in [
+        ("/", 200),
+        ("/posts/slow-reading/", 200),
+        ("/posts/slow-reading/a.png", 200),
+        ("/subscribe", 200),
+        ("/feed.xml", 200),
+        ("/nothing", 404),
+    ] {
+        let r = get(s.url(path)).await;
+        assert_eq!(r.status(), status, "{path}");
+        check(&r, "strict-origin-when-cross-origin");
+        if path == "/" || path == "/posts/slow-reading/" || path == "/subscribe" {
+            assert!(!r.text().await.unwrap().contains("<script"), "{path}");
+        }
+    }
+    let r = s
+        .client
+        .post(s.url("/subscribe"))
+        .form(&[("email", "new@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    check(&r, "strict-origin-when-cross-origin");
+
+    // Pages whose address holds a token send no Referer at all, answered or refused.
+    let confirm = links.confirm(reader.id, Utc::now() + chrono::Duration::days(1));
+    for url in [
+        links.unsubscribe(reader.id),
+        links.preferences(reader.id),
+        confirm,
+        s.url("/confirm/forged.token"),
+        s.url("/unsubscribe/forged.token"),
+    ] {
+        let r = get(at_home(url)).await;
+        assert!(
+            r.status() == 200 || r.status().is_client_error(),
+            "{}",
+            r.url()
+        );
+        check(&r, "no-referrer");
+    }
+    let r = s
+        .client
+        .post(at_home(links.unsubscribe(reader.id)))
+        .form(&[("List-Unsubscribe", "One-Click")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    check(&r, "no-referrer");
+}

@@ -14,11 +14,18 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
 use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::app::App;
 use crate::error::Error;
@@ -26,6 +33,16 @@ use crate::schedule::Ticker;
 use headers::Policies;
 use limit::IpLimiter;
 use site::SiteCache;
+
+/// A request's head must arrive within this long, and so must the next one's on
+/// a connection kept alive: a half-sent request holds a connection no longer.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Every request is answered within this long, its body read and its work done
+/// (`408` otherwise). A stream's body (the live progress) is not bounded by it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The author's requests that take the whole list (the import, up to 16 MiB,
+/// and the export) or wait on the mail server (a test copy) get longer.
+pub const LONG_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -89,16 +106,64 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then finishes the requests in flight.
+    ///
+    /// HTTP/1.1 only (what reverse proxies speak to their backends): hyper's
+    /// HTTP/1 connection bounds the time to read a request's head, while a
+    /// connection that could still turn out to be HTTP/2 has no such bound.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let service = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| Error::io("web server", e))
+        let router = router(self.state);
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let connections = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        accept_failed(e).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let router = router.clone();
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(ConnectInfo(peer));
+                router.clone().oneshot(request)
+            });
+            let connection =
+                connections.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, %peer, "connection ended");
+                }
+            });
+        }
+        drop(self.listener);
+        connections.shutdown().await;
+        Ok(())
     }
+}
+
+/// An accept that failed: a connection gone before it was taken is nothing;
+/// anything else (out of file descriptors) is logged, and the loop pauses
+/// rather than spin.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting a connection");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// The largest webhook body taken.
@@ -106,7 +171,8 @@ const WEBHOOK_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 fn router(state: WebState) -> Router {
     let policies = Arc::new(Policies::new(state.app.links().home()));
-    Router::new()
+    let timeout = |limit| TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit);
+    let site = Router::new()
         .route("/", get(site::index))
         .route("/index.html", get(site::index))
         .route("/feed.xml", get(site::rss))
@@ -136,7 +202,6 @@ fn router(state: WebState) -> Router {
         .route("/admin/posts", get(dashboard::posts))
         .route("/admin/posts/{slug}", get(dashboard::post))
         .route("/admin/posts/{slug}/email.html", get(dashboard::email_html))
-        .route("/admin/posts/{slug}/test", post(dashboard::send_test))
         .route(
             "/admin/posts/{slug}/send",
             get(dashboard::send_confirm).post(dashboard::send),
@@ -151,11 +216,6 @@ fn router(state: WebState) -> Router {
         .route(
             "/admin/subscribers",
             get(dashboard::subscribers).post(dashboard::add_subscriber),
-        )
-        .route("/admin/subscribers.csv", get(dashboard::export))
-        .route(
-            "/admin/subscribers/import",
-            post(dashboard::import).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT * 4)),
         )
         .route("/admin/subscribers/{id}", get(dashboard::subscriber))
         .route(
@@ -175,10 +235,20 @@ fn router(state: WebState) -> Router {
             "/webhooks/{provider}",
             post(webhooks::receive).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
         )
+        .route_layer(timeout(REQUEST_TIMEOUT));
+    let long = Router::new()
+        .route("/admin/posts/{slug}/test", post(dashboard::send_test))
+        .route("/admin/subscribers.csv", get(dashboard::export))
+        .route(
+            "/admin/subscribers/import",
+            post(dashboard::import).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT * 4)),
+        )
+        .route_layer(timeout(LONG_REQUEST_TIMEOUT));
+    site.merge(long)
         // Forms and one-click posts are tiny; anything big is not for us.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .fallback(site::not_found)
-        // Outermost, so every answer has them: 404s and 413s too.
+        // Outermost, so every answer has them: 404s, 408s and 413s too.
         .layer(axum::middleware::from_fn_with_state(policies, headers::add))
         .with_state(state)
 }

@@ -1,6 +1,7 @@
 //! The site over real HTTP: media types, validators, 304s, HEAD, gzip, pages.
 
 use std::io::Read;
+use std::time::Duration;
 
 use crate::support::{RunningServer, TestSite};
 use chrono::Utc;
@@ -312,6 +313,100 @@ async fn a_posts_own_images_are_served_where_its_links_point() {
             "{path}"
         );
     }
+}
+
+/// Reads until the server closes the connection (or resets it), for at most
+/// `bound`; what it sent before closing.
+async fn until_closed(stream: &mut tokio::net::TcpStream, bound: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(bound, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "the connection was still open after {bound:?}"
+    );
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn half_sent_and_silent_requests_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let site = essay_site();
+    let s = start(&site).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    // Some seconds of slack over the server's limit, for a loaded machine.
+    let bound = posthorn::web::HEADER_READ_TIMEOUT + Duration::from_secs(10);
+
+    // Half a head: the request line and one header, never the blank line.
+    let mut half = TcpStream::connect(&addr).await.unwrap();
+    half.write_all(b"GET / HTTP/1.1\r\nHost: essays.example.com\r\n")
+        .await
+        .unwrap();
+    // Connected, and not a byte sent.
+    let mut silent = TcpStream::connect(&addr).await.unwrap();
+    // One whole request, then the connection kept alive and idle.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: essays.example.com\r\n\r\n")
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let (half_answer, silent_answer, idle_answer) = tokio::join!(
+        until_closed(&mut half, bound),
+        until_closed(&mut silent, bound),
+        until_closed(&mut idle, bound),
+    );
+    assert!(
+        started.elapsed() >= posthorn::web::HEADER_READ_TIMEOUT - Duration::from_millis(500),
+        "closed before the limit: {:?}",
+        started.elapsed()
+    );
+    for answer in [&half_answer, &silent_answer] {
+        assert!(!answer.contains(" 200 "), "{answer}");
+    }
+    assert!(
+        idle_answer.starts_with("HTTP/1.1 200") && idle_answer.ends_with("ok"),
+        "{idle_answer}"
+    );
+
+    // The server still answers everyone else.
+    let r = s.client.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_whose_body_never_comes_gets_408() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let site = essay_site();
+    let s = start(&site).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /subscribe HTTP/1.1\r\nHost: essays.example.com\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nemail=slow",
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let answer = until_closed(
+        &mut stream,
+        posthorn::web::REQUEST_TIMEOUT + Duration::from_secs(15),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() >= posthorn::web::REQUEST_TIMEOUT - Duration::from_secs(1));
 }
 
 #[tokio::test(flavor = "multi_thread")]

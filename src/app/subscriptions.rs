@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tokio_util::task::TaskTracker;
 
 use super::letters::misfit;
 use super::Context;
@@ -58,16 +59,42 @@ pub enum Added {
 #[derive(Clone)]
 pub struct Subscriptions {
     context: Arc<Context>,
+    /// Subscription requests handed off by [`Subscriptions::subscribe`].
+    requests: TaskTracker,
 }
 
 impl Subscriptions {
     pub(super) fn new(context: Arc<Context>) -> Subscriptions {
-        Subscriptions { context }
+        Subscriptions {
+            context,
+            requests: TaskTracker::new(),
+        }
     }
 
-    /// A subscription request from the web form: double opt-in. The caller shows the
-    /// same answer whatever the address's state, so nobody can probe who subscribes.
-    pub async fn subscribe(
+    /// A subscription request from the web form: double opt-in. It returns at
+    /// once and the work (recording the address, mailing the confirmation)
+    /// goes on in the background, so the caller answers the same way at the
+    /// same speed whatever the address's state: nobody can probe who
+    /// subscribes. A failure is logged; a confirmation that could not be sent
+    /// gives its claim back, so the reader can ask again.
+    pub fn subscribe(&self, email: EmailAddress, name: String, now: DateTime<Utc>) {
+        let this = self.clone();
+        self.requests.spawn(async move {
+            if let Err(e) = this.request_confirmation(&email, &name, now).await {
+                tracing::warn!(error = %crate::error::chain(&e), "a subscription request failed");
+            }
+        });
+    }
+
+    /// Waits for the subscription requests handed off so far (a server
+    /// stopping; tests).
+    pub async fn settled(&self) {
+        self.requests.close();
+        self.requests.wait().await;
+        self.requests.reopen();
+    }
+
+    async fn request_confirmation(
         &self,
         email: &EmailAddress,
         name: &str,

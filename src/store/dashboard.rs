@@ -61,20 +61,23 @@ pub struct LogFilter {
 }
 
 impl Store {
-    /// Starts a session; sessions idle longer than `idle` are cleared out here,
-    /// once per sign-in rather than on every request.
+    /// Starts a session; sessions idle longer than `idle`, or older than
+    /// `lifetime`, are cleared out here, once per sign-in rather than on every
+    /// request.
     pub async fn create_session(
         &self,
         id: &str,
         csrf: &str,
         now: DateTime<Utc>,
         idle: chrono::Duration,
+        lifetime: chrono::Duration,
     ) -> Result<(), Error> {
-        sqlx::query("DELETE FROM admin_sessions WHERE last_seen_at < $1")
+        sqlx::query("DELETE FROM admin_sessions WHERE last_seen_at < $1 OR created_at < $2")
             .bind(ms(now - idle))
+            .bind(ms(now - lifetime))
             .execute(&self.pool)
             .await
-            .db("ending idle sessions")?;
+            .db("ending old sessions")?;
         sqlx::query(
             "INSERT INTO admin_sessions (id, csrf, created_at, last_seen_at) VALUES ($1, $2, $3, $3)",
         )
@@ -88,20 +91,23 @@ impl Store {
     }
 
     /// The CSRF token of a live session, which is kept alive: one statement per
-    /// request. A session idle longer than `idle` is ended.
+    /// request. A session idle longer than `idle`, or started longer than
+    /// `lifetime` ago, is ended.
     pub async fn touch_session(
         &self,
         id: &str,
         now: DateTime<Utc>,
         idle: chrono::Duration,
+        lifetime: chrono::Duration,
     ) -> Result<Option<String>, Error> {
         let csrf: Option<String> = sqlx::query_scalar(
             "UPDATE admin_sessions SET last_seen_at = $2 WHERE id = $1 AND last_seen_at >= $3 \
-             RETURNING csrf",
+             AND created_at >= $4 RETURNING csrf",
         )
         .bind(id)
         .bind(ms(now))
         .bind(ms(now - idle))
+        .bind(ms(now - lifetime))
         .fetch_optional(&self.pool)
         .await
         .db("reading a session")?;

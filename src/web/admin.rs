@@ -1,7 +1,10 @@
 //! The admin API: JSON under `/api`, behind `Authorization: Bearer <admin_token>`.
-//! With no token configured the API does not exist (404).
+//! With no token configured the API does not exist (404). Failed attempts share
+//! the dashboard sign-in's limiter: past it, `429` before the token is looked at.
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +13,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{error_status, WebState};
+use super::{error_status, retry_after, WebState};
 use crate::domain::{constant_time_eq, DeliveryStatus, SubscriberStatus};
 use crate::error::Error;
 
@@ -27,6 +30,19 @@ impl FromRequestParts<WebState> for Admin {
         let Some(expected) = &state.app.config().server.admin_token else {
             return Err(StatusCode::NOT_FOUND.into_response());
         };
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        // Every attempt takes its token first, so attempts at once cannot pass
+        // the limit; the right token gives it back.
+        if let Err(wait) = state.sign_in_limiter.take(peer.ip()) {
+            return Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                [retry_after(wait)],
+                Json(json!({ "error": "too many failed attempts from this address; try again later" })),
+            )
+                .into_response());
+        }
         let given = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -34,6 +50,7 @@ impl FromRequestParts<WebState> for Admin {
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
         if constant_time_eq(given.trim().as_bytes(), expected.expose().as_bytes()) {
+            state.sign_in_limiter.give_back(peer.ip());
             Ok(Admin)
         } else {
             Err((

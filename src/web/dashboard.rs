@@ -17,7 +17,7 @@ use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{error_status, WebState};
+use super::{error_status, retry_after, WebState};
 use crate::app::{IssueCounts, GROWTH_DAYS};
 use crate::domain::{constant_time_eq, hex, DeliveryStatus, EmailAddress, SubscriberStatus};
 use crate::error::Error;
@@ -367,16 +367,21 @@ pub async fn login(
     {
         return forbidden();
     }
-    if !state.login_limiter.allow(peer.ip()) {
-        return login_page(
+    // Shared with the admin API; a right token gives its try back.
+    if let Err(wait) = state.sign_in_limiter.take(peer.ip()) {
+        let mut response = login_page(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
             json!({ "limited": true }),
             Some(&expected),
         );
+        let (name, value) = retry_after(wait);
+        response.headers_mut().insert(name, value);
+        return response;
     }
     match dashboard.login(&form.token, Utc::now()).await {
         Ok(Some(session)) => {
+            state.sign_in_limiter.give_back(peer.ip());
             let mut response = Redirect::to("/admin").into_response();
             let h = response.headers_mut();
             h.append(
@@ -523,7 +528,8 @@ pub async fn email_html(
             [
                 (
                     header::CONTENT_SECURITY_POLICY,
-                    "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline'",
+                    "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline'; \
+                     frame-ancestors 'self'",
                 ),
                 (header::X_FRAME_OPTIONS, "SAMEORIGIN"),
                 (header::CACHE_CONTROL, "no-store"),
@@ -823,6 +829,19 @@ pub async fn issue_progress(
         ))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// The issue page's script (live progress), a file of its own so that the
+/// dashboard's policy allows no inline script.
+pub async fn issue_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("issue.js"),
+    )
+        .into_response()
 }
 
 pub async fn retry(

@@ -1,8 +1,10 @@
-//! A token bucket per client IP, so a script cannot use the form to mail-bomb strangers.
+//! A token bucket per client IP, so a script cannot use the form to mail-bomb
+//! strangers, nor guess the admin token at speed.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
+use std::time::Duration;
 // tokio's clock, so tests can move time (paused) to see the buckets refill.
 use tokio::time::Instant;
 
@@ -25,8 +27,9 @@ impl IpLimiter {
         }
     }
 
-    /// Takes one token for `ip`; false when its bucket is empty.
-    pub fn allow(&self, ip: IpAddr) -> bool {
+    /// Takes one token for `ip`. When its bucket is empty, takes nothing and
+    /// says how long until it holds a whole token again.
+    pub fn take(&self, ip: IpAddr) -> Result<(), Duration> {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() >= MAX_TRACKED {
@@ -39,17 +42,25 @@ impl IpLimiter {
         *at = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            Err(Duration::from_secs_f64((1.0 - *tokens) / self.per_second))
+        }
+    }
+
+    /// Gives back the token of a request that turned out not to count (a
+    /// sign-in with the right token): only failures use the bucket up, yet
+    /// attempts at once cannot pass the burst, as each takes its token first.
+    pub fn give_back(&self, ip: IpAddr) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((tokens, _)) = buckets.get_mut(&ip) {
+            *tokens = (*tokens + 1.0).min(self.burst);
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[tokio::test(start_paused = true)]
@@ -57,9 +68,16 @@ mod tests {
         let limiter = IpLimiter::new(3, 1);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
         let b: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(limiter.allow(a) && limiter.allow(a) && limiter.allow(a));
-        assert!(!limiter.allow(a));
-        assert!(limiter.allow(b), "another address has its own bucket");
+        assert!(limiter.take(a).is_ok() && limiter.take(a).is_ok() && limiter.take(a).is_ok());
+        assert_eq!(
+            limiter.take(a),
+            Err(Duration::from_secs(60)),
+            "one a minute"
+        );
+        assert!(
+            limiter.take(b).is_ok(),
+            "another address has its own bucket"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -67,15 +85,34 @@ mod tests {
         // 2 at once, then 6 a minute: one every 10 s.
         let limiter = IpLimiter::new(2, 6);
         let a: IpAddr = "192.0.2.1".parse().unwrap();
-        assert!(limiter.allow(a) && limiter.allow(a));
-        assert!(!limiter.allow(a));
+        assert!(limiter.take(a).is_ok() && limiter.take(a).is_ok());
+        assert!(limiter.take(a).is_err());
         tokio::time::advance(Duration::from_secs(9)).await;
-        assert!(!limiter.allow(a), "not yet a whole token after 9 s");
+        let wait = limiter
+            .take(a)
+            .expect_err("not yet a whole token after 9 s");
+        assert!(wait <= Duration::from_secs(1), "{wait:?}");
         tokio::time::advance(Duration::from_secs(1)).await;
-        assert!(limiter.allow(a), "one token after 10 s");
-        assert!(!limiter.allow(a));
+        assert!(limiter.take(a).is_ok(), "one token after 10 s");
+        assert!(limiter.take(a).is_err());
         tokio::time::advance(Duration::from_secs(600)).await;
-        assert!(limiter.allow(a) && limiter.allow(a));
-        assert!(!limiter.allow(a), "never more than the burst");
+        assert!(limiter.take(a).is_ok() && limiter.take(a).is_ok());
+        assert!(limiter.take(a).is_err(), "never more than the burst");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_given_back_is_there_again_but_never_above_the_burst() {
+        let limiter = IpLimiter::new(2, 6);
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        limiter.give_back(a);
+        assert!(limiter.take(a).is_ok() && limiter.take(a).is_ok());
+        assert!(limiter.take(a).is_err());
+        limiter.give_back(a);
+        assert!(limiter.take(a).is_ok(), "the token given back");
+        for _ in 0..5 {
+            limiter.give_back(a);
+        }
+        assert!(limiter.take(a).is_ok() && limiter.take(a).is_ok());
+        assert!(limiter.take(a).is_err(), "never more than the burst");
     }
 }

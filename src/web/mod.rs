@@ -1,7 +1,9 @@
-//! The web server (axum): feeds, the archive, and the health check.
+//! The web server (axum): feeds, the archive, the readers' pages, the
+//! dashboard, the admin API and the health check.
 
 pub mod admin;
 pub mod dashboard;
+pub mod headers;
 pub mod limit;
 pub mod pages;
 pub mod site;
@@ -10,17 +12,37 @@ pub mod webhooks;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit};
+use axum::http::header::{self, HeaderName, HeaderValue};
+use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::app::App;
 use crate::error::Error;
 use crate::schedule::Ticker;
+use headers::Policies;
 use limit::IpLimiter;
 use site::SiteCache;
+
+/// A request's head must arrive within this long, and so must the next one's on
+/// a connection kept alive: a half-sent request holds a connection no longer.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Every request is answered within this long, its body read and its work done
+/// (`408` otherwise). A stream's body (the live progress) is not bounded by it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The author's requests that take the whole list (the import, up to 16 MiB,
+/// and the export) or wait on the mail server (a test copy) get longer.
+pub const LONG_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -28,8 +50,9 @@ pub struct WebState {
     app: App,
     site: Arc<SiteCache>,
     limiter: Arc<IpLimiter>,
-    /// Dashboard sign-ins per address: a token cannot be guessed at speed.
-    login_limiter: Arc<IpLimiter>,
+    /// Failed sign-ins per address, the dashboard's and the admin API's alike:
+    /// the token cannot be guessed at speed through either.
+    sign_in_limiter: Arc<IpLimiter>,
     /// The worker of this process, woken when the admin API queues a send. Without
     /// one (a web-only process), the next tick of any worker sends it.
     worker: Option<Arc<Ticker>>,
@@ -58,8 +81,8 @@ impl Server {
             app,
             site,
             limiter,
-            // Five tries at once per address, then one every ten seconds.
-            login_limiter: Arc::new(IpLimiter::new(5, 6)),
+            // Five failures at once per address, then one every ten seconds.
+            sign_in_limiter: Arc::new(IpLimiter::new(5, 6)),
             worker: None,
         };
         Ok(Server { listener, state })
@@ -82,24 +105,77 @@ impl Server {
             .map_err(|e| Error::io("listener", e))
     }
 
-    /// Serves until `shutdown` completes, then finishes the requests in flight.
+    /// Serves until `shutdown` completes, then finishes the requests in flight
+    /// and the confirmation emails they handed off.
+    ///
+    /// HTTP/1.1 only (what reverse proxies speak to their backends): hyper's
+    /// HTTP/1 connection bounds the time to read a request's head, while a
+    /// connection that could still turn out to be HTTP/2 has no such bound.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
-        let service = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(|e| Error::io("web server", e))
+        let subscriptions = self.state.app.subscriptions().clone();
+        let router = router(self.state);
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        let connections = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        accept_failed(e).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let router = router.clone();
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let mut request = request.map(Body::new);
+                request.extensions_mut().insert(ConnectInfo(peer));
+                router.clone().oneshot(request)
+            });
+            let connection =
+                connections.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(error = %e, %peer, "connection ended");
+                }
+            });
+        }
+        drop(self.listener);
+        connections.shutdown().await;
+        subscriptions.settled().await;
+        Ok(())
     }
+}
+
+/// An accept that failed: a connection gone before it was taken is nothing;
+/// anything else (out of file descriptors) is logged, and the loop pauses
+/// rather than spin.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::ConnectionRefused | ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting a connection");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// The largest webhook body taken.
 const WEBHOOK_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 fn router(state: WebState) -> Router {
-    Router::new()
+    let policies = Arc::new(Policies::new(state.app.links().home()));
+    let timeout = |limit| TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit);
+    let site = Router::new()
         .route("/", get(site::index))
         .route("/index.html", get(site::index))
         .route("/feed.xml", get(site::rss))
@@ -123,12 +199,12 @@ fn router(state: WebState) -> Router {
         )
         .route("/admin", get(dashboard::home))
         .route("/admin/", get(dashboard::home))
+        .route("/admin/issue.js", get(dashboard::issue_script))
         .route("/admin/login", post(dashboard::login))
         .route("/admin/logout", post(dashboard::logout))
         .route("/admin/posts", get(dashboard::posts))
         .route("/admin/posts/{slug}", get(dashboard::post))
         .route("/admin/posts/{slug}/email.html", get(dashboard::email_html))
-        .route("/admin/posts/{slug}/test", post(dashboard::send_test))
         .route(
             "/admin/posts/{slug}/send",
             get(dashboard::send_confirm).post(dashboard::send),
@@ -143,11 +219,6 @@ fn router(state: WebState) -> Router {
         .route(
             "/admin/subscribers",
             get(dashboard::subscribers).post(dashboard::add_subscriber),
-        )
-        .route("/admin/subscribers.csv", get(dashboard::export))
-        .route(
-            "/admin/subscribers/import",
-            post(dashboard::import).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT * 4)),
         )
         .route("/admin/subscribers/{id}", get(dashboard::subscriber))
         .route(
@@ -167,9 +238,21 @@ fn router(state: WebState) -> Router {
             "/webhooks/{provider}",
             post(webhooks::receive).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
         )
+        .route_layer(timeout(REQUEST_TIMEOUT));
+    let long = Router::new()
+        .route("/admin/posts/{slug}/test", post(dashboard::send_test))
+        .route("/admin/subscribers.csv", get(dashboard::export))
+        .route(
+            "/admin/subscribers/import",
+            post(dashboard::import).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT * 4)),
+        )
+        .route_layer(timeout(LONG_REQUEST_TIMEOUT));
+    site.merge(long)
         // Forms and one-click posts are tiny; anything big is not for us.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .fallback(site::not_found)
+        // Outermost, so every answer has them: 404s, 408s and 413s too.
+        .layer(axum::middleware::from_fn_with_state(policies, headers::add))
         .with_state(state)
 }
 
@@ -214,6 +297,12 @@ async fn health(
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(body))
+}
+
+/// `Retry-After` in whole seconds, at least one.
+fn retry_after(wait: Duration) -> (HeaderName, HeaderValue) {
+    let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+    (header::RETRY_AFTER, HeaderValue::from(seconds))
 }
 
 /// The answer's status for an error: the request's fault is a 4xx, ours a 5xx

@@ -59,6 +59,8 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
     assert!(text_of("#message h1")
         .await
         .contains("메일함을 확인해 주세요"));
+    // The confirmation is mailed after the answer.
+    smtp.wait_for(1).await;
     assert_eq!(
         site.status_of(&s.app, "browser@example.com").await.unwrap(),
         SubscriberStatus::Pending

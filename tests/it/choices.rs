@@ -512,6 +512,7 @@ async fn the_welcome_is_sent_once_per_confirmation_and_logged() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 200);
+    smtp.wait_for(1).await;
     let confirm = smtp.messages()[0].link(&s.url("/confirm/"));
     for _ in 0..2 {
         let page = s.client.get(&confirm).send().await.unwrap();

@@ -2,7 +2,7 @@
 //! emailed link, receive, unsubscribe in one click. Plus forgeries, bots, floods,
 //! bad input and the admin API.
 
-use crate::support::{parse_message, post, RunningServer, SmtpServer, TestSite};
+use crate::support::{parse_message, post, Action, RunningServer, SmtpServer, TestSite};
 use chrono::{Duration, Utc};
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
@@ -16,6 +16,12 @@ async fn subscribe(s: &RunningServer, email: &str, name: &str) -> reqwest::Respo
         .send()
         .await
         .unwrap()
+}
+
+/// Waits until the work the form handed off is done: the address recorded and
+/// the confirmation sent (or not).
+async fn settled(s: &RunningServer) {
+    s.app.subscriptions().settled().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -37,6 +43,7 @@ async fn subscribe_confirm_receive_and_unsubscribe_in_one_click() {
     assert_eq!(answer.status(), 200);
     let new_answer = answer.text().await.unwrap();
     assert!(new_answer.contains("메일함을 확인해 주세요"));
+    settled(&s).await;
     assert_eq!(
         site.status_of(&s.app, "reader@example.com").await,
         Some(SubscriberStatus::Pending)
@@ -61,6 +68,7 @@ async fn subscribe_confirm_receive_and_unsubscribe_in_one_click() {
         new_answer,
         "pending looks like new"
     );
+    settled(&s).await;
     assert_eq!(smtp.messages().len(), 1);
 
     let confirmed = s.client.get(&confirm).send().await.unwrap();
@@ -87,6 +95,7 @@ async fn subscribe_confirm_receive_and_unsubscribe_in_one_click() {
         new_answer,
         "no way to probe who subscribes"
     );
+    settled(&s).await;
     assert_eq!(smtp.messages().len(), 1);
 
     // The next essay arrives, with a working one-click unsubscribe.
@@ -166,6 +175,7 @@ async fn subscribe_confirm_receive_and_unsubscribe_in_one_click() {
 
     // Subscribing again after leaving starts a new double opt-in.
     assert_eq!(subscribe(&s, "reader@example.com", "").await.status(), 200);
+    settled(&s).await;
     assert_eq!(
         site.status_of(&s.app, "reader@example.com").await,
         Some(SubscriberStatus::Pending)
@@ -181,6 +191,83 @@ async fn subscribe_confirm_receive_and_unsubscribe_in_one_click() {
         site.status_of(&s.app, "reader@example.com").await,
         Some(SubscriberStatus::Active)
     );
+}
+
+/// `POST /subscribe`: its answer and how long it took.
+async fn timed_subscribe(
+    s: &RunningServer,
+    email: &str,
+) -> (StatusCode, String, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let r = subscribe(s, email, "").await;
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    (status, body, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_address_is_answered_as_fast_as_an_active_one_and_the_same_way() {
+    let smtp = SmtpServer::start().await;
+    let site = TestSite::new(Some(smtp.port));
+    let s = RunningServer::start(&site, true).await;
+    site.add_subscribers(&s.app, &["active@example.com"]).await;
+    // The mail server takes each message and then holds its answer: a slow server.
+    smtp.close_gate();
+
+    let (new_status, new_body, new_took) = timed_subscribe(&s, "new@example.com").await;
+    let (active_status, active_body, active_took) = timed_subscribe(&s, "active@example.com").await;
+    assert_eq!(new_status, StatusCode::OK);
+    assert_eq!(active_status, StatusCode::OK);
+    assert_eq!(new_body, active_body, "the same page for both");
+    assert!(new_body.contains("메일함을 확인해 주세요"), "{new_body}");
+    // The answer came while the confirmation was still at the mail server (the
+    // gate is shut), so it did not wait for the mail: within a second of the
+    // active address's, where waiting would take the SMTP timeout (5 s).
+    assert!(
+        new_took < active_took + std::time::Duration::from_secs(1),
+        "new {new_took:?}, active {active_took:?}"
+    );
+    smtp.wait_held(1).await;
+    assert_eq!(smtp.len(), 0, "nothing delivered yet");
+
+    // The server answers again: the confirmation arrives, once, to the new address.
+    smtp.open_gate();
+    smtp.wait_for(1).await;
+    settled(&s).await;
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].rcpt_to, vec!["new@example.com".to_string()]);
+    let confirm = mails[0].link(&s.url("/confirm/"));
+    assert_eq!(s.client.get(&confirm).send().await.unwrap().status(), 200);
+    assert_eq!(
+        site.status_of(&s.app, "new@example.com").await,
+        Some(SubscriberStatus::Active)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_confirmation_the_server_refused_can_be_asked_for_again() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_rule(|_| Action::RcptReply(421, "4.3.2 service not available".into()));
+    let site = TestSite::new(Some(smtp.port));
+    let s = RunningServer::start(&site, true).await;
+
+    // The mail server refuses: the reader still gets the usual answer.
+    let (status, body, _) = timed_subscribe(&s, "later@example.com").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("메일함을 확인해 주세요"), "{body}");
+    settled(&s).await;
+    assert_eq!(smtp.len(), 0);
+    assert_eq!(
+        site.status_of(&s.app, "later@example.com").await,
+        Some(SubscriberStatus::Pending)
+    );
+
+    // The failure gave the claim back: asking again (within ten minutes) mails it.
+    smtp.set_rule(|_| Action::Accept);
+    assert_eq!(subscribe(&s, "later@example.com", "").await.status(), 200);
+    smtp.wait_for(1).await;
+    assert_eq!(smtp.count_for("later@example.com"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -225,6 +312,7 @@ async fn forged_expired_and_wrong_purpose_links_change_nothing() {
     let site = TestSite::new(Some(smtp.port));
     let s = RunningServer::start(&site, true).await;
     assert_eq!(subscribe(&s, "p@example.com", "").await.status(), 200);
+    settled(&s).await;
     let p = site.subscriber(&s.app, "p@example.com").await.unwrap();
     site.add_subscribers(&s.app, &["active@example.com"]).await;
     let active = site.subscriber(&s.app, "active@example.com").await.unwrap();
@@ -317,6 +405,7 @@ async fn bots_floods_and_bad_input_get_4xx_and_store_nothing_bad() {
         .await
         .unwrap();
     assert_eq!(bot.status(), 200);
+    settled(&s).await;
     assert_eq!(site.status_of(&s.app, "bot@example.com").await, None);
 
     let long = "a".repeat(10_000);
@@ -378,6 +467,7 @@ async fn bots_floods_and_bad_input_get_4xx_and_store_nothing_bad() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    settled(&s).await;
     let html = smtp
         .messages()
         .last()
@@ -551,6 +641,7 @@ async fn pages_speak_english_when_the_site_does() {
         .await
         .unwrap();
     assert!(r.text().await.unwrap().contains("Check your inbox"));
+    settled(&s).await;
     let outbox = site.outbox();
     assert_eq!(outbox.len(), 1, "one confirmation");
     let parsed = parse_message(&outbox[0].1);

@@ -1,6 +1,7 @@
 //! The site over real HTTP: media types, validators, 304s, HEAD, gzip, pages.
 
 use std::io::Read;
+use std::time::Duration;
 
 use crate::support::{RunningServer, TestSite};
 use chrono::Utc;
@@ -310,4 +311,187 @@ async fn a_posts_own_images_are_served_where_its_links_point() {
             "{path}"
         );
     }
+}
+
+/// Reads until the server closes the connection (or resets it), for at most
+/// `bound`; what it sent before closing.
+async fn until_closed(stream: &mut tokio::net::TcpStream, bound: Duration) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(bound, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "the connection was still open after {bound:?}"
+    );
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn half_sent_and_silent_requests_are_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let site = essay_site();
+    let s = start(&site).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    // Some seconds of slack over the server's limit, for a loaded machine.
+    let bound = posthorn::web::HEADER_READ_TIMEOUT + Duration::from_secs(10);
+
+    // Half a head: the request line and one header, never the blank line.
+    let mut half = TcpStream::connect(&addr).await.unwrap();
+    half.write_all(b"GET / HTTP/1.1\r\nHost: essays.example.com\r\n")
+        .await
+        .unwrap();
+    // Connected, and not a byte sent.
+    let mut silent = TcpStream::connect(&addr).await.unwrap();
+    // One whole request, then the connection kept alive and idle.
+    let mut idle = TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: essays.example.com\r\n\r\n")
+        .await
+        .unwrap();
+
+    let started = std::time::Instant::now();
+    let (half_answer, silent_answer, idle_answer) = tokio::join!(
+        until_closed(&mut half, bound),
+        until_closed(&mut silent, bound),
+        until_closed(&mut idle, bound),
+    );
+    assert!(
+        started.elapsed() >= posthorn::web::HEADER_READ_TIMEOUT - Duration::from_millis(500),
+        "closed before the limit: {:?}",
+        started.elapsed()
+    );
+    for answer in [&half_answer, &silent_answer] {
+        assert!(!answer.contains(" 200 "), "{answer}");
+    }
+    assert!(
+        idle_answer.starts_with("HTTP/1.1 200") && idle_answer.ends_with("ok"),
+        "{idle_answer}"
+    );
+
+    // The server still answers everyone else.
+    let r = s.client.get(s.url("/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_whose_body_never_comes_gets_408() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let site = essay_site();
+    let s = start(&site).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    let mut stream = TcpStream::connect(&addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST /subscribe HTTP/1.1\r\nHost: essays.example.com\r\n\
+              Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\nemail=slow",
+        )
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let answer = until_closed(
+        &mut stream,
+        posthorn::web::REQUEST_TIMEOUT + Duration::from_secs(15),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() >= posthorn::web::REQUEST_TIMEOUT - Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_public_answer_carries_the_security_headers() {
+    let site = essay_site();
+    let s = start(&site).await;
+    site.add_subscribers(&s.app, &["reader@example.com"]).await;
+    let reader = site.subscriber(&s.app, "reader@example.com").await.unwrap();
+    let links = s.app.links();
+    let at_home = |url: String| url.replace("https://essays.example.com", &s.base);
+
+    let get = |url: String| {
+        let client = s.client.clone();
+        async move { client.get(&url).send().await.unwrap() }
+    };
+    let check = |r: &reqwest::Response, referrer: &str| {
+        let h = r.headers();
+        let url = r.url().to_string();
+        assert_eq!(h[header::X_CONTENT_TYPE_OPTIONS], "nosniff", "{url}");
+        assert_eq!(h[header::REFERRER_POLICY], referrer, "{url}");
+        assert_eq!(h[header::X_FRAME_OPTIONS], "DENY", "{url}");
+        let csp = h[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        for directive in [
+            "frame-ancestors 'none'",
+            "script-src 'none'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            // The pages' own <style>, and links and forms to base_url.
+            "style-src 'self' https://essays.example.com 'unsafe-inline'",
+            "form-action 'self' https://essays.example.com",
+        ] {
+            assert!(csp.contains(directive), "{url}: {directive} in {csp}");
+        }
+    };
+
+    // The archive, the form, feeds, a post's image, a page that is not there.
+    std::fs::create_dir_all(site.path().join("posts/slow-reading")).unwrap();
+    std::fs::write(site.path().join("posts/slow-reading/a.png"), b"png").unwrap();
+    for (path, status) in [
+        ("/", 200),
+        ("/posts/slow-reading/", 200),
+        ("/posts/slow-reading/a.png", 200),
+        ("/subscribe", 200),
+        ("/feed.xml", 200),
+        ("/nothing", 404),
+    ] {
+        let r = get(s.url(path)).await;
+        assert_eq!(r.status(), status, "{path}");
+        check(&r, "strict-origin-when-cross-origin");
+        if path == "/" || path == "/posts/slow-reading/" || path == "/subscribe" {
+            assert!(!r.text().await.unwrap().contains("<script"), "{path}");
+        }
+    }
+    let r = s
+        .client
+        .post(s.url("/subscribe"))
+        .form(&[("email", "new@example.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    check(&r, "strict-origin-when-cross-origin");
+
+    // Pages whose address holds a token send no Referer at all, answered or refused.
+    let confirm = links.confirm(reader.id, Utc::now() + chrono::Duration::days(1));
+    for url in [
+        links.unsubscribe(reader.id),
+        links.preferences(reader.id),
+        confirm,
+        s.url("/confirm/forged.token"),
+        s.url("/unsubscribe/forged.token"),
+    ] {
+        let r = get(at_home(url)).await;
+        assert!(
+            r.status() == 200 || r.status().is_client_error(),
+            "{}",
+            r.url()
+        );
+        check(&r, "no-referrer");
+    }
+    let r = s
+        .client
+        .post(at_home(links.unsubscribe(reader.id)))
+        .form(&[("List-Unsubscribe", "One-Click")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    check(&r, "no-referrer");
 }

@@ -259,20 +259,30 @@ from = "Jerry <essays@example.com>"
     /// Writes a `meta` value behind posthorn's back, as a damaged database would hold it.
     pub async fn set_meta(&self, key: &str, value: &str) {
         sqlx::any::install_default_drivers();
-        let url = match &self.postgres {
-            Some(db) => db.url.clone(),
-            None => format!(
-                "sqlite://{}",
-                self.path().join("subscribers/posthorn.db").display()
-            ),
-        };
-        let pool = sqlx::AnyPool::connect(&url).await.expect("connect");
+        let pool = sqlx::AnyPool::connect(&self.database_url())
+            .await
+            .expect("connect");
         sqlx::query("UPDATE meta SET value = $1 WHERE key = $2")
             .bind(value)
             .bind(key)
             .execute(&pool)
             .await
             .expect("set meta");
+    }
+
+    /// Runs one statement on the site's database behind posthorn's back (to
+    /// move a stored time into the past, say); the rows it changed.
+    pub async fn execute(&self, statement: &str) -> u64 {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&self.database_url())
+            .await
+            .expect("connect");
+        let done = sqlx::query(statement)
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"));
+        pool.close().await;
+        done.rows_affected()
     }
 
     /// The messages the file transport wrote to `outbox/`, by file name.

@@ -64,7 +64,10 @@ fuzz_target!(|data: &[u8]| {
     RUNTIME.with(|rt| {
         SITE.with(|site| {
             let mut site = site.borrow_mut();
-            if site.as_ref().is_none_or(|s| s.inputs >= INPUTS_PER_DATABASE) {
+            if site
+                .as_ref()
+                .is_none_or(|s| s.inputs >= INPUTS_PER_DATABASE)
+            {
                 if let Some(old) = site.take() {
                     rt.block_on(old.app.close());
                 }
@@ -72,7 +75,10 @@ fuzz_target!(|data: &[u8]| {
             }
             let site = site.as_mut().expect("opened above");
             site.inputs += 1;
-            let now = Utc.timestamp_opt(1_800_000_000, 0).single().expect("a time");
+            let now = Utc
+                .timestamp_opt(1_800_000_000, 0)
+                .single()
+                .expect("a time");
             let result = rt.block_on(site.app.subscriptions().import_csv(data, now));
             if let Ok(report) = result {
                 let mut last = 1;

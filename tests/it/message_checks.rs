@@ -80,21 +80,6 @@ impl Fields {
             html: next(),
         }
     }
-
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let parts = [
-            &self.subject,
-            &self.name,
-            &self.address,
-            &self.text,
-            &self.html,
-        ];
-        parts
-            .iter()
-            .map(|p| p.as_bytes())
-            .collect::<Vec<_>>()
-            .join(&SEPARATOR)
-    }
 }
 
 struct Site {
@@ -278,7 +263,11 @@ fn check_message(text: &str, want: &Expected<'_>) {
         want.to_address,
         "To address in\n{text}"
     );
-    assert_eq!(to[0].name().unwrap_or(""), want.to_name, "To name in\n{text}");
+    assert_eq!(
+        to[0].name().unwrap_or(""),
+        want.to_name,
+        "To name in\n{text}"
+    );
 
     let from = message.from().and_then(|f| f.as_list()).unwrap_or_default();
     assert_eq!(from.len(), 1, "From: {from:?}");

@@ -100,3 +100,16 @@ fn header_like_fields_stay_inside_their_header() {
         html: format!("<p>{}</p>", "긴 문장 ".repeat(400)),
     });
 }
+
+#[test]
+fn words_longer_than_a_line_fit_the_wire() {
+    for long in ["x".repeat(1200), "가".repeat(700), "=?".repeat(600)] {
+        check(&Fields {
+            subject: format!("a {long} b"),
+            name: long.clone(),
+            address: "reader@example.com".into(),
+            text: long.clone(),
+            html: format!("<p title=\"{long}\">{long}</p>"),
+        });
+    }
+}

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use lettre::message::header::{self, HeaderName, HeaderValue, Headers};
+use lettre::message::header::{self, Header as _, HeaderName, HeaderValue, Headers};
 use lettre::message::{Mailbox, Mailboxes};
 
 use super::dkim::Signer;
@@ -83,7 +83,7 @@ impl PreparedIssue {
                 reply_to.get().clone(),
             )));
         }
-        shared.set(header::Subject::from(subject.clone()));
+        shared.insert_raw(subject_field(&subject));
         // RFC 2919: a phrase, then <list-label.namespace>.
         let list_id = format!(
             "{} <{}>",
@@ -171,10 +171,7 @@ impl PreparedIssue {
             preferences_url: &preferences_url,
         };
         let mut own = Headers::new();
-        own.set(header::To::from(Mailboxes::from(Mailbox::new(
-            (!name.is_empty()).then_some(name.clone()),
-            lettre_address(to.email)?,
-        ))));
+        own.insert_raw(to_field(&name, lettre_address(to.email)?));
         own.insert_raw(raw("List-Unsubscribe", format!("<{unsubscribe_url}>")));
         let sender = match &self.verp {
             // VERP: reports come back to an address that names this delivery.
@@ -216,7 +213,7 @@ pub fn transactional(
         config.email.from.domain()
     );
     let mut shared = Headers::new();
-    shared.set(header::Subject::from(one_line(subject)));
+    shared.insert_raw(subject_field(&one_line(subject)));
     let layout = Layout::new(
         config.email.from.get(),
         shared,
@@ -521,6 +518,58 @@ fn lettre_address(email: &EmailAddress) -> Result<lettre::Address, Error> {
         .as_str()
         .parse()
         .map_err(|e| Error::Internal(format!("{email}: {e}")))
+}
+
+/// An ASCII word longer than this is not left to lettre, which writes it whole,
+/// on one line, whatever its length.
+const LONGEST_WORD: usize = 900;
+
+/// The Subject field. lettre writes a word of printable ASCII as it is, so a
+/// word that reads as an RFC 2047 encoded word (`=?utf-8?q?…?=`) would reach the
+/// reader decoded, and a very long one would make a line longer than the wire
+/// takes: such a subject is written as encoded words of its own.
+fn subject_field(subject: &str) -> HeaderValue {
+    let name = header::Subject::name();
+    if subject.contains("=?") || subject.split(' ').any(|w| w.len() > LONGEST_WORD) {
+        HeaderValue::dangerous_new_pre_encoded(name, subject.to_string(), encoded_words(subject))
+    } else {
+        HeaderValue::new(name, subject.to_string())
+    }
+}
+
+/// The To field: the subscriber's name (as one line) and address. lettre
+/// writes a name of letters, digits and spaces as it is, so a name with a word
+/// longer than a line is written as encoded words of its own.
+fn to_field(name: &str, address: lettre::Address) -> HeaderValue {
+    if name.split(' ').any(|w| w.len() > LONGEST_WORD) {
+        let raw = format!("{name} <{address}>");
+        let encoded = format!("{}\r\n <{address}>", encoded_words(name));
+        return HeaderValue::dangerous_new_pre_encoded(header::To::name(), raw, encoded);
+    }
+    let name = (!name.is_empty()).then(|| name.to_string());
+    header::To::from(Mailboxes::from(Mailbox::new(name, address))).display()
+}
+
+/// `text` as RFC 2047 encoded words (UTF-8, base64) of at most 72 characters,
+/// one a line: a reader's client joins them without the line breaks.
+fn encoded_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3 / 2);
+    let mut rest = text;
+    while !rest.is_empty() {
+        // 45 bytes are 60 base64 characters.
+        let mut end = rest.len().min(45);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        if !out.is_empty() {
+            out.push_str("\r\n ");
+        }
+        out.push_str("=?utf-8?b?");
+        out.push_str(&base64::engine::general_purpose::STANDARD.encode(&rest.as_bytes()[..end]));
+        out.push_str("?=");
+        rest = &rest[end..];
+    }
+    out
 }
 
 fn raw(name: &'static str, value: String) -> HeaderValue {

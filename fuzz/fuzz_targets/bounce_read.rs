@@ -1,0 +1,19 @@
+//! Any bytes handed to the bounce reader (an IMAP mailbox, a pipe from the MTA)
+//! give a report or an error, never a panic.
+#![no_main]
+
+use std::sync::LazyLock;
+
+use libfuzzer_sys::fuzz_target;
+use posthorn::bounces::{self, Tracks};
+
+static TRACKS: LazyLock<Tracks> = LazyLock::new(|| {
+    Tracks::new(
+        Some(("bounces".into(), "example.com".into())),
+        Some("example.com"),
+    )
+});
+
+fuzz_target!(|data: &[u8]| {
+    let _ = bounces::read(data, &TRACKS);
+});

@@ -5,7 +5,7 @@
 //! post's first-seen record (`tag:` URIs), never from its current URL.
 
 use atom_syndication as atom;
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -51,6 +51,12 @@ fn local(config: &Config, t: DateTime<Utc>) -> DateTime<FixedOffset> {
     t.with_timezone(&config.site.timezone).fixed_offset()
 }
 
+/// RFC 2822 has four-digit years only (chrono panics past them): a date it
+/// cannot write is left out rather than taking the feed down.
+fn rfc2822(t: DateTime<FixedOffset>) -> Option<String> {
+    (0..=9999).contains(&t.year()).then(|| t.to_rfc2822())
+}
+
 fn rss(config: &Config, links: &Links, posts: &[Post], updated: DateTime<Utc>) -> String {
     let self_link = atom::Link {
         href: links.page(RSS_PATH).to_string(),
@@ -71,7 +77,7 @@ fn rss(config: &Config, links: &Links, posts: &[Post], updated: DateTime<Utc>) -
                     value: post.uid.clone(),
                     permalink: false,
                 }),
-                pub_date: Some(local(config, post.published_at).to_rfc2822()),
+                pub_date: rfc2822(local(config, post.published_at)),
                 content: Some(post.content_html.clone()),
                 categories: post
                     .tags
@@ -99,7 +105,7 @@ fn rss(config: &Config, links: &Links, posts: &[Post], updated: DateTime<Utc>) -
             config.site.description.clone()
         },
         language: Some(config.site.language.clone()),
-        last_build_date: Some(local(config, updated).to_rfc2822()),
+        last_build_date: rfc2822(local(config, updated)),
         generator: Some("posthorn".into()),
         atom_ext: Some(rss::extension::atom::AtomExtension {
             links: vec![self_link],

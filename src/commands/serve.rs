@@ -52,8 +52,12 @@ pub async fn run(app: &App, _out: &Output, worker_only: bool) -> Result<ExitCode
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
-                if let Err(e) = site.refresh().await {
-                    tracing::warn!(error = %crate::error::chain(&e), "refreshing the site");
+                // A fault of ours on one refresh must not freeze the site for good.
+                match crate::error::catch_panic("refreshing the site", site.refresh()).await {
+                    Ok(Ok(_)) | Err(_) => {}
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %crate::error::chain(&e), "refreshing the site")
+                    }
                 }
             }
         });

@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Datelike, Utc};
 use sha2::{Digest, Sha256};
 use url::{Host, Url};
 
@@ -375,7 +375,14 @@ pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<FeedEntry>, String> {
             })
             .filter(|t| !t.is_empty())
             .unwrap_or_else(|| "(untitled)".into());
-        let published = entry.published.or(entry.updated);
+        // Someone else's clock: a date before 1970 or more than a day ahead is
+        // no date at all (a year 9999 would schedule the post forever, and
+        // leave the range some formats can write).
+        let latest = Utc::now() + chrono::Duration::days(1);
+        let plausible = |d: &DateTime<Utc>| d.year() >= 1970 && *d <= latest;
+        let entry_published = entry.published.filter(plausible);
+        let entry_updated = entry.updated.filter(plausible);
+        let published = entry_published.or(entry_updated);
         let key = if entry.id != NO_ID && !entry.id.trim().is_empty() {
             entry.id.trim().to_string()
         } else if let Some(link) = &link {
@@ -443,7 +450,7 @@ pub fn parse(text: &str, feed_url: &Url) -> Result<Vec<FeedEntry>, String> {
             slug,
             title,
             published: published.unwrap_or_else(Utc::now),
-            updated: entry.updated.filter(|u| Some(*u) != entry.published),
+            updated: entry_updated.filter(|u| Some(*u) != entry_published),
             summary,
             content_html,
             tags,

@@ -750,3 +750,33 @@ pub fn assert_fields_not_from_content(message: &crate::support::Received) {
         );
     }
 }
+
+/// Someone else's clock cannot take the site down: an entry dated in year 9999
+/// (or before 1970) is stored with a date posthorn can write in every feed, and
+/// the feeds, the archive and `build` go on.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entry_from_year_9999_takes_nothing_down() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    let feed = r#"<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>먼 미래</title><id>urn:far</id><updated>9999-12-31T23:59:59Z</updated>
+<entry><title>끝없는 글</title><id>urn:far:1</id><link rel="alternate" href="https://blog.example.com/far"/>
+<published>2020-01-01T00:00:00Z</published><updated>9999-12-31T23:59:59Z</updated><content type="html">&lt;p&gt;본문&lt;/p&gt;</content></entry>
+<entry><title>아주 옛 글</title><id>urn:far:2</id><link rel="alternate" href="https://blog.example.com/old"/>
+<published>0001-01-01T00:00:00Z</published><content type="html">&lt;p&gt;옛 본문&lt;/p&gt;</content></entry>
+</feed>"#;
+    blog.set(feed.to_string(), "application/atom+xml");
+    let (site, app) = site_following(&blog, "/feed", &smtp).await;
+    let report = tick(&app).await;
+    let upstream = report.upstream.unwrap();
+    assert_eq!(upstream.status, "200 OK", "{:?}", upstream.error);
+    assert_eq!(upstream.entries.unwrap().new.len(), 2);
+    app.close().await;
+    let out = site.cli(&["build"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    for feed in ["feed.xml", "atom.xml", "feed.json"] {
+        let text = std::fs::read_to_string(site.path().join("public").join(feed)).unwrap();
+        assert!(text.contains("끝없는 글"), "{feed}");
+        assert!(!text.contains("9999"), "{feed}: {text}");
+    }
+}

@@ -25,6 +25,7 @@ impl Tick {
         );
         let timeout = std::time::Duration::from_secs(c.config.posts.fetch_timeout_seconds);
         let fetched = upstream::fetch(
+            url,
             &fetch_url,
             source.etag.as_deref(),
             source.last_modified.as_deref(),

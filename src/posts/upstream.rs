@@ -33,33 +33,46 @@ pub enum Fetch {
     },
 }
 
-/// Fetches `url`, sending the validators of the last good fetch. `url` is the
-/// author's choice and may be any address; a redirect is followed only where
+/// Fetches `url`, sending the validators of the last good fetch. `chosen` is
+/// the author's choice and may be any address; `url` is where the feed now
+/// lives (`chosen`, or where a permanent redirect moved it). A redirect, and a
+/// remembered one on every fetch, is followed only where
 /// [`redirect_addresses`] allows. `timeout` bounds the whole fetch, redirects
 /// and body included.
 pub async fn fetch(
+    chosen: &Url,
     url: &Url,
     etag: Option<&str>,
     last_modified: Option<&str>,
     timeout: Duration,
     user_agent: &str,
 ) -> Result<Fetch, String> {
-    tokio::time::timeout(timeout, follow(url, etag, last_modified, user_agent))
-        .await
-        .unwrap_or_else(|_| Err("timed out".into()))
+    tokio::time::timeout(
+        timeout,
+        follow(chosen, url, etag, last_modified, user_agent),
+    )
+    .await
+    .unwrap_or_else(|_| Err("timed out".into()))
 }
 
 /// The requests of one fetch: redirects are followed here, one request each, so
 /// that every target is checked before anything is sent to it.
 async fn follow(
+    chosen: &Url,
     url: &Url,
     etag: Option<&str>,
     last_modified: Option<&str>,
     user_agent: &str,
 ) -> Result<Fetch, String> {
     let mut target = url.clone();
-    // A host name's checked addresses, so that connecting cannot look it up again.
-    let mut pinned: Option<(String, Vec<SocketAddr>)> = None;
+    // A host name's checked addresses, so that connecting cannot look it up
+    // again. A remembered move is checked as the redirect it was, each time:
+    // its host's addresses may have changed since.
+    let mut pinned: Option<(String, Vec<SocketAddr>)> = if url == chosen {
+        None
+    } else {
+        redirect_addresses(chosen, None, url).await?
+    };
     // Where the first answer came from: a redirect within its origin stays there.
     let mut first_server = None;
     let mut moved_to = None;
@@ -100,7 +113,7 @@ async fn follow(
         let next = target
             .join(location)
             .map_err(|e| format!("redirected to `{location}`, not a URL: {e}"))?;
-        pinned = redirect_addresses(url, first_server, &next).await?;
+        pinned = redirect_addresses(chosen, first_server, &next).await?;
         // Remember a permanent redirect of the first hop, to use the new address next time.
         if hop == 0 && matches!(status, 301 | 308) {
             moved_to = Some(next.clone());

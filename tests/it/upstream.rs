@@ -780,3 +780,30 @@ async fn an_entry_from_year_9999_takes_nothing_down() {
         assert!(!text.contains("9999"), "{feed}: {text}");
     }
 }
+
+/// A permanent move is remembered, and checked again at every fetch as the
+/// redirect it was: a feed that moved to a public name cannot later point that
+/// name at the author's machine.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remembered_move_is_checked_at_every_fetch() {
+    let smtp = SmtpServer::start().await;
+    let blog = FixtureServer::start().await;
+    blog.set(tistory(None), "application/rss+xml");
+    let (site, app) = site_following(&blog, "/feed", &smtp).await;
+    assert_eq!(tick(&app).await.upstream.unwrap().status, "200 OK");
+    let requests = blog.blog.requests.load(Ordering::SeqCst);
+    // As if the feed had moved to a name that now resolves to this machine.
+    let moved = format!("http://localhost:{}/feed", blog.port());
+    let changed = site
+        .execute(&format!("UPDATE sources SET fetch_url = '{moved}'"))
+        .await;
+    assert_eq!(changed, 1);
+    let upstream = tick(&app).await.upstream.unwrap();
+    let error = upstream.error.unwrap_or_default();
+    assert!(error.contains("loopback"), "{error}");
+    assert_eq!(
+        blog.blog.requests.load(Ordering::SeqCst),
+        requests,
+        "nothing was sent there"
+    );
+}

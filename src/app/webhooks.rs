@@ -38,6 +38,18 @@ pub enum WebhookFailure {
 }
 
 impl Bounces {
+    /// Whether `provider`'s webhook is set up: a request to one that is not is
+    /// answered before its body is read.
+    pub fn webhook_set_up(&self, provider: ReportSource) -> bool {
+        let config = &self.context.config.bounces;
+        match provider {
+            ReportSource::Ses => !config.sns_topic_arns.is_empty(),
+            ReportSource::Postmark | ReportSource::Mailgun => config.webhook_secret.is_some(),
+            ReportSource::Sendgrid => self.sendgrid.is_some(),
+            ReportSource::Mail | ReportSource::Imap => false,
+        }
+    }
+
     /// Handles one webhook request from `provider`. `header` looks up a request
     /// header by name.
     pub async fn webhook(

@@ -33,6 +33,7 @@ use crate::schedule::Ticker;
 use headers::Policies;
 use limit::IpLimiter;
 use site::SiteCache;
+use webhooks::WEBHOOK_BODY_LIMIT;
 
 /// A request's head must arrive within this long, and so must the next one's on
 /// a connection kept alive: a half-sent request holds a connection no longer.
@@ -53,6 +54,8 @@ pub struct WebState {
     /// Failed sign-ins per address, the dashboard's and the admin API's alike:
     /// the token cannot be guessed at speed through either.
     sign_in_limiter: Arc<IpLimiter>,
+    /// Webhook bodies being read now (see [`webhooks::WEBHOOK_BODIES_AT_ONCE`]).
+    webhook_bodies: Arc<tokio::sync::Semaphore>,
     /// The worker of this process, woken when the admin API queues a send. Without
     /// one (a web-only process), the next tick of any worker sends it.
     worker: Option<Arc<Ticker>>,
@@ -83,6 +86,9 @@ impl Server {
             limiter,
             // Five failures at once per address, then one every ten seconds.
             sign_in_limiter: Arc::new(IpLimiter::new(5, 6)),
+            webhook_bodies: Arc::new(tokio::sync::Semaphore::new(
+                webhooks::WEBHOOK_BODIES_AT_ONCE,
+            )),
             worker: None,
         };
         Ok(Server { listener, state })
@@ -170,7 +176,6 @@ async fn accept_failed(e: std::io::Error) {
 }
 
 /// The largest webhook body taken.
-const WEBHOOK_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 fn router(state: WebState) -> Router {
     let policies = Arc::new(Policies::new(state.app.links().home()));
@@ -233,11 +238,9 @@ fn router(state: WebState) -> Router {
         .route("/api/subscribers/forget", post(admin::forget))
         .route("/api/status", get(admin::status))
         .route("/healthz", get(health))
-        // SendGrid batches events: its posts are the only big ones.
-        .route(
-            "/webhooks/{provider}",
-            post(webhooks::receive).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
-        )
+        // Bodies are read by the handler, once the provider is known to be set
+        // up, a few at a time and up to their own limit.
+        .route("/webhooks/{provider}", post(webhooks::receive))
         .route_layer(timeout(REQUEST_TIMEOUT));
     let long = Router::new()
         .route("/admin/posts/{slug}/test", post(dashboard::send_test))

@@ -3,9 +3,8 @@
 //! provider that is not set up, 503 when the database cannot take it (the
 //! provider retries).
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
@@ -15,11 +14,17 @@ use crate::app::WebhookFailure;
 use crate::bounces::webhooks::WebhookError;
 use crate::domain::ReportSource;
 
+/// The largest webhook body (SendGrid batches its events).
+pub const WEBHOOK_BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Webhook bodies read at once: anyone can post to the webhooks, so what they
+/// can make the server hold in memory is bounded (this many bodies at most).
+pub const WEBHOOK_BODIES_AT_ONCE: usize = 8;
+
 pub async fn receive(
     State(state): State<WebState>,
     Path(provider): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
+    request: Request,
 ) -> Response {
     let provider = match provider.parse::<ReportSource>() {
         Ok(
@@ -27,8 +32,18 @@ pub async fn receive(
             | ReportSource::Postmark
             | ReportSource::Mailgun
             | ReportSource::Sendgrid),
-        ) => p,
+        ) if state.app.bounces().webhook_set_up(p) => p,
         _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    // Waiting here holds a connection, not a body; the request timeout bounds it.
+    let Ok(_reading) = state.webhook_bodies.acquire().await else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
+    let body = match axum::body::to_bytes(body, WEBHOOK_BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };
     let header = |name: &str| {
         headers

@@ -414,4 +414,25 @@ async fn a_provider_that_is_not_set_up_is_not_there() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404, "refused for its setup, not its size");
+
+    // Nobody can make the server hold a body for a provider that is not set
+    // up: the answer comes before the body does.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut socket = tokio::net::TcpStream::connect(server.base.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    socket
+        .write_all(
+            b"POST /webhooks/sendgrid HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 4194304\r\n\r\n[",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0; 64];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut answer))
+        .await
+        .expect("an answer before the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
 }

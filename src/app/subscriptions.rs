@@ -131,7 +131,7 @@ impl Subscriptions {
         {
             return Ok(());
         }
-        let result = self.send_confirmation(id, email, name, now).await;
+        let result = self.send_confirmation(id, email, now).await;
         if result.is_err() {
             store.release_confirmation(id).await?;
         }
@@ -142,12 +142,11 @@ impl Subscriptions {
         &self,
         id: i64,
         email: &EmailAddress,
-        name: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
         let c = &self.context;
         let confirm_url = c.links.confirm(id, now + chrono::Duration::days(7));
-        let body = c.templates.confirmation(name, &confirm_url)?;
+        let body = c.templates.confirmation(&confirm_url)?;
         let message = transactional(
             &c.config,
             c.signer.as_deref(),

@@ -258,8 +258,11 @@ impl Templates {
     }
 
     /// The double opt-in email for `name`, with its link.
-    pub fn confirmation(&self, name: &str, confirm_url: &str) -> Result<Confirmation, Error> {
-        let data = json!({ "name": name, "confirm_url": confirm_url });
+    /// The double opt-in mail. It carries nothing the requester typed: the
+    /// address's owner has not vouched for it yet, and a name is free text a
+    /// stranger could fill with a message of their own.
+    pub fn confirmation(&self, confirm_url: &str) -> Result<Confirmation, Error> {
+        let data = json!({ "confirm_url": confirm_url });
         Ok(Confirmation {
             subject: one_line(&self.page("confirm.subject.txt", data.clone())?),
             text: self.page("confirm.txt", data.clone())?,

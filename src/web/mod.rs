@@ -175,8 +175,6 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-/// The largest webhook body taken.
-
 fn router(state: WebState) -> Router {
     let policies = Arc::new(Policies::new(state.app.links().home()));
     let timeout = |limit| TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit);

@@ -322,19 +322,25 @@ impl<'a> Notice<'a> {
 struct Words(String);
 
 impl Words {
+    /// The bytes the next words may have, after the space before them.
     fn room(&self) -> usize {
-        MAX_DIAGNOSTIC_BYTES.saturating_sub(self.0.len())
+        MAX_DIAGNOSTIC_BYTES.saturating_sub(self.0.len() + usize::from(!self.0.is_empty()))
     }
 
     fn full(&self) -> bool {
         self.room() == 0
     }
 
+    /// Adds `words`, or as much of them as fits.
     fn push(&mut self, words: &str) {
+        let room = self.room();
+        if room == 0 {
+            return;
+        }
         if !self.0.is_empty() {
             self.0.push(' ');
         }
-        self.0.push_str(clip(words, self.room()));
+        self.0.push_str(clip(words, room));
     }
 }
 

@@ -7,6 +7,7 @@
 //! each, interleaved, so that a busy machine slows both alike): twice the
 //! input may take about twice the time, not four times.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use posthorn::bounces::{self, Report, Tracks};
@@ -16,10 +17,19 @@ use posthorn::bounces::{self, Report, Tracks};
 const RECIPIENTS_AT_MOST: usize = 100;
 const DIAGNOSTIC_BYTES_AT_MOST: usize = 2_000;
 const MESSAGE_IDS_AT_MOST: usize = 100;
+/// The whole report, as `bounces parse --json` prints it.
+const REPORT_BYTES_AT_MOST: usize = 256 * 1024;
 
 /// Doubling the input may at most about double the time; the margin is for
 /// a shared machine. Quadratic reading gives 4.
 const RATIO_AT_MOST: f64 = 3.0;
+
+/// A measurement over the limit is taken again, once: a busy machine can
+/// spoil one, while a quadratic reader is over the limit every time.
+const ATTEMPTS: usize = 2;
+
+/// The shapes are timed one at a time, not against each other.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn tracks() -> Tracks {
     Tracks::new(
@@ -95,28 +105,45 @@ fn read(raw: &[u8], tracks: &Tracks) -> (Duration, Report) {
     (start.elapsed(), report)
 }
 
+/// The fastest of three readings each of `small` and `large`, and the
+/// report on `large`.
+fn fastest(small: &[u8], large: &[u8], tracks: &Tracks) -> (Duration, Duration, Report) {
+    let (mut t_small, mut t_large) = (Duration::MAX, Duration::MAX);
+    let mut report = None;
+    for _ in 0..3 {
+        t_small = t_small.min(read(small, tracks).0);
+        let (t, r) = read(large, tracks);
+        t_large = t_large.min(t);
+        report = Some(r);
+    }
+    (t_small, t_large, report.expect("read three times"))
+}
+
 /// Reads the shape at n and 2n; checks the times and what came out.
 fn scales(shape: &str, make: fn(usize) -> Vec<u8>, n: usize) -> Report {
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let tracks = tracks();
     let (small, large) = (make(n), make(2 * n));
     // The reader's patterns are compiled on first use, not timed.
     read(&make(1), &tracks);
-    let (mut t_small, mut t_large) = (Duration::MAX, Duration::MAX);
-    let mut report = None;
-    for _ in 0..3 {
-        t_small = t_small.min(read(&small, &tracks).0);
-        let (t, r) = read(&large, &tracks);
-        t_large = t_large.min(t);
-        report = Some(r);
-    }
-    let ratio = t_large.as_secs_f64() / t_small.as_secs_f64();
-    println!("{shape}: n={n} {t_small:?}, 2n {t_large:?}, ratio {ratio:.2}");
-    assert!(
-        ratio <= RATIO_AT_MOST,
-        "{shape}: {n} took {t_small:?} and {} took {t_large:?}: {ratio:.1} times as long",
-        2 * n
-    );
-    let report = report.expect("read three times");
+    let mut attempts = Vec::new();
+    let report = loop {
+        let (t_small, t_large, report) = fastest(&small, &large, &tracks);
+        let ratio = t_large.as_secs_f64() / t_small.as_secs_f64();
+        println!("{shape}: n={n} {t_small:?}, 2n {t_large:?}, ratio {ratio:.2}");
+        attempts.push(format!("{t_small:?} and {t_large:?} ({ratio:.1} times)"));
+        if ratio <= RATIO_AT_MOST {
+            break report;
+        }
+        assert!(
+            attempts.len() < ATTEMPTS,
+            "{shape}: reading {n} and {} took {}",
+            2 * n,
+            attempts.join(", then ")
+        );
+    };
     assert!(
         report.recipients.len() <= RECIPIENTS_AT_MOST,
         "{shape}: {} recipients",
@@ -129,6 +156,11 @@ fn scales(shape: &str, make: fn(usize) -> Vec<u8>, n: usize) -> Report {
             "{shape}: a diagnostic of {bytes} bytes"
         );
     }
+    let printed = serde_json::to_string(&report).map_or(0, |json| json.len());
+    assert!(
+        printed <= REPORT_BYTES_AT_MOST,
+        "{shape}: a report of {printed} bytes"
+    );
     assert!(
         report.message_ids.len() <= MESSAGE_IDS_AT_MOST,
         "{shape}: {} Message-IDs",
@@ -148,7 +180,7 @@ fn one_address_on_every_line_is_read_in_linear_time() {
 
 #[test]
 fn thousands_of_addresses_are_read_in_linear_time() {
-    let report = scales("distinct addresses", distinct_addresses, 1_000);
+    let report = scales("distinct addresses", distinct_addresses, 2_000);
     assert_eq!(report.recipients.len(), RECIPIENTS_AT_MOST);
     assert_eq!(
         report.recipients[0].address.as_ref().map(|a| a.to_string()),

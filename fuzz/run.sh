@@ -162,10 +162,12 @@ options() {
     fi
 }
 
+TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 mkdir -p logs
 found=()
 for target in "${TARGETS[@]}"; do
     seed "$target"
+    mkdir -p "artifacts/$target"
     scratch=$(mktemp -d "${TMPDIR_FOR_FUZZ:-/dev/shm}/posthorn-fuzz.XXXXXX" 2>/dev/null || mktemp -d)
     echo "== $target: ${SECONDS_PER_TARGET}s, corpus $(find "corpus/$target" -type f | wc -l) files"
     rm -f fuzz-*.log
@@ -175,9 +177,12 @@ for target in "${TARGETS[@]}"; do
     # One process fuzzes at a time: -jobs=1 -workers=1 starts one child (its
     # output goes to fuzz-0.log), and that child, with -fork=1, runs one fuzzing
     # process after another, so that a crash or a hang is saved and fuzzing goes
-    # on for the whole time rather than stopping at the first one.
+    # on for the whole time rather than stopping at the first one. The binary
+    # is run as it was built: `cargo fuzz run` would afterwards run it once more
+    # through `cargo run` for every input it saved.
     # shellcheck disable=SC2046
-    TMPDIR=$scratch nice -n 10 cargo fuzz run "$target" "corpus/$target" -- \
+    TMPDIR=$scratch nice -n 10 "target/$TRIPLE/release/$target" "corpus/$target" \
+        -artifact_prefix="artifacts/$target/" \
         $(options "$target") -max_total_time="$SECONDS_PER_TARGET" \
         -jobs=1 -workers=1 -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
         -print_final_stats=1 >"logs/$target.run.log" 2>&1 || status=$?
@@ -189,8 +194,8 @@ for target in "${TARGETS[@]}"; do
     artifacts=$(find "artifacts/$target" -type f -newer "$stamp" 2>/dev/null | wc -l)
     if [ "$status" -ne 0 ] || [ "$artifacts" -gt 0 ]; then
         found+=("$target")
-        grep -E 'panicked at|ERROR: libFuzzer' "logs/$target.log" | sort | uniq -c | head -10 || true
-        find "artifacts/$target" -type f -newer "$stamp" 2>/dev/null | head -10
+        echo "$artifacts new in fuzz/artifacts/$target/; the first:"
+        find "artifacts/$target" -type f -newer "$stamp" -print -quit
     fi
     rm -rf "$scratch"
 done

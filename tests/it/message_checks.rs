@@ -200,7 +200,7 @@ fn lf(s: &str) -> String {
 
 /// A body as a reader's client should show it: filled for the recipient, line
 /// breaks as LF, no trailing line breaks. An HTML body may be folded at a
-/// space, so there every line break counts as a space.
+/// space, so there every line break counts as a space, and trailing ones none.
 fn body_as_read(body: &Personalizable, recipient: &Recipient<'_>, html: bool) -> String {
     let filled = body.map_literals(lf).fill(recipient, html);
     comparable(&filled, html)
@@ -208,11 +208,11 @@ fn body_as_read(body: &Personalizable, recipient: &Recipient<'_>, html: bool) ->
 
 fn comparable(body: &str, html: bool) -> String {
     let body = lf(body);
-    let body = body.trim_end_matches('\n');
     if html {
-        body.replace('\n', " ")
+        // A fold at a trailing space leaves a trailing line break.
+        body.replace('\n', " ").trim_end_matches(' ').to_string()
     } else {
-        body.to_string()
+        body.trim_end_matches('\n').to_string()
     }
 }
 

@@ -24,15 +24,24 @@ FUZZ_DIR=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(dirname "$FUZZ_DIR")
 cd "$FUZZ_DIR"
 export RUSTC_BOOTSTRAP=1
+# FUZZ_DEV=1 builds without optimisation: slower fuzzing, a build several times
+# quicker (what a short smoke run in CI wants).
+if [ "${FUZZ_DEV:-0}" = 1 ]; then
+    BUILD_FLAGS=--dev
+    PROFILE=debug
+else
+    BUILD_FLAGS=
+    PROFILE=release
+fi
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
 if [ "${#TARGETS[@]}" -eq 1 ]; then
-    nice -n 10 cargo fuzz build "${TARGETS[0]}"
+    nice -n 10 cargo fuzz build $BUILD_FLAGS "${TARGETS[0]}"
 else
-    nice -n 10 cargo fuzz build
+    nice -n 10 cargo fuzz build $BUILD_FLAGS
 fi
 
 # Seeds: the project's own files, the committed regression inputs, and a few
@@ -181,7 +190,7 @@ for target in "${TARGETS[@]}"; do
     # is run as it was built: `cargo fuzz run` would afterwards run it once more
     # through `cargo run` for every input it saved.
     # shellcheck disable=SC2046
-    TMPDIR=$scratch nice -n 10 "target/$TRIPLE/release/$target" "corpus/$target" \
+    TMPDIR=$scratch nice -n 10 "target/$TRIPLE/$PROFILE/$target" "corpus/$target" \
         -artifact_prefix="artifacts/$target/" \
         $(options "$target") -max_total_time="$SECONDS_PER_TARGET" \
         -jobs=1 -workers=1 -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \

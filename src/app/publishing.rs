@@ -15,7 +15,7 @@ use super::Context;
 use crate::delivery::{
     Addressee, BodyEncoding, DeliveryReport, Observer, Outgoing, Run, Stop, Transport,
 };
-use crate::domain::{EmailAddress, IssueKind, Post, SubscriberStatus};
+use crate::domain::{EmailAddress, IssueKind, Post, SubscriberStatus, Unsendable};
 use crate::error::Error;
 use crate::render::email::Recipient;
 use crate::store::IssueRecord;
@@ -188,19 +188,17 @@ impl Publishing {
 
     /// Checks that a post may be mailed by hand now.
     fn check_sendable(&self, post: &Post, now: DateTime<Utc>) -> Result<(), Error> {
-        let why = if post.removed {
-            "no longer has a file in posts/".to_string()
-        } else if post.draft {
-            "is a draft; set `draft = false` first".to_string()
-        } else if !post.email {
-            "has `email = false`: it is for the feeds and the archive only".to_string()
-        } else if post.published_at > now {
-            let at = post
-                .published_at
-                .with_timezone(&self.context.config.site.timezone);
-            format!("is scheduled for {}; it will be sent then", at.to_rfc3339())
-        } else {
-            return Ok(());
+        let why = match post.unsendable(now) {
+            None => return Ok(()),
+            Some(Unsendable::Removed) => "no longer has a file in posts/".to_string(),
+            Some(Unsendable::Draft) => "is a draft; set `draft = false` first".to_string(),
+            Some(Unsendable::FeedsOnly) => {
+                "has `email = false`: it is for the feeds and the archive only".to_string()
+            }
+            Some(Unsendable::Scheduled(at)) => {
+                let at = at.with_timezone(&self.context.config.site.timezone);
+                format!("is scheduled for {}; it will be sent then", at.to_rfc3339())
+            }
         };
         Err(Error::Conflict(format!("post `{}` {why}", post.slug)))
     }

@@ -4,7 +4,7 @@
 
 mod post;
 
-pub use post::{FeedEntry, FilePost, Post, PostSource};
+pub use post::{FeedEntry, FilePost, Post, PostSource, Unsendable};
 
 use std::fmt;
 use std::str::FromStr;

@@ -55,6 +55,18 @@ impl fmt::Display for PostSource {
     }
 }
 
+/// Why a post may not be mailed by hand now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unsendable {
+    /// Its file is gone from `posts/`.
+    Removed,
+    Draft,
+    /// `email = false`: for the feeds and the archive only.
+    FeedsOnly,
+    /// Published in the future: it goes out then.
+    Scheduled(DateTime<Utc>),
+}
+
 /// A post as stored: its identity (`uid`, fixed when first seen) and its content.
 #[derive(Debug, Clone)]
 pub struct Post {
@@ -82,6 +94,21 @@ pub struct Post {
 impl Post {
     pub fn is_published(&self, now: DateTime<Utc>) -> bool {
         !self.draft && !self.removed && self.published_at <= now
+    }
+
+    /// Why this post may not be mailed by hand at `now`, or `None` when it may.
+    pub fn unsendable(&self, now: DateTime<Utc>) -> Option<Unsendable> {
+        if self.removed {
+            Some(Unsendable::Removed)
+        } else if self.draft {
+            Some(Unsendable::Draft)
+        } else if !self.email {
+            Some(Unsendable::FeedsOnly)
+        } else if self.published_at > now {
+            Some(Unsendable::Scheduled(self.published_at))
+        } else {
+            None
+        }
     }
 }
 

@@ -497,7 +497,7 @@ async fn post_page(
                       "published": when(state, post.published_at),
                       "state": post_state(state, post.draft, post.email, post.published_at),
                       "issued": issued },
-            "sendable": !post.draft && post.email && !post.removed && post.published_at <= Utc::now(),
+            "sendable": post.unsendable(Utc::now()).is_none(),
             "text": text,
             "notice": notice,
         }),

@@ -263,4 +263,3 @@ mod tests {
         assert_eq!(wire("가.\r\n"), "가.\r\n.\r\n");
     }
 }
-

@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::domain::{hex, one_line, EmailAddress};
 use crate::error::Error;
 use crate::links::Links;
-use crate::render::email::{EmailBodies, Personalizable, Recipient};
+use crate::render::email::{EmailBodies, Personalizable, ReaderFields};
 use headers::{raw, subject_field, to_field};
 use layout::Layout;
 
@@ -162,7 +162,7 @@ impl PreparedIssue {
         let preferences_url = self.links.preferences(to.subscriber_id);
         // A name is one line wherever it goes: in a header and in the bodies alike.
         let name = one_line(to.name);
-        let recipient = Recipient {
+        let recipient = ReaderFields {
             email: to.email.as_str(),
             name: &name,
             unsubscribe_url: &unsubscribe_url,
@@ -227,7 +227,7 @@ pub fn transactional(
     let envelope =
         lettre::address::Envelope::new(Some(layout.from.clone()), vec![lettre_address(to)?])
             .map_err(|e| Error::Internal(format!("the envelope: {e}")))?;
-    let none = Recipient {
+    let none = ReaderFields {
         email: "",
         name: "",
         unsubscribe_url: "",

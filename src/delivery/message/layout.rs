@@ -1,5 +1,5 @@
 //! The multipart/alternative layout of a message, written once per issue and
-//! filled in per recipient: 8bit where the lines allow it, base64 where not.
+//! filled in per reader: 8bit where the lines allow it, base64 where not.
 
 use std::time::SystemTime;
 
@@ -13,9 +13,9 @@ use super::headers::raw;
 use super::lines::{Fold, Lines, MAX_LINE};
 use super::BodyEncoding;
 use crate::domain::hex;
-use crate::render::email::{Personalizable, Recipient};
+use crate::render::email::{Personalizable, ReaderFields};
 
-/// A multipart/alternative message with everything but the recipient's fields
+/// A multipart/alternative message with everything but the reader's fields
 /// written out once.
 #[derive(Debug, Clone)]
 pub(super) struct Layout {
@@ -58,13 +58,13 @@ impl Layout {
         }
     }
 
-    /// One copy: the recipient's header fields, the shared ones, both parts.
+    /// One copy: the reader's header fields, the shared ones, both parts.
     pub(super) fn write(
         &self,
         own: Headers,
         message_id: &str,
         date: SystemTime,
-        recipient: &Recipient<'_>,
+        reader: &ReaderFields<'_>,
         encoding: BodyEncoding,
     ) -> String {
         let mut out = String::with_capacity(self.html.len() + self.text.len() + 2048);
@@ -78,15 +78,8 @@ impl Layout {
         out.push_str(&own.to_string());
         out.push_str(&self.shared);
         out.push_str("\r\n");
-        self.part(
-            &mut out,
-            "text/plain",
-            &self.text,
-            recipient,
-            false,
-            encoding,
-        );
-        self.part(&mut out, "text/html", &self.html, recipient, true, encoding);
+        self.part(&mut out, "text/plain", &self.text, reader, false, encoding);
+        self.part(&mut out, "text/html", &self.html, reader, true, encoding);
         out.push_str("--");
         out.push_str(&self.boundary);
         out.push_str("--\r\n");
@@ -98,7 +91,7 @@ impl Layout {
         out: &mut String,
         content_type: &str,
         body: &Personalizable,
-        recipient: &Recipient<'_>,
+        reader: &ReaderFields<'_>,
         html: bool,
         encoding: BodyEncoding,
     ) {
@@ -110,7 +103,7 @@ impl Layout {
         let head = out.len();
         out.push_str("8bit\r\n\r\n");
         let start = out.len();
-        body.fill_into(out, recipient, html);
+        body.fill_into(out, reader, html);
         if !out.ends_with("\r\n") {
             out.push_str("\r\n");
         }

@@ -18,14 +18,19 @@ const MAX_REDIRECTS: usize = 5;
 #[derive(Debug)]
 pub enum Fetch {
     NotModified,
-    Body {
-        bytes: Vec<u8>,
-        charset: Option<String>,
-        etag: Option<String>,
-        last_modified: Option<String>,
-        /// Where the feed now lives, if it moved permanently (301/308).
-        moved_to: Option<Url>,
-    },
+    Body(Fetched),
+}
+
+/// A feed's body and what the answer said about it.
+#[derive(Debug)]
+pub struct Fetched {
+    pub bytes: Vec<u8>,
+    /// The `charset` of the `Content-Type`, if it named one.
+    pub charset: Option<String>,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// Where the feed now lives, if it moved permanently (301/308).
+    pub moved_to: Option<Url>,
 }
 
 /// Fetches `url`, sending the validators of the last good fetch. `chosen` is
@@ -152,13 +157,13 @@ async fn read(mut response: reqwest::Response, moved_to: Option<Url>) -> Result<
         }
         bytes.extend_from_slice(&chunk);
     }
-    Ok(Fetch::Body {
+    Ok(Fetch::Body(Fetched {
         bytes,
         charset,
         etag,
         last_modified,
         moved_to,
-    })
+    }))
 }
 
 /// A transport failure in words an author can act on.

@@ -8,4 +8,4 @@ mod redirect;
 
 pub use decode::decode;
 pub use entries::parse;
-pub use fetch::{fetch, Fetch, MAX_FEED_BYTES};
+pub use fetch::{fetch, Fetch, Fetched, MAX_FEED_BYTES};

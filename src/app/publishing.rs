@@ -17,7 +17,7 @@ use crate::delivery::{
 };
 use crate::domain::{EmailAddress, IssueKind, Post, SubscriberStatus, Unsendable};
 use crate::error::Error;
-use crate::render::email::Recipient;
+use crate::render::email::ReaderFields;
 use crate::store::IssueRecord;
 
 /// What sending a post now would do.
@@ -142,7 +142,7 @@ impl Publishing {
         let bodies = self.context.templates.issue(&post)?;
         let unsubscribe_url = self.context.links.unsubscribe(0);
         let preferences_url = self.context.links.preferences(0);
-        let recipient = Recipient {
+        let recipient = ReaderFields {
             email: sample.as_str(),
             name: "",
             unsubscribe_url: &unsubscribe_url,

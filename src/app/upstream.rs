@@ -47,39 +47,33 @@ impl Tick {
                 .await?;
             Ok::<_, Error>(Some(result(FetchStatus::Error, Some(e), None)))
         };
-        let (bytes, charset, etag, last_modified, moved_to) = match fetched {
+        let feed = match fetched {
             Ok(Fetch::NotModified) => {
                 c.store
                     .record_fetch(source.id, FetchStatus::NotModified, None, now)
                     .await?;
                 return Ok(Some(result(FetchStatus::NotModified, None, None)));
             }
-            Ok(Fetch::Body {
-                bytes,
-                charset,
-                etag,
-                last_modified,
-                moved_to,
-            }) => (bytes, charset, etag, last_modified, moved_to),
+            Ok(Fetch::Body(feed)) => feed,
             Err(e) => return failed(e).await,
         };
-        let entries = upstream::decode(&bytes, charset.as_deref())
+        let entries = upstream::decode(&feed.bytes, feed.charset.as_deref())
             .and_then(|text| upstream::parse(&text, &fetch_url));
         let entries = match entries {
             Ok(entries) => entries,
             Err(e) => return failed(e).await,
         };
-        if let Some(to) = &moved_to {
+        if let Some(to) = &feed.moved_to {
             tracing::info!(from = %fetch_url, to = %to, "the upstream feed moved permanently");
         }
-        let new_url = moved_to.unwrap_or_else(|| fetch_url.clone());
+        let new_url = feed.moved_to.unwrap_or_else(|| fetch_url.clone());
         let report = c
             .store
             .store_fetch(
                 source.id,
                 &entries,
-                etag.as_deref(),
-                last_modified.as_deref(),
+                feed.etag.as_deref(),
+                feed.last_modified.as_deref(),
                 new_url.as_str(),
                 &c.config.site_host(),
                 c.config.site.timezone,

@@ -153,14 +153,14 @@ impl Personalizable {
     }
 
     /// The body for one recipient; `html` escapes the values for HTML.
-    pub fn fill(&self, r: &Recipient<'_>, html: bool) -> String {
+    pub fn fill(&self, r: &ReaderFields<'_>, html: bool) -> String {
         let mut out = String::with_capacity(self.literal_len + 256);
         self.fill_into(&mut out, r, html);
         out
     }
 
     /// [`Personalizable::fill`], appending to `out`.
-    pub fn fill_into(&self, out: &mut String, r: &Recipient<'_>, html: bool) {
+    pub fn fill_into(&self, out: &mut String, r: &ReaderFields<'_>, html: bool) {
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
@@ -195,9 +195,9 @@ fn push_escaped(out: &mut String, value: &str) {
     }
 }
 
-/// One recipient's values for the fields.
+/// One reader's values for the fields of a [`Personalizable`] body.
 #[derive(Debug, Clone, Copy)]
-pub struct Recipient<'a> {
+pub struct ReaderFields<'a> {
     pub email: &'a str,
     pub name: &'a str,
     pub unsubscribe_url: &'a str,
@@ -341,7 +341,7 @@ mod tests {
             markers.of(Field::Name),
             markers.of(Field::Email)
         ));
-        let r = Recipient {
+        let r = ReaderFields {
             email: "a@b.co",
             name: "<Kim & Lee>",
             unsubscribe_url: "https://e.x/unsubscribe/abc",
@@ -365,7 +365,7 @@ mod tests {
             Markers::new().of(Field::Email)
         );
         let p = markers.split(&format!("{forged} {}", markers.of(Field::Email)));
-        let r = Recipient {
+        let r = ReaderFields {
             email: "a@b.co",
             name: "",
             unsubscribe_url: "",

@@ -16,7 +16,7 @@ use posthorn::delivery::message::transactional;
 use posthorn::delivery::{Addressee, BodyEncoding, PreparedIssue};
 use posthorn::domain::{one_line, EmailAddress};
 use posthorn::links::Links;
-use posthorn::render::email::{EmailBodies, Personalizable, Recipient};
+use posthorn::render::email::{EmailBodies, Personalizable, ReaderFields};
 use posthorn::tokens::Tokens;
 
 /// RFC 5322 §2.1.1: at most 998 octets a line, not counting the CRLF.
@@ -141,7 +141,7 @@ pub fn check(fields: &Fields) {
     let name = one_line(&fields.name);
     let unsubscribe_url = site.links.unsubscribe(SUBSCRIBER_ID);
     let preferences_url = site.links.preferences(SUBSCRIBER_ID);
-    let recipient = Recipient {
+    let recipient = ReaderFields {
         email: email.as_str(),
         name: &name,
         unsubscribe_url: &unsubscribe_url,
@@ -174,7 +174,7 @@ pub fn check(fields: &Fields) {
         fields.html.clone(),
     )
     .unwrap_or_else(|e| panic!("no one-off message for {email}: {e}"));
-    let none = Recipient {
+    let none = ReaderFields {
         email: "",
         name: "",
         unsubscribe_url: "",
@@ -201,7 +201,7 @@ fn lf(s: &str) -> String {
 /// A body as a reader's client should show it: filled for the recipient, line
 /// breaks as LF, no trailing line breaks. An HTML body may be folded at a
 /// space, so there every line break counts as a space, and trailing ones none.
-fn body_as_read(body: &Personalizable, recipient: &Recipient<'_>, html: bool) -> String {
+fn body_as_read(body: &Personalizable, recipient: &ReaderFields<'_>, html: bool) -> String {
     let filled = body.map_literals(lf).fill(recipient, html);
     comparable(&filled, html)
 }

@@ -1,0 +1,164 @@
+//! Transports behind one trait: the delivery loop does not know whether it writes
+//! `.eml` files or talks SMTP.
+
+mod file;
+mod smtp;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use lettre::transport::smtp::extension::Extension;
+
+use super::message::Outgoing;
+use crate::config::{Config, TransportKind};
+pub use file::FileTransport;
+pub use smtp::{SmtpSession, SmtpTransport};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a send did not succeed. The retry policy asks [`SendError::is_connection`],
+/// [`SendError::is_permanent`] and [`SendError::is_transient`]; the cause is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// The session could not be set up (connect, TLS, login): nothing was sent, and
+    /// no other message will go through it either.
+    #[error("{server}: {stage}")]
+    Connect {
+        server: String,
+        stage: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The server answered with an error (4xx, 5xx) or the connection broke.
+    #[error("SMTP")]
+    Smtp {
+        #[source]
+        source: lettre::transport::smtp::Error,
+    },
+    /// The server said nothing for `timeout_seconds`.
+    #[error("no reply within {0}s")]
+    Timeout(u64),
+    /// The server lacks an extension this message needs (8BITMIME for an 8bit body,
+    /// SMTPUTF8 for an address that is not ASCII). Nothing was sent; the session
+    /// stays usable.
+    #[error("the server does not offer {0}")]
+    Unsupported(Extension),
+    /// The file transport could not write the message.
+    #[error("writing to {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SendError {
+    /// Nothing was attempted: the server could not be reached.
+    pub fn is_connection(&self) -> bool {
+        matches!(self, SendError::Connect { .. })
+    }
+
+    /// A 5xx for this message or recipient: trying again will not help.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            SendError::Smtp { source } => source.is_permanent(),
+            SendError::Unsupported(_) => true,
+            _ => false,
+        }
+    }
+
+    /// A 4xx, a dropped connection, a timeout: trying later may work.
+    pub fn is_transient(&self) -> bool {
+        !self.is_permanent()
+    }
+
+    /// The server's reply, with its code, when there was one.
+    pub fn reply(&self) -> Option<String> {
+        let SendError::Smtp { source } = self else {
+            return None;
+        };
+        let code = source.status()?;
+        let text = source.to_string();
+        Some(if text.contains(&code.to_string()) {
+            text
+        } else {
+            format!("{code} {text}")
+        })
+    }
+}
+
+pub trait Transport: Send + Sync + 'static {
+    type Session: Session;
+    /// A session; SMTP connects lazily on the first send.
+    fn session(&self) -> Self::Session;
+
+    /// Sends one message outside the queue (a test copy, a confirmation request).
+    fn send_one(
+        &self,
+        message: &Outgoing,
+    ) -> impl Future<Output = Result<String, SendError>> + Send {
+        let mut session = self.session();
+        async move {
+            let result = session.send(message).await;
+            session.close().await;
+            result
+        }
+    }
+}
+
+pub trait Session: Send + 'static {
+    /// Sends one message and returns the server's reply.
+    fn send(
+        &mut self,
+        message: &Outgoing,
+    ) -> impl Future<Output = Result<String, SendError>> + Send;
+    fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// The transport `[email] transport` names.
+#[derive(Debug, Clone)]
+pub enum ConfiguredTransport {
+    File(FileTransport),
+    Smtp(SmtpTransport),
+}
+
+impl ConfiguredTransport {
+    pub fn new(config: &Config) -> ConfiguredTransport {
+        match config.email.transport {
+            TransportKind::File => ConfiguredTransport::File(FileTransport::new(config)),
+            TransportKind::Smtp => ConfiguredTransport::Smtp(SmtpTransport::new(config)),
+        }
+    }
+}
+
+pub enum ConfiguredSession {
+    File(FileTransport),
+    /// Boxed: a live SMTP connection is large, a file session tiny.
+    Smtp(Box<SmtpSession>),
+}
+
+impl Transport for ConfiguredTransport {
+    type Session = ConfiguredSession;
+    fn session(&self) -> ConfiguredSession {
+        match self {
+            ConfiguredTransport::File(t) => ConfiguredSession::File(t.session()),
+            ConfiguredTransport::Smtp(t) => ConfiguredSession::Smtp(Box::new(t.session())),
+        }
+    }
+}
+
+impl Session for ConfiguredSession {
+    async fn send(&mut self, message: &Outgoing) -> Result<String, SendError> {
+        match self {
+            ConfiguredSession::File(s) => s.send(message).await,
+            ConfiguredSession::Smtp(s) => s.send(message).await,
+        }
+    }
+
+    async fn close(self) {
+        match self {
+            ConfiguredSession::File(s) => s.close().await,
+            ConfiguredSession::Smtp(s) => (*s).close().await,
+        }
+    }
+}

@@ -8,7 +8,7 @@
 //! schedule               the cron job that runs a tick
 //! app                    the services: Tick, Publishing, Subscriptions, Reports
 //! delivery               claims, transports behind a trait, rate limit, retries, recorder
-//! feeds, site            RSS, Atom, JSON Feed; the public site at one moment
+//! feeds, site            RSS, Atom, JSON Feed; the public site at one moment, built to files
 //! render                 Handlebars: email HTML + text, pages
 //! posts                  front matter, Markdown, upstream fetch
 //! bounces                reading bounces, complaints and providers' notifications

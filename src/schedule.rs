@@ -69,6 +69,13 @@ impl Health {
     }
 }
 
+/// What the admin API and the dashboard wake after queueing a send.
+impl crate::app::Wake for Ticker {
+    fn wake(&self) {
+        Ticker::wake(self);
+    }
+}
+
 impl Ticker {
     pub fn new(tick: Tick, stop: Stop) -> Ticker {
         Ticker {

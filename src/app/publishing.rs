@@ -1,9 +1,9 @@
 //! Publishing and sending by hand: queue a post for every subscriber, deliver it
 //! with progress, preview it, send a test copy, retry what failed.
 //!
-//! [`Publishing::enqueue`] is the one way a post is queued by hand: the command
-//! line calls it and then delivers in-process; the admin API calls it and leaves
-//! the delivering to the running worker.
+//! [`Publishing::queue`] is the one way a post is queued by hand: the command
+//! line calls it and then delivers in-process; the admin API and the dashboard
+//! call it and leave the delivering to the worker it wakes.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -34,6 +34,29 @@ pub struct Enqueued {
     pub issue_id: i64,
     /// Deliveries added now (0 when everyone has it already).
     pub queued: u64,
+}
+
+/// Who delivers what [`Publishing::queue`] queued. The scheduler's worker
+/// lives above this layer, so it comes in as this trait.
+pub trait Wake: Send + Sync {
+    /// Asks for what is due to be delivered soon.
+    fn wake(&self);
+}
+
+/// With no worker in this process, the next tick of any worker delivers.
+impl<W: Wake + ?Sized> Wake for Option<Arc<W>> {
+    fn wake(&self) {
+        if let Some(worker) = self {
+            worker.wake();
+        }
+    }
+}
+
+/// Nobody to wake: the caller delivers in this process, as `posthorn send` does.
+pub struct InProcess;
+
+impl Wake for InProcess {
+    fn wake(&self) {}
 }
 
 crate::domain::string_enum!(
@@ -80,6 +103,21 @@ impl Publishing {
             new_recipients: self.context.count_by_hand(post).await?,
             active_subscribers: store.count_subscribers(SubscriberStatus::Active).await?,
         })
+    }
+
+    /// Queues the post with this slug as `posthorn send SLUG --yes` does: reads
+    /// `posts/`, checks the post may be mailed, queues it (see [`Publishing::enqueue`])
+    /// and wakes `worker` to deliver it.
+    pub async fn queue(
+        &self,
+        slug: &str,
+        now: DateTime<Utc>,
+        worker: &dyn Wake,
+    ) -> Result<Enqueued, Error> {
+        let post = self.find(slug, now).await?;
+        let enqueued = self.enqueue(&post, now).await?;
+        worker.wake();
+        Ok(enqueued)
     }
 
     /// Queues `post` in its own issue for every every-essay reader who wants it and

@@ -176,7 +176,7 @@ impl Bounces {
                 continue;
             };
             let text = event.to_string();
-            report.find_tracks(text.as_bytes(), &self.tracks);
+            report.find_tracks(text.as_bytes(), self.reader.tracks());
             // The provider's event id names the event; without one, its bytes do.
             let name = if id.is_empty() {
                 fingerprint(text.as_bytes())

@@ -6,7 +6,7 @@ use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Output;
-use crate::app::App;
+use crate::app::{App, InProcess};
 use crate::delivery::{DeliveryReport, Observer, Stop, Unobserved};
 use crate::domain::EmailAddress;
 use crate::error::Error;
@@ -34,9 +34,8 @@ pub async fn run(
 ) -> Result<ExitCode, Error> {
     let now = Utc::now();
     let publishing = app.publishing();
-    let post = publishing.find(slug, now).await?;
-
     if let Some(to) = to {
+        let post = publishing.find(slug, now).await?;
         let to = EmailAddress::parse(to).map_err(|e| Error::Invalid(format!("--to: {e}")))?;
         if dry_run {
             out.print(
@@ -53,25 +52,29 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
 
-    let plan = publishing.plan(&post, now).await?;
-    if dry_run {
-        out.print(
-            &serde_json::json!({ "slug": slug, "would_send": plan.new_recipients, "active_subscribers": plan.active_subscribers }),
-            || {
-                format!(
-                    "would send `{}` to {} of {} active subscribers (the others already have it)",
-                    post.title, plan.new_recipients, plan.active_subscribers
-                )
-            },
-        );
-        return Ok(ExitCode::SUCCESS);
-    }
-    if !yes && !confirmed(&post.title, plan.new_recipients)? {
-        eprintln!("nothing sent");
-        return Ok(ExitCode::SUCCESS);
+    if dry_run || !yes {
+        let post = publishing.find(slug, now).await?;
+        let plan = publishing.plan(&post, now).await?;
+        if dry_run {
+            out.print(
+                &serde_json::json!({ "slug": slug, "would_send": plan.new_recipients, "active_subscribers": plan.active_subscribers }),
+                || {
+                    format!(
+                        "would send `{}` to {} of {} active subscribers (the others already have it)",
+                        post.title, plan.new_recipients, plan.active_subscribers
+                    )
+                },
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !confirmed(&post.title, plan.new_recipients)? {
+            eprintln!("nothing sent");
+            return Ok(ExitCode::SUCCESS);
+        }
     }
 
-    let enqueued = publishing.enqueue(&post, now).await?;
+    // `posts/` is read again: the file may have changed while the question waited.
+    let enqueued = publishing.queue(slug, now, &InProcess).await?;
     let bar = (!out.json && std::io::stderr().is_terminal()).then(|| {
         let bar = ProgressBar::new(0);
         bar.set_style(

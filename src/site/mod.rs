@@ -1,5 +1,8 @@
 //! The public site at one moment: the three feeds, the archive index and the post
-//! pages. `posthorn build` writes it to files; `posthorn serve` keeps it in memory.
+//! pages. `posthorn build` writes it to files ([`Site::build`], incremental);
+//! `posthorn serve` keeps it in memory.
+
+mod build;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +16,8 @@ use crate::feeds;
 use crate::links::{Links, ATOM_PATH, JSON_PATH, RSS_PATH};
 use crate::render::Templates;
 use crate::store::Store;
+
+pub use build::{Build, Written};
 
 /// One file of the site.
 #[derive(Debug, Clone)]

@@ -1,0 +1,146 @@
+//! The command line as clap reads it: every command, argument and flag.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::PreviewFormat;
+use crate::domain::{DeliveryStatus, SubscriberStatus};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "posthorn",
+    version,
+    about = "Essays to subscribers' inboxes and feed readers"
+)]
+pub struct Cli {
+    /// The site's configuration file.
+    #[arg(
+        long,
+        global = true,
+        default_value = "config.toml",
+        value_name = "PATH"
+    )]
+    pub config: PathBuf,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a working site: config.toml, templates/, posts/ with a sample essay, subscribers/.
+    Init {
+        /// Folder to create the site in.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// One scheduler tick: sync posts, create issues for new posts, deliver what is due.
+    Check,
+    /// Write the feeds and the archive as static files.
+    Build {
+        /// Output folder (default `public/` beside config.toml); replaced whole.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Run the web server and the scheduler until SIGINT or SIGTERM.
+    Serve {
+        /// Only send (the scheduler), without the web server.
+        #[arg(long)]
+        worker_only: bool,
+    },
+    /// Send a post by hand. Running it again reaches only subscribers who lack it.
+    Send {
+        slug: String,
+        /// Send one test copy to this address instead (not logged as a delivery).
+        #[arg(long, value_name = "EMAIL")]
+        to: Option<String>,
+        /// Show how many subscribers would receive it; send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Print the rendered email of a post.
+    Preview {
+        slug: String,
+        /// html, text or eml.
+        #[arg(long, default_value = "html", value_parser = parse_preview_format)]
+        format: PreviewFormat,
+    },
+    /// Manage subscribers.
+    #[command(subcommand)]
+    Subscribers(SubscribersCommand),
+    /// Delivery counts by status for each issue.
+    Status { slug: Option<String> },
+    /// The delivery log of one issue.
+    Deliveries {
+        slug: String,
+        #[arg(long, value_parser = parse_delivery_status)]
+        status: Option<DeliveryStatus>,
+        /// The history of the delivery to this address: every attempt and report.
+        #[arg(long, value_name = "EMAIL")]
+        history: Option<String>,
+    },
+    /// Queue an issue's failed deliveries again.
+    Retry { slug: String },
+    /// Each upstream feed with its last fetch, status, ETag and entry count.
+    Sources,
+    /// Bounces and complaints that come back after the relay said 250.
+    #[command(subcommand)]
+    Bounces(BouncesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BouncesCommand {
+    /// Read one message from FILE or standard input (an MTA's pipe) and record it.
+    /// Exit 0: recorded or safely ignored; 75: not recorded now, try again.
+    Ingest { file: Option<PathBuf> },
+    /// What a message says, without touching the database.
+    Parse {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Bounce and complaint events, newest first.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscribersCommand {
+    /// Add an active subscriber (you vouch for their consent).
+    Add {
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Unsubscribe an address (its row stays: it is part of the delivery log).
+    Remove { email: String },
+    /// List subscribers.
+    List {
+        #[arg(long, value_parser = parse_subscriber_status)]
+        status: Option<SubscriberStatus>,
+    },
+    /// Import a CSV file with an `email` column (and optionally `name`,
+    /// `frequency` and `topics`).
+    Import { file: PathBuf },
+    /// Erase a person: address, name and choices are gone from every table; their
+    /// deliveries stay in the counts, linked to nobody.
+    Forget { email: String },
+    /// Write every subscriber as CSV to standard output.
+    Export,
+}
+
+fn parse_delivery_status(s: &str) -> Result<DeliveryStatus, String> {
+    s.parse()
+}
+
+fn parse_subscriber_status(s: &str) -> Result<SubscriberStatus, String> {
+    s.parse()
+}
+
+fn parse_preview_format(s: &str) -> Result<PreviewFormat, String> {
+    s.parse()
+}

@@ -263,7 +263,7 @@ async fn health(
     axum::extract::State(state): axum::extract::State<WebState>,
 ) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
     use crate::schedule::{Health, Running};
-    let database = state.app.reports().database_answers().await;
+    let database = state.app.ledger().database_answers().await;
     let health = state.worker.as_ref().map_or(
         Health {
             worker: Running::NotHere,

@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::FutureExt;
 
+use crate::tokens::TokenError;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +19,8 @@ pub enum Error {
     #[error("config: {0}")]
     Config(String),
 
-    /// Bad input from the user: an argument, a CSV row, a form field.
+    /// Bad input from the user: an argument, a CSV row, a form field. Only
+    /// that: a missing thing is [`Error::NotFound`], a failed write [`Error::Io`].
     #[error("{0}")]
     Invalid(String),
 
@@ -33,6 +36,16 @@ pub enum Error {
     #[error("post `{0}` has no issue yet; nothing was sent (use `posthorn send {0}`)")]
     IssueNotFound(String),
 
+    /// Nothing answers to the address or id asked for (a subscriber, a
+    /// delivery); the message says what was looked for.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// A link from an email (confirm, unsubscribe, preferences) that is
+    /// malformed, for another action, expired, or whose reader is gone.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+
     /// A fault of posthorn's own: a broken invariant, a task that died.
     #[error("internal error: {0}")]
     Internal(String),
@@ -45,6 +58,7 @@ pub enum Error {
         source: BoxError,
     },
 
+    /// A file or stream could not be read or written; `path` names it.
     #[error("{path}")]
     Io {
         path: PathBuf,
@@ -95,6 +109,8 @@ impl Error {
                 | Error::Conflict(_)
                 | Error::PostNotFound(_)
                 | Error::IssueNotFound(_)
+                | Error::NotFound(_)
+                | Error::Token(_)
         )
     }
 }
@@ -171,6 +187,8 @@ mod tests {
         assert_eq!(chain(&e), "posts/a.md: gone");
         assert!(!e.is_expected());
         assert!(Error::Conflict("draft".into()).is_expected());
+        assert!(Error::NotFound("no delivery 7".into()).is_expected());
+        assert!(Error::from(TokenError::Expired).is_expected());
     }
 
     #[tokio::test]

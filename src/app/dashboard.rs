@@ -239,7 +239,7 @@ impl Dashboard {
             .store
             .log_row_by_id(id)
             .await?
-            .ok_or_else(|| Error::Invalid(format!("no delivery {id}")))?;
+            .ok_or_else(|| Error::NotFound(format!("no delivery {id}")))?;
         let history = self.context.store.delivery_history(id).await?;
         Ok((row, history))
     }

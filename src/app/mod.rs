@@ -6,16 +6,17 @@
 //! - [`Tick`]: one scheduler tick (`run_once`): sync posts, follow the upstream
 //!   feed, create issues, deliver what is due.
 //! - [`Publishing`]: queue a post, send by hand, preview, test copies, retries.
-//! - [`Subscriptions`]: subscribe, confirm, unsubscribe; the author's own list.
-//! - [`Reports`]: what the log says: statuses, deliveries, sources, subscribers.
+//! - [`Subscriptions`]: subscribe, confirm, unsubscribe; readers' choices; the
+//!   author's own list and its CSV.
+//! - [`Ledger`]: what the log says: statuses, deliveries, sources, subscribers.
 //! - [`Bounces`]: reports that come back later: bounces, complaints, delays.
 
 mod bounces;
 mod dashboard;
 mod issues;
+mod ledger;
 mod letters;
 mod publishing;
-mod reports;
 mod subscriptions;
 mod tick;
 mod upstream;
@@ -26,12 +27,13 @@ use std::sync::Arc;
 pub use bounces::{read, tracks, Bounces, Ingested, MailboxPoll};
 pub use bounces::{Claim, Reader, Reading};
 pub use dashboard::{Dashboard, IssueCounts, NewSession, Overview, GROWTH_DAYS, SESSION_IDLE};
+pub use ledger::Ledger;
 pub use publishing::Publishing;
 pub use publishing::{Enqueued, Plan, PreviewFormat};
 pub use publishing::{InProcess, Wake};
-pub use reports::Reports;
 pub use subscriptions::{
-    Added, ImportReport, PreferencesPage, Rejected, SavedChoices, Subscriptions, TopicChoice,
+    read_csv, Added, CsvRows, ImportSummary, PreferencesPage, Rejected, SavedChoices,
+    Subscriptions, TopicChoice,
 };
 pub use tick::{NewIssue, PostSync, Tick, TickReport, UpstreamSync};
 pub use webhooks::{WebhookFailure, WebhookReply};
@@ -48,6 +50,7 @@ use crate::site::Site;
 use crate::store::{issue_id_in_key, IssueRecord, Store};
 use crate::tokens::Tokens;
 use issues::Issues;
+use letters::Letters;
 
 /// What every service reads, opened once.
 struct Context {
@@ -100,6 +103,11 @@ impl Context {
         Ok((post, issue))
     }
 
+    /// Letter planning over this context.
+    fn letters(self: &Arc<Self>) -> Letters {
+        Letters::new(self.clone())
+    }
+
     /// Delivers what `run` asks for over the configured transport.
     async fn deliver(&self, run: Run) -> Result<DeliveryReport, Error> {
         let issues = Issues::new(self);
@@ -115,7 +123,7 @@ pub struct App {
     tick: Tick,
     publishing: Publishing,
     subscriptions: Subscriptions,
-    reports: Reports,
+    ledger: Ledger,
     bounces: Bounces,
     dashboard: Dashboard,
     site: Site,
@@ -176,7 +184,7 @@ impl App {
             tick: Tick::new(context.clone(), bounces.clone()),
             publishing: Publishing::new(context.clone()),
             subscriptions: Subscriptions::new(context.clone()),
-            reports: Reports::new(context.clone()),
+            ledger: Ledger::new(context.clone()),
             bounces,
             dashboard: Dashboard::new(context.clone()),
             site: Site::new(store, config, templates, links),
@@ -209,8 +217,8 @@ impl App {
         &self.subscriptions
     }
 
-    pub fn reports(&self) -> &Reports {
-        &self.reports
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     pub fn bounces(&self) -> &Bounces {

@@ -100,7 +100,7 @@ impl Publishing {
         self.check_sendable(post, now)?;
         let store = &self.context.store;
         Ok(Plan {
-            new_recipients: self.context.count_by_hand(post).await?,
+            new_recipients: self.context.letters().count_by_hand(post).await?,
             active_subscribers: store.count_subscribers(SubscriberStatus::Active).await?,
         })
     }
@@ -126,6 +126,7 @@ impl Publishing {
         self.check_sendable(post, now)?;
         let made = self
             .context
+            .letters()
             .plan_by_hand(post, now)
             .await?
             .ok_or_else(|| Error::Internal("sending by hand made no issue".into()))?;

@@ -116,6 +116,7 @@ impl Tick {
     pub async fn create_due_issues(&self, now: DateTime<Utc>) -> Result<Vec<NewIssue>, Error> {
         Ok(self
             .context
+            .letters()
             .plan_due(now)
             .await?
             .into_iter()

@@ -11,7 +11,7 @@ pub async fn run(
     slug: &str,
     status: Option<DeliveryStatus>,
 ) -> Result<ExitCode, Error> {
-    let rows = app.reports().delivery_log(slug, status).await?;
+    let rows = app.ledger().delivery_log(slug, status).await?;
     out.print(&rows, || {
         let tz = app.config().site.timezone;
         let time = |t: chrono::DateTime<chrono::Utc>| {

@@ -5,7 +5,7 @@ use crate::app::App;
 use crate::error::Error;
 
 pub async fn run(app: &App, out: &Output) -> Result<ExitCode, Error> {
-    let sources = app.reports().sources().await?;
+    let sources = app.ledger().sources().await?;
     out.print(&sources, || {
         if sources.is_empty() {
             return match &app.config().posts.feed {

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::store::COMPLAINT_RATE_LIMIT;
 
 pub async fn run(app: &App, out: &Output, slug: Option<&str>) -> Result<ExitCode, Error> {
-    let statuses = app.reports().issue_statuses(slug).await?;
+    let statuses = app.ledger().issue_statuses(slug).await?;
     out.print(&statuses, || {
         if statuses.is_empty() {
             return "no issues yet".to_string();

@@ -42,7 +42,7 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
             }
             let mut first = true;
             loop {
-                let page = app.reports().subscribers_page(status, after, 1000).await?;
+                let page = app.ledger().subscribers_page(status, after, 1000).await?;
                 let Some(last) = page.last() else { break };
                 after = last.id;
                 for s in &page {
@@ -111,7 +111,11 @@ async fn import(app: &App, out: &Output, file: &std::path::Path) -> Result<(), E
         .subscriptions()
         .import_csv(reader, Utc::now())
         .await
-        .map_err(|e| Error::Invalid(format!("{}: {e}", file.display())))?;
+        .map_err(|e| match e {
+            // The file's fault names the file; a database failure stays one.
+            Error::Invalid(why) => Error::Invalid(format!("{}: {why}", file.display())),
+            e => e,
+        })?;
     out.print(&report, || {
         let mut s = format!(
             "imported {}, already present {}, rejected {}\n",

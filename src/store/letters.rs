@@ -12,12 +12,11 @@ use sqlx::Row;
 
 use super::issues::{issue_from_row, IssueQueued, ISSUE_COLUMNS};
 use super::posts::{post_from_row, POST_COLUMNS};
-use super::{bind_ids, lock, ms, placeholders, read_meta, time_of_meta, write_meta, Store};
+use super::{
+    bind_ids, lock, ms, placeholders, read_meta, time_of_meta, write_meta, Store, IDS_PER_STATEMENT,
+};
 use crate::domain::{Frequency, IssueKind, IssueOrigin, Post, Preferences};
 use crate::error::{DbContext, Error};
-
-/// Statements name this many readers at most (inlined integers, never text).
-const IDS_PER_STATEMENT: usize = 1000;
 
 /// A post as planning sees it: its id and its tags that are site topics.
 #[derive(Debug, Clone)]

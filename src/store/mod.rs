@@ -6,22 +6,26 @@
 
 mod dashboard;
 mod deliveries;
+mod erasure;
 mod issues;
 mod letters;
 mod matching;
 mod posts;
 mod reports;
+mod skipping;
 mod sources;
 mod subscribers;
 
 pub use dashboard::{DayCounts, LogFilter, PostRow, SubscriberDelivery};
 pub use deliveries::{Claimed, DeliveryLogRow, Outcome, OutcomeKind};
+pub use erasure::Forgotten;
 pub use issues::{issue_id_in_key, IssueQueued, IssueRecord, IssueStatus, COMPLAINT_RATE_LIMIT};
 pub use letters::{Letter, LetterIssue, PlanPost, Planning, Readers};
 pub use posts::SyncReport;
 pub use reports::{BouncePolicy, EventRow, NewReport, ReportRow, Target};
+pub use skipping::WaitingDelivery;
 pub use sources::{EntriesReport, Source};
-pub use subscribers::{AddOutcome, Forgotten, NewSubscriber, Subscriber, WaitingDelivery};
+pub use subscribers::{AddOutcome, NewSubscriber, Subscriber};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -354,6 +358,10 @@ async fn lock(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> Result<(
         .db("taking a lock")?;
     Ok(())
 }
+
+/// Statements name this many ids at most: far below both engines' limits on
+/// parameters.
+const IDS_PER_STATEMENT: usize = 1000;
 
 /// `$1, $2, …` for an `IN (…)` list starting at parameter `first`.
 fn placeholders(first: usize, count: usize) -> String {

@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::subscribers::skip_waiting;
+use super::skipping::skip_waiting;
 use super::{from_ms, ms, Store};
 use crate::domain::{EventKind, MatchedBy, ReportEffect, ReportSource, SubscriberStatus};
 use crate::error::{DbContext, Error};

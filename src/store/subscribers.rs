@@ -1,11 +1,14 @@
-//! Subscribers. Rows are never deleted (deliveries refer to them); leaving is a status.
+//! Subscribers: adding, reading, confirming, leaving and their saved choices.
+//! Rows are never deleted (deliveries refer to them); leaving is a status.
+//! Skipping their deliveries is in `skipping.rs`, erasing a person in `erasure.rs`.
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::skipping::skip_waiting;
 use super::{from_ms, ms, Store};
-use crate::domain::{EmailAddress, Frequency, IssueKind, Preferences, SubscriberStatus};
+use crate::domain::{EmailAddress, Preferences, SubscriberStatus};
 use crate::error::{DbContext, Error};
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -382,34 +385,7 @@ impl Store {
             .await
             .db("counting subscribers")
     }
-}
 
-/// A delivery not yet sent, with what its issue is for (to check it against new
-/// choices).
-#[derive(Debug, Clone)]
-pub struct WaitingDelivery {
-    pub id: i64,
-    pub kind: IssueKind,
-    pub frequency: Option<Frequency>,
-    /// Its posts' ids, and the tags of each.
-    pub posts: Vec<i64>,
-    pub post_tags: Vec<Vec<String>>,
-    /// When the earliest of its posts was planned.
-    pub first_planned: Option<DateTime<Utc>>,
-}
-
-/// What forgetting a person did.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Forgotten {
-    /// Deliveries kept for the counts, no longer linked to the person.
-    pub deliveries_kept: i64,
-    /// Replies, errors and reports the address was cut out of.
-    pub quotes_cut: u64,
-    /// The file transport's `.eml` files to the person, removed.
-    pub outbox_files_removed: u64,
-}
-
-impl Store {
     /// Saves a reader's choices (an active or pending reader only).
     pub async fn set_preferences(
         &self,
@@ -431,200 +407,4 @@ impl Store {
         .rows_affected()
             == 1)
     }
-
-    /// The reader's deliveries that are queued or waiting to be retried.
-    pub async fn waiting_deliveries(
-        &self,
-        subscriber_id: i64,
-    ) -> Result<Vec<WaitingDelivery>, Error> {
-        let rows = sqlx::query(
-            "SELECT d.id, i.kind, i.frequency, p.id AS post_id, p.tags, p.planned_at FROM deliveries d \
-             JOIN issues i ON i.id = d.issue_id JOIN issue_posts ip ON ip.issue_id = i.id \
-             JOIN posts p ON p.id = ip.post_id \
-             WHERE d.subscriber_id = $1 AND d.status IN ('queued', 'retrying') ORDER BY d.id",
-        )
-        .bind(subscriber_id)
-        .fetch_all(&self.pool)
-        .await
-        .db("reading waiting deliveries")?;
-        let ctx = "reading waiting deliveries";
-        let mut out: Vec<WaitingDelivery> = Vec::new();
-        for row in rows {
-            let id: i64 = row.try_get("id").db(ctx)?;
-            let post: i64 = row.try_get("post_id").db(ctx)?;
-            let tags: String = row.try_get("tags").db(ctx)?;
-            let tags: Vec<String> = serde_json::from_str(&tags).unwrap_or_default();
-            let planned: Option<i64> = row.try_get("planned_at").db(ctx)?;
-            let planned = planned.map(from_ms);
-            if let Some(last) = out.last_mut().filter(|d| d.id == id) {
-                last.posts.push(post);
-                last.post_tags.push(tags);
-                last.first_planned = [last.first_planned, planned].into_iter().flatten().min();
-                continue;
-            }
-            let kind: String = row.try_get("kind").db(ctx)?;
-            let frequency: Option<String> = row.try_get("frequency").db(ctx)?;
-            out.push(WaitingDelivery {
-                id,
-                kind: kind.parse().map_err(Error::Internal)?,
-                frequency: frequency
-                    .map(|f| f.parse())
-                    .transpose()
-                    .map_err(Error::Internal)?,
-                posts: vec![post],
-                post_tags: vec![tags],
-                first_planned: planned,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Skips deliveries that have not gone out, with `why`.
-    pub async fn skip_deliveries(
-        &self,
-        ids: &[i64],
-        why: &str,
-        now: DateTime<Utc>,
-    ) -> Result<u64, Error> {
-        let mut n = 0;
-        for id in ids {
-            n += sqlx::query(
-                "UPDATE deliveries SET status = 'skipped', last_error = $1, updated_at = $2 \
-                 WHERE id = $3 AND status IN ('queued', 'retrying')",
-            )
-            .bind(why)
-            .bind(ms(now))
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .db("skipping a delivery")?
-            .rows_affected();
-        }
-        Ok(n)
-    }
-
-    /// Erases a person: their row keeps only its id and times, the address is
-    /// cut out of every reply, error and report that quotes it, and their
-    /// deliveries stay (for the counts) linked to that nameless row. Then the
-    /// database is compacted so that no old copy of a page keeps the address.
-    /// `None` when no subscriber has the address.
-    pub async fn forget(
-        &self,
-        email: &EmailAddress,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Forgotten>, Error> {
-        let t = ms(now);
-        let mut tx = self.pool.begin().await.db("forgetting a person")?;
-        let row = sqlx::query("SELECT id FROM subscribers WHERE email_key = $1")
-            .bind(email.key())
-            .fetch_optional(&mut *tx)
-            .await
-            .db("forgetting a person")?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let id: i64 = row.try_get("id").db("forgetting a person")?;
-        skip_waiting(&mut tx, id, "forgotten", t).await?;
-        sqlx::query(
-            "UPDATE subscribers SET email = '', email_key = $1, name = '', status = 'forgotten', \
-             frequency = NULL, topics = NULL, status_reason = NULL, confirmed_at = NULL, \
-             unsubscribed_at = NULL, confirm_sent_at = NULL, hard_bounces = 0, updated_at = $2 WHERE id = $3",
-        )
-        .bind(format!("forgotten:{id}"))
-        .bind(t)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .db("forgetting a person")?;
-        // Wherever a reply, an error or a report quotes the address, in any case.
-        let key = email.key();
-        let pattern = format!("%{}%", like_escape(&key));
-        let quoted = regex::Regex::new(&format!("(?i){}", regex::escape(&key)))
-            .map_err(|e| Error::Internal(format!("matching an address: {e}")))?;
-        let mut cut = 0;
-        for (table, column, theirs) in [
-            ("deliveries", "last_error", Some("subscriber_id = $2")),
-            ("deliveries", "smtp_reply", Some("subscriber_id = $2")),
-            (
-                "delivery_events",
-                "detail",
-                Some("delivery_id IN (SELECT id FROM deliveries WHERE subscriber_id = $2)"),
-            ),
-            // Reports may be unmatched: every one is looked at.
-            ("reports", "diagnostic", None),
-            ("reports", "recipient", None),
-        ] {
-            // Table, column and scope are the constants above, never input.
-            let scope = theirs.map(|s| format!(" AND {s}")).unwrap_or_default();
-            let sql = format!(
-                "SELECT id, {column} FROM {table} WHERE LOWER({column}) LIKE $1 ESCAPE '\\'{scope}"
-            );
-            let query = sqlx::query(&sql).bind(&pattern);
-            let query = if theirs.is_some() {
-                query.bind(id)
-            } else {
-                query
-            };
-            let rows = query
-                .fetch_all(&mut *tx)
-                .await
-                .db("finding the address in the log")?;
-            for row in rows {
-                let row_id: i64 = row.try_get(0).db("finding the address in the log")?;
-                let text: String = row.try_get(1).db("finding the address in the log")?;
-                // A report's recipient is the address itself: it goes whole.
-                let value = (column != "recipient")
-                    .then(|| quoted.replace_all(&text, "[forgotten]").into_owned());
-                let sql = format!("UPDATE {table} SET {column} = $1 WHERE id = $2");
-                sqlx::query(&sql)
-                    .bind(value)
-                    .bind(row_id)
-                    .execute(&mut *tx)
-                    .await
-                    .db("cutting the address out of the log")?;
-                cut += 1;
-            }
-        }
-        let kept: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM deliveries WHERE subscriber_id = $1")
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await
-                .db("counting deliveries")?;
-        tx.commit().await.db("forgetting a person")?;
-        self.compact().await?;
-        Ok(Some(Forgotten {
-            deliveries_kept: kept,
-            quotes_cut: cut,
-            outbox_files_removed: 0,
-        }))
-    }
-}
-
-/// `LIKE` matches `%` and `_` as wildcards; an address may contain `_`.
-fn like_escape(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
-}
-
-/// A subscriber who leaves gets nothing more: their queued and retrying
-/// deliveries become `skipped`, with `why`, in the caller's transaction.
-pub(super) async fn skip_waiting(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    subscriber_id: i64,
-    why: &str,
-    t: i64,
-) -> Result<(), Error> {
-    sqlx::query(
-        "UPDATE deliveries SET status = 'skipped', last_error = $1, updated_at = $2 \
-         WHERE subscriber_id = $3 AND status IN ('queued', 'retrying')",
-    )
-    .bind(why)
-    .bind(t)
-    .bind(subscriber_id)
-    .execute(&mut **tx)
-    .await
-    .db("skipping the deliveries of a subscriber who left")?;
-    Ok(())
 }

@@ -113,7 +113,7 @@ pub async fn deliveries(
         Ok(s) => s,
         Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response(),
     };
-    match state.app.reports().delivery_log(&slug, status).await {
+    match state.app.ledger().delivery_log(&slug, status).await {
         Ok(rows) => Json(rows).into_response(),
         Err(e) => error(e),
     }
@@ -145,7 +145,7 @@ pub async fn subscribers(
     let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
     match state
         .app
-        .reports()
+        .ledger()
         .subscribers_page(status, q.after, limit)
         .await
     {
@@ -160,7 +160,7 @@ pub async fn subscribers(
 }
 
 pub async fn status(_: Admin, State(state): State<WebState>) -> Response {
-    match state.app.reports().issue_statuses(None).await {
+    match state.app.ledger().issue_statuses(None).await {
         Ok(s) => Json(s).into_response(),
         Err(e) => error(e),
     }

@@ -263,7 +263,7 @@ async fn health(
     axum::extract::State(state): axum::extract::State<WebState>,
 ) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
     use crate::schedule::{Health, Running};
-    let database = state.app.reports().database_answers().await;
+    let database = state.app.ledger().database_answers().await;
     let health = state.worker.as_ref().map_or(
         Health {
             worker: Running::NotHere,
@@ -311,8 +311,10 @@ fn retry_after(wait: Duration) -> (HeaderName, HeaderValue) {
 fn error_status(e: &Error) -> axum::http::StatusCode {
     use axum::http::StatusCode;
     match e {
-        Error::PostNotFound(_) | Error::IssueNotFound(_) => StatusCode::NOT_FOUND,
-        Error::Invalid(_) => StatusCode::BAD_REQUEST,
+        Error::PostNotFound(_) | Error::IssueNotFound(_) | Error::NotFound(_) => {
+            StatusCode::NOT_FOUND
+        }
+        Error::Invalid(_) | Error::Token(_) => StatusCode::BAD_REQUEST,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::Send { .. } => {
             tracing::warn!(error = %crate::error::chain(e), "request failed");

@@ -110,14 +110,14 @@ pub async fn subscribe(
 
 pub async fn confirm(State(state): State<WebState>, Path(token): Path<String>) -> Response {
     match state.app.subscriptions().confirm(&token, Utc::now()).await {
-        Ok(Ok(())) => {
+        Ok(()) => {
             // The welcome is queued: this process's worker sends it now.
             if let Some(worker) = &state.worker {
                 worker.wake();
             }
             message(&state, StatusCode::OK, "confirmed")
         }
-        Ok(Err(e)) => token_error(&state, e),
+        Err(Error::Token(e)) => token_error(&state, e),
         Err(e) => failed(&state, e),
     }
 }
@@ -151,8 +151,8 @@ pub async fn unsubscribe(State(state): State<WebState>, Path(token): Path<String
         .unsubscribe_by_token(&token, Utc::now())
         .await
     {
-        Ok(Ok(())) => message(&state, StatusCode::OK, "unsubscribed"),
-        Ok(Err(e)) => token_error(&state, e),
+        Ok(()) => message(&state, StatusCode::OK, "unsubscribed"),
+        Err(Error::Token(e)) => token_error(&state, e),
         Err(e) => failed(&state, e),
     }
 }
@@ -168,8 +168,8 @@ pub async fn preferences_page(
         .preferences(&token, Utc::now())
         .await
     {
-        Ok(Ok(view)) => preferences_view(&state, &view, None),
-        Ok(Err(e)) => token_error(&state, e),
+        Ok(view) => preferences_view(&state, &view, None),
+        Err(Error::Token(e)) => token_error(&state, e),
         Err(e) => failed(&state, e),
     }
 }
@@ -191,7 +191,7 @@ pub async fn save_preferences(
         .save_preferences(&token, prefs, Utc::now())
         .await
     {
-        Ok(Ok(saved)) => {
+        Ok(saved) => {
             // Posts that waited for the digest go now: this process's worker sends them.
             if saved.caught_up > 0 {
                 if let Some(worker) = &state.worker {
@@ -200,7 +200,7 @@ pub async fn save_preferences(
             }
             preferences_view(&state, &saved.page, Some(&saved))
         }
-        Ok(Err(e)) => token_error(&state, e),
+        Err(Error::Token(e)) => token_error(&state, e),
         Err(e) => failed(&state, e),
     }
 }

@@ -263,7 +263,7 @@ async fn reports_change_exactly_the_deliveries_they_name() {
     assert_eq!(status[0]["counts"]["bounced"], 1);
     assert!(site.cli(&["status"]).await.stdout.contains("0.3 %"));
 
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     site.write_post(
         "q.md",
         &post("둘째 편지", created + Duration::seconds(2), "본문"),

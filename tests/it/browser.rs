@@ -78,7 +78,7 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
     );
 
     // The next essay arrives; its unsubscribe link shows a button, and only the button acts.
-    let created = s.app.reports().created_at().await.unwrap();
+    let created = s.app.ledger().created_at().await.unwrap();
     site.write_post(
         "next.md",
         &post("다음 글", created + chrono::Duration::seconds(1), "본문"),

@@ -65,7 +65,7 @@ async fn a_reader_switches_to_the_weekly_digest_on_their_page() {
     let app = &s.app;
     site.add_subscribers(app, &["weekly@example.com", "every@example.com"])
         .await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
 
     // An essay arrives; its footer links to the reader's own page.
     site.write_post(
@@ -137,10 +137,10 @@ async fn a_reader_switches_to_the_weekly_digest_on_their_page() {
     assert_eq!(report.issues[0].kind, IssueKind::Digest);
     // The digest's log, by its key: `~ID` (as `status` lists it).
     let key = format!("~{}", report.issues[0].issue_id);
-    let statuses = app.reports().issue_statuses(Some(&key)).await.unwrap();
+    let statuses = app.ledger().issue_statuses(Some(&key)).await.unwrap();
     assert_eq!(statuses.len(), 1);
     assert_eq!(statuses[0].key, key);
-    let log = app.reports().delivery_log(&key, None).await.unwrap();
+    let log = app.ledger().delivery_log(&key, None).await.unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].email, "weekly@example.com");
     let by_reader = subjects_by_reader(&smtp);
@@ -178,7 +178,7 @@ async fn a_topic_reader_gets_only_their_topics_and_untagged_posts() {
     let app = &s.app;
     site.add_subscribers(app, &["essays@example.com", "all@example.com"])
         .await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     let token = app
         .links()
         .preferences(site.subscriber(app, "essays@example.com").await.unwrap().id);
@@ -370,7 +370,7 @@ async fn leaving_the_digest_sends_what_waited_for_it_at_once() {
 
     // Two essays in the week, then the digest with them is planned but not yet
     // sent, then a third essay after it.
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     let titles = ["하나", "둘", "셋"];
     let mut at = created;
     for (i, title) in titles[..2].iter().enumerate() {
@@ -411,7 +411,7 @@ async fn leaving_the_digest_sends_what_waited_for_it_at_once() {
         "the digest stays skipped"
     );
     let digest = app
-        .reports()
+        .ledger()
         .delivery_log(&format!("~{}", planned[0].issue_id), None)
         .await
         .unwrap();
@@ -486,7 +486,7 @@ async fn the_welcome_is_sent_once_per_confirmation_and_logged() {
     let app = &s.app;
     // Essays from before the list began (the archive) are what a welcome can offer
     // at once.
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     site.write_post(
         "older.md",
         &post("예전 글", created - Duration::days(3), "본문"),
@@ -532,7 +532,7 @@ async fn the_welcome_is_sent_once_per_confirmation_and_logged() {
     assert!(welcome.body_text(0).unwrap().contains("새 글의 본문"));
     assert!(welcome.header("List-Unsubscribe").is_some());
 
-    let statuses = app.reports().issue_statuses(None).await.unwrap();
+    let statuses = app.ledger().issue_statuses(None).await.unwrap();
     let welcomes: Vec<_> = statuses
         .iter()
         .filter(|i| i.kind == IssueKind::Welcome)
@@ -549,7 +549,7 @@ async fn two_hundred_entries_due_at_once_become_one_digest_per_reader() {
     let app = site.app().await;
     site.add_subscribers(&app, &["a@example.com", "b@example.com"])
         .await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     for i in 0..200 {
         site.write_post(
             &format!("entry-{i:03}.md"),
@@ -592,7 +592,7 @@ async fn a_paragraph_per_line_in_the_email_the_feeds_and_the_archive() {
     let s = RunningServer::start(&site, true).await;
     let app = &s.app;
     site.add_subscribers(app, &["reader@example.com"]).await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     // After the list began (so it is mailed) and already past (so the site shows it).
     let at = created + Duration::milliseconds(1);
     // The first author's essays: one line per paragraph, one long first line.
@@ -719,7 +719,7 @@ async fn forget_leaves_no_trace_of_an_address_and_keeps_the_counts() {
         .ingest(bounce.as_bytes(), posthorn::domain::ReportSource::Mail)
         .await
         .unwrap();
-    let before = app.reports().issue_statuses(Some("p")).await.unwrap();
+    let before = app.ledger().issue_statuses(Some("p")).await.unwrap();
     assert_eq!(
         before[0].counts[&DeliveryStatus::Bounced],
         1,
@@ -756,7 +756,7 @@ async fn forget_leaves_no_trace_of_an_address_and_keeps_the_counts() {
     }
 
     let app = site.app().await;
-    let after = app.reports().issue_statuses(Some("p")).await.unwrap();
+    let after = app.ledger().issue_statuses(Some("p")).await.unwrap();
     assert_eq!(before[0].counts, after[0].counts, "the counts are kept");
     assert_eq!(before[0].total, after[0].total);
     assert!(site.subscriber(&app, address).await.is_none());
@@ -776,7 +776,7 @@ async fn forget_leaves_no_trace_of_an_address_and_keeps_the_counts() {
     let new = site.subscriber(&app, address).await.unwrap();
     assert_ne!(new.id, old_id, "a new reader");
     assert!(new.name.is_empty());
-    let log = app.reports().delivery_log("p", None).await.unwrap();
+    let log = app.ledger().delivery_log("p", None).await.unwrap();
     assert_eq!(log.len(), 2, "the forgotten row stays in the log");
     assert!(log.iter().all(|r| r.email.to_ascii_lowercase() != key));
 }
@@ -839,7 +839,7 @@ async fn a_reply_that_arrives_after_forget_keeps_nothing_of_the_address() {
     let report = sender.await.unwrap().unwrap();
     assert_eq!(report.sent, 1, "the message on the wire is logged as sent");
 
-    let log = app.reports().delivery_log("p", None).await.unwrap();
+    let log = app.ledger().delivery_log("p", None).await.unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].status, "sent");
     let (row, events) = app.dashboard().delivery(log[0].id).await.unwrap();

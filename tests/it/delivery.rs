@@ -183,7 +183,7 @@ async fn an_unknown_user_bounces_at_once_and_a_spam_block_never_removes_a_reader
     ]
     .map(String::from);
     add(&site, &app, &emails).await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     site.write_post(
         "p1.md",
         &post("글 1", created + Duration::seconds(1), "본문"),
@@ -444,7 +444,7 @@ async fn digest_mode_sends_one_email_with_every_new_post() {
         &["a@example.com".to_string(), "b@example.com".to_string()],
     )
     .await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     let now = created + Duration::minutes(1);
     let first = app.tick().run_once(now, Stop::default()).await.unwrap();
     assert_eq!(first.deliveries.sent, 0, "nothing new, nothing sent");
@@ -553,7 +553,7 @@ async fn a_tick_still_running_is_not_started_twice() {
     let app = site.app().await;
     add(&site, &app, &addresses(200)).await;
     // Dated just after the database was made: new, and already published.
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     site.write_post(
         "p.md",
         &post("글", created + Duration::milliseconds(1), "본문"),
@@ -612,7 +612,7 @@ async fn a_server_deferring_ten_percent_ends_with_everyone_delivered_once() {
     let app = site.app().await;
     let emails = addresses(2000);
     add(&site, &app, &emails).await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
     let mut now = created + Duration::minutes(1);
     let first = app.tick().run_once(now, Stop::default()).await.unwrap();
@@ -710,7 +710,7 @@ async fn one_subscriber_with_many_issues_in_one_batch_gets_them_all() {
     site.append_config("[schedule]\nmax_new_per_tick = 100");
     let app = site.app().await;
     add(&site, &app, &["only@example.com".to_string()]).await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     for i in 0..20 {
         site.write_post(
             &format!("p{i}.md"),

@@ -19,7 +19,7 @@ async fn send_one(title: &str) -> (SmtpServer, TestSite, posthorn::App) {
     let site = TestSite::new(Some(smtp.port));
     let app = site.app().await;
     site.add_subscribers(&app, &["Reader@Example.COM"]).await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     site.write_post(
         "essay.md",
         &crate::support::post(title, created + Duration::seconds(1), BODY),
@@ -223,7 +223,7 @@ async fn bodies_travel_8bit_where_offered_and_a_name_cannot_break_the_wire() {
             })
             .collect();
         app.subscriptions().import(&rows, Utc::now()).await.unwrap();
-        let created = app.reports().created_at().await.unwrap();
+        let created = app.ledger().created_at().await.unwrap();
         site.write_post(
             "essay.md",
             &crate::support::post("긴 문단", created + Duration::seconds(1), &long),

@@ -67,7 +67,7 @@ async fn a_database_from_before_readers_choices_keeps_its_log() {
         "+++\ntitle = \"지난 글\"\ndate = 2026-01-01\n+++\n\n본문\n",
     );
     let app = site.app().await;
-    let statuses = app.reports().issue_statuses(None).await.unwrap();
+    let statuses = app.ledger().issue_statuses(None).await.unwrap();
     assert_eq!(statuses.len(), 1);
     assert_eq!(statuses[0].kind, IssueKind::Post);
     assert_eq!(statuses[0].counts[&DeliveryStatus::Sent], 1);
@@ -79,7 +79,7 @@ async fn a_database_from_before_readers_choices_keeps_its_log() {
 
     // The old post was planned long ago: a tick sends it to no one again, and
     // a new post reaches the active reader once.
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     site.write_post(
         "new.md",
         &crate::support::post("새 글", created + Duration::seconds(1), "본문"),
@@ -101,6 +101,6 @@ async fn a_database_from_before_readers_choices_keeps_its_log() {
         )
         .await
         .unwrap();
-    let after = app.reports().issue_statuses(Some("old")).await.unwrap();
+    let after = app.ledger().issue_statuses(Some("old")).await.unwrap();
     assert_eq!(after[0].total, 2, "the forgotten reader's row still counts");
 }

@@ -34,7 +34,7 @@ async fn first_check_sends_no_archive_then_each_new_post_once_to_every_active_su
         .await
         .unwrap();
 
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     let first = app
         .tick()
         .run_once(created + Duration::seconds(1), Stop::default())
@@ -125,7 +125,7 @@ async fn renaming_or_editing_a_post_keeps_its_identity() {
     let site = TestSite::new(Some(smtp.port));
     let app = site.app().await;
     site.add_subscribers(&app, &["a@example.com"]).await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     let date = created + Duration::seconds(1);
     site.write_post("draft-name.md", &post("이름 바꾸기", date, "처음 본문"));
     let now = created + Duration::minutes(1);
@@ -171,7 +171,7 @@ async fn drafts_email_false_and_scheduled_posts() {
     let site = TestSite::new(Some(smtp.port));
     let app = site.app().await;
     site.add_subscribers(&app, &["a@example.com"]).await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     let soon = created + Duration::seconds(1);
     site.write_post(
         "draft.md",
@@ -237,7 +237,7 @@ async fn smtp_replies_decide_sent_retrying_failed_and_a_down_server_loses_nothin
         ],
     )
     .await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     site.write_post(
         "p.md",
         &post("Post", created + Duration::seconds(1), "Body"),
@@ -296,7 +296,7 @@ async fn smtp_replies_decide_sent_retrying_failed_and_a_down_server_loses_nothin
     let app = site.app().await;
     site.add_subscribers(&app, &["a@example.com", "b@example.com"])
         .await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     site.write_post(
         "p.md",
         &post("Post", created + Duration::seconds(1), "Body"),

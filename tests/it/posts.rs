@@ -100,7 +100,7 @@ async fn a_post_cannot_write_a_readers_address_into_their_email() {
     let app = site.app().await;
     site.add_subscribers(&app, &["a@example.com", "b@example.com"])
         .await;
-    let created = app.reports().created_at().await.unwrap();
+    let created = app.ledger().created_at().await.unwrap();
     site.write_post(
         "fields.md",
         &post(

@@ -99,7 +99,7 @@ async fn subscribe_confirm_receive_and_unsubscribe_in_one_click() {
     assert_eq!(smtp.messages().len(), 1);
 
     // The next essay arrives, with a working one-click unsubscribe.
-    let created = s.app.reports().created_at().await.unwrap();
+    let created = s.app.ledger().created_at().await.unwrap();
     site.write_post(
         "next.md",
         &post("다음 글", created + Duration::seconds(1), "본문"),
@@ -277,7 +277,7 @@ async fn unsubscribing_skips_queued_deliveries_at_once() {
     let s = RunningServer::start(&site, true).await;
     site.add_subscribers(&s.app, &["a@example.com", "b@example.com"])
         .await;
-    let created = s.app.reports().created_at().await.unwrap();
+    let created = s.app.ledger().created_at().await.unwrap();
     site.write_post("p.md", &post("글", created + Duration::seconds(1), "본문"));
     let now = created + Duration::minutes(1);
     s.app.tick().sync_posts(now).await.unwrap();
@@ -483,12 +483,7 @@ async fn bots_floods_and_bad_input_get_4xx_and_store_nothing_bad() {
     }
     let stored = site.subscriber(&s.app, "n@example.com").await.unwrap();
     assert_eq!(stored.name, typed);
-    let count = s
-        .app
-        .reports()
-        .subscribers_page(None, 0, 100)
-        .await
-        .unwrap();
+    let count = s.app.ledger().subscribers_page(None, 0, 100).await.unwrap();
     assert_eq!(count.len(), 1, "only the one valid request was stored");
     assert_eq!(smtp.messages().len(), 1);
 

@@ -330,7 +330,7 @@ async fn fetch_errors_change_nothing_and_the_next_good_fetch_works() {
     blog.set(tistory(None), "application/rss+xml");
     let (site, app) = site_following(&blog, "/feed", &smtp).await;
     tick(&app).await;
-    let before = app.reports().sources().await.unwrap()[0].clone();
+    let before = app.ledger().sources().await.unwrap()[0].clone();
 
     blog.set(
         tistory(Some(Item {
@@ -359,7 +359,7 @@ async fn fetch_errors_change_nothing_and_the_next_good_fetch_works() {
             upstream.error
         );
         assert!(report.issues.is_empty(), "{mode:?}");
-        let after = app.reports().sources().await.unwrap()[0].clone();
+        let after = app.ledger().sources().await.unwrap()[0].clone();
         assert_eq!(
             (after.etag, after.entries),
             (before.etag.clone(), before.entries),
@@ -421,7 +421,7 @@ async fn scripts_are_removed_and_atom_euc_kr_and_redirects_work() {
     // Configured at an old address that redirects permanently.
     let (_site, app) = site_following(&blog, "/old-feed", &smtp).await;
     tick(&app).await;
-    let source = app.reports().sources().await.unwrap()[0].clone();
+    let source = app.ledger().sources().await.unwrap()[0].clone();
     assert_eq!(
         source.fetch_url,
         format!("{}/feed", blog.base),
@@ -679,7 +679,7 @@ async fn a_redirect_to_a_private_address_is_refused_before_anything_is_sent() {
             0,
             "{target}: nothing was sent there"
         );
-        let source = app.reports().sources().await.unwrap()[0].clone();
+        let source = app.ledger().sources().await.unwrap()[0].clone();
         assert_eq!(
             (
                 source.entries,

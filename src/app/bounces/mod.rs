@@ -106,13 +106,13 @@ impl Bounces {
             .store
             .subscriber_by_email(&address)
             .await?
-            .ok_or_else(|| Error::Invalid(format!("{address} is not a subscriber")))?;
+            .ok_or_else(|| Error::NotFound(format!("{address} is not a subscriber")))?;
         let delivery = self
             .context
             .store
             .delivery_of(issue.id, subscriber.id)
             .await?
-            .ok_or_else(|| Error::Invalid(format!("`{slug}` was not sent to {address}")))?;
+            .ok_or_else(|| Error::NotFound(format!("`{slug}` was not sent to {address}")))?;
         self.context.store.delivery_history(delivery).await
     }
 }

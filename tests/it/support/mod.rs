@@ -207,7 +207,7 @@ from = "Jerry <essays@example.com>"
     /// Writes `file`, dated one second after the database was made (so it is a new
     /// post, not archive), and returns a clock reading when it is due: a minute on.
     pub async fn new_post(&self, app: &App, file: &str, title: &str) -> DateTime<Utc> {
-        let created = app.reports().created_at().await.expect("created_at");
+        let created = app.ledger().created_at().await.expect("created_at");
         self.write_post(
             file,
             &post(title, created + chrono::Duration::seconds(1), "본문"),
@@ -241,7 +241,7 @@ from = "Jerry <essays@example.com>"
 
     /// The delivery log of the issue of `slug`, in row order.
     pub async fn log(&self, app: &App, slug: &str) -> Vec<DeliveryLogRow> {
-        app.reports()
+        app.ledger()
             .delivery_log(slug, None)
             .await
             .expect("delivery log")

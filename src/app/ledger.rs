@@ -1,5 +1,5 @@
-//! What the log says: issue statuses, one issue's deliveries, the upstream feeds,
-//! the subscriber list. Reads only.
+//! The ledger: what the log says. Issue statuses, one issue's deliveries, the
+//! upstream feeds, the subscriber list. Reads only.
 
 use std::sync::Arc;
 
@@ -11,13 +11,13 @@ use crate::error::Error;
 use crate::store::{DeliveryLogRow, IssueStatus, Source, Subscriber};
 
 #[derive(Clone)]
-pub struct Reports {
+pub struct Ledger {
     context: Arc<Context>,
 }
 
-impl Reports {
-    pub(super) fn new(context: Arc<Context>) -> Reports {
-        Reports { context }
+impl Ledger {
+    pub(super) fn new(context: Arc<Context>) -> Ledger {
+        Ledger { context }
     }
 
     /// Delivery counts per status for every issue (or the one of `slug`), newest first.

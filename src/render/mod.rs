@@ -51,6 +51,7 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = embedded![
     "admin-subscribers.html.hbs",
     "admin-subscriber.html.hbs",
     "admin-bounces.html.hbs",
+    "admin-error.html.hbs",
 ];
 
 /// The dashboard's words, by language: a template file like the others.

@@ -63,14 +63,31 @@ impl FromRequestParts<WebState> for Admin {
     }
 }
 
-fn error(e: Error) -> Response {
-    (error_status(&e), Json(json!({ "error": e.to_string() }))).into_response()
+/// An admin API request that failed, answered as `{"error": "…"}` with the
+/// status the error calls for.
+pub struct ApiError(Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = error_status(&self.0);
+        (status, Json(json!({ "error": self.0.to_string() }))).into_response()
+    }
 }
 
 /// `POST /api/posts/{slug}/send`: queues the post as `posthorn send SLUG --yes`
 /// does, answers 202 with the number queued, and wakes this process's worker,
 /// which delivers it (with no worker here, the next tick of any worker does).
-pub async fn send(_: Admin, State(state): State<WebState>, Path(slug): Path<String>) -> Response {
+pub async fn send(
+    _: Admin,
+    State(state): State<WebState>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
     let publishing = state.app.publishing();
     let now = Utc::now();
     let queued = async {
@@ -78,19 +95,22 @@ pub async fn send(_: Admin, State(state): State<WebState>, Path(slug): Path<Stri
         publishing.enqueue(&post, now).await
     }
     .await;
-    match queued {
-        Ok(enqueued) => {
-            if let Some(worker) = &state.worker {
-                worker.wake();
-            }
-            (
-                StatusCode::ACCEPTED,
-                Json(json!({ "slug": slug, "issue_id": enqueued.issue_id, "queued": enqueued.queued })),
-            )
-                .into_response()
-        }
-        Err(e) => error(e),
+    let enqueued = queued?;
+    if let Some(worker) = &state.worker {
+        worker.wake();
     }
+    let body = json!({ "slug": slug, "issue_id": enqueued.issue_id, "queued": enqueued.queued });
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+/// A status from the query string, parsed; a wrong one is the request's fault.
+fn parse_status<S: std::str::FromStr<Err = String>>(
+    given: Option<&str>,
+) -> Result<Option<S>, ApiError> {
+    Ok(given
+        .map(str::parse::<S>)
+        .transpose()
+        .map_err(Error::Invalid)?)
 }
 
 #[derive(Deserialize)]
@@ -103,20 +123,10 @@ pub async fn deliveries(
     State(state): State<WebState>,
     Path(slug): Path<String>,
     Query(q): Query<DeliveriesQuery>,
-) -> Response {
-    let status = match q
-        .status
-        .as_deref()
-        .map(str::parse::<DeliveryStatus>)
-        .transpose()
-    {
-        Ok(s) => s,
-        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response(),
-    };
-    match state.app.ledger().delivery_log(&slug, status).await {
-        Ok(rows) => Json(rows).into_response(),
-        Err(e) => error(e),
-    }
+) -> Result<Response, ApiError> {
+    let status = parse_status::<DeliveryStatus>(q.status.as_deref())?;
+    let rows = state.app.ledger().delivery_log(&slug, status).await?;
+    Ok(Json(rows).into_response())
 }
 
 #[derive(Deserialize)]
@@ -132,38 +142,23 @@ pub async fn subscribers(
     _: Admin,
     State(state): State<WebState>,
     Query(q): Query<SubscribersQuery>,
-) -> Response {
-    let status = match q
-        .status
-        .as_deref()
-        .map(str::parse::<SubscriberStatus>)
-        .transpose()
-    {
-        Ok(s) => s,
-        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response(),
-    };
+) -> Result<Response, ApiError> {
+    let status = parse_status::<SubscriberStatus>(q.status.as_deref())?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 1000);
-    match state
+    let page = state
         .app
         .ledger()
         .subscribers_page(status, q.after, limit)
-        .await
-    {
-        Ok(page) => {
-            let next = (page.len() as i64 == limit)
-                .then(|| page.last().map(|s| s.id))
-                .flatten();
-            Json(json!({ "subscribers": page, "next_after": next })).into_response()
-        }
-        Err(e) => error(e),
-    }
+        .await?;
+    let next = (page.len() as i64 == limit)
+        .then(|| page.last().map(|s| s.id))
+        .flatten();
+    Ok(Json(json!({ "subscribers": page, "next_after": next })).into_response())
 }
 
-pub async fn status(_: Admin, State(state): State<WebState>) -> Response {
-    match state.app.ledger().issue_statuses(None).await {
-        Ok(s) => Json(s).into_response(),
-        Err(e) => error(e),
-    }
+pub async fn status(_: Admin, State(state): State<WebState>) -> Result<Response, ApiError> {
+    let statuses = state.app.ledger().issue_statuses(None).await?;
+    Ok(Json(statuses).into_response())
 }
 
 #[derive(Deserialize)]
@@ -177,13 +172,8 @@ pub async fn forget(
     _: Admin,
     State(state): State<WebState>,
     Json(body): Json<ForgetRequest>,
-) -> Response {
-    let email = match crate::domain::EmailAddress::parse(&body.email) {
-        Ok(e) => e,
-        Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response(),
-    };
-    match state.app.subscriptions().forget(&email, Utc::now()).await {
-        Ok(forgotten) => Json(forgotten).into_response(),
-        Err(e) => error(e),
-    }
+) -> Result<Response, ApiError> {
+    let email = crate::domain::EmailAddress::parse(&body.email).map_err(Error::Invalid)?;
+    let forgotten = state.app.subscriptions().forget(&email, Utc::now()).await?;
+    Ok(Json(forgotten).into_response())
 }

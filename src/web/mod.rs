@@ -3,9 +3,9 @@
 
 pub mod admin;
 pub mod dashboard;
+pub mod forms;
 pub mod headers;
 pub mod limit;
-pub mod pages;
 pub mod site;
 pub mod webhooks;
 
@@ -33,7 +33,6 @@ use crate::schedule::Ticker;
 use headers::Policies;
 use limit::IpLimiter;
 use site::SiteCache;
-use webhooks::WEBHOOK_BODY_LIMIT;
 
 /// A request's head must arrive within this long, and so must the next one's on
 /// a connection kept alive: a half-sent request holds a connection no longer.
@@ -177,7 +176,6 @@ async fn accept_failed(e: std::io::Error) {
 
 fn router(state: WebState) -> Router {
     let policies = Arc::new(Policies::new(state.app.links().home()));
-    let timeout = |limit| TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit);
     let site = Router::new()
         .route("/", get(site::index))
         .route("/index.html", get(site::index))
@@ -187,49 +185,7 @@ fn router(state: WebState) -> Router {
         .route("/posts/{slug}", get(site::post))
         .route("/posts/{slug}/", get(site::post))
         .route("/posts/{slug}/{*path}", get(site::asset))
-        .route(
-            "/subscribe",
-            get(pages::subscribe_form).post(pages::subscribe),
-        )
-        .route("/confirm/{token}", get(pages::confirm))
-        .route(
-            "/unsubscribe/{token}",
-            get(pages::unsubscribe_page).post(pages::unsubscribe),
-        )
-        .route(
-            "/preferences/{token}",
-            get(pages::preferences_page).post(pages::save_preferences),
-        )
-        .route("/admin", get(dashboard::home))
-        .route("/admin/", get(dashboard::home))
-        .route("/admin/issue.js", get(dashboard::issue_script))
-        .route("/admin/login", post(dashboard::login))
-        .route("/admin/logout", post(dashboard::logout))
-        .route("/admin/posts", get(dashboard::posts))
-        .route("/admin/posts/{slug}", get(dashboard::post))
-        .route("/admin/posts/{slug}/email.html", get(dashboard::email_html))
-        .route(
-            "/admin/posts/{slug}/send",
-            get(dashboard::send_confirm).post(dashboard::send),
-        )
-        .route("/admin/issues/{slug}", get(dashboard::issue))
-        .route(
-            "/admin/issues/{slug}/progress",
-            get(dashboard::issue_progress),
-        )
-        .route("/admin/issues/{slug}/retry", post(dashboard::retry))
-        .route("/admin/deliveries/{id}", get(dashboard::delivery))
-        .route(
-            "/admin/subscribers",
-            get(dashboard::subscribers).post(dashboard::add_subscriber),
-        )
-        .route("/admin/subscribers/{id}", get(dashboard::subscriber))
-        .route(
-            "/admin/subscribers/{id}/unsubscribe",
-            post(dashboard::unsubscribe),
-        )
-        .route("/admin/subscribers/{id}/forget", post(dashboard::forget))
-        .route("/admin/bounces", get(dashboard::bounces))
+        .merge(forms::router(&state))
         .route("/api/posts/{slug}/send", post(admin::send))
         .route("/api/posts/{slug}/deliveries", get(admin::deliveries))
         .route("/api/subscribers", get(admin::subscribers))
@@ -240,15 +196,7 @@ fn router(state: WebState) -> Router {
         // up, a few at a time and up to their own limit.
         .route("/webhooks/{provider}", post(webhooks::receive))
         .route_layer(timeout(REQUEST_TIMEOUT));
-    let long = Router::new()
-        .route("/admin/posts/{slug}/test", post(dashboard::send_test))
-        .route("/admin/subscribers.csv", get(dashboard::export))
-        .route(
-            "/admin/subscribers/import",
-            post(dashboard::import).layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT * 4)),
-        )
-        .route_layer(timeout(LONG_REQUEST_TIMEOUT));
-    site.merge(long)
+    site.merge(dashboard::router(&state))
         // Forms and one-click posts are tiny; anything big is not for us.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .fallback(site::not_found)
@@ -298,6 +246,11 @@ async fn health(
         axum::http::StatusCode::SERVICE_UNAVAILABLE
     };
     (status, axum::Json(body))
+}
+
+/// Answers `408` to a request not done within `limit`.
+fn timeout(limit: Duration) -> TimeoutLayer {
+    TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, limit)
 }
 
 /// `Retry-After` in whole seconds, at least one.

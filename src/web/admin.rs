@@ -88,17 +88,11 @@ pub async fn send(
     State(state): State<WebState>,
     Path(slug): Path<String>,
 ) -> Result<Response, ApiError> {
-    let publishing = state.app.publishing();
-    let now = Utc::now();
-    let queued = async {
-        let post = publishing.find(&slug, now).await?;
-        publishing.enqueue(&post, now).await
-    }
-    .await;
-    let enqueued = queued?;
-    if let Some(worker) = &state.worker {
-        worker.wake();
-    }
+    let enqueued = state
+        .app
+        .publishing()
+        .queue(&slug, Utc::now(), &state.worker)
+        .await?;
     let body = json!({ "slug": slug, "issue_id": enqueued.issue_id, "queued": enqueued.queued });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }

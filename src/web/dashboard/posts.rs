@@ -192,16 +192,10 @@ pub async fn send(
     Path(slug): Path<String>,
     CsrfForm(()): CsrfForm,
 ) -> Result<Response, PageError> {
-    let now = Utc::now();
-    let publishing = state.app.publishing();
-    let queued = async {
-        let post = publishing.find(&slug, now).await?;
-        publishing.enqueue(&post, now).await
-    }
-    .await;
-    queued?;
-    if let Some(worker) = &state.worker {
-        worker.wake();
-    }
+    state
+        .app
+        .publishing()
+        .queue(&slug, Utc::now(), &state.worker)
+        .await?;
     Ok(Redirect::to(&format!("/admin/issues/{}", path_part(&slug))).into_response())
 }

@@ -28,7 +28,7 @@ pub use bounces::{Claim, Reader, Reading};
 pub use dashboard::{Dashboard, IssueCounts, NewSession, Overview, GROWTH_DAYS, SESSION_IDLE};
 pub use publishing::Publishing;
 pub use publishing::{Enqueued, Plan, PreviewFormat};
-pub use publishing::{InProcess, Wake};
+pub use publishing::{InProcess, Worker};
 pub use reports::Reports;
 pub use subscriptions::{
     Added, ImportReport, PreferencesPage, Rejected, SavedChoices, Subscriptions, TopicChoice,

@@ -70,7 +70,7 @@ impl Health {
 }
 
 /// What the admin API and the dashboard wake after queueing a send.
-impl crate::app::Wake for Ticker {
+impl crate::app::Worker for Ticker {
     fn wake(&self) {
         Ticker::wake(self);
     }

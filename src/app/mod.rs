@@ -24,13 +24,13 @@ mod webhooks;
 
 use std::sync::Arc;
 
-pub use bounces::{read, tracks, Bounces, Ingested, MailboxPoll};
+pub use bounces::{Bounces, Ingested, MailboxPoll};
 pub use bounces::{Claim, Reader, Reading};
 pub use dashboard::{Dashboard, IssueCounts, NewSession, Overview, GROWTH_DAYS, SESSION_IDLE};
 pub use ledger::Ledger;
 pub use publishing::Publishing;
 pub use publishing::{Enqueued, Plan, PreviewFormat};
-pub use publishing::{InProcess, Wake};
+pub use publishing::{InProcess, Worker};
 pub use subscriptions::{
     read_csv, Added, CsvRows, ImportSummary, PreferencesPage, Rejected, SavedChoices,
     Subscriptions, TopicChoice,

@@ -38,13 +38,13 @@ pub struct Enqueued {
 
 /// Who delivers what [`Publishing::queue`] queued. The scheduler's worker
 /// lives above this layer, so it comes in as this trait.
-pub trait Wake: Send + Sync {
+pub trait Worker: Send + Sync {
     /// Asks for what is due to be delivered soon.
     fn wake(&self);
 }
 
 /// With no worker in this process, the next tick of any worker delivers.
-impl<W: Wake + ?Sized> Wake for Option<Arc<W>> {
+impl<W: Worker + ?Sized> Worker for Option<Arc<W>> {
     fn wake(&self) {
         if let Some(worker) = self {
             worker.wake();
@@ -55,7 +55,7 @@ impl<W: Wake + ?Sized> Wake for Option<Arc<W>> {
 /// Nobody to wake: the caller delivers in this process, as `posthorn send` does.
 pub struct InProcess;
 
-impl Wake for InProcess {
+impl Worker for InProcess {
     fn wake(&self) {}
 }
 
@@ -112,7 +112,7 @@ impl Publishing {
         &self,
         slug: &str,
         now: DateTime<Utc>,
-        worker: &dyn Wake,
+        worker: &dyn Worker,
     ) -> Result<Enqueued, Error> {
         let post = self.find(slug, now).await?;
         let enqueued = self.enqueue(&post, now).await?;

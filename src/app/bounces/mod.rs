@@ -19,13 +19,13 @@ use std::sync::{Arc, Mutex};
 
 use super::Context;
 use crate::bounces::webhooks::{ReplayGuard, SendgridKey};
-use crate::bounces::{Report, ReportKind};
+use crate::bounces::ReportKind;
 use crate::domain::{MatchedBy, ReportEffect, ReportSource};
 use crate::error::Error;
 use crate::store::{EventRow, ReportRow};
 
 pub use mailbox::MailboxPoll;
-pub use reading::{fingerprint, read, tracks, Claim, Reader, Reading};
+pub use reading::{fingerprint, Claim, Reader, Reading};
 
 /// What one report did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -81,14 +81,9 @@ impl Bounces {
         self
     }
 
-    /// Reads a message without touching the database.
-    pub fn parse(&self, raw: &[u8]) -> Result<Report, Error> {
-        self.reader.report(raw)
-    }
-
     /// Reads one message and records what it means.
     pub async fn ingest(&self, raw: &[u8], source: ReportSource) -> Result<Ingested, Error> {
-        let report = self.parse(raw)?;
+        let report = self.reader.report(raw)?;
         self.record(&report, &fingerprint(raw), source).await
     }
 

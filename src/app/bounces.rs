@@ -17,9 +17,10 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 
 use super::Context;
-use crate::bounces::imap::{ImapError, Mailbox, MailboxAddress, Watermark};
+use crate::bounces::imap::{ImapError, Mailbox, Watermark};
 use crate::bounces::webhooks::{ReplayGuard, SendgridKey};
 use crate::bounces::{self, Action, Report, ReportKind, Tracks};
+use crate::config::MailboxUrl;
 use crate::domain::{hex, EventKind, MatchedBy, ReportEffect, ReportSource};
 use crate::error::Error;
 use crate::store::{BouncePolicy, EventRow, NewReport, ReportRow, Target};
@@ -282,15 +283,14 @@ impl Bounces {
     /// cannot be reached is reported, not fatal; a database that fails is.
     pub async fn poll_mailbox(&self) -> Result<Option<MailboxPoll>, Error> {
         let config = &self.context.config.bounces;
-        let Some(url) = &config.imap_url else {
+        let Some(address) = &config.imap_url else {
             return Ok(None);
         };
-        let address = MailboxAddress::parse(url).map_err(|e| Error::Config(e.to_string()))?;
         let mut poll = MailboxPoll {
             mailbox: address.name(),
             ..MailboxPoll::default()
         };
-        match self.poll(&address, &mut poll).await {
+        match self.poll(address, &mut poll).await {
             Ok(()) => {}
             Err(PollStop::Imap(e)) => {
                 tracing::warn!(mailbox = %poll.mailbox, error = %e, "the bounce mailbox could not be read; trying again next tick");
@@ -301,7 +301,7 @@ impl Bounces {
         Ok(Some(poll))
     }
 
-    async fn poll(&self, address: &MailboxAddress, poll: &mut MailboxPoll) -> Result<(), PollStop> {
+    async fn poll(&self, address: &MailboxUrl, poll: &mut MailboxPoll) -> Result<(), PollStop> {
         let config = &self.context.config.bounces;
         let store = &self.context.store;
         let password = config.imap_password.as_ref().map_or("", |p| p.expose());
@@ -420,7 +420,7 @@ async fn folder(
 /// The marks posthorn leaves on its mail, from the config.
 pub fn tracks(config: &crate::config::Config) -> Tracks {
     Tracks::new(
-        config.bounces.verp(),
+        config.bounces.return_path.as_ref(),
         Some(&config.email.from.domain().to_ascii_lowercase()),
     )
 }

@@ -73,7 +73,8 @@ impl Context {
         planning: &mut Planning,
         now: DateTime<Utc>,
     ) -> Result<Vec<Planned>, Error> {
-        let schedule = &self.config.schedule.digest;
+        let cron = &self.config.schedule.digest;
+        let schedule = cron.as_str();
         let tz = self.config.site.timezone;
         let next = planning.meta_time(DIGEST_NEXT).await?;
         let same_schedule = planning.meta(DIGEST_CRON).await?.as_deref() == Some(schedule);
@@ -117,7 +118,7 @@ impl Context {
             );
         }
         if due.is_some() || next.is_none() || !same_schedule {
-            let next = crate::config::next_time(schedule, tz, now).ok_or_else(|| {
+            let next = crate::config::next_time(cron, tz, now).ok_or_else(|| {
                 Error::Config(format!("schedule.digest `{schedule}` never fires"))
             })?;
             planning.set_meta_time(DIGEST_NEXT, next).await?;

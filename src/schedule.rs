@@ -14,9 +14,10 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{Mutex, Notify};
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::{Job, JobBuilder, JobScheduler, JobSchedulerError, JobToRunAsync};
 
 use crate::app::{Tick, TickReport};
+use crate::config::{next_time, Cron};
 use crate::delivery::Stop;
 use crate::error::{catch_panic, caught_panics, Error};
 
@@ -35,7 +36,7 @@ pub struct Ticker {
 /// its next time has passed by more than [`CRON_GRACE`].
 #[derive(Debug, Clone)]
 struct Heartbeat {
-    cron: String,
+    cron: Cron,
     tz: chrono_tz::Tz,
     last: DateTime<Utc>,
 }
@@ -98,7 +99,7 @@ impl Ticker {
         let beat = self.cron.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let scheduler = match beat {
             None => Running::NotHere,
-            Some(b) => match crate::config::next_time(&b.cron, b.tz, b.last) {
+            Some(b) => match next_time(&b.cron, b.tz, b.last) {
                 Some(next) if now > next + CRON_GRACE => Running::No,
                 _ => Running::Yes,
             },
@@ -111,9 +112,9 @@ impl Ticker {
     }
 
     /// The cron job fired (or was just started) at `now`.
-    fn beat(&self, cron: &str, tz: chrono_tz::Tz, now: DateTime<Utc>) {
+    fn beat(&self, cron: &Cron, tz: chrono_tz::Tz, now: DateTime<Utc>) {
         *self.cron.lock().unwrap_or_else(|e| e.into_inner()) = Some(Heartbeat {
-            cron: cron.to_string(),
+            cron: cron.clone(),
             tz,
             last: now,
         });
@@ -197,34 +198,54 @@ impl Ticker {
 /// time). They run until the returned scheduler is shut down.
 pub async fn start(
     ticker: Arc<Ticker>,
-    cron: &str,
-    digest: &str,
+    cron: &Cron,
+    digest: &Cron,
     tz: chrono_tz::Tz,
 ) -> Result<JobScheduler, Error> {
-    let scheduler_error =
-        |e: tokio_cron_scheduler::JobSchedulerError| Error::Config(format!("scheduler: {e}"));
+    let scheduler_error = |e: JobSchedulerError| Error::Config(format!("scheduler: {e}"));
     let scheduler = JobScheduler::new().await.map_err(scheduler_error)?;
     let digest_ticker = ticker.clone();
     ticker.beat(cron, tz, Utc::now());
-    let cron_text = cron.to_string();
-    let job = Job::new_async_tz(cron, tz, move |_, _| {
-        let ticker = ticker.clone();
-        ticker.beat(&cron_text, tz, Utc::now());
-        Box::pin(async move {
-            // The tick runs in its own task so a slow one never blocks the scheduler.
-            tokio::spawn(async move {
-                ticker.tick().await;
-            });
-        })
-    })
+    let beating = cron.clone();
+    let tick_job = job(
+        cron,
+        tz,
+        Box::new(move |_, _| {
+            let ticker = ticker.clone();
+            ticker.beat(&beating, tz, Utc::now());
+            Box::pin(async move {
+                // The tick runs in its own task so a slow one never blocks the scheduler.
+                tokio::spawn(async move {
+                    ticker.tick().await;
+                });
+            })
+        }),
+    )
     .map_err(scheduler_error)?;
-    scheduler.add(job).await.map_err(scheduler_error)?;
-    let digest_job = Job::new_async_tz(digest, tz, move |_, _| {
-        let ticker = digest_ticker.clone();
-        Box::pin(async move { ticker.wake() })
-    })
+    scheduler.add(tick_job).await.map_err(scheduler_error)?;
+    let digest_job = job(
+        digest,
+        tz,
+        Box::new(move |_, _| {
+            let ticker = digest_ticker.clone();
+            Box::pin(async move { ticker.wake() })
+        }),
+    )
     .map_err(scheduler_error)?;
     scheduler.add(digest_job).await.map_err(scheduler_error)?;
     scheduler.start().await.map_err(scheduler_error)?;
     Ok(scheduler)
+}
+
+/// A job on the schedule the config parsed: the scheduler is given it as it is,
+/// not as text to parse again.
+fn job(cron: &Cron, tz: chrono_tz::Tz, run: Box<JobToRunAsync>) -> Result<Job, JobSchedulerError> {
+    JobBuilder {
+        schedule: Some(cron.schedule().clone()),
+        ..JobBuilder::new()
+            .with_timezone(tz)
+            .with_cron_job_type()
+            .with_run_async(run)
+    }
+    .build()
 }

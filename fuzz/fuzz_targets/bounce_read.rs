@@ -9,7 +9,7 @@ use posthorn::bounces::{self, Tracks};
 
 static TRACKS: LazyLock<Tracks> = LazyLock::new(|| {
     Tracks::new(
-        Some(("bounces".into(), "example.com".into())),
+        posthorn::config::ReturnPath::parse("bounces@example.com").ok().as_ref(),
         Some("example.com"),
     )
 });

@@ -143,10 +143,6 @@ impl App {
             )?)),
             None => None,
         };
-        if let Some(url) = &config.bounces.imap_url {
-            crate::bounces::imap::MailboxAddress::parse(url)
-                .map_err(|e| Error::Config(e.to_string()))?;
-        }
         let sendgrid_key = match &config.bounces.sendgrid_public_key {
             Some(key) => Some(SendgridKey::parse(key).map_err(Error::Config)?),
             None => None,

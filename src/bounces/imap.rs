@@ -6,25 +6,22 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::MAX_REPORT_BYTES;
+use crate::config::MailboxUrl;
 use async_imap::Session;
 use futures_util::TryStreamExt;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::CertificateDer;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
-use url::Url;
-
-use super::MAX_REPORT_BYTES;
 
 /// How long one network step may take before the poll gives up until next tick.
 const STEP_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
-    #[error("bounces.imap_url: {0}")]
-    Url(String),
     #[error("cannot read the CA file {path}: {source}")]
     CaFile {
         path: PathBuf,
@@ -46,60 +43,6 @@ pub enum ImapError {
     Timeout(&'static str),
     #[error("the IMAP server closed the connection before its greeting")]
     NoGreeting,
-}
-
-/// Where to poll, parsed from `imaps://user@host:993/FOLDER`.
-#[derive(Debug, Clone)]
-pub struct MailboxAddress {
-    host: String,
-    port: u16,
-    user: String,
-    folder: String,
-}
-
-impl MailboxAddress {
-    pub fn parse(url: &Url) -> Result<MailboxAddress, ImapError> {
-        if url.scheme() != "imaps" {
-            return Err(ImapError::Url(format!(
-                "`{}` is not supported: use imaps:// (IMAP over TLS), so that the password never travels in the clear",
-                url.scheme()
-            )));
-        }
-        let host = url
-            .host_str()
-            .ok_or_else(|| ImapError::Url("no host".into()))?
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let user = percent_encoding::percent_decode_str(url.username())
-            .decode_utf8()
-            .map_err(|_| ImapError::Url("the user name is not UTF-8".into()))?
-            .into_owned();
-        if user.is_empty() {
-            return Err(ImapError::Url(
-                "no user: imaps://USER@host/FOLDER (write @ in the user as %40)".into(),
-            ));
-        }
-        let folder = percent_encoding::percent_decode_str(url.path().trim_start_matches('/'))
-            .decode_utf8()
-            .map_err(|_| ImapError::Url("the folder is not UTF-8".into()))?
-            .into_owned();
-        Ok(MailboxAddress {
-            host,
-            port: url.port().unwrap_or(993),
-            user,
-            folder: if folder.is_empty() {
-                "INBOX".into()
-            } else {
-                folder
-            },
-        })
-    }
-
-    /// The address without secrets, to name the mailbox in logs and state.
-    pub fn name(&self) -> String {
-        format!("{}@{}:{}/{}", self.user, self.host, self.port, self.folder)
-    }
 }
 
 /// Messages that arrived after a given UID, in a mailbox whose UIDs are valid
@@ -136,20 +79,19 @@ pub struct Mailbox {
 
 impl Mailbox {
     pub async fn open(
-        address: &MailboxAddress,
+        address: &MailboxUrl,
         password: &str,
         ca_file: Option<&Path>,
     ) -> Result<Mailbox, ImapError> {
         let connector = TlsConnector::from(Arc::new(tls_config(ca_file)?));
-        let target = format!("{}:{}", address.host, address.port);
+        let target = address.address();
         let tcp = step("connect", TcpStream::connect(&target))
             .await?
             .map_err(|source| ImapError::Connect {
                 address: target.clone(),
                 source,
             })?;
-        let name = ServerName::try_from(address.host.clone())
-            .map_err(|_| ImapError::Url(format!("`{}` is not a host name", address.host)))?;
+        let name = address.server_name().clone();
         let tls = step("TLS handshake", connector.connect(name, tcp))
             .await?
             .map_err(|source| ImapError::Connect {
@@ -161,10 +103,10 @@ impl Mailbox {
             .await?
             .map_err(|source| imap("greeting", source.into()))?
             .ok_or(ImapError::NoGreeting)?;
-        let mut session = step("login", client.login(&address.user, password))
+        let mut session = step("login", client.login(address.user(), password))
             .await?
             .map_err(|(e, _)| imap("login", e))?;
-        let selected = step("select", session.select(&address.folder))
+        let selected = step("select", session.select(address.folder()))
             .await?
             .map_err(|e| imap("select", e))?;
         let can_move = step("capability", session.capabilities())

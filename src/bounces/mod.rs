@@ -23,6 +23,7 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
+use crate::config::ReturnPath;
 use crate::domain::{string_enum, EmailAddress};
 
 pub use classify::{classify, Severity};
@@ -91,15 +92,15 @@ pub struct Tracks {
 }
 
 impl Tracks {
-    /// `verp`: `return_path` split at `@`; `message_id_domain`: the `From` domain.
-    pub fn new(verp: Option<(String, String)>, message_id_domain: Option<&str>) -> Tracks {
+    /// `verp`: `bounces.return_path`; `message_id_domain`: the `From` domain.
+    pub fn new(verp: Option<&ReturnPath>, message_id_domain: Option<&str>) -> Tracks {
         let compile = |pattern: String| regex::bytes::Regex::new(&pattern).ok();
         Tracks {
-            verp: verp.and_then(|(local, domain)| {
+            verp: verp.and_then(|return_path| {
                 compile(format!(
                     r"(?i)\b{}\+([0-9a-z-]{{8,60}})@{}\b",
-                    regex::escape(&local),
-                    regex::escape(&domain)
+                    regex::escape(return_path.local()),
+                    regex::escape(return_path.domain())
                 ))
             }),
             message_id: message_id_domain.and_then(|domain| {

@@ -15,7 +15,7 @@ use lettre::message::header::{self, Headers};
 use lettre::message::{Mailbox, Mailboxes};
 
 use super::dkim::Signer;
-use crate::config::Config;
+use crate::config::{Config, ReturnPath};
 use crate::domain::{hex, one_line, EmailAddress};
 use crate::error::Error;
 use crate::links::Links;
@@ -44,8 +44,8 @@ pub struct PreparedIssue {
     message_id_domain: String,
     signer: Option<Arc<Signer>>,
     links: Links,
-    /// `bounces.return_path` split at `@`: the envelope sender is `local+TOKEN@domain`.
-    verp: Option<(String, String)>,
+    /// `bounces.return_path`: the envelope sender is `local+TOKEN@domain`.
+    verp: Option<ReturnPath>,
 }
 
 /// One recipient of an issue.
@@ -106,7 +106,7 @@ impl PreparedIssue {
             message_id_domain: from.email.domain().to_string(),
             signer,
             links: links.clone(),
-            verp: config.bounces.verp(),
+            verp: config.bounces.return_path.clone(),
         }
     }
 
@@ -173,9 +173,10 @@ impl PreparedIssue {
         own.insert_raw(raw("List-Unsubscribe", format!("<{unsubscribe_url}>")));
         let sender = match &self.verp {
             // VERP: reports come back to an address that names this delivery.
-            Some((local, domain)) => {
+            Some(return_path) => {
                 let token = self.links.tokens().verp(self.issue_id, to.subscriber_id);
-                format!("{local}+{token}@{domain}")
+                return_path
+                    .with_token(&token)
                     .parse()
                     .map_err(|e| Error::Internal(format!("the VERP return path: {e}")))?
             }

@@ -33,7 +33,9 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn tracks() -> Tracks {
     Tracks::new(
-        Some(("bounces".into(), "example.com".into())),
+        posthorn::config::ReturnPath::parse("bounces@example.com")
+            .ok()
+            .as_ref(),
         Some("example.com"),
     )
 }

@@ -49,7 +49,8 @@ fn titles_received(smtp: &SmtpServer, to: &str, titles: &[&str]) -> Vec<String> 
 }
 
 async fn the_next_digest(app: &App, after: DateTime<Utc>) -> DateTime<Utc> {
-    posthorn::config::next_time(DIGEST, app.config().site.timezone, after).unwrap()
+    posthorn::config::next_time(&DIGEST.parse().unwrap(), app.config().site.timezone, after)
+        .unwrap()
 }
 
 async fn save(s: &RunningServer, url: &str, form: &[(&str, &str)]) -> reqwest::Response {

@@ -463,8 +463,12 @@ async fn digest_mode_sends_one_email_with_every_new_post() {
         report.deliveries.sent, 0,
         "digest readers wait for the digest"
     );
-    let saturday =
-        posthorn::config::next_time("0 0 9 * * Sat", chrono_tz::Asia::Seoul, now).unwrap();
+    let saturday = posthorn::config::next_time(
+        &"0 0 9 * * Sat".parse().unwrap(),
+        chrono_tz::Asia::Seoul,
+        now,
+    )
+    .unwrap();
     let report = app
         .tick()
         .run_once(saturday + Duration::seconds(1), Stop::default())
@@ -493,8 +497,12 @@ async fn digest_mode_sends_one_email_with_every_new_post() {
         "oldest first"
     );
     // Nothing new by the next Saturday: no digest at all.
-    let next =
-        posthorn::config::next_time("0 0 9 * * Sat", chrono_tz::Asia::Seoul, saturday).unwrap();
+    let next = posthorn::config::next_time(
+        &"0 0 9 * * Sat".parse().unwrap(),
+        chrono_tz::Asia::Seoul,
+        saturday,
+    )
+    .unwrap();
     let quiet = app
         .tick()
         .run_once(next + Duration::seconds(1), Stop::default())

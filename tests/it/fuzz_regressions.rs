@@ -68,7 +68,9 @@ fn bounce_read() {
     for (path, data) in inputs("bounce_read") {
         within_limit(&path, move || {
             let tracks = Tracks::new(
-                Some(("bounces".into(), "example.com".into())),
+                posthorn::config::ReturnPath::parse("bounces@example.com")
+                    .ok()
+                    .as_ref(),
                 Some("example.com"),
             );
             let _ = bounces::read(&data, &tracks);

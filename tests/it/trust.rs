@@ -150,8 +150,8 @@ async fn healthz_says_503_once_the_worker_or_the_scheduler_stops() {
     // Midnight only: the scheduler is late once a midnight has passed unfired.
     let mut scheduler = schedule::start(
         ticker.clone(),
-        "0 0 0 * * *",
-        "0 0 8 * * *",
+        &"0 0 0 * * *".parse().unwrap(),
+        &"0 0 8 * * *".parse().unwrap(),
         chrono_tz::Asia::Seoul,
     )
     .await

@@ -2,7 +2,8 @@
 
 use super::{fingerprint, Bounces};
 use crate::bounces;
-use crate::bounces::imap::{ImapError, Mailbox, MailboxAddress, Watermark};
+use crate::bounces::imap::{ImapError, Mailbox, Watermark};
+use crate::config::MailboxUrl;
 use crate::domain::ReportSource;
 use crate::error::Error;
 
@@ -53,15 +54,14 @@ impl Bounces {
     /// cannot be reached is reported, not fatal; a database that fails is.
     pub async fn poll_mailbox(&self) -> Result<Option<MailboxPoll>, Error> {
         let config = &self.context.config.bounces;
-        let Some(url) = &config.imap_url else {
+        let Some(address) = &config.imap_url else {
             return Ok(None);
         };
-        let address = MailboxAddress::parse(url).map_err(|e| Error::Config(e.to_string()))?;
         let mut poll = MailboxPoll {
             mailbox: address.name(),
             ..MailboxPoll::default()
         };
-        match self.poll(&address, &mut poll).await {
+        match self.poll(address, &mut poll).await {
             Ok(()) => {}
             Err(PollStop::Imap(e)) => {
                 tracing::warn!(mailbox = %poll.mailbox, error = %e, "the bounce mailbox could not be read; trying again next tick");
@@ -72,7 +72,7 @@ impl Bounces {
         Ok(Some(poll))
     }
 
-    async fn poll(&self, address: &MailboxAddress, poll: &mut MailboxPoll) -> Result<(), PollStop> {
+    async fn poll(&self, address: &MailboxUrl, poll: &mut MailboxPoll) -> Result<(), PollStop> {
         let config = &self.context.config.bounces;
         let store = &self.context.store;
         let password = config.imap_password.as_ref().map_or("", |p| p.expose());

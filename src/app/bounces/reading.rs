@@ -78,7 +78,7 @@ impl Reader {
 /// The marks posthorn leaves on its mail, from the config.
 pub fn tracks(config: &crate::config::Config) -> Tracks {
     Tracks::new(
-        config.bounces.verp(),
+        config.bounces.return_path.as_ref(),
         Some(&config.email.from.domain().to_ascii_lowercase()),
     )
 }

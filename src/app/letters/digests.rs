@@ -22,7 +22,8 @@ impl Letters {
         planning: &mut Planning,
         now: DateTime<Utc>,
     ) -> Result<Vec<Planned>, Error> {
-        let schedule = &self.context.config.schedule.digest;
+        let cron = &self.context.config.schedule.digest;
+        let schedule = cron.as_str();
         let tz = self.context.config.site.timezone;
         let next = planning.meta_time(DIGEST_NEXT).await?;
         let same_schedule = planning.meta(DIGEST_CRON).await?.as_deref() == Some(schedule);
@@ -66,7 +67,7 @@ impl Letters {
             );
         }
         if due.is_some() || next.is_none() || !same_schedule {
-            let next = crate::config::next_time(schedule, tz, now).ok_or_else(|| {
+            let next = crate::config::next_time(cron, tz, now).ok_or_else(|| {
                 Error::Config(format!("schedule.digest `{schedule}` never fires"))
             })?;
             planning.set_meta_time(DIGEST_NEXT, next).await?;

@@ -1,5 +1,9 @@
-//! The web server (axum): feeds, the archive, the readers' pages, the
-//! dashboard, the admin API and the health check.
+//! The web face (axum). The server: HTTP/1.1 with a bound on each request's
+//! head, time and body, the security headers on every answer, and a stop that
+//! lets requests in flight finish. Its routes: the archive and the feeds
+//! (`site`), the readers' forms (`forms`), the author's dashboard
+//! (`dashboard`), the admin API (`admin`), the providers' webhooks
+//! (`webhooks`) and the health check.
 
 pub mod admin;
 pub mod dashboard;

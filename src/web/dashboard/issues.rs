@@ -16,7 +16,9 @@ use serde::Serialize;
 use super::csrf::CsrfForm;
 use super::error::PageError;
 use super::session::Session;
-use super::view::{path_part, render, status_options, when, word, ListQuery, StatusOption, PAGE};
+use super::view::{
+    path_part, render, status_options, when, word, ListQuery, StatusCount, StatusOption, PAGE,
+};
 use crate::app::IssueCounts;
 use crate::domain::DeliveryStatus;
 use crate::store::LogFilter;
@@ -85,13 +87,6 @@ struct IssueView {
     title: String,
     created: String,
     total: i64,
-}
-
-#[derive(Serialize)]
-struct StatusCount {
-    status: &'static str,
-    label: String,
-    count: i64,
 }
 
 #[derive(Serialize)]

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::error::PageError;
 use super::session::Session;
-use super::view::{render, when, word};
+use super::view::{render, when, word, StatusCount};
 use crate::app::{IssueCounts, GROWTH_DAYS};
 use crate::domain::{DeliveryStatus, SubscriberStatus};
 use crate::render::charts::{self, Series};
@@ -50,13 +50,6 @@ struct Overview {
     sources: Vec<SourceRow>,
     next_tick: String,
     cron: String,
-}
-
-#[derive(Serialize)]
-struct StatusCount {
-    status: &'static str,
-    label: String,
-    count: i64,
 }
 
 #[derive(Serialize)]

@@ -14,6 +14,7 @@ use super::view::{render, status_options, when, word, ListQuery, StatusOption, P
 use crate::app::ImportSummary;
 use crate::domain::{EmailAddress, SubscriberStatus};
 use crate::error::Error;
+use crate::store::Subscriber;
 use crate::web::WebState;
 
 #[derive(Serialize)]
@@ -28,6 +29,7 @@ struct SubscribersPage<'a> {
     import: Option<ImportSummary>,
 }
 
+/// A subscriber as the list shows them (and their own page, with more).
 #[derive(Serialize)]
 struct SubscriberRow {
     id: i64,
@@ -36,6 +38,19 @@ struct SubscriberRow {
     status: &'static str,
     status_label: String,
     since: String,
+}
+
+impl SubscriberRow {
+    fn of(state: &WebState, s: &Subscriber) -> SubscriberRow {
+        SubscriberRow {
+            id: s.id,
+            email: s.email.as_str().to_string(),
+            name: s.name.clone(),
+            status: s.status.as_str(),
+            status_label: word(state, s.status.as_str()),
+            since: when(state, s.created_at),
+        }
+    }
 }
 
 async fn subscribers_page(
@@ -52,17 +67,7 @@ async fn subscribers_page(
         .await?;
     let base = "/admin/subscribers";
     let next_page = query.next_page(base, rows.len(), rows.last().map(|r| r.id));
-    let rows = rows
-        .into_iter()
-        .map(|s| SubscriberRow {
-            id: s.id,
-            email: s.email.as_str().to_string(),
-            status: s.status.as_str(),
-            status_label: word(state, s.status.as_str()),
-            since: when(state, s.created_at),
-            name: s.name,
-        })
-        .collect();
+    let rows = rows.iter().map(|s| SubscriberRow::of(state, s)).collect();
     let notice = query
         .done
         .as_deref()
@@ -156,12 +161,8 @@ struct SubscriberPage {
 
 #[derive(Serialize)]
 struct SubscriberView {
-    id: i64,
-    email: String,
-    name: String,
-    status: &'static str,
-    status_label: String,
-    since: String,
+    #[serde(flatten)]
+    row: SubscriberRow,
     can_unsubscribe: bool,
     frequency: String,
     topics: Option<String>,
@@ -204,18 +205,13 @@ pub async fn subscriber(
     let frequency = s.preferences.frequency_or(state.app.config().schedule.mode);
     let view = SubscriberPage {
         subscriber: SubscriberView {
-            id: s.id,
-            email: s.email.as_str().to_string(),
-            status: s.status.as_str(),
-            status_label: word(&state, s.status.as_str()),
-            since: when(&state, s.created_at),
+            row: SubscriberRow::of(&state, &s),
             can_unsubscribe: matches!(
                 s.status,
                 SubscriberStatus::Active | SubscriberStatus::Pending
             ),
             frequency: word(&state, frequency.as_str()),
             topics: s.preferences.topics.as_ref().map(|t| t.join(", ")),
-            name: s.name,
         },
         deliveries,
     };

@@ -52,6 +52,14 @@ pub fn path_part(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
+/// A status with its word and how many are in it.
+#[derive(Serialize)]
+pub struct StatusCount {
+    pub status: &'static str,
+    pub label: String,
+    pub count: i64,
+}
+
 /// A status as the filter's drop-down offers it.
 #[derive(Serialize)]
 pub struct StatusOption {

@@ -189,7 +189,7 @@ pub async fn subscriber(
         .dashboard()
         .subscriber(id)
         .await?
-        .ok_or_else(|| Error::Invalid(format!("no subscriber {id}")))?;
+        .ok_or_else(|| Error::NotFound(format!("no subscriber {id}")))?;
     let deliveries = deliveries
         .into_iter()
         .map(|d| DeliveryRow {

@@ -16,7 +16,7 @@ use serde::Serialize;
 use tokio::sync::{Mutex, Notify};
 use tokio_cron_scheduler::{Job, JobBuilder, JobScheduler, JobSchedulerError, JobToRunAsync};
 
-use crate::app::{Tick, TickReport};
+use crate::app::{Tick, TickSummary};
 use crate::config::{next_time, Cron};
 use crate::delivery::Stop;
 use crate::error::{catch_panic, caught_panics, Error};
@@ -121,7 +121,7 @@ impl Ticker {
     }
 
     /// One tick, unless one is running already (then `None`) or we are stopping.
-    pub async fn tick(&self) -> Option<Result<TickReport, Error>> {
+    pub async fn tick(&self) -> Option<Result<TickSummary, Error>> {
         let Ok(running) = self.running.try_lock() else {
             tracing::warn!("the previous tick is still running; this one is skipped");
             return None;
@@ -158,7 +158,7 @@ impl Ticker {
     async fn run(
         &self,
         _running: tokio::sync::MutexGuard<'_, ()>,
-    ) -> Option<Result<TickReport, Error>> {
+    ) -> Option<Result<TickSummary, Error>> {
         if self.stop.is_stopped() {
             return None;
         }

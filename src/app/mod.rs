@@ -35,13 +35,13 @@ pub use subscriptions::{
     read_csv, Added, CsvRows, ImportSummary, PreferencesPage, Rejected, SavedChoices,
     Subscriptions, TopicChoice,
 };
-pub use tick::{NewIssue, PostSync, Tick, TickReport, UpstreamSync};
+pub use tick::{NewIssue, PostSync, Tick, TickSummary, UpstreamSync};
 pub use webhooks::{WebhookFailure, WebhookReply};
 
 use crate::bounces::webhooks::SendgridKey;
 use crate::config::Config;
 use crate::delivery::dkim::Signer;
-use crate::delivery::{self, ConfiguredTransport, DeliveryReport, Run, Settings};
+use crate::delivery::{self, ConfiguredTransport, DeliverySummary, Run, Settings};
 use crate::domain::{hex, Post};
 use crate::error::Error;
 use crate::links::Links;
@@ -109,7 +109,7 @@ impl Context {
     }
 
     /// Delivers what `run` asks for over the configured transport.
-    async fn deliver(&self, run: Run) -> Result<DeliveryReport, Error> {
+    async fn deliver(&self, run: Run) -> Result<DeliverySummary, Error> {
         let issues = Issues::new(self);
         let settings = Settings::new(&self.config.smtp, &self.config.bounces);
         delivery::deliver_due(&self.store, issues, &self.transport, &settings, run).await

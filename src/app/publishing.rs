@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use super::issues::Issues;
 use super::Context;
 use crate::delivery::{
-    Addressee, BodyEncoding, DeliveryReport, Observer, Outgoing, Run, Stop, Transport,
+    Addressee, BodyEncoding, DeliverySummary, Observer, Outgoing, Run, Stop, Transport,
 };
 use crate::domain::{EmailAddress, IssueKind, Post, SubscriberStatus, Unsendable};
 use crate::error::Error;
@@ -143,7 +143,7 @@ impl Publishing {
         now: DateTime<Utc>,
         observer: Arc<dyn Observer>,
         stop: Stop,
-    ) -> Result<DeliveryReport, Error> {
+    ) -> Result<DeliverySummary, Error> {
         let run = Run::due_at(now)
             .only(issue_id)
             .observed_by(observer)

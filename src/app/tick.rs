@@ -6,17 +6,17 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::{Bounces, Context, MailboxPoll};
-use crate::delivery::{DeliveryReport, Run, Stop};
+use crate::delivery::{DeliverySummary, Run, Stop};
 use crate::domain::{FetchStatus, IssueKind};
 use crate::error::Error;
 use crate::posts::{self, PostError};
-use crate::store::{EntriesReport, SyncReport};
+use crate::store::{EntriesSummary, SyncSummary};
 
 /// What syncing `posts/` found.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct PostSync {
     #[serde(flatten)]
-    pub report: SyncReport,
+    pub report: SyncSummary,
     #[serde(serialize_with = "errors_as_text")]
     pub errors: Vec<PostError>,
 }
@@ -40,17 +40,17 @@ pub struct UpstreamSync {
     pub url: String,
     pub status: FetchStatus,
     pub error: Option<String>,
-    pub entries: Option<EntriesReport>,
+    pub entries: Option<EntriesSummary>,
 }
 
 /// What one scheduler tick did.
 #[derive(Debug, Default, serde::Serialize)]
-pub struct TickReport {
+pub struct TickSummary {
     pub posts: PostSync,
     /// Present when `[posts] feed` is set.
     pub upstream: Option<UpstreamSync>,
     pub issues: Vec<NewIssue>,
-    pub deliveries: DeliveryReport,
+    pub deliveries: DeliverySummary,
     /// Present when `[bounces] imap_url` is set.
     pub bounces: Option<MailboxPoll>,
 }
@@ -70,7 +70,7 @@ impl Tick {
 
     /// One tick at `now`. With `stop` set, it claims nothing more and returns once
     /// the sends in flight are recorded.
-    pub async fn run_once(&self, now: DateTime<Utc>, stop: Stop) -> Result<TickReport, Error> {
+    pub async fn run_once(&self, now: DateTime<Utc>, stop: Stop) -> Result<TickSummary, Error> {
         let started = std::time::Instant::now();
         let posts = self.sync_posts(now).await?;
         let synced = started.elapsed();
@@ -93,7 +93,7 @@ impl Tick {
             bounces_ms = (started.elapsed() - delivered).as_millis() as u64,
             "tick timing"
         );
-        Ok(TickReport {
+        Ok(TickSummary {
             posts,
             upstream,
             issues,
@@ -103,7 +103,7 @@ impl Tick {
     }
 
     /// Delivers what is due at `now` (the clock runs on from there), nothing else.
-    pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliveryReport, Error> {
+    pub async fn deliver_due(&self, now: DateTime<Utc>) -> Result<DeliverySummary, Error> {
         self.context.deliver(Run::due_at(now)).await
     }
 

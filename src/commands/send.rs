@@ -7,7 +7,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::Output;
 use crate::app::{App, InProcess};
-use crate::delivery::{DeliveryReport, Observer, Stop, Unobserved};
+use crate::delivery::{DeliverySummary, Observer, Stop, Unobserved};
 use crate::domain::EmailAddress;
 use crate::error::Error;
 
@@ -19,7 +19,7 @@ impl Observer for Bar {
         self.0.set_length(due);
     }
 
-    fn recorded(&self, batch: &DeliveryReport) {
+    fn recorded(&self, batch: &DeliverySummary) {
         self.0.inc(batch.total());
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::Password;
-use crate::domain::Mailbox;
+use crate::domain::NamedAddress;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -21,8 +21,8 @@ pub enum TransportKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailConfig {
-    pub from: Mailbox,
-    pub reply_to: Option<Mailbox>,
+    pub from: NamedAddress,
+    pub reply_to: Option<NamedAddress>,
     #[serde(default)]
     pub transport: TransportKind,
     #[serde(default = "EmailConfig::default_outbox")]

@@ -33,7 +33,7 @@ pub use transport::{ConfiguredTransport, FileTransport, SendError, Session, Tran
 
 /// What one delivery run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct DeliveryReport {
+pub struct DeliverySummary {
     pub sent: u64,
     pub retrying: u64,
     pub failed: u64,
@@ -43,7 +43,7 @@ pub struct DeliveryReport {
     pub deferred: u64,
 }
 
-impl DeliveryReport {
+impl DeliverySummary {
     fn add(&mut self, kind: &OutcomeKind) {
         match kind {
             OutcomeKind::Sent => self.sent += 1,
@@ -54,7 +54,7 @@ impl DeliveryReport {
         }
     }
 
-    fn merge(&mut self, other: &DeliveryReport) {
+    fn merge(&mut self, other: &DeliverySummary) {
         self.sent += other.sent;
         self.retrying += other.retrying;
         self.failed += other.failed;
@@ -107,7 +107,7 @@ pub trait Observer: Send + Sync {
     /// How many deliveries were due when the run started.
     fn started(&self, _due: u64) {}
     /// Results just committed to the log.
-    fn recorded(&self, _batch: &DeliveryReport) {}
+    fn recorded(&self, _batch: &DeliverySummary) {}
 }
 
 /// An observer that watches nothing.
@@ -200,7 +200,7 @@ struct Shared<I> {
     run: Run,
     rate: RateLimiter,
     prepared: Mutex<HashMap<i64, Arc<OnceCell<Arc<PreparedIssue>>>>>,
-    report: Mutex<DeliveryReport>,
+    report: Mutex<DeliverySummary>,
     /// Cleared when the server turns out not to take 8bit bodies.
     eight_bit: AtomicBool,
     batch: i64,
@@ -239,7 +239,7 @@ pub async fn deliver_due<I: IssueSource, T: Transport>(
     transport: &T,
     settings: &Settings,
     run: Run,
-) -> Result<DeliveryReport, Error> {
+) -> Result<DeliverySummary, Error> {
     let now = run.clock.now();
     // Claims of processes that died (a kill -9, a crash) go back to the queue first.
     let reaped = store
@@ -253,7 +253,7 @@ pub async fn deliver_due<I: IssueSource, T: Transport>(
     }
     let due = store.count_due(now, run.issue_id).await?;
     if due == 0 {
-        return Ok(DeliveryReport::default());
+        return Ok(DeliverySummary::default());
     }
     run.observer.started(due as u64);
     let workers = settings.concurrency.min(due as usize).max(1);
@@ -265,7 +265,7 @@ pub async fn deliver_due<I: IssueSource, T: Transport>(
         settings: settings.clone(),
         run,
         prepared: Mutex::new(HashMap::new()),
-        report: Mutex::new(DeliveryReport::default()),
+        report: Mutex::new(DeliverySummary::default()),
         eight_bit: AtomicBool::new(true),
         // Big enough to amortise the claim and the result transaction, small enough
         // that every worker gets a share of a small send.

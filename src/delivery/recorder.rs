@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::{DeliveryReport, IssueSource, Shared};
+use super::{DeliverySummary, IssueSource, Shared};
 use crate::error::Error;
 use crate::store::Outcome;
 
@@ -35,7 +35,7 @@ pub(super) async fn record<I: IssueSource>(
             .store
             .record_outcomes(&group, shared.now(), policy)
             .await?;
-        let mut batch = DeliveryReport::default();
+        let mut batch = DeliverySummary::default();
         for o in &group {
             batch.add(&o.kind);
         }

@@ -151,17 +151,18 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
         == 0
 }
 
-/// A `Name <address>` mailbox, such as `email.from`: parsed once, when the config is read.
+/// A `Name <address>` address, such as `email.from`: parsed once, when the config is read.
+/// (A "mailbox" in posthorn is the IMAP folder bounces are read from.)
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "String")]
-pub struct Mailbox(lettre::message::Mailbox);
+pub struct NamedAddress(lettre::message::Mailbox);
 
-impl Mailbox {
-    pub fn parse(input: &str) -> Result<Mailbox, String> {
+impl NamedAddress {
+    pub fn parse(input: &str) -> Result<NamedAddress, String> {
         input
             .trim()
             .parse::<lettre::message::Mailbox>()
-            .map(Mailbox)
+            .map(NamedAddress)
             .map_err(|e| format!("`{input}` is not a valid address: {e}"))
     }
 
@@ -175,10 +176,10 @@ impl Mailbox {
     }
 }
 
-impl TryFrom<String> for Mailbox {
+impl TryFrom<String> for NamedAddress {
     type Error = String;
-    fn try_from(s: String) -> Result<Mailbox, String> {
-        Mailbox::parse(&s)
+    fn try_from(s: String) -> Result<NamedAddress, String> {
+        NamedAddress::parse(&s)
     }
 }
 

@@ -21,10 +21,10 @@ pub use deliveries::{Claimed, DeliveryLogRow, Outcome, OutcomeKind};
 pub use erasure::Forgotten;
 pub use issues::{issue_id_in_key, IssueQueued, IssueRecord, IssueStatus, COMPLAINT_RATE_LIMIT};
 pub use letters::{Letter, LetterIssue, PlanPost, Planning, Readers};
-pub use posts::SyncReport;
+pub use posts::SyncSummary;
 pub use reports::{BouncePolicy, EventRow, NewReport, ReportRow, Target};
 pub use skipping::WaitingDelivery;
-pub use sources::{EntriesReport, Source};
+pub use sources::{EntriesSummary, Source};
 pub use subscribers::{AddOutcome, NewSubscriber, Subscriber};
 
 use std::path::Path;

@@ -11,7 +11,7 @@ use crate::domain::{FilePost, Post, PostSource, Slug};
 use crate::error::{DbContext, Error};
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct SyncReport {
+pub struct SyncSummary {
     pub new: Vec<String>,
     pub updated: Vec<String>,
     pub removed: Vec<String>,
@@ -117,7 +117,7 @@ impl Store {
         unreadable: &[String],
         site_host: &str,
         now: DateTime<Utc>,
-    ) -> Result<SyncReport, Error> {
+    ) -> Result<SyncSummary, Error> {
         let created_at = self.created_at().await?;
         let mut tx = self.pool.begin().await.db("starting the post sync")?;
         super::lock(&mut tx, "sync").await?;
@@ -147,7 +147,7 @@ impl Store {
         }
 
         let plan = matching::plan(&known, files, unreadable);
-        let mut report = SyncReport::default();
+        let mut report = SyncSummary::default();
         let t_now = ms(now);
         for (file, decision) in files.iter().zip(&plan.files) {
             let source = PostSource::File(file.path.clone());

@@ -27,7 +27,7 @@ pub struct Source {
 
 /// What storing one fetch's entries did.
 #[derive(Debug, Default, Clone, serde::Serialize)]
-pub struct EntriesReport {
+pub struct EntriesSummary {
     pub new: Vec<String>,
     pub updated: Vec<String>,
     pub unchanged: usize,
@@ -128,7 +128,7 @@ impl Store {
         site_host: &str,
         tz: chrono_tz::Tz,
         now: DateTime<Utc>,
-    ) -> Result<EntriesReport, Error> {
+    ) -> Result<EntriesSummary, Error> {
         let t = ms(now);
         let mut tx = self.pool.begin().await.db("storing a fetch")?;
         // The same lock as the posts/ sync: overlapping ticks take turns.
@@ -139,7 +139,7 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await
                 .db("reading a source")?;
-        let mut report = EntriesReport {
+        let mut report = EntriesSummary {
             first_fetch: first.is_none(),
             ..Default::default()
         };

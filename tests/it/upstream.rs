@@ -190,7 +190,7 @@ async fn site_following(
     (site, app)
 }
 
-async fn tick(app: &posthorn::App) -> posthorn::app::TickReport {
+async fn tick(app: &posthorn::App) -> posthorn::app::TickSummary {
     app.tick()
         .run_once(Utc::now(), Stop::default())
         .await

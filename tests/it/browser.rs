@@ -10,6 +10,10 @@ use fantoccini::Locator;
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
     let Some(b) = crate::support::browser::start().await else {
@@ -125,6 +129,10 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
     browser.close().await.unwrap();
 }
 
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_chooses_the_digest_and_a_topic_on_their_page_in_chromium() {
     let Some(b) = crate::support::browser::start().await else {

@@ -677,6 +677,10 @@ async fn dashboard_answers_carry_a_tight_policy_and_no_inline_script() {
     assert_eq!(r.headers()["x-frame-options"], "SAMEORIGIN");
 }
 
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn the_live_progress_runs_under_the_policy_in_chromium() {
     use fantoccini::Locator;

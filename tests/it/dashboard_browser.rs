@@ -114,6 +114,10 @@ async fn site(language: &str, smtp: &SmtpServer) -> TestSite {
     site
 }
 
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn the_author_signs_in_sends_and_follows_an_issue_in_chromium() {
     let Some(b) = crate::support::browser::start().await else {

@@ -14,11 +14,8 @@ use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 
 use crate::bounces::{arf, dsn, headers_of};
-use crate::support::{free_port, openssl, system_daemon, Action, SmtpServer, TestSite};
-
-fn available() -> bool {
-    system_daemon("/usr/sbin/dovecot", "REQUIRE_DOVECOT", "the IMAP test")
-}
+use crate::support::needs::DOVECOT;
+use crate::support::{available, free_port, openssl, Action, SmtpServer, TestSite};
 
 /// A CA, and a certificate for 127.0.0.1 signed by it (a self-signed CA used as
 /// the server's own certificate is refused by rustls, rightly).
@@ -207,9 +204,13 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     String::from_utf8_lossy(haystack).contains(needle)
 }
 
+#[cfg_attr(
+    no_dovecot,
+    ignore = "needs Dovecot and root: apt-get install dovecot-imapd"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn the_mailbox_is_polled_reports_filed_and_replies_left_unread() {
-    if !available() {
+    if !available(&DOVECOT) {
         return;
     }
     let smtp = SmtpServer::start().await;

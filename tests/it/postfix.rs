@@ -13,15 +13,8 @@ use std::time::{Duration, Instant};
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 
-use crate::support::{free_port, system_daemon, Action, SmtpServer, TestSite};
-
-fn available() -> bool {
-    system_daemon(
-        "/usr/sbin/postfix",
-        "REQUIRE_POSTFIX",
-        "the Postfix relay test",
-    )
-}
+use crate::support::needs::POSTFIX;
+use crate::support::{available, free_port, Action, SmtpServer, TestSite};
 
 /// A Postfix instance of its own in `dir`, stopped when dropped.
 struct Postfix {
@@ -164,9 +157,10 @@ impl Drop for Postfix {
     }
 }
 
+#[cfg_attr(no_postfix, ignore = "needs Postfix and root: apt-get install postfix")]
 #[tokio::test(flavor = "multi_thread")]
 async fn postfix_returns_real_dsns_through_a_pipe_to_the_deliveries_they_name() {
-    if !available() {
+    if !available(&POSTFIX) {
         return;
     }
     let next_hop = SmtpServer::start().await;

@@ -1,6 +1,6 @@
 //! The command line as a user runs it: the real binary, a real SQLite file.
 
-use crate::support::{parse_message, post, SmtpServer, TestSite};
+use crate::support::{harness, parse_message, post, TestSite};
 use chrono::{Duration, Utc};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -95,8 +95,7 @@ async fn init_import_check_send_status_on_the_default_file_transport() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broken_post_is_reported_with_file_and_line_and_the_others_still_go_out() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     // The first command creates the database; posts written after it are new.
     assert_eq!(
         site.cli(&["subscribers", "add", "reader@example.com", "--name", "독자"])
@@ -210,8 +209,7 @@ async fn import_reports_each_rejected_row_and_imports_the_rest() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn test_copies_previews_and_clear_errors() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     site.write_post(
         "essay.md",
         &post(
@@ -276,8 +274,7 @@ async fn test_copies_previews_and_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_checks_at_once_send_each_subscriber_the_issue_once() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     let csv = site.path().join("many.csv");
     let rows: String = (0..300)
         .map(|i| format!("reader{i}@example.com\n"))
@@ -469,8 +466,7 @@ async fn a_rebuild_writes_only_what_changed_and_matches_a_full_build() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_only_server_sends_at_start_and_stops_gracefully_on_sigterm() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     assert_eq!(
         site.cli(&["subscribers", "add", "a@example.com"])
             .await

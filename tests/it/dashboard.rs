@@ -10,7 +10,7 @@ use regex::Regex;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 
-use crate::support::{Action, RunningServer, SmtpServer, TestSite};
+use crate::support::{harness, Action, RunningServer, SmtpServer, TestSite};
 
 pub const TOKEN: &str = "correct-horse-battery-staple";
 
@@ -688,8 +688,7 @@ async fn the_live_progress_runs_under_the_policy_in_chromium() {
         return;
     };
     let browser = b.client.clone();
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     // Messages wait at the mail server's gate for as long as the test needs.
     site.set_config("timeout_seconds = 5", "timeout_seconds = 120");
     site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use crate::support::{post, Action, SmtpServer, TestSite};
+use crate::support::{harness, post, spawn, Action, SmtpServer, TestSite};
 use chrono::{Duration, Utc};
 use posthorn::delivery::Stop;
 use posthorn::domain::{EmailAddress, SubscriberStatus};
@@ -238,8 +238,7 @@ async fn an_unknown_user_bounces_at_once_and_a_spam_block_never_removes_a_reader
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_senders_on_one_database_send_each_message_once() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     let a = site.app().await;
     let b = site.app().await;
     let emails = addresses(2000);
@@ -433,8 +432,7 @@ async fn unsubscribing_during_a_send_stops_the_remaining_messages() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn digest_mode_sends_one_email_with_every_new_post() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     // The site's default for readers who have not chosen: the digest, on Saturdays.
     site.append_config("[schedule]\nmode = \"digest\"\ndigest = \"0 0 9 * * Sat\"");
     let app = site.app().await;
@@ -506,9 +504,7 @@ async fn digest_mode_sends_one_email_with_every_new_post() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_graceful_stop_records_what_was_sent_and_leaves_the_rest_queued() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     let emails = addresses(1000);
     add(&site, &app, &emails).await;
     let now = site.new_post(&app, "p.md", "글").await;
@@ -548,9 +544,7 @@ async fn a_graceful_stop_records_what_was_sent_and_leaves_the_rest_queued() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tick_still_running_is_not_started_twice() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     add(&site, &app, &addresses(200)).await;
     // Dated just after the database was made: new, and already published.
     let created = app.reports().created_at().await.unwrap();
@@ -702,8 +696,7 @@ async fn three_worker_processes_share_one_issue_and_send_each_message_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_subscriber_with_many_issues_in_one_batch_gets_them_all() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     // One connection, so one claim takes every delivery at once; twenty issues,
     // not one digest of twenty.
     site.set_config("concurrency = 4", "concurrency = 1");

@@ -1,6 +1,6 @@
 //! What a subscriber's mail client receives, parsed with a real MIME parser.
 
-use crate::support::{SmtpServer, TestSite};
+use crate::support::{spawn, SmtpServer, TestSite};
 use chrono::{Duration, Utc};
 use mail_parser::{HeaderValue, MimeHeaders};
 use posthorn::delivery::Stop;
@@ -15,9 +15,7 @@ const BODY: &str = r#"첫 문단에는 [상대 링크](../other/)와 [각주](#n
 둘째 문단 & 특수문자 <b>굵게</b>."#;
 
 async fn send_one(title: &str) -> (SmtpServer, TestSite, posthorn::App) {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     site.add_subscribers(&app, &["Reader@Example.COM"]).await;
     let created = app.reports().created_at().await.unwrap();
     site.write_post(

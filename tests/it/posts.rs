@@ -2,7 +2,7 @@
 
 use chrono::{Duration, Utc};
 
-use crate::support::{post, RunningServer, SmtpServer, TestSite};
+use crate::support::{post, spawn, RunningServer, TestSite};
 use posthorn::delivery::Stop;
 
 /// Every file below `dir`, by path relative to it.
@@ -95,9 +95,7 @@ async fn no_post_publishes_the_files_of_another_post() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_post_cannot_write_a_readers_address_into_their_email() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     site.add_subscribers(&app, &["a@example.com", "b@example.com"])
         .await;
     let created = app.reports().created_at().await.unwrap();

@@ -19,7 +19,7 @@ pub mod system;
 #[allow(unused_imports)]
 pub use cli::CliOutput;
 #[allow(unused_imports)]
-pub use harness::{serve, serve_with, spawn, spawn_with, Served, Spawned};
+pub use harness::{serve, serve_with, spawn, spawn_with};
 #[allow(unused_imports)]
 pub use server::{client, get_text, RunningServer};
 #[allow(unused_imports)]

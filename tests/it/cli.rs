@@ -1,6 +1,6 @@
 //! The command line as a user runs it: the real binary, a real SQLite file.
 
-use crate::support::{harness, parse_message, post, TestSite};
+use crate::support::{files_below, harness, parse_message, post, TestSite};
 use chrono::{Duration, Utc};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -374,23 +374,6 @@ async fn build_writes_a_static_site_and_drops_removed_posts() {
 }
 
 /// Every file below `dir`, by relative path, with its bytes.
-fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().display().to_string();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebuild_writes_only_what_changed_and_matches_a_full_build() {
     let site = TestSite::new(None);
@@ -420,7 +403,7 @@ async fn a_rebuild_writes_only_what_changed_and_matches_a_full_build() {
     // Byte for byte what a full build into a new folder writes.
     let fresh = site.path().join("fresh");
     assert_eq!(build(&fresh).await.code, 0);
-    assert_eq!(tree(&out), tree(&fresh));
+    assert_eq!(files_below(&out), files_below(&fresh));
 
     // A changed post is seen: the next build writes it, and matches a full build again.
     site.write_post(
@@ -439,7 +422,7 @@ async fn a_rebuild_writes_only_what_changed_and_matches_a_full_build() {
     assert_eq!(files(&changed), 5, "{}", changed.stdout);
     let fresh2 = site.path().join("fresh2");
     assert_eq!(build(&fresh2).await.code, 0);
-    assert_eq!(tree(&out), tree(&fresh2));
+    assert_eq!(files_below(&out), files_below(&fresh2));
 
     // A post removed, one added with an image beside it, another's image changed:
     // each time the updated folder equals a whole build.
@@ -454,14 +437,14 @@ async fn a_rebuild_writes_only_what_changed_and_matches_a_full_build() {
     assert!(!out.join("posts/p4").exists());
     let fresh3 = site.path().join("fresh3");
     assert_eq!(build(&fresh3).await.code, 0);
-    assert_eq!(tree(&out), tree(&fresh3));
+    assert_eq!(files_below(&out), files_below(&fresh3));
     site.remove_post("new/a.png");
     site.write_post("new/b.png", "second");
     assert_eq!(build(&out).await.code, 0);
     assert!(!out.join("posts/new/a.png").exists());
     let fresh4 = site.path().join("fresh4");
     assert_eq!(build(&fresh4).await.code, 0);
-    assert_eq!(tree(&out), tree(&fresh4));
+    assert_eq!(files_below(&out), files_below(&fresh4));
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,7 +10,7 @@ use regex::Regex;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 
-use crate::support::{harness, Action, RunningServer, SmtpServer, TestSite};
+use crate::support::{harness, spawn_with, Action, RunningServer, SmtpServer, TestSite};
 
 pub const TOKEN: &str = "correct-horse-battery-staple";
 
@@ -94,7 +94,10 @@ impl Signed {
 }
 
 async fn site_with_data() -> (SmtpServer, TestSite) {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) = spawn_with(|site| {
+        site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
+    })
+    .await;
     smtp.set_rule(|rcpt| {
         if rcpt.starts_with("gone") {
             Action::RcptReply(550, "5.1.1 no such user".into())
@@ -102,9 +105,6 @@ async fn site_with_data() -> (SmtpServer, TestSite) {
             Action::Accept
         }
     });
-    let site = TestSite::new(Some(smtp.port));
-    site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
-    let app = site.app().await;
     site.add_subscribers(&app, &["reader@example.org", "gone@example.org"])
         .await;
     app.subscriptions()

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use crate::support::{harness, post, spawn, Action, SmtpServer, TestSite};
+use crate::support::{harness, post, spawn, spawn_with, Action, SmtpServer, TestSite};
 use chrono::{Duration, Utc};
 use posthorn::delivery::Stop;
 use posthorn::domain::{EmailAddress, SubscriberStatus};
@@ -25,7 +25,8 @@ async fn add(site: &TestSite, app: &posthorn::App, emails: &[String]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_smtp_failure_class_is_classified() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) =
+        spawn_with(|site| site.set_config("timeout_seconds = 5", "timeout_seconds = 1")).await;
     smtp.set_rule(|rcpt| match rcpt.split('@').next().unwrap() {
         "rcpt451" => Action::RcptReply(451, "4.3.0 Try again later".into()),
         "data421" => Action::DataReply(421, "4.7.0 Too many messages, slow down".into()),
@@ -36,9 +37,6 @@ async fn every_smtp_failure_class_is_classified() {
         "stall" => Action::Stall,
         _ => Action::Accept,
     });
-    let site = TestSite::new(Some(smtp.port));
-    site.set_config("timeout_seconds = 5", "timeout_seconds = 1");
-    let app = site.app().await;
     let names = [
         "ok", "rcpt451", "data421", "rcpt550", "data552", "drop", "dropdata", "stall",
     ];
@@ -161,7 +159,7 @@ async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requ
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_user_bounces_at_once_and_a_spam_block_never_removes_a_reader() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) = spawn().await;
     smtp.set_rule(|rcpt| {
         if rcpt.starts_with("gone") {
             Action::RcptReply(
@@ -174,8 +172,6 @@ async fn an_unknown_user_bounces_at_once_and_a_spam_block_never_removes_a_reader
             Action::Accept
         }
     });
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
     let emails = [
         "gone@example.com",
         "blocked@example.com",
@@ -257,9 +253,8 @@ async fn two_senders_on_one_database_send_each_message_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sender_killed_mid_send_loses_nobody_and_resends_only_what_was_in_flight() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site) = harness::site().await;
     smtp.set_delay(StdDuration::from_millis(2));
-    let site = TestSite::new(Some(smtp.port));
     let emails = addresses(5000);
     let csv = site.path().join("subscribers.csv");
     std::fs::write(&csv, format!("email\n{}\n", emails.join("\n"))).unwrap();
@@ -395,10 +390,8 @@ async fn a_sender_killed_mid_send_loses_nobody_and_resends_only_what_was_in_flig
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unsubscribing_during_a_send_stops_the_remaining_messages() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) = spawn().await;
     smtp.set_delay(StdDuration::from_millis(2));
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
     let emails = addresses(2000);
     add(&site, &app, &emails).await;
     let now = site.new_post(&app, "p.md", "글").await;
@@ -634,9 +627,8 @@ async fn a_server_deferring_ten_percent_ends_with_everyone_delivered_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_worker_processes_share_one_issue_and_send_each_message_once() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site) = harness::site().await;
     smtp.set_delay(StdDuration::from_millis(1));
-    let site = TestSite::new(Some(smtp.port));
     eprintln!(
         "three workers on {}",
         if site.on_postgres() {

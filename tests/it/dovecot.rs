@@ -15,7 +15,7 @@ use posthorn::domain::SubscriberStatus;
 
 use crate::bounces::{arf, dsn, headers_of};
 use crate::support::needs::DOVECOT;
-use crate::support::{available, free_port, openssl, Action, SmtpServer, TestSite};
+use crate::support::{available, free_port, harness, openssl, Action, TestSite};
 
 /// A CA, and a certificate for 127.0.0.1 signed by it (a self-signed CA used as
 /// the server's own certificate is refused by rustls, rightly).
@@ -213,9 +213,8 @@ async fn the_mailbox_is_polled_reports_filed_and_replies_left_unread() {
     if !available(&DOVECOT) {
         return;
     }
-    let smtp = SmtpServer::start().await;
+    let (smtp, site) = harness::site().await;
     smtp.set_rule(|_| Action::Accept);
-    let site = TestSite::new(Some(smtp.port));
     if site.on_postgres() {
         eprintln!("SKIPPED on PostgreSQL: the SQLite run covers the mailbox");
         return;

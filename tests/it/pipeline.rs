@@ -3,7 +3,7 @@
 use chrono::{Duration, Utc};
 use std::sync::Arc;
 
-use crate::support::{harness, post, spawn, Action, SmtpServer, TestSite};
+use crate::support::{harness, post, spawn, Action, TestSite};
 use posthorn::delivery::{Stop, Unobserved};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -212,15 +212,13 @@ async fn drafts_email_false_and_scheduled_posts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn smtp_replies_decide_sent_retrying_failed_and_a_down_server_loses_nothing() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) = spawn().await;
     smtp.set_rule(|rcpt| match rcpt {
         "busy@example.com" => Action::RcptReply(451, "4.7.1 Try again later".into()),
         "nobody@example.com" => Action::RcptReply(550, "5.1.1 No such user".into()),
         "spam@example.com" => Action::DataReply(554, "5.7.1 Rejected as spam".into()),
         _ => Action::Accept,
     });
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
     site.add_subscribers(
         &app,
         &[

@@ -2,9 +2,7 @@
 //! emailed link, receive, unsubscribe in one click. Plus forgeries, bots, floods,
 //! bad input and the admin API.
 
-use crate::support::{
-    harness, parse_message, post, serve, Action, RunningServer, SmtpServer, TestSite,
-};
+use crate::support::{harness, parse_message, post, serve, Action, RunningServer, TestSite};
 use chrono::{Duration, Utc};
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
@@ -245,10 +243,8 @@ async fn a_new_address_is_answered_as_fast_as_an_active_one_and_the_same_way() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_confirmation_the_server_refused_can_be_asked_for_again() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, s) = serve().await;
     smtp.set_rule(|_| Action::RcptReply(421, "4.3.2 service not available".into()));
-    let site = TestSite::new(Some(smtp.port));
-    let s = RunningServer::start(&site, true).await;
 
     // The mail server refuses: the reader still gets the usual answer.
     let (status, body, _) = timed_subscribe(&s, "later@example.com").await;
@@ -620,15 +616,7 @@ async fn pages_speak_english_when_the_site_does() {
     let site = TestSite::new(None);
     site.set_config("language = \"ko\"", "language = \"en\"");
     let s = RunningServer::start(&site, true).await;
-    let form = s
-        .client
-        .get(s.url("/subscribe"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form = s.text("/subscribe").await;
     assert!(form.contains("<html lang=\"en\">") && form.contains("Get new essays by email"));
     let r = s
         .client

@@ -27,4 +27,4 @@ pub use site::{post, toml_string, TestSite};
 #[allow(unused_imports)]
 pub use smtp::{parse_message, Action, Received, SmtpServer};
 #[allow(unused_imports)]
-pub use system::{available, free_port, openssl};
+pub use system::{available, files_below, free_port, openssl};

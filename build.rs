@@ -33,7 +33,7 @@ fn main() {
             eprintln!("{}=1 is set, but {why}", need.require);
             std::process::exit(1);
         }
-        println!("cargo::warning={why}; its tests are ignored");
+        println!("cargo::warning={why}: `cargo test` lists it as ignored");
         println!("cargo::rustc-cfg={}", need.cfg);
     }
 }

@@ -2,8 +2,9 @@
 //! WebDriver (chromedriver), against the real server and SMTP.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; `.ci/run` installs them and sets
-//! REQUIRE_BROWSER_TESTS=1, which turns a missing browser into a failure. Elsewhere
-//! the test says loudly that it was skipped.
+//! REQUIRE_BROWSER_TESTS=1, which turns a missing browser into a build failure.
+//! Elsewhere the build script warns, and `cargo test` lists the tests as ignored
+//! with the reason (see `support/needs.rs`).
 
 use crate::support::{post, serve, serve_with};
 use fantoccini::Locator;

@@ -3,8 +3,9 @@
 //! and moved to `posthorn/processed`, a reader's reply stays where it was,
 //! unread, and a broken message is set aside in `posthorn/unparsed`.
 //!
-//! Needs /usr/sbin/dovecot, openssl and root; skipped loudly without them, and
-//! required when REQUIRE_DOVECOT is set (as CI does).
+//! Needs /usr/sbin/dovecot, openssl and root; without them the build script warns
+//! and `cargo test` lists the test as ignored, and with REQUIRE_DOVECOT=1 (as CI
+//! sets) the build fails instead.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

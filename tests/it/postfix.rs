@@ -3,8 +3,9 @@
 //! Postfix writes real DSNs to the VERP addresses and routes them back through a
 //! `pipe` transport to `posthorn bounces ingest`, as a site would configure it.
 //!
-//! Needs /usr/sbin/postfix (Debian's `postfix`) and root; skipped loudly
-//! without them, and required when REQUIRE_POSTFIX is set (as CI does).
+//! Needs /usr/sbin/postfix (Debian's `postfix`) and root; without them the build
+//! script warns and `cargo test` lists the test as ignored, and with
+//! REQUIRE_POSTFIX=1 (as CI sets) the build fails instead.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

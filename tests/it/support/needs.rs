@@ -90,7 +90,7 @@ impl Need {
         let pretend = std::env::var(PRETEND_MISSING).unwrap_or_default();
         if pretend.split(',').any(|n| n.trim() == self.name) {
             return Some(format!(
-                "{} is skipped: {PRETEND_MISSING} names it",
+                "{} cannot run: {PRETEND_MISSING}={pretend}",
                 self.what
             ));
         }

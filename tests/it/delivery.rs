@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use crate::support::{harness, post, spawn, spawn_with, Action, SmtpServer, TestSite};
+use crate::support::{harness, post, spawn, spawn_with, Action, TestSite};
 use chrono::{Duration, Utc};
 use posthorn::delivery::Stop;
 use posthorn::domain::{EmailAddress, SubscriberStatus};
@@ -81,7 +81,7 @@ async fn every_smtp_failure_class_is_classified() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requeues() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) = spawn().await; // max_attempts = 3, retry_backoff_seconds = 60
     smtp.set_rule(|rcpt| {
         if rcpt.starts_with("busy") {
             Action::RcptReply(451, "4.7.1 Greylisted".into())
@@ -89,8 +89,6 @@ async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requ
             Action::Accept
         }
     });
-    let site = TestSite::new(Some(smtp.port)); // max_attempts = 3, retry_backoff_seconds = 60
-    let app = site.app().await;
     add(&site, &app, &["busy@example.com".to_string()]).await;
     let t0 = site.new_post(&app, "p.md", "글").await;
     let tick = |at| app.tick().run_once(at, Stop::default());
@@ -584,7 +582,8 @@ fn a_bad_cron_expression_is_a_clear_config_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_deferring_ten_percent_ends_with_everyone_delivered_once() {
     use rand::{Rng, SeedableRng};
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) =
+        spawn_with(|site| site.set_config("max_attempts = 3", "max_attempts = 6")).await;
     // 451 for a random tenth of the attempts, from a fixed seed.
     let rng = std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(7));
     smtp.set_rule(move |_| {
@@ -594,9 +593,6 @@ async fn a_server_deferring_ten_percent_ends_with_everyone_delivered_once() {
             Action::Accept
         }
     });
-    let site = TestSite::new(Some(smtp.port));
-    site.set_config("max_attempts = 3", "max_attempts = 6");
-    let app = site.app().await;
     let emails = addresses(2000);
     add(&site, &app, &emails).await;
     let created = app.reports().created_at().await.unwrap();

@@ -3,12 +3,13 @@
 //! matching, hard bounces, complaints, auto-replies, forgeries, duplicates,
 //! unmatched reports, and a database that is down.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 use serde_json::Value;
 
-use crate::support::{post, Action, SmtpServer, TestSite};
+use crate::support::{post, spawn_with, Action, SmtpServer, TestSite};
+use posthorn::App;
 
 /// An RFC 3464 report as Postfix writes it, sent to `to` (the envelope sender
 /// of the original), about `recipient`, returning the original's headers.
@@ -95,21 +96,28 @@ fn json(out: &crate::support::CliOutput) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr))
 }
 
+/// A site with VERP on (`bounces.return_path`) that has sent its first letter
+/// to each of `readers`; the clock reading it was sent at, last.
+async fn sent_to(readers: &[&str]) -> (SmtpServer, TestSite, App, DateTime<Utc>) {
+    let (smtp, site, app) = spawn_with(|site| {
+        site.append_config("\n[bounces]\nreturn_path = \"bounces@bounce.example.com\"\n")
+    })
+    .await;
+    smtp.set_rule(|_| Action::Accept);
+    site.add_subscribers(&app, readers).await;
+    let now = site.new_post(&app, "p.md", "첫 편지").await;
+    app.tick().run_once(now, Stop::default()).await.unwrap();
+    (smtp, site, app, now)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn reports_change_exactly_the_deliveries_they_name() {
-    let smtp = SmtpServer::start().await;
-    smtp.set_rule(|_| Action::Accept);
-    let site = TestSite::new(Some(smtp.port));
-    site.append_config("\n[bounces]\nreturn_path = \"bounces@bounce.example.com\"\n");
-    let app = site.app().await;
     let readers = [
         "gone@example.org",
         "fine@example.org",
         "annoyed@example.org",
     ];
-    site.add_subscribers(&app, &readers).await;
-    let now = site.new_post(&app, "p.md", "첫 편지").await;
-    app.tick().run_once(now, Stop::default()).await.unwrap();
+    let (smtp, site, app, now) = sent_to(&readers).await;
     let sent = smtp.messages();
     assert_eq!(sent.len(), 3);
     let to = |who: &str| {
@@ -340,16 +348,9 @@ async fn ingest_asks_the_mta_to_retry_when_the_database_is_down_and_refuses_what
 /// back with "database is locked".
 #[tokio::test(flavor = "multi_thread")]
 async fn reports_piped_at_the_same_time_are_all_recorded() {
-    let smtp = SmtpServer::start().await;
-    smtp.set_rule(|_| Action::Accept);
-    let site = TestSite::new(Some(smtp.port));
-    site.append_config("\n[bounces]\nreturn_path = \"bounces@bounce.example.com\"\n");
-    let app = site.app().await;
     let readers: Vec<String> = (0..6).map(|i| format!("gone{i}@example.org")).collect();
     let refs: Vec<&str> = readers.iter().map(String::as_str).collect();
-    site.add_subscribers(&app, &refs).await;
-    let now = site.new_post(&app, "p.md", "첫 편지").await;
-    app.tick().run_once(now, Stop::default()).await.unwrap();
+    let (smtp, site, app, _) = sent_to(&refs).await;
     let reports: Vec<Vec<u8>> = smtp
         .messages()
         .iter()
@@ -380,15 +381,7 @@ async fn reports_piped_at_the_same_time_are_all_recorded() {
 /// else, changes nobody, and the report is kept and listed.
 #[tokio::test(flavor = "multi_thread")]
 async fn reports_that_prove_nothing_change_nobody() {
-    let smtp = SmtpServer::start().await;
-    smtp.set_rule(|_| Action::Accept);
-    let site = TestSite::new(Some(smtp.port));
-    site.append_config("\n[bounces]\nreturn_path = \"bounces@bounce.example.com\"\n");
-    let app = site.app().await;
-    site.add_subscribers(&app, &["victim@example.org", "mallory@example.org"])
-        .await;
-    let now = site.new_post(&app, "p.md", "첫 편지").await;
-    app.tick().run_once(now, Stop::default()).await.unwrap();
+    let (smtp, site, app, _) = sent_to(&["victim@example.org", "mallory@example.org"]).await;
     let sent = smtp.messages();
     let to = |who: &str| {
         sent.iter()

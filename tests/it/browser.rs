@@ -2,14 +2,19 @@
 //! WebDriver (chromedriver), against the real server and SMTP.
 //!
 //! Needs Debian's `chromium` and `chromium-driver`; `.ci/run` installs them and sets
-//! REQUIRE_BROWSER_TESTS=1, which turns a missing browser into a failure. Elsewhere
-//! the test says loudly that it was skipped.
+//! REQUIRE_BROWSER_TESTS=1, which turns a missing browser into a build failure.
+//! Elsewhere the build script warns, and `cargo test` lists the tests as ignored
+//! with the reason (see `support/needs.rs`).
 
-use crate::support::{post, RunningServer, SmtpServer, TestSite};
+use crate::support::{post, serve, serve_with};
 use fantoccini::Locator;
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
     let Some(b) = crate::support::browser::start().await else {
@@ -17,9 +22,7 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
     };
     let browser = b.client.clone();
 
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let s = RunningServer::start(&site, true).await;
+    let (smtp, site, s) = serve().await;
     let text_of = |selector: &'static str| {
         let browser = browser.clone();
         async move {
@@ -125,16 +128,18 @@ async fn a_reader_subscribes_confirms_and_unsubscribes_in_chromium() {
     browser.close().await.unwrap();
 }
 
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_chooses_the_digest_and_a_topic_on_their_page_in_chromium() {
     let Some(b) = crate::support::browser::start().await else {
         return;
     };
     let browser = b.client.clone();
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    site.append_config("[posts]\ntopics = [\"에세이\", \"notes\"]");
-    let s = RunningServer::start(&site, true).await;
+    let (smtp, site, s) =
+        serve_with(|site| site.append_config("[posts]\ntopics = [\"에세이\", \"notes\"]")).await;
     site.add_subscribers(&s.app, &["page@example.com"]).await;
     let now = site.new_post(&s.app, "essay.md", "에세이 한 편").await;
     s.app.tick().run_once(now, Stop::default()).await.unwrap();

@@ -9,7 +9,9 @@ use posthorn::delivery::Stop;
 use posthorn::domain::{DeliveryStatus, Frequency, IssueKind};
 use posthorn::App;
 
-use crate::support::{post, toml_string, RunningServer, SmtpServer, TestSite};
+use crate::support::{
+    harness, post, serve_with, spawn, toml_string, RunningServer, SmtpServer, TestSite,
+};
 
 const DIGEST: &str = "0 0 9 * * Sat";
 
@@ -59,10 +61,8 @@ async fn save(s: &RunningServer, url: &str, form: &[(&str, &str)]) -> reqwest::R
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reader_switches_to_the_weekly_digest_on_their_page() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    site.append_config(&format!("[schedule]\ndigest = \"{DIGEST}\""));
-    let s = RunningServer::start(&site, true).await;
+    let (smtp, site, s) =
+        serve_with(|site| site.append_config(&format!("[schedule]\ndigest = \"{DIGEST}\""))).await;
     let app = &s.app;
     site.add_subscribers(app, &["weekly@example.com", "every@example.com"])
         .await;
@@ -171,11 +171,11 @@ async fn a_reader_switches_to_the_weekly_digest_on_their_page() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_topic_reader_gets_only_their_topics_and_untagged_posts() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    site.append_config("[schedule]\nmax_new_per_tick = 10");
-    site.append_config("[posts]\ntopics = [\"에세이\", \"notes\"]");
-    let s = RunningServer::start(&site, true).await;
+    let (smtp, site, s) = serve_with(|site| {
+        site.append_config("[schedule]\nmax_new_per_tick = 10");
+        site.append_config("[posts]\ntopics = [\"에세이\", \"notes\"]");
+    })
+    .await;
     let app = &s.app;
     site.add_subscribers(app, &["essays@example.com", "all@example.com"])
         .await;
@@ -265,10 +265,8 @@ async fn a_topic_reader_gets_only_their_topics_and_untagged_posts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn changing_choices_mid_queue_skips_what_no_longer_fits() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    site.append_config(&format!("[schedule]\ndigest = \"{DIGEST}\""));
-    let s = RunningServer::start(&site, true).await;
+    let (smtp, site, s) =
+        serve_with(|site| site.append_config(&format!("[schedule]\ndigest = \"{DIGEST}\""))).await;
     let app = &s.app;
     site.add_subscribers(app, &["changer@example.com", "stays@example.com"])
         .await;
@@ -355,8 +353,7 @@ async fn changing_choices_mid_queue_skips_what_no_longer_fits() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn leaving_the_digest_sends_what_waited_for_it_at_once() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     site.append_config(&format!("[schedule]\ndigest = \"{DIGEST}\""));
     let s = RunningServer::start_with_worker_at(&site, true).await;
     let app = &s.app;
@@ -481,8 +478,7 @@ async fn forged_or_cut_preference_tokens_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_welcome_is_sent_once_per_confirmation_and_logged() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     let s = RunningServer::start_with_worker_at(&site, true).await;
     let app = &s.app;
     // Essays from before the list began (the archive) are what a welcome can offer
@@ -545,9 +541,7 @@ async fn the_welcome_is_sent_once_per_confirmation_and_logged() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_hundred_entries_due_at_once_become_one_digest_per_reader() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     site.add_subscribers(&app, &["a@example.com", "b@example.com"])
         .await;
     let created = app.ledger().created_at().await.unwrap();
@@ -587,10 +581,8 @@ async fn two_hundred_entries_due_at_once_become_one_digest_per_reader() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_paragraph_per_line_in_the_email_the_feeds_and_the_archive() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    site.append_config("[posts]\nline_breaks = \"paragraph\"");
-    let s = RunningServer::start(&site, true).await;
+    let (smtp, site, s) =
+        serve_with(|site| site.append_config("[posts]\nline_breaks = \"paragraph\"")).await;
     let app = &s.app;
     site.add_subscribers(app, &["reader@example.com"]).await;
     let created = app.ledger().created_at().await.unwrap();
@@ -680,9 +672,7 @@ fn sqlite_files_contain(site: &TestSite, needle: &[u8]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forget_leaves_no_trace_of_an_address_and_keeps_the_counts() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     let address = "Forget.Me@example.com";
     let key = address.to_ascii_lowercase();
     app.subscriptions()
@@ -816,9 +806,7 @@ async fn forget_removes_the_file_transports_letters_to_the_person_and_no_other()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_reply_that_arrives_after_forget_keeps_nothing_of_the_address() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     let address = "on.the.wire@example.com";
     site.add_subscribers(&app, &[address]).await;
     // The relay quotes the address in its reply, which comes only after forget.

@@ -1,6 +1,6 @@
 //! The command line as a user runs it: the real binary, a real SQLite file.
 
-use crate::support::{parse_message, post, SmtpServer, TestSite};
+use crate::support::{files_below, harness, parse_message, post, TestSite};
 use chrono::{Duration, Utc};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -95,8 +95,7 @@ async fn init_import_check_send_status_on_the_default_file_transport() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_broken_post_is_reported_with_file_and_line_and_the_others_still_go_out() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     // The first command creates the database; posts written after it are new.
     assert_eq!(
         site.cli(&["subscribers", "add", "reader@example.com", "--name", "독자"])
@@ -210,8 +209,7 @@ async fn import_reports_each_rejected_row_and_imports_the_rest() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn test_copies_previews_and_clear_errors() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     site.write_post(
         "essay.md",
         &post(
@@ -276,8 +274,7 @@ async fn test_copies_previews_and_clear_errors() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_checks_at_once_send_each_subscriber_the_issue_once() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     let csv = site.path().join("many.csv");
     let rows: String = (0..300)
         .map(|i| format!("reader{i}@example.com\n"))
@@ -377,23 +374,6 @@ async fn build_writes_a_static_site_and_drops_removed_posts() {
 }
 
 /// Every file below `dir`, by relative path, with its bytes.
-fn tree(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut out = std::collections::BTreeMap::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                let rel = p.strip_prefix(dir).unwrap().display().to_string();
-                out.insert(rel, std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rebuild_writes_only_what_changed_and_matches_a_full_build() {
     let site = TestSite::new(None);
@@ -423,7 +403,7 @@ async fn a_rebuild_writes_only_what_changed_and_matches_a_full_build() {
     // Byte for byte what a full build into a new folder writes.
     let fresh = site.path().join("fresh");
     assert_eq!(build(&fresh).await.code, 0);
-    assert_eq!(tree(&out), tree(&fresh));
+    assert_eq!(files_below(&out), files_below(&fresh));
 
     // A changed post is seen: the next build writes it, and matches a full build again.
     site.write_post(
@@ -442,7 +422,7 @@ async fn a_rebuild_writes_only_what_changed_and_matches_a_full_build() {
     assert_eq!(files(&changed), 5, "{}", changed.stdout);
     let fresh2 = site.path().join("fresh2");
     assert_eq!(build(&fresh2).await.code, 0);
-    assert_eq!(tree(&out), tree(&fresh2));
+    assert_eq!(files_below(&out), files_below(&fresh2));
 
     // A post removed, one added with an image beside it, another's image changed:
     // each time the updated folder equals a whole build.
@@ -457,20 +437,19 @@ async fn a_rebuild_writes_only_what_changed_and_matches_a_full_build() {
     assert!(!out.join("posts/p4").exists());
     let fresh3 = site.path().join("fresh3");
     assert_eq!(build(&fresh3).await.code, 0);
-    assert_eq!(tree(&out), tree(&fresh3));
+    assert_eq!(files_below(&out), files_below(&fresh3));
     site.remove_post("new/a.png");
     site.write_post("new/b.png", "second");
     assert_eq!(build(&out).await.code, 0);
     assert!(!out.join("posts/new/a.png").exists());
     let fresh4 = site.path().join("fresh4");
     assert_eq!(build(&fresh4).await.code, 0);
-    assert_eq!(tree(&out), tree(&fresh4));
+    assert_eq!(files_below(&out), files_below(&fresh4));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_only_server_sends_at_start_and_stops_gracefully_on_sigterm() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     assert_eq!(
         site.cli(&["subscribers", "add", "a@example.com"])
             .await

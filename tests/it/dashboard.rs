@@ -10,7 +10,7 @@ use regex::Regex;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::{Response, StatusCode};
 
-use crate::support::{Action, RunningServer, SmtpServer, TestSite};
+use crate::support::{harness, spawn_with, Action, RunningServer, SmtpServer, TestSite};
 
 pub const TOKEN: &str = "correct-horse-battery-staple";
 
@@ -94,7 +94,10 @@ impl Signed {
 }
 
 async fn site_with_data() -> (SmtpServer, TestSite) {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) = spawn_with(|site| {
+        site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
+    })
+    .await;
     smtp.set_rule(|rcpt| {
         if rcpt.starts_with("gone") {
             Action::RcptReply(550, "5.1.1 no such user".into())
@@ -102,9 +105,6 @@ async fn site_with_data() -> (SmtpServer, TestSite) {
             Action::Accept
         }
     });
-    let site = TestSite::new(Some(smtp.port));
-    site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
-    let app = site.app().await;
     site.add_subscribers(&app, &["reader@example.org", "gone@example.org"])
         .await;
     app.subscriptions()
@@ -677,6 +677,10 @@ async fn dashboard_answers_carry_a_tight_policy_and_no_inline_script() {
     assert_eq!(r.headers()["x-frame-options"], "SAMEORIGIN");
 }
 
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn the_live_progress_runs_under_the_policy_in_chromium() {
     use fantoccini::Locator;
@@ -684,8 +688,7 @@ async fn the_live_progress_runs_under_the_policy_in_chromium() {
         return;
     };
     let browser = b.client.clone();
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     // Messages wait at the mail server's gate for as long as the test needs.
     site.set_config("timeout_seconds = 5", "timeout_seconds = 120");
     site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));

@@ -10,7 +10,7 @@ use std::time::Duration;
 use fantoccini::{Client, Locator};
 
 use crate::dashboard::TOKEN;
-use crate::support::{post, Action, RunningServer, SmtpServer, TestSite};
+use crate::support::{post, spawn_with, Action, RunningServer, SmtpServer, TestSite};
 
 const READERS: usize = 12;
 
@@ -72,7 +72,12 @@ async fn picture(browser: &Client, language: &str, name: &str) {
 
 /// A site in `language` with readers, an essay sent to them, a bounce, and a
 /// new essay waiting to be sent by hand.
-async fn site(language: &str, smtp: &SmtpServer) -> TestSite {
+async fn site(language: &str) -> (SmtpServer, TestSite) {
+    let (smtp, site, app) = spawn_with(|site| {
+        site.set_config("language = \"ko\"", &format!("language = \"{language}\""));
+        site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
+    })
+    .await;
     smtp.set_rule(|rcpt| {
         if rcpt.starts_with("gone") {
             Action::RcptReply(550, "5.1.1 <gone@example.org>: no such user".into())
@@ -80,10 +85,6 @@ async fn site(language: &str, smtp: &SmtpServer) -> TestSite {
             Action::Accept
         }
     });
-    let site = TestSite::new(Some(smtp.port));
-    site.set_config("language = \"ko\"", &format!("language = \"{language}\""));
-    site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
-    let app = site.app().await;
     let mut readers: Vec<String> = (1..READERS)
         .map(|i| format!("reader{i}@example.org"))
         .collect();
@@ -111,9 +112,13 @@ async fn site(language: &str, smtp: &SmtpServer) -> TestSite {
     // As the scheduler's next tick would: the new post is read and stored.
     app.tick().sync_posts(chrono::Utc::now()).await.unwrap();
     app.close().await;
-    site
+    (smtp, site)
 }
 
+#[cfg_attr(
+    no_browser,
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn the_author_signs_in_sends_and_follows_an_issue_in_chromium() {
     let Some(b) = crate::support::browser::start().await else {
@@ -126,8 +131,7 @@ async fn the_author_signs_in_sends_and_follows_an_issue_in_chromium() {
         &["ko"]
     };
     for language in languages {
-        let smtp = SmtpServer::start().await;
-        let site = site(language, &smtp).await;
+        let (smtp, site) = site(language).await;
         let s = RunningServer::start_with_worker_at(&site, true).await;
         let sent_before = smtp.messages().len();
 

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use crate::support::{post, Action, SmtpServer, TestSite};
+use crate::support::{harness, post, spawn, spawn_with, Action, TestSite};
 use chrono::{Duration, Utc};
 use posthorn::delivery::Stop;
 use posthorn::domain::{EmailAddress, SubscriberStatus};
@@ -25,7 +25,8 @@ async fn add(site: &TestSite, app: &posthorn::App, emails: &[String]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_smtp_failure_class_is_classified() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) =
+        spawn_with(|site| site.set_config("timeout_seconds = 5", "timeout_seconds = 1")).await;
     smtp.set_rule(|rcpt| match rcpt.split('@').next().unwrap() {
         "rcpt451" => Action::RcptReply(451, "4.3.0 Try again later".into()),
         "data421" => Action::DataReply(421, "4.7.0 Too many messages, slow down".into()),
@@ -36,9 +37,6 @@ async fn every_smtp_failure_class_is_classified() {
         "stall" => Action::Stall,
         _ => Action::Accept,
     });
-    let site = TestSite::new(Some(smtp.port));
-    site.set_config("timeout_seconds = 5", "timeout_seconds = 1");
-    let app = site.app().await;
     let names = [
         "ok", "rcpt451", "data421", "rcpt550", "data552", "drop", "dropdata", "stall",
     ];
@@ -83,7 +81,7 @@ async fn every_smtp_failure_class_is_classified() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requeues() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) = spawn().await; // max_attempts = 3, retry_backoff_seconds = 60
     smtp.set_rule(|rcpt| {
         if rcpt.starts_with("busy") {
             Action::RcptReply(451, "4.7.1 Greylisted".into())
@@ -91,8 +89,6 @@ async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requ
             Action::Accept
         }
     });
-    let site = TestSite::new(Some(smtp.port)); // max_attempts = 3, retry_backoff_seconds = 60
-    let app = site.app().await;
     add(&site, &app, &["busy@example.com".to_string()]).await;
     let t0 = site.new_post(&app, "p.md", "글").await;
     let tick = |at| app.tick().run_once(at, Stop::default());
@@ -161,7 +157,7 @@ async fn transient_failures_back_off_then_fail_after_max_attempts_and_retry_requ
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_user_bounces_at_once_and_a_spam_block_never_removes_a_reader() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) = spawn().await;
     smtp.set_rule(|rcpt| {
         if rcpt.starts_with("gone") {
             Action::RcptReply(
@@ -174,8 +170,6 @@ async fn an_unknown_user_bounces_at_once_and_a_spam_block_never_removes_a_reader
             Action::Accept
         }
     });
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
     let emails = [
         "gone@example.com",
         "blocked@example.com",
@@ -238,8 +232,7 @@ async fn an_unknown_user_bounces_at_once_and_a_spam_block_never_removes_a_reader
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_senders_on_one_database_send_each_message_once() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     let a = site.app().await;
     let b = site.app().await;
     let emails = addresses(2000);
@@ -258,9 +251,8 @@ async fn two_senders_on_one_database_send_each_message_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sender_killed_mid_send_loses_nobody_and_resends_only_what_was_in_flight() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site) = harness::site().await;
     smtp.set_delay(StdDuration::from_millis(2));
-    let site = TestSite::new(Some(smtp.port));
     let emails = addresses(5000);
     let csv = site.path().join("subscribers.csv");
     std::fs::write(&csv, format!("email\n{}\n", emails.join("\n"))).unwrap();
@@ -396,10 +388,8 @@ async fn a_sender_killed_mid_send_loses_nobody_and_resends_only_what_was_in_flig
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unsubscribing_during_a_send_stops_the_remaining_messages() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) = spawn().await;
     smtp.set_delay(StdDuration::from_millis(2));
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
     let emails = addresses(2000);
     add(&site, &app, &emails).await;
     let now = site.new_post(&app, "p.md", "글").await;
@@ -433,8 +423,7 @@ async fn unsubscribing_during_a_send_stops_the_remaining_messages() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn digest_mode_sends_one_email_with_every_new_post() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     // The site's default for readers who have not chosen: the digest, on Saturdays.
     site.append_config("[schedule]\nmode = \"digest\"\ndigest = \"0 0 9 * * Sat\"");
     let app = site.app().await;
@@ -514,9 +503,7 @@ async fn digest_mode_sends_one_email_with_every_new_post() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_graceful_stop_records_what_was_sent_and_leaves_the_rest_queued() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     let emails = addresses(1000);
     add(&site, &app, &emails).await;
     let now = site.new_post(&app, "p.md", "글").await;
@@ -556,9 +543,7 @@ async fn a_graceful_stop_records_what_was_sent_and_leaves_the_rest_queued() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tick_still_running_is_not_started_twice() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     add(&site, &app, &addresses(200)).await;
     // Dated just after the database was made: new, and already published.
     let created = app.ledger().created_at().await.unwrap();
@@ -605,7 +590,8 @@ fn a_bad_cron_expression_is_a_clear_config_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_deferring_ten_percent_ends_with_everyone_delivered_once() {
     use rand::{Rng, SeedableRng};
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) =
+        spawn_with(|site| site.set_config("max_attempts = 3", "max_attempts = 6")).await;
     // 451 for a random tenth of the attempts, from a fixed seed.
     let rng = std::sync::Mutex::new(rand::rngs::StdRng::seed_from_u64(7));
     smtp.set_rule(move |_| {
@@ -615,9 +601,6 @@ async fn a_server_deferring_ten_percent_ends_with_everyone_delivered_once() {
             Action::Accept
         }
     });
-    let site = TestSite::new(Some(smtp.port));
-    site.set_config("max_attempts = 3", "max_attempts = 6");
-    let app = site.app().await;
     let emails = addresses(2000);
     add(&site, &app, &emails).await;
     let created = app.ledger().created_at().await.unwrap();
@@ -648,9 +631,8 @@ async fn a_server_deferring_ten_percent_ends_with_everyone_delivered_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn three_worker_processes_share_one_issue_and_send_each_message_once() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site) = harness::site().await;
     smtp.set_delay(StdDuration::from_millis(1));
-    let site = TestSite::new(Some(smtp.port));
     eprintln!(
         "three workers on {}",
         if site.on_postgres() {
@@ -710,8 +692,7 @@ async fn three_worker_processes_share_one_issue_and_send_each_message_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_subscriber_with_many_issues_in_one_batch_gets_them_all() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     // One connection, so one claim takes every delivery at once; twenty issues,
     // not one digest of twenty.
     site.set_config("concurrency = 4", "concurrency = 1");

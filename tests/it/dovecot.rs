@@ -3,8 +3,9 @@
 //! and moved to `posthorn/processed`, a reader's reply stays where it was,
 //! unread, and a broken message is set aside in `posthorn/unparsed`.
 //!
-//! Needs /usr/sbin/dovecot, openssl and root; skipped loudly without them, and
-//! required when REQUIRE_DOVECOT is set (as CI does).
+//! Needs /usr/sbin/dovecot, openssl and root; without them the build script warns
+//! and `cargo test` lists the test as ignored, and with REQUIRE_DOVECOT=1 (as CI
+//! sets) the build fails instead.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,11 +15,8 @@ use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 
 use crate::bounces::{arf, dsn, headers_of};
-use crate::support::{free_port, openssl, system_daemon, Action, SmtpServer, TestSite};
-
-fn available() -> bool {
-    system_daemon("/usr/sbin/dovecot", "REQUIRE_DOVECOT", "the IMAP test")
-}
+use crate::support::needs::DOVECOT;
+use crate::support::{available, free_port, harness, openssl, Action, TestSite};
 
 /// A CA, and a certificate for 127.0.0.1 signed by it (a self-signed CA used as
 /// the server's own certificate is refused by rustls, rightly).
@@ -207,14 +205,17 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     String::from_utf8_lossy(haystack).contains(needle)
 }
 
+#[cfg_attr(
+    no_dovecot,
+    ignore = "needs Dovecot and root: apt-get install dovecot-imapd"
+)]
 #[tokio::test(flavor = "multi_thread")]
 async fn the_mailbox_is_polled_reports_filed_and_replies_left_unread() {
-    if !available() {
+    if !available(&DOVECOT) {
         return;
     }
-    let smtp = SmtpServer::start().await;
+    let (smtp, site) = harness::site().await;
     smtp.set_rule(|_| Action::Accept);
-    let site = TestSite::new(Some(smtp.port));
     if site.on_postgres() {
         eprintln!("SKIPPED on PostgreSQL: the SQLite run covers the mailbox");
         return;

@@ -1,6 +1,6 @@
 //! What a subscriber's mail client receives, parsed with a real MIME parser.
 
-use crate::support::{SmtpServer, TestSite};
+use crate::support::{harness, spawn, SmtpServer, TestSite};
 use chrono::{Duration, Utc};
 use mail_parser::{HeaderValue, MimeHeaders};
 use posthorn::delivery::Stop;
@@ -15,9 +15,7 @@ const BODY: &str = r#"첫 문단에는 [상대 링크](../other/)와 [각주](#n
 둘째 문단 & 특수문자 <b>굵게</b>."#;
 
 async fn send_one(title: &str) -> (SmtpServer, TestSite, posthorn::App) {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     site.add_subscribers(&app, &["Reader@Example.COM"]).await;
     let created = app.ledger().created_at().await.unwrap();
     site.write_post(
@@ -198,9 +196,8 @@ async fn bodies_travel_8bit_where_offered_and_a_name_cannot_break_the_wire() {
     // One long paragraph: 2,400 characters of Korean on one line of HTML.
     let long = "천천히 읽는다는 것은 문장 곁에 오래 머무는 일이다. ".repeat(80);
     for (extensions, eight_bit) in cases {
-        let smtp = SmtpServer::start().await;
+        let (smtp, site) = harness::site().await;
         smtp.set_extensions(extensions);
-        let site = TestSite::new(Some(smtp.port));
         // The name at the start of a line of the text part, twice.
         site.write_template(
             "email.txt.hbs",

@@ -3,13 +3,12 @@
 use chrono::{Duration, Utc};
 use std::sync::Arc;
 
-use crate::support::{post, Action, SmtpServer, TestSite};
+use crate::support::{harness, post, spawn, Action, TestSite};
 use posthorn::delivery::{Stop, Unobserved};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn first_check_sends_no_archive_then_each_new_post_once_to_every_active_subscriber() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     site.write_post(
         "old-one.md",
         &post("지난 글", Utc::now() - Duration::days(30), "옛 이야기"),
@@ -85,8 +84,7 @@ async fn first_check_sends_no_archive_then_each_new_post_once_to_every_active_su
 
 #[tokio::test(flavor = "multi_thread")]
 async fn send_again_reaches_only_subscribers_who_lack_the_post() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     site.write_post(
         "essay.md",
         &post("에세이", Utc::now() - Duration::days(3), "본문"),
@@ -121,9 +119,7 @@ async fn send_again_reaches_only_subscribers_who_lack_the_post() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn renaming_or_editing_a_post_keeps_its_identity() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     site.add_subscribers(&app, &["a@example.com"]).await;
     let created = app.ledger().created_at().await.unwrap();
     let date = created + Duration::seconds(1);
@@ -167,9 +163,7 @@ async fn renaming_or_editing_a_post_keeps_its_identity() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn drafts_email_false_and_scheduled_posts() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     site.add_subscribers(&app, &["a@example.com"]).await;
     let created = app.ledger().created_at().await.unwrap();
     let soon = created + Duration::seconds(1);
@@ -218,15 +212,13 @@ async fn drafts_email_false_and_scheduled_posts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn smtp_replies_decide_sent_retrying_failed_and_a_down_server_loses_nothing() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, app) = spawn().await;
     smtp.set_rule(|rcpt| match rcpt {
         "busy@example.com" => Action::RcptReply(451, "4.7.1 Try again later".into()),
         "nobody@example.com" => Action::RcptReply(550, "5.1.1 No such user".into()),
         "spam@example.com" => Action::DataReply(554, "5.7.1 Rejected as spam".into()),
         _ => Action::Accept,
     });
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
     site.add_subscribers(
         &app,
         &[

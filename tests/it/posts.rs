@@ -2,26 +2,8 @@
 
 use chrono::{Duration, Utc};
 
-use crate::support::{post, RunningServer, SmtpServer, TestSite};
+use crate::support::{files_below, post, spawn, RunningServer, TestSite};
 use posthorn::delivery::Stop;
-
-/// Every file below `dir`, by path relative to it.
-fn files_below(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        for e in std::fs::read_dir(&d).unwrap().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                todo.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().display().to_string());
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn no_post_publishes_the_files_of_another_post() {
@@ -69,7 +51,7 @@ async fn no_post_publishes_the_files_of_another_post() {
     let built = site.cli(&["build", "--out", out.to_str().unwrap()]).await;
     assert_eq!(built.code, 0, "{}", built.stderr);
     let published: Vec<String> = files_below(&out)
-        .into_iter()
+        .into_keys()
         .filter(|f| !f.ends_with(".html") && !f.starts_with('.'))
         .filter(|f| !["feed.xml", "atom.xml", "feed.json"].contains(&f.as_str()))
         .collect();
@@ -95,9 +77,7 @@ async fn no_post_publishes_the_files_of_another_post() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_post_cannot_write_a_readers_address_into_their_email() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let app = site.app().await;
+    let (smtp, site, app) = spawn().await;
     site.add_subscribers(&app, &["a@example.com", "b@example.com"])
         .await;
     let created = app.ledger().created_at().await.unwrap();

@@ -2,7 +2,7 @@
 //! emailed link, receive, unsubscribe in one click. Plus forgeries, bots, floods,
 //! bad input and the admin API.
 
-use crate::support::{parse_message, post, Action, RunningServer, SmtpServer, TestSite};
+use crate::support::{harness, parse_message, post, serve, Action, RunningServer, TestSite};
 use chrono::{Duration, Utc};
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
@@ -26,9 +26,7 @@ async fn settled(s: &RunningServer) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn subscribe_confirm_receive_and_unsubscribe_in_one_click() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let s = RunningServer::start(&site, true).await;
+    let (smtp, site, s) = serve().await;
 
     let form = s.client.get(s.url("/subscribe")).send().await.unwrap();
     assert_eq!(form.status(), 200);
@@ -207,9 +205,7 @@ async fn timed_subscribe(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_address_is_answered_as_fast_as_an_active_one_and_the_same_way() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let s = RunningServer::start(&site, true).await;
+    let (smtp, site, s) = serve().await;
     site.add_subscribers(&s.app, &["active@example.com"]).await;
     // The mail server takes each message and then holds its answer: a slow server.
     smtp.close_gate();
@@ -247,10 +243,8 @@ async fn a_new_address_is_answered_as_fast_as_an_active_one_and_the_same_way() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_confirmation_the_server_refused_can_be_asked_for_again() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site, s) = serve().await;
     smtp.set_rule(|_| Action::RcptReply(421, "4.3.2 service not available".into()));
-    let site = TestSite::new(Some(smtp.port));
-    let s = RunningServer::start(&site, true).await;
 
     // The mail server refuses: the reader still gets the usual answer.
     let (status, body, _) = timed_subscribe(&s, "later@example.com").await;
@@ -272,9 +266,7 @@ async fn a_confirmation_the_server_refused_can_be_asked_for_again() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unsubscribing_skips_queued_deliveries_at_once() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let s = RunningServer::start(&site, true).await;
+    let (smtp, site, s) = serve().await;
     site.add_subscribers(&s.app, &["a@example.com", "b@example.com"])
         .await;
     let created = s.app.ledger().created_at().await.unwrap();
@@ -308,9 +300,7 @@ async fn unsubscribing_skips_queued_deliveries_at_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_expired_and_wrong_purpose_links_change_nothing() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let s = RunningServer::start(&site, true).await;
+    let (_smtp, site, s) = serve().await;
     assert_eq!(subscribe(&s, "p@example.com", "").await.status(), 200);
     settled(&s).await;
     let p = site.subscriber(&s.app, "p@example.com").await.unwrap();
@@ -392,9 +382,7 @@ async fn forged_expired_and_wrong_purpose_links_change_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bots_floods_and_bad_input_get_4xx_and_store_nothing_bad() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
-    let s = RunningServer::start(&site, true).await;
+    let (smtp, site, s) = serve().await;
 
     // The honeypot: the usual answer, and nothing stored or sent.
     let bot = s
@@ -501,8 +489,7 @@ async fn bots_floods_and_bad_input_get_4xx_and_store_nothing_bad() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_admin_api_needs_its_token() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     site.write_post(
         "essay.md",
         &post("에세이", Utc::now() - Duration::days(1), "본문"),
@@ -624,15 +611,7 @@ async fn pages_speak_english_when_the_site_does() {
     let site = TestSite::new(None);
     site.set_config("language = \"ko\"", "language = \"en\"");
     let s = RunningServer::start(&site, true).await;
-    let form = s
-        .client
-        .get(s.url("/subscribe"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let form = s.text("/subscribe").await;
     assert!(form.contains("<html lang=\"en\">") && form.contains("Get new essays by email"));
     let r = s
         .client
@@ -654,8 +633,7 @@ async fn pages_speak_english_when_the_site_does() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_running_worker_delivers_what_the_admin_api_queued() {
-    let smtp = SmtpServer::start().await;
-    let site = TestSite::new(Some(smtp.port));
+    let (smtp, site) = harness::site().await;
     site.append_config("[server]\nadmin_token = \"s3cret-admin-token\"");
     site.write_post(
         "essay.md",

@@ -12,7 +12,7 @@ use posthorn::schedule::{self, Running, Ticker};
 use posthorn::tokens::{Purpose, Tokens};
 use serde_json::Value;
 
-use crate::support::{free_port, TestSite};
+use crate::support::{free_port, get_text, TestSite};
 
 /// `posthorn serve` with extra environment, killed when dropped.
 struct Serve {
@@ -110,14 +110,7 @@ async fn a_short_secret_stops_the_start_and_an_empty_one_is_unset() {
             r.text().await.unwrap()
         );
     }
-    let admin = client
-        .get(format!("{}/admin", serve.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let admin = get_text(&client, &format!("{}/admin", serve.base)).await;
     assert!(admin.contains("POSTHORN_SERVER__ADMIN_TOKEN"), "{admin}");
 
     let forged = Tokens::new(b"").sign(Purpose::Unsubscribe, reader.id, None);

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use crate::support::{SmtpServer, TestSite};
+use crate::support::{spawn_with, SmtpServer, TestSite};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -174,20 +174,19 @@ fn old() -> DateTime<Utc> {
     Utc::now() - Duration::days(30)
 }
 
-async fn site_following(
-    blog: &FixtureServer,
-    path: &str,
-    smtp: &SmtpServer,
-) -> (TestSite, posthorn::App) {
-    let site = TestSite::new(Some(smtp.port));
-    site.append_config(&format!(
-        "[posts]\nfeed = \"{}{path}\"\nfetch_timeout_seconds = 1",
-        blog.base
-    ));
-    let app = site.app().await;
+/// A site following the blog's feed at `path`, mailing its own SMTP server, with
+/// two readers.
+async fn site_following(blog: &FixtureServer, path: &str) -> (SmtpServer, TestSite, posthorn::App) {
+    let (smtp, site, app) = spawn_with(|site| {
+        site.append_config(&format!(
+            "[posts]\nfeed = \"{}{path}\"\nfetch_timeout_seconds = 1",
+            blog.base
+        ))
+    })
+    .await;
     site.add_subscribers(&app, &["a@example.com", "b@example.com"])
         .await;
-    (site, app)
+    (smtp, site, app)
 }
 
 async fn tick(app: &posthorn::App) -> posthorn::app::TickSummary {
@@ -223,10 +222,9 @@ fn tistory(extra: Option<Item<'static>>) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_first_fetch_sends_nothing_a_new_entry_goes_out_once_and_304s_send_nothing() {
-    let smtp = SmtpServer::start().await;
     let blog = FixtureServer::start().await;
     blog.set(tistory(None), "application/rss+xml; charset=utf-8");
-    let (site, app) = site_following(&blog, "/feed", &smtp).await;
+    let (smtp, site, app) = site_following(&blog, "/feed").await;
 
     let first = tick(&app).await;
     let upstream = first.upstream.unwrap();
@@ -284,7 +282,6 @@ async fn the_first_fetch_sends_nothing_a_new_entry_goes_out_once_and_304s_send_n
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_changed_guid_with_a_known_link_is_an_update_not_a_new_post() {
-    let smtp = SmtpServer::start().await;
     let blog = FixtureServer::start().await;
     let wordpress = |guid: &'static str, content: &'static str| {
         rss(&[Item {
@@ -300,7 +297,7 @@ async fn a_changed_guid_with_a_known_link_is_an_update_not_a_new_post() {
         wordpress("https://wp.example.com/?p=1", "<p>처음</p>"),
         "application/rss+xml",
     );
-    let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+    let (smtp, _site, app) = site_following(&blog, "/feed").await;
     tick(&app).await;
     let post = app.publishing().post("essay").await.unwrap();
     assert!(
@@ -325,10 +322,9 @@ async fn a_changed_guid_with_a_known_link_is_an_update_not_a_new_post() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fetch_errors_change_nothing_and_the_next_good_fetch_works() {
-    let smtp = SmtpServer::start().await;
     let blog = FixtureServer::start().await;
     blog.set(tistory(None), "application/rss+xml");
-    let (site, app) = site_following(&blog, "/feed", &smtp).await;
+    let (smtp, site, app) = site_following(&blog, "/feed").await;
     tick(&app).await;
     let before = app.ledger().sources().await.unwrap()[0].clone();
 
@@ -381,10 +377,9 @@ async fn fetch_errors_change_nothing_and_the_next_good_fetch_works() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_overlapping_ticks_send_a_new_entry_once() {
-    let smtp = SmtpServer::start().await;
     let blog = FixtureServer::start().await;
     blog.set(tistory(None), "application/rss+xml");
-    let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+    let (smtp, _site, app) = site_following(&blog, "/feed").await;
     tick(&app).await;
     blog.set(
         tistory(Some(Item {
@@ -406,7 +401,6 @@ async fn two_overlapping_ticks_send_a_new_entry_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn scripts_are_removed_and_atom_euc_kr_and_redirects_work() {
-    let smtp = SmtpServer::start().await;
     let blog = FixtureServer::start().await;
     let atom = |extra: &str| {
         format!(
@@ -419,7 +413,7 @@ async fn scripts_are_removed_and_atom_euc_kr_and_redirects_work() {
     };
     blog.set(atom(""), "application/atom+xml");
     // Configured at an old address that redirects permanently.
-    let (_site, app) = site_following(&blog, "/old-feed", &smtp).await;
+    let (smtp, _site, app) = site_following(&blog, "/old-feed").await;
     tick(&app).await;
     let source = app.ledger().sources().await.unwrap()[0].clone();
     assert_eq!(
@@ -459,11 +453,10 @@ async fn scripts_are_removed_and_atom_euc_kr_and_redirects_work() {
     );
 
     // EUC-KR, declared in the XML only.
-    let smtp2 = SmtpServer::start().await;
     let korean = tistory(None).replace("encoding=\"UTF-8\"", "encoding=\"euc-kr\"");
     let (bytes, _, _) = encoding_rs::EUC_KR.encode(&korean);
     blog.set(bytes.into_owned(), "application/rss+xml");
-    let (_site2, app2) = site_following(&blog, "/feed", &smtp2).await;
+    let (_smtp2, _site2, app2) = site_following(&blog, "/feed").await;
     tick(&app2).await;
     // A numeric link (Tistory: /123) gives a slug from the title.
     assert_eq!(
@@ -500,10 +493,9 @@ async fn everywhere(app: &posthorn::App, slug: &str) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_script_link_never_reaches_a_page_a_feed_or_an_email() {
-    let smtp = SmtpServer::start().await;
     let blog = FixtureServer::start().await;
     blog.set(tistory(None), "application/rss+xml");
-    let (site, app) = site_following(&blog, "/feed", &smtp).await;
+    let (smtp, site, app) = site_following(&blog, "/feed").await;
     tick(&app).await;
 
     blog.set(
@@ -572,7 +564,6 @@ async fn a_script_link_never_reaches_a_page_a_feed_or_an_email() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_comment_with_korean_after_the_xml_declaration_is_read() {
-    let smtp = SmtpServer::start().await;
     let blog = FixtureServer::start().await;
     let feed = tistory(None).replacen(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
@@ -580,7 +571,7 @@ async fn a_comment_with_korean_after_the_xml_declaration_is_read() {
         1,
     );
     blog.set(feed, "application/rss+xml");
-    let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+    let (_smtp, _site, app) = site_following(&blog, "/feed").await;
     let report = tick(&app).await;
     let upstream = report.upstream.unwrap();
     assert_eq!(upstream.status, "200 OK", "{:?}", upstream.error);
@@ -608,7 +599,6 @@ fn same_last_word(n: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn storing_entries_that_want_the_same_slug_takes_linear_time() {
-    let smtp = SmtpServer::start().await;
     let blog = FixtureServer::start().await;
     const N: usize = 500;
     let mut fastest = Vec::new();
@@ -616,7 +606,7 @@ async fn storing_entries_that_want_the_same_slug_takes_linear_time() {
         blog.set(same_last_word(n), "application/rss+xml");
         let mut runs = Vec::new();
         for _ in 0..3 {
-            let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+            let (_smtp, _site, app) = site_following(&blog, "/feed").await;
             let started = std::time::Instant::now();
             let synced = app.tick().sync_upstream(Utc::now()).await.unwrap();
             runs.push(started.elapsed());
@@ -637,13 +627,12 @@ async fn storing_entries_that_want_the_same_slug_takes_linear_time() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redirect_to_a_private_address_is_refused_before_anything_is_sent() {
-    let smtp = SmtpServer::start().await;
     let blog = FixtureServer::start().await;
     // Where the refused redirects point: a working feed, which must see no request.
     let inside = FixtureServer::start().await;
     inside.set(tistory(None), "application/rss+xml");
     let port = inside.port();
-    let (site, app) = site_following(&blog, "/moved", &smtp).await;
+    let (_smtp, site, app) = site_following(&blog, "/moved").await;
     let configured = format!("{}/moved", blog.base);
     for (target, kind) in [
         // Loopback first: without the check these would be fetched, and the
@@ -708,10 +697,9 @@ async fn a_redirect_to_a_private_address_is_refused_before_anything_is_sent() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_entry_cannot_write_a_readers_address_into_their_email() {
-    let smtp = SmtpServer::start().await;
     let blog = FixtureServer::start().await;
     blog.set(tistory(None), "application/rss+xml");
-    let (_site, app) = site_following(&blog, "/feed", &smtp).await;
+    let (smtp, _site, app) = site_following(&blog, "/feed").await;
     tick(&app).await;
     blog.set(
         tistory(Some(Item {
@@ -756,7 +744,6 @@ pub fn assert_fields_not_from_content(message: &crate::support::Received) {
 /// the feeds, the archive and `build` go on.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_entry_from_year_9999_takes_nothing_down() {
-    let smtp = SmtpServer::start().await;
     let blog = FixtureServer::start().await;
     let feed = r#"<?xml version="1.0" encoding="utf-8"?>
 <feed xmlns="http://www.w3.org/2005/Atom"><title>먼 미래</title><id>urn:far</id><updated>9999-12-31T23:59:59Z</updated>
@@ -766,7 +753,7 @@ async fn an_entry_from_year_9999_takes_nothing_down() {
 <published>0001-01-01T00:00:00Z</published><content type="html">&lt;p&gt;옛 본문&lt;/p&gt;</content></entry>
 </feed>"#;
     blog.set(feed.to_string(), "application/atom+xml");
-    let (site, app) = site_following(&blog, "/feed", &smtp).await;
+    let (_smtp, site, app) = site_following(&blog, "/feed").await;
     let report = tick(&app).await;
     let upstream = report.upstream.unwrap();
     assert_eq!(upstream.status, "200 OK", "{:?}", upstream.error);
@@ -786,10 +773,9 @@ async fn an_entry_from_year_9999_takes_nothing_down() {
 /// name at the author's machine.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_remembered_move_is_checked_at_every_fetch() {
-    let smtp = SmtpServer::start().await;
     let blog = FixtureServer::start().await;
     blog.set(tistory(None), "application/rss+xml");
-    let (site, app) = site_following(&blog, "/feed", &smtp).await;
+    let (_smtp, site, app) = site_following(&blog, "/feed").await;
     assert_eq!(tick(&app).await.upstream.unwrap().status, "200 OK");
     let requests = blog.blog.requests.load(Ordering::SeqCst);
     // As if the feed had moved to a name that now resolves to this machine.

@@ -152,15 +152,7 @@ async fn gzip_when_asked_and_the_cache_follows_the_posts() {
 async fn archive_pages_discover_feeds_and_unknown_pages_are_404() {
     let site = essay_site();
     let s = start(&site).await;
-    let index = s
-        .client
-        .get(format!("{}/", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let index = s.text("/").await;
     assert!(index.contains("<html lang=\"ko\">"));
     for feed in [
         "application/rss+xml",
@@ -250,15 +242,7 @@ async fn a_posts_own_images_are_served_where_its_links_point() {
     std::fs::write(site.path().join("posts/draft/c.png"), b"draft").unwrap();
     let s = start(&site).await;
 
-    let page = s
-        .client
-        .get(s.url("/posts/bundle/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = s.text("/posts/bundle/").await;
     assert!(page.contains("src=\"https://essays.example.com/posts/bundle/images/a.png\""));
     let r = s
         .client

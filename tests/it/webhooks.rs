@@ -18,7 +18,7 @@ use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::support::{openssl, Action, RunningServer, SmtpServer, TestSite};
+use crate::support::{harness, openssl, Action, RunningServer, TestSite};
 
 const TOPIC: &str = "arn:aws:sns:us-west-2:123456789012:ses-bounces";
 const SECRET: &str = "webhook-s3cret-signing-key";
@@ -185,9 +185,8 @@ async fn statuses(site: &TestSite, server: &RunningServer) -> HashMap<String, De
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_provider_updates_its_deliveries_and_forgeries_get_401() {
-    let smtp = SmtpServer::start().await;
+    let (smtp, site) = harness::site().await;
     smtp.set_rule(|_| Action::Accept);
-    let site = TestSite::new(Some(smtp.port));
     let sns = Sns::new();
     let sendgrid = SendGrid::new();
     site.append_config(&format!(

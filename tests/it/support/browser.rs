@@ -5,29 +5,24 @@ use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder};
 
+use super::needs::BROWSER;
+
 /// A browser session and its chromedriver, killed when dropped.
 pub struct Browser {
     pub client: Client,
     _driver: tokio::process::Child,
 }
 
-fn chromedriver() -> Option<String> {
-    let path = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
-    if std::path::Path::new(&path).exists() {
-        return Some(path);
-    }
-    if std::env::var("REQUIRE_BROWSER_TESTS").is_ok_and(|v| v == "1") {
-        panic!("REQUIRE_BROWSER_TESTS=1 but {path} does not exist");
-    }
-    eprintln!("\n!!! SKIPPED: browser test: {path} not found (apt-get install chromium chromium-driver) !!!\n");
-    None
-}
-
 /// Starts chromedriver and a headless Chromium, or says loudly that it cannot.
 pub async fn start() -> Option<Browser> {
-    let driver_path = chromedriver()?;
+    if !super::available(&BROWSER) {
+        return None;
+    }
+    let [chromium, chromedriver] = &BROWSER.programs else {
+        unreachable!("the browser needs Chromium and chromedriver")
+    };
     let port = super::free_port();
-    let driver = tokio::process::Command::new(driver_path)
+    let driver = tokio::process::Command::new(chromedriver.path())
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -36,7 +31,7 @@ pub async fn start() -> Option<Browser> {
         .expect("start chromedriver");
     let capabilities = serde_json::json!({
         "goog:chromeOptions": {
-            "binary": std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+            "binary": chromium.path(),
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                      "--disable-quic", "--no-first-run", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--window-size=1280,900"]

@@ -23,9 +23,16 @@ pub struct Received {
     pub body_8bit: bool,
 }
 
+/// Parses a message as a mail client would.
+pub fn parse_message(bytes: &[u8]) -> mail_parser::Message<'_> {
+    mail_parser::MessageParser::default()
+        .parse(bytes)
+        .expect("a parsable message")
+}
+
 impl Received {
     pub fn parsed(&self) -> mail_parser::Message<'_> {
-        super::parse_message(&self.data)
+        parse_message(&self.data)
     }
 
     /// The plain-text part.

@@ -6,7 +6,7 @@
 //! ```text
 //! web, commands          the faces: HTTP and the command line, thin
 //! schedule               the cron job that runs a tick
-//! app                    the services: Tick, Publishing, Subscriptions, Ledger
+//! app                    the services: Tick, Letters, Issues, Publishing, Subscriptions, Ledger, Bounces
 //! delivery               claims, transports behind a trait, rate limit, retries, recorder
 //! feeds, site            RSS, Atom, JSON Feed; the public site at one moment, built to files
 //! render                 Handlebars: email HTML + text, pages

@@ -244,19 +244,6 @@ impl Dashboard {
         Ok((row, history))
     }
 
-    pub async fn subscribers(
-        &self,
-        prefix: Option<&str>,
-        status: Option<SubscriberStatus>,
-        after_id: i64,
-        limit: i64,
-    ) -> Result<Vec<Subscriber>, Error> {
-        self.context
-            .store
-            .search_subscribers(prefix, status, after_id, limit)
-            .await
-    }
-
     pub async fn subscriber(
         &self,
         id: i64,

@@ -49,16 +49,18 @@ impl Ledger {
         self.context.store.sources().await
     }
 
-    /// Subscribers in id order, `limit` at a time after `after_id`.
-    pub async fn subscribers_page(
+    /// Subscribers whose address starts with `prefix` (or all), of `status` (or
+    /// any), in id order, `limit` at a time after `after_id`.
+    pub async fn subscribers(
         &self,
+        prefix: Option<&str>,
         status: Option<SubscriberStatus>,
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<Subscriber>, Error> {
         self.context
             .store
-            .subscribers_page(status, after_id, limit)
+            .search_subscribers(prefix, status, after_id, limit)
             .await
     }
 

@@ -5,11 +5,15 @@
 //!
 //! - [`Tick`]: one scheduler tick (`run_once`): sync posts, follow the upstream
 //!   feed, create issues, deliver what is due.
+//! - `Letters`: who gets what and when (a post's issue, digests, welcomes);
+//!   `Issues`: an issue rendered once for the delivery engine. Both are inside
+//!   the other services.
 //! - [`Publishing`]: queue a post, send by hand, preview, test copies, retries.
 //! - [`Subscriptions`]: subscribe, confirm, unsubscribe; readers' choices; the
 //!   author's own list and its CSV.
 //! - [`Ledger`]: what the log says: statuses, deliveries, sources, subscribers.
 //! - [`Bounces`]: reports that come back later: bounces, complaints, delays.
+//! - [`Dashboard`]: the dashboard's sessions and what its pages show.
 
 mod bounces;
 mod dashboard;

@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::arf::complained;
 use super::status::StatusCode;
 use super::{address_in, join_words, Action, Recipient, Report, ReportKind, MAX_RECIPIENTS};
+use crate::domain::EmailAddress;
 
 /// An SES notification by mail is an SNS message, at most 256 KB; this leaves
 /// room for the line breaks MTAs add. Anything larger is not parsed at all.
@@ -145,12 +146,7 @@ pub fn mailgun(v: &Value) -> Option<Report> {
             } else {
                 Action::Delayed
             };
-            Some(Report::from_recipients(vec![Recipient::new(
-                address,
-                action,
-                stated,
-                Some(words),
-            )]))
+            Some(one_recipient(address, action, stated, words))
         }
         "delivered" => Some(Report::empty(ReportKind::Delivered)),
         _ => None,
@@ -170,16 +166,21 @@ pub fn sendgrid(v: &Value) -> Option<Report> {
                 Action::Failed
             };
             let stated = str_at(v, "status").and_then(StatusCode::find);
-            Some(Report::from_recipients(vec![Recipient::new(
-                address,
-                action,
-                stated,
-                Some(words),
-            )]))
+            Some(one_recipient(address, action, stated, words))
         }
         "delivered" => Some(Report::empty(ReportKind::Delivered)),
         _ => None,
     }
+}
+
+/// A provider's event about one recipient, in its words.
+fn one_recipient(
+    address: Option<EmailAddress>,
+    action: Action,
+    stated: Option<StatusCode>,
+    words: String,
+) -> Report {
+    Report::from_recipients(vec![Recipient::new(address, action, stated, Some(words))])
 }
 
 /// A text field, or "" when it is missing.

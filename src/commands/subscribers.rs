@@ -42,7 +42,7 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
             }
             let mut first = true;
             loop {
-                let page = app.ledger().subscribers_page(status, after, 1000).await?;
+                let page = app.ledger().subscribers(None, status, after, 1000).await?;
                 let Some(last) = page.last() else { break };
                 after = last.id;
                 for s in &page {

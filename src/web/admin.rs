@@ -142,7 +142,7 @@ pub async fn subscribers(
     let page = state
         .app
         .ledger()
-        .subscribers_page(status, q.after, limit)
+        .subscribers(None, status, q.after, limit)
         .await?;
     let next = (page.len() as i64 == limit)
         .then(|| page.last().map(|s| s.id))

@@ -126,7 +126,7 @@ fn the_reader_gets_the_labelled_corpus_right() {
     );
     // The reader gets 272 of 295 (92.2 %). Most of the rest are Sisimai's
     // "filtered" label for a plain "user unknown" from filtering gateways, which
-    // it knows per product; the README explains why posthorn reads them as hard.
+    // it knows per product; docs/bounces.md explains why posthorn reads them as hard.
     // This floor keeps what the reader reaches from slipping.
     assert!(score >= 92.0, "below 92 %: {score:.1} %\n{report}");
 }

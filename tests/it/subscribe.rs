@@ -471,7 +471,12 @@ async fn bots_floods_and_bad_input_get_4xx_and_store_nothing_bad() {
     }
     let stored = site.subscriber(&s.app, "n@example.com").await.unwrap();
     assert_eq!(stored.name, typed);
-    let count = s.app.ledger().subscribers_page(None, 0, 100).await.unwrap();
+    let count = s
+        .app
+        .ledger()
+        .subscribers(None, None, 0, 100)
+        .await
+        .unwrap();
     assert_eq!(count.len(), 1, "only the one valid request was stored");
     assert_eq!(smtp.messages().len(), 1);
 

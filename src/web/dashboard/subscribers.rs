@@ -62,7 +62,7 @@ async fn subscribers_page(
     let status = query.status::<SubscriberStatus>()?;
     let rows = state
         .app
-        .dashboard()
+        .ledger()
         .subscribers(query.q(), status, query.after, PAGE)
         .await?;
     let base = "/admin/subscribers";

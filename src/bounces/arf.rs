@@ -55,6 +55,7 @@ pub fn complained(address: Option<crate::domain::EmailAddress>) -> Recipient {
         address,
         status: None,
         hard: false,
+        reason: super::Reason::Feedback,
         action: Action::Complained,
         diagnostic: None,
     }

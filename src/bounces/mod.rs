@@ -16,6 +16,7 @@ pub mod imap;
 mod mime;
 mod prose;
 pub mod providers;
+mod reason;
 mod status;
 pub mod webhooks;
 
@@ -27,6 +28,7 @@ use crate::config::ReturnPath;
 use crate::domain::{string_enum, EmailAddress};
 
 pub use classify::{classify, Severity};
+pub use reason::Reason;
 pub use status::StatusCode;
 
 /// Messages larger than this are not reports (a DSN returns headers, at most a
@@ -65,6 +67,8 @@ pub struct Recipient {
     pub status: Option<StatusCode>,
     /// The address itself is gone (unknown user or domain, moved, null MX).
     pub hard: bool,
+    /// Why, from the taxonomy in [`Reason`].
+    pub reason: Reason,
     pub action: Action,
     /// The remote server's words.
     pub diagnostic: Option<String>,
@@ -271,6 +275,7 @@ impl Recipient {
             address,
             status,
             hard: false,
+            reason: Reason::Undefined,
             action,
             diagnostic,
         };

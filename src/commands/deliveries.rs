@@ -60,7 +60,10 @@ pub async fn history(app: &App, out: &Output, slug: &str, email: &str) -> Result
                         .format("%Y-%m-%d %H:%M:%S")
                         .to_string(),
                     e.kind.clone(),
-                    e.outcome.clone(),
+                    match &e.reason {
+                        Some(reason) => format!("{} ({reason})", e.outcome),
+                        None => e.outcome.clone(),
+                    },
                     e.detail.clone().unwrap_or_default(),
                 ]
             })

@@ -45,6 +45,8 @@ pub struct NewReport {
     pub hard: bool,
     pub diagnostic: Option<String>,
     pub feedback_type: Option<String>,
+    /// Why, as the bounce reader's taxonomy names it (`userunknown`, …).
+    pub reason: String,
     pub target: Target,
 }
 
@@ -60,6 +62,9 @@ pub struct ReportRow {
     pub hard: bool,
     pub diagnostic: Option<String>,
     pub feedback_type: Option<String>,
+    /// Why, from the bounce reader's taxonomy; `None` on reports recorded
+    /// before it gave one.
+    pub reason: Option<String>,
     pub effect: String,
     pub matched_by: Option<String>,
     pub subscriber: Option<String>,
@@ -73,6 +78,8 @@ pub struct EventRow {
     pub kind: String,
     pub outcome: String,
     pub detail: Option<String>,
+    /// The report's reason, for a line that is a report (see [`ReportRow::reason`]).
+    pub reason: Option<String>,
 }
 
 impl Store {
@@ -172,8 +179,8 @@ impl Store {
         // The unique fingerprint decides "seen before", also for two intakes racing.
         let report_id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO reports (fingerprint, received_at, source, kind, recipient, status, hard, diagnostic, \
-             feedback_type, delivery_id, matched_by, effect) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             feedback_type, delivery_id, matched_by, effect, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
              ON CONFLICT (fingerprint) DO NOTHING RETURNING id",
         )
         .bind(&report.fingerprint)
@@ -188,6 +195,7 @@ impl Store {
         .bind(delivery_id)
         .bind(matched_by.map(|m| m.as_str()))
         .bind(effect.as_str())
+        .bind(&report.reason)
         .fetch_optional(&mut *tx)
         .await
         .db("recording a report")?;
@@ -285,7 +293,7 @@ impl Store {
     pub async fn reports(&self, limit: i64) -> Result<Vec<ReportRow>, Error> {
         let rows = sqlx::query(
             "SELECT r.id, r.received_at, r.source, r.kind, r.recipient, r.status, r.hard, r.diagnostic, \
-             r.feedback_type, r.effect, r.matched_by, s.email, p.slug \
+             r.feedback_type, r.reason, r.effect, r.matched_by, s.email, p.slug \
              FROM reports r LEFT JOIN deliveries d ON d.id = r.delivery_id \
              LEFT JOIN subscribers s ON s.id = d.subscriber_id \
              LEFT JOIN issues i ON i.id = d.issue_id LEFT JOIN posts p ON p.id = i.post_id \
@@ -307,6 +315,7 @@ impl Store {
                 hard: r.try_get::<i64, _>("hard").db("reading reports")? != 0,
                 diagnostic: r.try_get("diagnostic").db("reading reports")?,
                 feedback_type: r.try_get("feedback_type").db("reading reports")?,
+                reason: reason(r)?,
                 effect: r.try_get("effect").db("reading reports")?,
                 matched_by: r.try_get("matched_by").db("reading reports")?,
                 subscriber: r.try_get("email").db("reading reports")?,
@@ -319,7 +328,8 @@ impl Store {
     /// The history of one delivery: attempts and reports, oldest first.
     pub async fn delivery_history(&self, delivery_id: i64) -> Result<Vec<EventRow>, Error> {
         let rows = sqlx::query(
-            "SELECT at, kind, outcome, detail FROM delivery_events WHERE delivery_id = $1 ORDER BY id",
+            "SELECT e.at, e.kind, e.outcome, e.detail, r.reason FROM delivery_events e \
+             LEFT JOIN reports r ON r.id = e.report_id WHERE e.delivery_id = $1 ORDER BY e.id",
         )
         .bind(delivery_id)
         .fetch_all(&self.pool)
@@ -332,10 +342,17 @@ impl Store {
                 kind: r.try_get("kind").db("reading reports")?,
                 outcome: r.try_get("outcome").db("reading reports")?,
                 detail: r.try_get("detail").db("reading reports")?,
+                reason: reason(r)?,
             });
         }
         Ok(out)
     }
+}
+
+/// A report's reason; reports recorded before there was one have none.
+fn reason(row: &sqlx::any::AnyRow) -> Result<Option<String>, Error> {
+    let reason: Option<String> = row.try_get("reason").db("reading reports")?;
+    Ok(reason.filter(|s| !s.is_empty()))
 }
 
 /// Counts a bounce against the subscriber; after `hard_after` hard bounces, or

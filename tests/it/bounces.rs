@@ -4,6 +4,7 @@
 //! unmatched reports, and a database that is down.
 
 use chrono::{DateTime, Duration, Utc};
+use posthorn::bounces::Reason;
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 use serde_json::Value;
@@ -91,6 +92,11 @@ pub(crate) fn headers_of(data: &[u8]) -> String {
     text.split("\r\n\r\n").next().unwrap_or("").to_string()
 }
 
+/// Whether `s` is one of the reasons the bounce reader gives.
+pub(crate) fn is_reason(s: &str) -> bool {
+    Reason::ALL.iter().any(|r| r.as_str() == s)
+}
+
 fn json(out: &crate::support::CliOutput) -> Value {
     serde_json::from_str(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr))
@@ -163,6 +169,8 @@ async fn reports_change_exactly_the_deliveries_they_name() {
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["effect"], "bounced");
     assert_eq!(list[0]["issue"], "p");
+    let why = list[0]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(is_reason(&why), "{list}");
 
     // The history: the attempt with the relay's 250, then the report.
     let history = json(
@@ -177,6 +185,8 @@ async fn reports_change_exactly_the_deliveries_they_name() {
         .map(|e| e["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, ["attempt", "bounce"], "{history}");
+    assert_eq!(history[0]["reason"], Value::Null, "an attempt is no report");
+    assert_eq!(history[1]["reason"], why.as_str(), "{history}");
     let text = site.cli(&["deliveries", "p"]).await.stdout;
     assert!(
         text.contains("bounced") && text.contains("User unknown"),
@@ -263,6 +273,12 @@ async fn reports_change_exactly_the_deliveries_they_name() {
             ("bounce", "forged"),
             ("bounce", "bounced")
         ]
+    );
+    assert_eq!(list[0]["reason"], "feedback", "{list}");
+    let text = site.cli(&["bounces", "list"]).await.stdout;
+    assert!(
+        text.contains("REASON") && text.contains("feedback") && text.contains(&why),
+        "{text}"
     );
     let status = json(&site.cli(&["status", "--json"]).await);
     let rate = status[0]["complaint_rate"].as_f64().unwrap();
@@ -471,4 +487,58 @@ async fn reports_that_prove_nothing_change_nobody() {
         Some(SubscriberStatus::Active)
     );
     app.close().await;
+}
+
+/// `bounces parse` says why each recipient failed, from the reader's taxonomy,
+/// as text and as JSON (one object per line for several files).
+#[tokio::test]
+async fn parse_gives_a_reason_for_each_recipient() {
+    let site = TestSite::new(None);
+    let bounce = site.path().join("bounce.eml");
+    std::fs::write(
+        &bounce,
+        dsn(
+            "postmaster@example.com",
+            "gone@example.org",
+            "5.1.1",
+            "550 5.1.1 <gone@example.org>: Recipient address rejected: User unknown",
+            "Subject: x",
+        ),
+    )
+    .unwrap();
+    let complaint = site.path().join("complaint.eml");
+    std::fs::write(&complaint, arf("annoyed@example.org", "Subject: x")).unwrap();
+    let (bounce, complaint) = (
+        bounce.display().to_string(),
+        complaint.display().to_string(),
+    );
+
+    let out = site.cli(&["bounces", "parse", &bounce, "--json"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let parsed = json(&out);
+    let recipients = parsed["recipients"].as_array().unwrap();
+    assert_eq!(recipients.len(), 1, "{parsed}");
+    let why = recipients[0]["reason"].as_str().unwrap_or_default();
+    assert!(is_reason(why), "{parsed}");
+
+    let out = site
+        .cli(&["bounces", "parse", &bounce, &complaint, "--json"])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    assert_eq!(lines[0]["recipients"][0]["reason"], why);
+    assert_eq!(lines[1]["kind"], "complaint");
+    assert_eq!(
+        lines[1]["recipients"][0]["reason"], "feedback",
+        "{}",
+        out.stdout
+    );
+
+    let text = site.cli(&["bounces", "parse", &bounce]).await.stdout;
+    assert!(text.contains("REASON") && text.contains(why), "{text}");
 }

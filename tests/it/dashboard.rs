@@ -749,3 +749,69 @@ async fn the_live_progress_runs_under_the_policy_in_chromium() {
         .expect("the live progress reaches every reader without a reload");
     s.stop_worker().await;
 }
+
+/// The bounces page says why each report came back, in its own column, and
+/// the unmatched list says it too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bounces_page_gives_each_report_its_reason() {
+    use crate::bounces::{arf, dsn, headers_of, is_reason};
+    use posthorn::domain::ReportSource;
+    let (smtp, site) = site_with_data().await;
+    let s = RunningServer::start(&site, false).await;
+    let bounce = dsn(
+        "postmaster@example.com",
+        "stranger@example.net",
+        "5.1.1",
+        "550 5.1.1 <stranger@example.net>: User unknown",
+        "Subject: ?",
+    );
+    let done = s.app.bounces().ingest(&bounce, ReportSource::Mail).await;
+    assert_eq!(done.unwrap().recorded.len(), 1);
+    let complaint = arf("stranger@example.net", "Subject: ?");
+    let done = s.app.bounces().ingest(&complaint, ReportSource::Mail).await;
+    assert_eq!(done.unwrap().recorded.len(), 1);
+    let listed = s.app.bounces().list(10).await.unwrap();
+    let why = listed[1].reason.clone().unwrap_or_default();
+    assert!(is_reason(&why), "{listed:?}");
+
+    let signed = sign_in(&s, TOKEN).await.expect("signed in");
+    let r = signed.get(&s, "/admin/bounces").await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("<th>상태</th><th>이유</th><th>결과</th>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>feedback</td>"), "{html}");
+    assert!(html.contains(&format!("<td>{why}</td>")), "{html}");
+    assert!(
+        html.contains(" · stranger@example.net · feedback · "),
+        "the unmatched list: {html}"
+    );
+
+    // A report tied to its delivery: the delivery's history says why too.
+    let sent = smtp.messages();
+    let to_reader = sent
+        .iter()
+        .find(|m| m.rcpt_to == ["reader@example.org"])
+        .expect("the letter to the reader");
+    let full = dsn(
+        "postmaster@example.com",
+        "reader@example.org",
+        "4.2.2",
+        "452 4.2.2 <reader@example.org>: Mailbox full",
+        &headers_of(&to_reader.data),
+    );
+    let done = s.app.bounces().ingest(&full, ReportSource::Mail).await;
+    assert_eq!(done.unwrap().recorded[0].effect.as_str(), "bounced");
+    let why = s.app.bounces().list(1).await.unwrap()[0].reason.clone();
+    let why = why.unwrap_or_default();
+    assert!(is_reason(&why));
+    let delivery = site.log_by_email(&s.app, "evil").await["reader@example.org"].id;
+    let r = signed
+        .get(&s, &format!("/admin/deliveries/{delivery}"))
+        .await;
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains(&format!("<td>4.2.2 ({why})</td>")), "{html}");
+}

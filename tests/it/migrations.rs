@@ -1,5 +1,6 @@
-//! A database made by the previous release (migrations up to 0007) opens with its
-//! log whole: readers, issues and deliveries as they were, now able to choose.
+//! A database made by an earlier release opens with its log whole: readers,
+//! issues and deliveries from before readers' choices (migrations up to 0007),
+//! now able to choose; reports from before reasons (up to 0008), without one.
 
 use chrono::{Duration, Utc};
 use posthorn::delivery::Stop;
@@ -7,9 +8,8 @@ use posthorn::domain::{DeliveryStatus, IssueKind, SubscriberStatus};
 
 use crate::support::TestSite;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_database_from_before_readers_choices_keeps_its_log() {
-    let site = TestSite::new(None);
+/// The site's database as a release that stopped before migration `next` left it.
+async fn migrated_up_to(site: &TestSite, next: i64) -> sqlx::AnyPool {
     std::fs::create_dir_all(site.path().join("subscribers")).unwrap();
     let all = if site.on_postgres() {
         sqlx::migrate!("migrations/postgres")
@@ -19,7 +19,7 @@ async fn a_database_from_before_readers_choices_keeps_its_log() {
     let before: Vec<_> = all
         .migrations
         .iter()
-        .filter(|m| m.version < 8)
+        .filter(|m| m.version < next)
         .cloned()
         .collect();
     let old = sqlx::migrate::Migrator {
@@ -33,6 +33,13 @@ async fn a_database_from_before_readers_choices_keeps_its_log() {
     };
     let pool = sqlx::AnyPool::connect(&url).await.unwrap();
     old.run(&pool).await.unwrap();
+    pool
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_from_before_readers_choices_keeps_its_log() {
+    let site = TestSite::new(None);
+    let pool = migrated_up_to(&site, 8).await;
     let t = (Utc::now() - Duration::days(2)).timestamp_millis();
     for sql in [
         "INSERT INTO posts (id, uid, slug, source, title, summary, content_html, tags, published_at, draft, email, \
@@ -103,4 +110,29 @@ async fn a_database_from_before_readers_choices_keeps_its_log() {
         .unwrap();
     let after = app.ledger().issue_statuses(Some("old")).await.unwrap();
     assert_eq!(after[0].total, 2, "the forgotten reader's row still counts");
+}
+
+/// Reports recorded before the reader gave a reason are listed with none.
+#[tokio::test]
+async fn reports_from_before_reasons_are_listed_without_one() {
+    let site = TestSite::new(None);
+    let pool = migrated_up_to(&site, 9).await;
+    sqlx::query(
+        "INSERT INTO reports (fingerprint, received_at, source, kind, recipient, status, hard, diagnostic, effect) \
+         VALUES ('old', $1, 'mail', 'bounce', 'gone@example.org', '5.1.1', 1, 'User unknown', 'unmatched')",
+    )
+    .bind(Utc::now().timestamp_millis())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let app = site.app().await;
+    let listed = app.bounces().list(10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status.as_deref(), Some("5.1.1"));
+    assert_eq!(listed[0].reason, None);
+    let out = site.cli(&["bounces", "list", "--json"]).await;
+    let list: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(list[0]["reason"], serde_json::Value::Null, "{list}");
+    app.close().await;
 }

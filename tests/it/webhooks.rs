@@ -383,6 +383,14 @@ async fn each_provider_updates_its_deliveries_and_forgeries_get_401() {
     assert_eq!(log["other@test.com"].status, "complained");
     assert_eq!(log["fine@example.org"].status, "sent");
 
+    // Every provider's event is kept with its reason, as a mailed report is.
+    let reports = server.app.bounces().list(100).await.unwrap();
+    assert!(reports.len() >= 6, "{reports:?}");
+    for r in &reports {
+        let why = r.reason.as_deref().unwrap_or_default();
+        assert!(crate::bounces::is_reason(why), "{r:?}");
+    }
+
     // Unknown providers do not exist.
     let r = post("/webhooks/mail").body("{}").send().await.unwrap();
     assert_eq!(r.status(), 404);

@@ -70,6 +70,7 @@ impl Bounces {
                 hard: r.hard,
                 diagnostic: r.diagnostic.clone(),
                 feedback_type: report.feedback_type.clone(),
+                reason: r.reason.as_str().into(),
                 target,
             };
             let now = Utc::now();

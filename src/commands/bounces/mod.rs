@@ -1,12 +1,13 @@
 //! `posthorn bounces ingest|parse|list`.
 
+mod list;
 mod parse;
 
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::{table, Output};
+use super::Output;
 use crate::app::App;
 use crate::bounces::MAX_REPORT_BYTES;
 use crate::config::Config;
@@ -34,6 +35,7 @@ fn read_input(file: Option<&Path>) -> Result<Vec<u8>, Error> {
     Ok(raw)
 }
 
+pub use list::list;
 pub use parse::parse;
 
 /// `bounces ingest`: 0 when recorded or safely ignored, 75 when the database
@@ -91,49 +93,4 @@ fn tempfail(e: &Error) -> ExitCode {
         crate::error::chain(e)
     );
     ExitCode::from(EX_TEMPFAIL)
-}
-
-pub async fn list(app: &App, out: &Output) -> Result<ExitCode, Error> {
-    let rows = app.bounces().list(1000).await?;
-    out.print(&rows, || {
-        if rows.is_empty() {
-            return "no bounces or complaints yet".into();
-        }
-        let table_rows: Vec<Vec<String>> = rows
-            .iter()
-            .map(|r| {
-                vec![
-                    r.received_at.format("%Y-%m-%d %H:%M").to_string(),
-                    r.kind.clone(),
-                    r.recipient
-                        .clone()
-                        .or_else(|| r.subscriber.clone())
-                        .unwrap_or_else(|| "?".into()),
-                    r.issue.clone().unwrap_or_else(|| "-".into()),
-                    r.status.clone().unwrap_or_else(|| "-".into()),
-                    match (r.kind.as_str(), r.hard) {
-                        ("bounce", true) => "hard".into(),
-                        ("bounce", false) => "soft".into(),
-                        _ => r.feedback_type.clone().unwrap_or_default(),
-                    },
-                    r.effect.clone(),
-                    r.diagnostic.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
-        table(
-            &[
-                "RECEIVED",
-                "KIND",
-                "SUBSCRIBER",
-                "ISSUE",
-                "STATUS",
-                "",
-                "EFFECT",
-                "DIAGNOSTIC",
-            ],
-            &table_rows,
-        )
-    });
-    Ok(ExitCode::SUCCESS)
 }

@@ -67,13 +67,14 @@ fn parse_one(file: &Path, reader: &Reader, out: &Output, many: bool) -> Result<(
                         .map(|s| s.to_string())
                         .unwrap_or_else(|| "-".into()),
                     if r.hard { "hard" } else { "soft" }.into(),
+                    r.reason.to_string(),
                     r.diagnostic.clone().unwrap_or_default(),
                 ]
             })
             .collect();
         if !rows.is_empty() {
             s.push_str(&table(
-                &["RECIPIENT", "ACTION", "STATUS", "", "DIAGNOSTIC"],
+                &["RECIPIENT", "ACTION", "STATUS", "", "REASON", "DIAGNOSTIC"],
                 &rows,
             ));
         }

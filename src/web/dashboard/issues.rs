@@ -264,6 +264,7 @@ struct HistoryRow {
     at: String,
     kind: String,
     outcome: String,
+    reason: Option<String>,
     detail: Option<String>,
 }
 
@@ -279,6 +280,7 @@ pub async fn delivery(
             at: when(&state, e.at),
             kind: e.kind,
             outcome: e.outcome,
+            reason: e.reason,
             detail: e.detail,
         })
         .collect();

@@ -209,8 +209,17 @@ fn the_reader_gets_the_labelled_corpus_right() {
         "reports read as auto-replies: {false_auto_replies:?}"
     );
     // Floors at what the reader reaches, so it does not slip.
-    let score = whole.score();
-    assert!(score >= 92.0, "below 92 %: {score:.1} %\n{report}");
+    for (tally, floor, name) in [
+        (&halves[0], 93.9, "half A"),
+        (&halves[1], 91.7, "half B"),
+        (&whole, 92.8, "the whole"),
+    ] {
+        let score = tally.score();
+        assert!(
+            score >= floor,
+            "{name} below {floor} %: {score:.1} %\n{report}"
+        );
+    }
 }
 
 #[test]

@@ -18,6 +18,8 @@ mod prose;
 pub mod providers;
 mod reason;
 mod status;
+#[cfg(test)]
+mod tests;
 pub mod webhooks;
 
 use std::collections::HashSet;
@@ -196,6 +198,9 @@ fn read_at(raw: &[u8], depth: usize) -> Result<Report, ReadError> {
     let report = if let Some(json) = providers::ses_notification_in(mail.notice_text()) {
         json
     } else if let Some(feedback) = mail.part_text(&["message/feedback-report"]) {
+        arf::read(&mail, &feedback)
+    } else if let Some(feedback) = arf::fields_in_text(&mail) {
+        // ARF fields written into a text part: a complaint all the same.
         arf::read(&mail, &feedback)
     } else if let Some(found) = dsn::find(&mail) {
         found

@@ -36,6 +36,18 @@ pub fn read(mail: &Mail<'_>, fields: &str) -> Report {
     Report::complaint(recipients, feedback_type)
 }
 
+/// ARF fields some feedback loops write into the text of the report instead
+/// of a `message/feedback-report` part: a line starting `Feedback-Type:`.
+pub fn fields_in_text(mail: &Mail<'_>) -> Option<String> {
+    let text = mail.notice_text();
+    let start = text.lines().position(|l| {
+        l.trim_start()
+            .to_ascii_lowercase()
+            .starts_with("feedback-type:")
+    })?;
+    Some(text.lines().skip(start).collect::<Vec<_>>().join("\n"))
+}
+
 /// Microsoft's older feedback loop (JMRP) sends no ARF fields: the complained-about
 /// message comes back whole, stamped `X-HmXmrOriginalRecipient`.
 pub fn read_jmrp(mail: &Mail<'_>) -> Option<Report> {

@@ -1,17 +1,18 @@
-//! Hard or soft: is the address itself gone, or may it work next time?
+//! Why a recipient's mail failed, and so whether it is hard or soft.
 //!
 //! Hard means the reader's address is dead: no such user, no such domain, a
 //! domain that accepts no mail (null MX, RFC 7505), an address that has moved.
 //! Everything else that fails is soft: a full mailbox, a message blocked as spam
-//! or by policy (5.7.x is about the message or the sender, never the reader),
-//! rate limits, size limits, a message that expired in a queue, a server that
-//! is down. The same reading serves reports and the replies posthorn sees itself.
+//! or by policy, rate limits, size limits, a message that expired in a queue, a
+//! server that is down. The reason comes from the enhanced status code first,
+//! then from the server's words, which may override a vague code. The same
+//! reading serves reports and the replies posthorn sees itself.
 
 use std::sync::LazyLock;
 
 use regex::Regex;
 
-use super::StatusCode;
+use super::{Reason, StatusCode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Severity {
@@ -57,25 +58,7 @@ static NO_DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
         | (couldn't|could\s+not|cannot|can't)\s+find\s+(a\s+)?(mail\s+exchanger|mx)
         | unrouteable\s+mail\s+domain | illegal\s+host/domain | nxdomain | no\s+mx\b
         | domain\s+(is\s+)?not\s+(exist|registered|reachable)
-        ",
-    )
-    .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
-});
-
-/// Words that say the failure is about something other than the address, even
-/// when a server used an address code for it.
-static NOT_THE_ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?x)
-        mailbox\s+(is\s+)?full | over\s*quota | quota\s+exceeded | exceed(ed|s)?\s+(the\s+)?(storage|quota)
-        | insufficient\s+(system\s+)?storage | disk\s+full | out\s+of\s+storage
-        | spam | blacklist | blocklist | block(ed)?\b | listed\s+(at|on)\s | reputation
-        | policy | rate\s+limit | too\s+many | try\s+again\s+later | greylist
-        | suspend | disabled | inactive | deactivated | temporarily
-        | (message|mail)\s+(is\s+)?too\s+(big|large) | size\s+(limit|exceeds)
-        | relay(ing)?\s+(access\s+)?(denied|not\s+permitted|prohibited)
-        | timed?\s*out | expired | too\s+long\s+in\s+(the\s+)?queue
-        | sender\s+address | domain\s+of\s+sender | sender\s+rejected | not\s+allowed\s+to\s+send | \bspf\b
+        | (^|[\s:])[a-z0-9-]+(\.[a-z0-9-]+)+\s+(does\s+not|doesn't)\s+exist
         ",
     )
     .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
@@ -94,6 +77,12 @@ static NOT_AT_RCPT: LazyLock<Regex> = LazyLock::new(|| {
     .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
 });
 
+/// The reply answered MAIL FROM: it is about the sender.
+static AT_MAIL_FROM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(in\s+reply\s+to|after|during)\s+(the\s+)?mail\s+from\b")
+        .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
+});
+
 /// A domain that publishes that it takes no mail (RFC 7505 null MX): gone.
 static NULL_MX: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"does\s+not\s+accept\s+(e-?)?mail|null\s+mx|no\s+smtp\s+service")
@@ -105,29 +94,171 @@ static POLICY_CODE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\b[45]\.7\.\d{1,3}\b").unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
 });
 
-/// Hard or soft, from the status code and the server's words.
-pub fn classify(status: Option<StatusCode>, diagnostic: &str) -> Severity {
+/// Families of words for the reasons that are not about the address, in the
+/// order they are tried: the more specific first.
+static FAMILIES: LazyLock<Vec<(Reason, Regex)>> = LazyLock::new(|| {
+    let family = |reason, pattern: &str| {
+        let re = Regex::new(&format!("(?x){pattern}"))
+            .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"));
+        (reason, re)
+    };
+    vec![
+        family(
+            Reason::MailboxFull,
+            r"mailbox\s+(is\s+)?full | over\s*quota | quota\s+(exceeded|full) | exceed(ed|s)?\s+(the\s+|its\s+|his\s+|her\s+)?(storage|quota)
+            | insufficient\s+storage | out\s+of\s+storage | mailbox\s+size\s+limit | full\s+mailbox | mail\s*box\s+(has\s+)?exceeded",
+        ),
+        family(
+            Reason::SystemFull,
+            r"insufficient\s+system\s+storage | disk\s+full | no\s+space\s+left | system\s+(is\s+)?full",
+        ),
+        family(
+            Reason::Suspend,
+            r"suspend | disabled | inactive | deactivated | account\s+(is\s+)?(locked|frozen|expired)",
+        ),
+        family(
+            Reason::MesgTooBig,
+            r"(message|mail)\s+(is\s+)?too\s+(big|large) | size\s+(limit|exceeds) | exceeds?\s+(the\s+)?(maximum\s+)?(message\s+)?size",
+        ),
+        family(
+            Reason::NoRelaying,
+            r"relay(ing)?\s+(access\s+)?(denied|not\s+(permitted|allowed))|(unable|not\s+permitted|not\s+allowed)\s+to\s+relay|relaying\s+(is\s+)?prohibited",
+        ),
+        family(Reason::VirusDetected, r"virus | malware | infected"),
+        family(Reason::SpamDetected, r"spam | unsolicited"),
+        family(
+            Reason::AuthFailure,
+            r"\bspf\b | \bdkim\b | \bdmarc\b | sender\s+policy\s+framework",
+        ),
+        family(
+            Reason::RequirePtr,
+            r"\bptr\b | reverse\s+(dns|lookup) | \brdns\b | no\s+reverse | hostname\s+lookup",
+        ),
+        family(Reason::BadReputation, r"reputation"),
+        family(
+            Reason::Blocked,
+            r"blacklist | blocklist | block\s+list | block(ed)?\b | listed\s+(at|on)\s | banned | \bdnsbl\b | \brbl\b | spamhaus | client\s+host\s+rejected",
+        ),
+        family(
+            Reason::TooManyConn,
+            r"too\s+many\s+(connections|concurrent|sessions|simultaneous)",
+        ),
+        family(
+            Reason::Speeding,
+            r"rate\s+limit | too\s+many\s+(messages|mails|emails) | sending\s+rate | rate\s+(exceeded|too\s+high)",
+        ),
+        family(
+            Reason::SecurityError,
+            r"\btls\b | starttls | encryption | certificate | authentication\s+required",
+        ),
+        family(
+            Reason::Rejected,
+            r"sender\s+address | domain\s+of\s+sender | sender\s+(rejected|verify|denied|unknown) | not\s+allowed\s+to\s+send | envelope\s+sender",
+        ),
+        family(Reason::PolicyViolation, r"policy | greylist | too\s+many"),
+    ]
+});
+
+/// Words that say the mail system gave up or is still trying, which a server
+/// says beside the real reason: they give way to words about the address.
+static EXPIRED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?x)
+        timed?\s*out | expired | too\s+long\s+in\s+(the\s+)?queue | retry\s+(timeout\s+)?exceeded
+        | try\s+again\s+later | temporarily",
+    )
+    .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
+});
+
+/// The reason an enhanced status code gives on its own (RFC 3463 and its
+/// registry), or `None` when the code leaves it to the words.
+fn from_code(status: StatusCode) -> Option<Reason> {
+    use Reason::*;
+    let reason = match (status.subject, status.detail) {
+        (1, 1 | 3) => UserUnknown,
+        (1, 2) => HostUnknown,
+        (1, 6) => HasMoved,
+        (1, 10) => NotAccept,
+        (1, 7 | 8) => Rejected,
+        (2, 1) => Suspend,
+        (2, 2) => MailboxFull,
+        (2, 3) | (3, 4) => MesgTooBig,
+        (3, 1) => SystemFull,
+        (3, 0 | 2 | 3 | 5) => SystemError,
+        (4, 7) => Expired,
+        (4, _) => NetworkError,
+        (5, 3) => ExceedLimit,
+        (5, _) => SyntaxError,
+        (6, _) => ContentError,
+        (7, 1) => Rejected,
+        (7, 2 | 15) => PolicyViolation,
+        (7, 13) => Suspend,
+        (7, 16) => MesgTooBig,
+        (7, 17 | 18) => HasMoved,
+        (7, 20..=24 | 26 | 29) => AuthFailure,
+        (7, 25) => RequirePtr,
+        (7, 27) => Rejected,
+        (7, 28) => Blocked,
+        (7, _) => SecurityError,
+        _ => return None,
+    };
+    Some(reason)
+}
+
+/// Why mail failed, from the status code and the server's words.
+pub fn reason(status: Option<StatusCode>, diagnostic: &str) -> Reason {
     let text = diagnostic.to_lowercase();
     if NULL_MX.is_match(&text) {
-        return Severity::Hard;
+        return Reason::NotAccept;
     }
-    // x.7.x is security or policy: about the message or the sender.
-    if status.is_some_and(|s| s.subject == 7)
-        || POLICY_CODE.is_match(&text)
-        || NOT_AT_RCPT.is_match(&text)
-    {
-        return Severity::Soft;
+    let other = FAMILIES
+        .iter()
+        .find(|(_, re)| re.is_match(&text))
+        .map(|(reason, _)| *reason);
+    if let Some(other) = other {
+        return other;
     }
+    let gone = if NO_DOMAIN.is_match(&text) {
+        Some(Reason::HostUnknown)
+    } else if NO_USER.is_match(&text) {
+        Some(Reason::UserUnknown)
+    } else {
+        None
+    };
+    let code = status.and_then(from_code);
+    let after_data = NOT_AT_RCPT.is_match(&text);
     // x.2.0, "other mailbox status", is what filters answer with on some
     // networks (Japan's mobile carriers): their "user unknown" is a refusal.
-    if status.is_some_and(|s| s.subject == 2 && s.detail == 0) && !text.contains("rcpt") {
-        return Severity::Soft;
+    let filter_code =
+        status.is_some_and(|s| s.subject == 2 && s.detail == 0) && !text.contains("rcpt");
+    let said = gone.or(code.filter(|r| r.address_gone()));
+    if let Some(said) = said {
+        // A reply to MAIL FROM is about the sender, not the reader.
+        if AT_MAIL_FROM.is_match(&text) {
+            return Reason::Rejected;
+        }
+        // x.7.x is security or policy, about the message or the sender: a
+        // "user unknown" with it, after DATA, or with x.2.0 is a filter's.
+        let policy = status.is_some_and(|s| s.subject == 7) || POLICY_CODE.is_match(&text);
+        if said == Reason::UserUnknown && (after_data || filter_code || policy) {
+            return Reason::Filtered;
+        }
+        if policy {
+            return code
+                .filter(|r| !r.address_gone())
+                .unwrap_or(Reason::Rejected);
+        }
+        return said;
     }
-    let other_reason = NOT_THE_ADDRESS.is_match(&text);
-    let address_code =
-        status.is_some_and(|s| s.subject == 1 && matches!(s.detail, 0 | 1 | 2 | 3 | 6 | 10));
-    let gone = address_code || NO_DOMAIN.is_match(&text) || NO_USER.is_match(&text);
-    if gone && !other_reason {
+    if EXPIRED.is_match(&text) {
+        return Reason::Expired;
+    }
+    code.unwrap_or(Reason::Undefined)
+}
+
+/// Hard or soft, from the status code and the server's words.
+pub fn classify(status: Option<StatusCode>, diagnostic: &str) -> Severity {
+    if reason(status, diagnostic).address_gone() {
         Severity::Hard
     } else {
         Severity::Soft

@@ -150,6 +150,11 @@ impl<'x> Mail<'x> {
     /// RFC 3834 and the common private headers that mark an automatic reply
     /// (vacation, out of office). Auto-generated mail (reports) is not a reply.
     pub fn is_auto_reply(&self) -> bool {
+        // A mail system's notice may quote a reader's vacation words; it is
+        // still a notice, and reading it as a reply would hide a dead address.
+        if self.is_from_mail_system() {
+            return false;
+        }
         let header = |n: &str| self.header_text(n).map(|v| v.to_ascii_lowercase());
         if header("Auto-Submitted").is_some_and(|v| v.starts_with("auto-replied")) {
             return true;
@@ -177,6 +182,26 @@ impl<'x> Mail<'x> {
 
     pub fn decoded_subject(&self) -> Option<String> {
         self.message.subject().map(str::to_string)
+    }
+
+    /// Whether a mail system, not a person, sent the message: it has
+    /// delivery-status parts or an `X-Failed-Recipients` header, or comes from
+    /// MAILER-DAEMON or postmaster. A null return path alone is not enough:
+    /// RFC 3834 asks auto-responders to send with one too.
+    pub fn is_from_mail_system(&self) -> bool {
+        let local = self
+            .sender_address()
+            .and_then(|a| a.split('@').next().map(str::to_string))
+            .unwrap_or_default();
+        matches!(local.as_str(), "mailer-daemon" | "postmaster")
+            || self.header_text("X-Failed-Recipients").is_some()
+            || self
+                .part_text(&[
+                    "message/delivery-status",
+                    "message/global-delivery-status",
+                    "message/feedback-report",
+                ])
+                .is_some()
     }
 
     /// The sender's address (`From`), lower-cased.

@@ -18,6 +18,8 @@ mod prose;
 pub mod providers;
 mod reason;
 mod status;
+#[cfg(test)]
+mod tests;
 pub mod webhooks;
 
 use std::collections::HashSet;
@@ -27,7 +29,7 @@ use serde::Serialize;
 use crate::config::ReturnPath;
 use crate::domain::{string_enum, EmailAddress};
 
-pub use classify::{classify, Severity};
+pub use classify::{classify, reason, Severity};
 pub use reason::Reason;
 pub use status::StatusCode;
 
@@ -197,6 +199,9 @@ fn read_at(raw: &[u8], depth: usize) -> Result<Report, ReadError> {
         json
     } else if let Some(feedback) = mail.part_text(&["message/feedback-report"]) {
         arf::read(&mail, &feedback)
+    } else if let Some(feedback) = arf::fields_in_text(&mail) {
+        // ARF fields written into a text part: a complaint all the same.
+        arf::read(&mail, &feedback)
     } else if let Some(found) = dsn::find(&mail) {
         found
     } else if let Some(found) = arf::read_jmrp(&mail) {
@@ -283,12 +288,21 @@ impl Recipient {
         recipient
     }
 
-    /// Works out hard or soft again from the diagnostic and `context`: more of
-    /// the notice, which may say which SMTP command the reply answered.
+    /// Works out the reason, and so hard or soft, again from the diagnostic and
+    /// `context`: more of the notice, which may say which SMTP command the
+    /// reply answered.
     pub fn reclassify(&mut self, context: &str) {
         let text = format!("{} {context}", self.diagnostic.as_deref().unwrap_or(""));
-        self.hard = matches!(self.action, Action::Failed | Action::Delayed)
-            && classify(self.status, &text) == Severity::Hard;
+        self.reason = reason(self.status, &text);
+        self.hard =
+            matches!(self.action, Action::Failed | Action::Delayed) && self.reason.address_gone();
+    }
+
+    /// A provider that says itself the address is gone: the reason follows.
+    pub(crate) fn mark_gone_if_hard(&mut self) {
+        if self.hard && !self.reason.address_gone() {
+            self.reason = Reason::UserUnknown;
+        }
     }
 }
 

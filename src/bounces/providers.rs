@@ -57,6 +57,7 @@ pub fn ses(v: &Value) -> Option<Report> {
                     );
                     // SES says itself which permanent bounces mean "no such address".
                     rec.hard = permanent && (rec.hard || matches!(sub, "NoEmail" | "Suppressed"));
+                    rec.mark_gone_if_hard();
                     rec
                 })
                 .collect();
@@ -116,6 +117,7 @@ pub fn postmark(v: &Value) -> Option<Report> {
             }
             let mut rec = Recipient::new(address, action, stated, Some(words));
             rec.hard = matches!(kind, "HardBounce" | "BadEmailAddress");
+            rec.mark_gone_if_hard();
             Some(Report::from_recipients(vec![rec]))
         }
         "Delivery" => Some(Report::empty(ReportKind::Delivered)),

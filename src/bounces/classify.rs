@@ -137,7 +137,11 @@ static FAMILIES: LazyLock<Vec<(Reason, Regex)>> = LazyLock::new(|| {
         family(Reason::BadReputation, r"reputation"),
         family(
             Reason::Blocked,
-            r"blacklist | blocklist | block\s+list | block(ed)?\b | listed\s+(at|on)\s | banned | \bdnsbl\b | \brbl\b | spamhaus | client\s+host\s+rejected",
+            // A conversation that broke before any recipient (sendmail's "Remote
+            // protocol error") refused the sending host, whatever the remote's
+            // words: a "host unknown" there names us, not the reader's domain.
+            r"blacklist | blocklist | block\s+list | block(ed)?\b | listed\s+(at|on)\s | banned | \bdnsbl\b | \brbl\b | spamhaus | client\s+host\s+rejected
+            | remote\s+protocol\s+error",
         ),
         family(
             Reason::TooManyConn,
@@ -306,5 +310,21 @@ mod tests {
         assert_eq!(c("5.2.2", "552 5.2.2 Mailbox full"), Severity::Soft);
         assert_eq!(c("4.4.7", "Message expired in queue"), Severity::Soft);
         assert_eq!(c("5.1.1", "550 5.1.1 mailbox full"), Severity::Soft);
+    }
+
+    #[test]
+    fn a_broken_conversation_refused_the_sender_not_the_reader() {
+        let said =
+            "554 <a@b.example>... Remote protocol error 550 b.example (smtp)... 550 Host unknown";
+        assert_eq!(reason(StatusCode::find("5.0.0"), said), Reason::Blocked);
+        assert_eq!(c("5.0.0", said), Severity::Soft);
+        // The sending MTA's own DNS finding is still the domain's end.
+        assert_eq!(
+            c(
+                "5.0.0",
+                "Host unknown (Name server: b.example: host not found)"
+            ),
+            Severity::Hard
+        );
     }
 }

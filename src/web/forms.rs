@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{error_status, retry_after, WebState};
+use crate::app::Worker as _;
 use crate::domain::{one_line, EmailAddress, Preferences};
 use crate::error::Error;
 use crate::tokens::TokenError;
@@ -199,9 +200,7 @@ pub async fn confirm(
         .confirm(&token, Utc::now())
         .await?;
     // The welcome is queued: this process's worker sends it now.
-    if let Some(worker) = &state.worker {
-        worker.wake();
-    }
+    state.worker.wake();
     Ok(Message::new(StatusCode::OK, "confirmed"))
 }
 
@@ -266,9 +265,7 @@ pub async fn save_preferences(
         .await?;
     // Posts that waited for the digest go now: this process's worker sends them.
     if saved.caught_up > 0 {
-        if let Some(worker) = &state.worker {
-            worker.wake();
-        }
+        state.worker.wake();
     }
     Ok(preferences_view(&state, &saved.page, Some(&saved)))
 }

@@ -20,6 +20,7 @@ use super::view::{
     path_part, render, status_options, when, word, ListQuery, StatusCount, StatusOption, PAGE,
 };
 use crate::app::IssueCounts;
+use crate::app::Worker as _;
 use crate::domain::DeliveryStatus;
 use crate::store::LogFilter;
 use crate::web::WebState;
@@ -237,9 +238,7 @@ pub async fn retry(
         .publishing()
         .retry_failed(&slug, Utc::now())
         .await?;
-    if let Some(worker) = &state.worker {
-        worker.wake();
-    }
+    state.worker.wake();
     let to = format!("/admin/issues/{}?done=retried:{n}", path_part(&slug));
     Ok(Redirect::to(&to).into_response())
 }

@@ -10,7 +10,7 @@
 
 use std::sync::LazyLock;
 
-use regex::Regex;
+use regex::{Regex, RegexSet};
 
 use super::{Reason, StatusCode};
 
@@ -96,13 +96,11 @@ static POLICY_CODE: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Families of words for the reasons that are not about the address, in the
 /// order they are tried: the more specific first.
-static FAMILIES: LazyLock<Vec<(Reason, Regex)>> = LazyLock::new(|| {
-    let family = |reason, pattern: &str| {
-        let re = Regex::new(&format!("(?x){pattern}"))
-            .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"));
-        (reason, re)
-    };
-    vec![
+/// One set, so the words are scanned once for all the families; the lowest
+/// index that matches wins.
+static FAMILIES: LazyLock<(Vec<Reason>, RegexSet)> = LazyLock::new(|| {
+    let family = |reason, pattern: &str| (reason, format!("(?x){pattern}"));
+    let families: Vec<(Reason, String)> = vec![
         family(
             Reason::MailboxFull,
             r"mailbox\s+(is\s+)?full | over\s*quota | quota\s+(exceeded|full) | exceed(ed|s)?\s+(the\s+|its\s+|his\s+|her\s+)?(storage|quota)
@@ -160,7 +158,10 @@ static FAMILIES: LazyLock<Vec<(Reason, Regex)>> = LazyLock::new(|| {
             r"sender\s+address | domain\s+of\s+sender | sender\s+(rejected|verify|denied|unknown) | not\s+allowed\s+to\s+send | envelope\s+sender",
         ),
         family(Reason::PolicyViolation, r"policy | greylist | too\s+many"),
-    ]
+    ];
+    let (reasons, patterns): (Vec<Reason>, Vec<String>) = families.into_iter().unzip();
+    let set = RegexSet::new(patterns).unwrap_or_else(|e| unreachable!("fixed patterns: {e}"));
+    (reasons, set)
 });
 
 /// Words that say the mail system gave up or is still trying, which a server
@@ -215,10 +216,8 @@ pub fn reason(status: Option<StatusCode>, diagnostic: &str) -> Reason {
     if NULL_MX.is_match(&text) {
         return Reason::NotAccept;
     }
-    let other = FAMILIES
-        .iter()
-        .find(|(_, re)| re.is_match(&text))
-        .map(|(reason, _)| *reason);
+    let (reasons, set) = &*FAMILIES;
+    let other = set.matches(&text).iter().next().map(|i| reasons[i]);
     if let Some(other) = other {
         return other;
     }

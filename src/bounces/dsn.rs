@@ -32,11 +32,13 @@ pub fn find(mail: &Mail<'_>) -> Option<Report> {
         };
         let command = notice.command.as_deref();
         if let Some(words) = notice.words_about(&address) {
-            if r.diagnostic.is_none() {
-                *r = Recipient::new(r.address.clone(), r.action, r.status, Some(words.clone()));
-            }
             // The notice may say which command the reply answered; the DSN does not.
-            r.reclassify(&join_words(&[&words, command.unwrap_or("")]));
+            let context = join_words(&[&words, command.unwrap_or("")]);
+            if r.diagnostic.is_none() {
+                *r = Recipient::read_with(Some(address), r.action, r.status, Some(words), &context);
+            } else {
+                r.reclassify(&context);
+            }
         } else if let Some(command) = command {
             r.reclassify(command);
         }

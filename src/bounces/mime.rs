@@ -189,11 +189,12 @@ impl<'x> Mail<'x> {
     /// MAILER-DAEMON or postmaster. A null return path alone is not enough:
     /// RFC 3834 asks auto-responders to send with one too.
     pub fn is_from_mail_system(&self) -> bool {
-        let local = self
-            .sender_address()
-            .and_then(|a| a.split('@').next().map(str::to_string))
-            .unwrap_or_default();
-        matches!(local.as_str(), "mailer-daemon" | "postmaster")
+        self.sender_address()
+            .and_then(|a| {
+                a.split_once('@')
+                    .map(|(local, _)| local == "mailer-daemon" || local == "postmaster")
+            })
+            .unwrap_or(false)
             || self.header_text("X-Failed-Recipients").is_some()
             || self
                 .part_text(&[

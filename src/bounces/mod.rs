@@ -272,6 +272,18 @@ impl Recipient {
         stated: Option<StatusCode>,
         diagnostic: Option<String>,
     ) -> Recipient {
+        Recipient::read_with(address, action, stated, diagnostic, "")
+    }
+
+    /// The same, with `context` from the notice (which SMTP command the reply
+    /// answered) read along with the diagnostic.
+    pub fn read_with(
+        address: Option<EmailAddress>,
+        action: Action,
+        stated: Option<StatusCode>,
+        diagnostic: Option<String>,
+        context: &str,
+    ) -> Recipient {
         let diagnostic = diagnostic
             .map(|d| one_line_within(&d, MAX_DIAGNOSTIC_BYTES))
             .filter(|d| !d.is_empty());
@@ -284,7 +296,7 @@ impl Recipient {
             action,
             diagnostic,
         };
-        recipient.reclassify("");
+        recipient.reclassify(context);
         recipient
     }
 

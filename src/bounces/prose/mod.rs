@@ -133,11 +133,8 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
                     .clone();
             }
             let words = (!words.trim().is_empty()).then_some(words);
-            let mut r = Recipient::new(Some(a), action, None, words);
-            if let Some(command) = &notice.command {
-                r.reclassify(command);
-            }
-            r
+            let command = notice.command.as_deref().unwrap_or("");
+            Recipient::read_with(Some(a), action, None, words, command)
         })
         .collect();
     Some(Report::from_recipients(recipients))

@@ -36,8 +36,7 @@ pub use publishing::Publishing;
 pub use publishing::{Enqueued, Plan, PreviewFormat};
 pub use publishing::{InProcess, Worker};
 pub use subscriptions::{
-    read_csv, Added, CsvRows, ImportSummary, PreferencesPage, Rejected, SavedChoices,
-    Subscriptions, TopicChoice,
+    Added, ImportSummary, PreferencesPage, Rejected, SavedChoices, Subscriptions, TopicChoice,
 };
 pub use tick::{NewIssue, PostSync, Tick, TickSummary, UpstreamSync};
 pub use webhooks::{WebhookFailure, WebhookReply};

@@ -1,7 +1,6 @@
 //! The bounce mailbox, polled over IMAP once per tick.
 
 use super::{fingerprint, Bounces};
-use crate::bounces;
 use crate::bounces::imap::{ImapError, Mailbox, Watermark};
 use crate::config::MailboxUrl;
 use crate::domain::ReportSource;
@@ -89,7 +88,7 @@ impl Bounces {
         for uid in mailbox.arrived_after(mark).await? {
             let filing = match mailbox.read(uid).await? {
                 None => Filing::Unparsed,
-                Some(raw) => match bounces::read(&raw, self.reader.tracks()) {
+                Some(raw) => match self.reader.report(&raw) {
                     Err(e) => {
                         tracing::warn!(uid, error = %e, "an unreadable message in the bounce mailbox; set aside");
                         Filing::Unparsed

@@ -76,7 +76,7 @@ impl Reader {
 }
 
 /// The marks posthorn leaves on its mail, from the config.
-pub fn tracks(config: &crate::config::Config) -> Tracks {
+fn tracks(config: &crate::config::Config) -> Tracks {
     Tracks::new(
         config.bounces.return_path.as_ref(),
         Some(&config.email.from.domain().to_ascii_lowercase()),
@@ -84,7 +84,7 @@ pub fn tracks(config: &crate::config::Config) -> Tracks {
 }
 
 /// Reads a message; what cannot be read is the sender's fault, not posthorn's.
-pub fn read(raw: &[u8], tracks: &Tracks) -> Result<Report, Error> {
+fn read(raw: &[u8], tracks: &Tracks) -> Result<Report, Error> {
     bounces::read(raw, tracks).map_err(|e| Error::Invalid(e.to_string()))
 }
 

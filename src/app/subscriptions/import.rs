@@ -1,6 +1,6 @@
-//! A CSV of subscribers read in: [`read_csv`] parses it row by row (the part
-//! that is fuzzed, with no database), and [`Subscriptions::import_csv`] adds
-//! the good rows in batches.
+//! A CSV of subscribers read in: [`read_csv`] parses it row by row, apart
+//! from the database, and [`Subscriptions::import_csv`] adds the good rows in
+//! batches.
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;

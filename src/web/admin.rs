@@ -13,7 +13,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{error_status, retry_after, WebState};
+use super::{error_status, parse_status, retry_after, WebState};
 use crate::domain::{constant_time_eq, DeliveryStatus, SubscriberStatus};
 use crate::error::Error;
 
@@ -95,16 +95,6 @@ pub async fn send(
         .await?;
     let body = json!({ "slug": slug, "issue_id": enqueued.issue_id, "queued": enqueued.queued });
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
-}
-
-/// A status from the query string, parsed; a wrong one is the request's fault.
-fn parse_status<S: std::str::FromStr<Err = String>>(
-    given: Option<&str>,
-) -> Result<Option<S>, ApiError> {
-    Ok(given
-        .map(str::parse::<S>)
-        .transpose()
-        .map_err(Error::Invalid)?)
 }
 
 #[derive(Deserialize)]

@@ -265,6 +265,18 @@ fn retry_after(wait: Duration) -> (HeaderName, HeaderValue) {
 
 /// The answer's status for an error: the request's fault is a 4xx, ours a 5xx
 /// (logged with its whole cause chain).
+/// A status filter from the query string, parsed: empty is "all", and a wrong
+/// one is the request's fault.
+pub fn parse_status<S: std::str::FromStr<Err = String>>(
+    given: Option<&str>,
+) -> Result<Option<S>, Error> {
+    given
+        .filter(|s| !s.is_empty())
+        .map(str::parse::<S>)
+        .transpose()
+        .map_err(Error::Invalid)
+}
+
 fn error_status(e: &Error) -> axum::http::StatusCode {
     use axum::http::StatusCode;
     match e {

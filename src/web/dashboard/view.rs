@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::error::PageError;
 use crate::error::Error;
-use crate::web::WebState;
+use crate::web::{parse_status, WebState};
 
 /// Rows per page of the log and the subscriber list.
 pub const PAGE: i64 = 50;
@@ -100,12 +100,7 @@ impl ListQuery {
 
     /// The status asked for, parsed; none when the filter says "all".
     pub fn status<S: std::str::FromStr<Err = String>>(&self) -> Result<Option<S>, Error> {
-        self.status
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(str::parse::<S>)
-            .transpose()
-            .map_err(Error::Invalid)
+        parse_status(self.status.as_deref())
     }
 
     /// The same list from `after`.

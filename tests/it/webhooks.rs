@@ -10,6 +10,7 @@ use std::path::Path;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use posthorn::bounces::Reason;
 use posthorn::delivery::Stop;
 use posthorn::domain::SubscriberStatus;
 use posthorn::store::DeliveryLogRow;
@@ -388,7 +389,16 @@ async fn each_provider_updates_its_deliveries_and_forgeries_get_401() {
     assert!(reports.len() >= 6, "{reports:?}");
     for r in &reports {
         let why = r.reason.as_deref().unwrap_or_default();
-        assert!(crate::bounces::is_reason(why), "{r:?}");
+        let reason: Reason = why.parse().unwrap_or_else(|e| panic!("{e}: {r:?}"));
+        if r.kind == "complaint" {
+            assert_eq!(reason, Reason::Feedback, "{r:?}");
+        }
+        if r.hard {
+            assert!(
+                reason.address_gone(),
+                "a hard report says the address is gone: {r:?}"
+            );
+        }
     }
 
     // Unknown providers do not exist.

@@ -310,9 +310,11 @@ impl Recipient {
             matches!(self.action, Action::Failed | Action::Delayed) && self.reason.address_gone();
     }
 
-    /// A provider that says itself the address is gone: the reason follows.
-    pub(crate) fn mark_gone_if_hard(&mut self) {
-        if self.hard && !self.reason.address_gone() {
+    /// A provider says itself whether the address is gone, which outranks its
+    /// words; a gone address keeps a reason that says so.
+    pub(crate) fn set_hard(&mut self, hard: bool) {
+        self.hard = hard;
+        if hard && !self.reason.address_gone() {
             self.reason = Reason::UserUnknown;
         }
     }

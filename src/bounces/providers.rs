@@ -56,8 +56,9 @@ pub fn ses(v: &Value) -> Option<Report> {
                         diagnostic,
                     );
                     // SES says itself which permanent bounces mean "no such address".
-                    rec.hard = permanent && (rec.hard || matches!(sub, "NoEmail" | "Suppressed"));
-                    rec.mark_gone_if_hard();
+                    rec.set_hard(
+                        permanent && (rec.hard || matches!(sub, "NoEmail" | "Suppressed")),
+                    );
                     rec
                 })
                 .collect();
@@ -116,8 +117,7 @@ pub fn postmark(v: &Value) -> Option<Report> {
                 return Some(Report::empty(ReportKind::AutoReply));
             }
             let mut rec = Recipient::new(address, action, stated, Some(words));
-            rec.hard = matches!(kind, "HardBounce" | "BadEmailAddress");
-            rec.mark_gone_if_hard();
+            rec.set_hard(matches!(kind, "HardBounce" | "BadEmailAddress"));
             Some(Report::from_recipients(vec![rec]))
         }
         "Delivery" => Some(Report::empty(ReportKind::Delivered)),

@@ -38,20 +38,14 @@ crate::domain::string_enum!(
         ExceedLimit => "exceedlimit",
         MesgTooBig => "mesgtoobig",
         ContentError => "contenterror",
-        NotCompliantRfc => "notcompliantrfc",
         SyntaxError => "syntaxerror",
         /// The message stayed in a queue until it expired.
         Expired => "expired",
         NetworkError => "networkerror",
         SystemError => "systemerror",
         SystemFull => "systemfull",
-        MailerError => "mailererror",
-        /// Held, neither delivered nor refused yet.
-        OnHold => "onhold",
         /// A complaint (a feedback report).
         Feedback => "feedback",
-        Vacation => "vacation",
-        Delivered => "delivered",
         /// Nothing in the report says why.
         Undefined => "undefined",
     }

@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 
 use regex::{Regex, RegexSet};
 
+use super::shape::{Command, Speaker, Writer};
 use super::{Reason, StatusCode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,14 +21,14 @@ pub enum Severity {
     Soft,
 }
 
-/// The words servers use for "this user does not exist". Not believed when the
-/// server said them after DATA (see `NOT_AT_RCPT`): then they are often a
-/// content filter's.
+/// The words servers use for "this user does not exist". Believed as they stand
+/// only when the moment and the speaker allow it (see `shape`): after DATA they
+/// are often a content filter's.
 static NO_USER: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"(?x)
         user\s+unknown | unknown\s+user | unknown\s+recipient | recipient\s+unknown
-        | (user|recipient|mailbox|address|account)\s+(is\s+)?(not\s+found|not\s+known|unknown)
+        | (user|recipient|mailbox|address|account)\s+(name\s+)?(is\s+)?(not\s+found|not\s+known|not\s+recognized|unknown)
         | no\s+such\s+(user|recipient|mailbox|account|address|person|local\s+user)
         | (user|mailbox|recipient|address|account|addressee|e-?mail\s+address)('s)?\s+(\S+\s+)?(does\s+not|doesn't|did\s+not)\s+exist
         | (mailbox|account|address|user)\s+(name\s+)?(is\s+)?(invalid|not\s+valid)
@@ -62,25 +63,6 @@ static NO_DOMAIN: LazyLock<Regex> = LazyLock::new(|| {
         ",
     )
     .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
-});
-
-/// The reply came after the recipient was accepted (to DATA) or was about the
-/// sender (to MAIL FROM): a "user unknown" there is a content filter's answer or
-/// the sender's problem, not news that the reader's address is gone.
-static NOT_AT_RCPT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"(?x)
-        (in\s+reply\s+to|after|during)\s+(the\s+)?(end\s+of\s+)?(data|mail\s+from)\b
-        | >>>\s*data\s+<<<\s*55[023] | did\s+not\s+like\s+our\s+(final\s+)?data
-        ",
-    )
-    .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
-});
-
-/// The reply answered MAIL FROM: it is about the sender.
-static AT_MAIL_FROM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(in\s+reply\s+to|after|during)\s+(the\s+)?mail\s+from\b")
-        .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
 });
 
 /// A domain that publishes that it takes no mail (RFC 7505 null MX): gone.
@@ -211,7 +193,7 @@ fn from_code(status: StatusCode) -> Option<Reason> {
 }
 
 /// Why mail failed, from the status code and the server's words.
-pub fn reason(status: Option<StatusCode>, diagnostic: &str) -> Reason {
+pub fn reason(status: Option<StatusCode>, diagnostic: &str, writer: Writer) -> Reason {
     let text = diagnostic.to_lowercase();
     if NULL_MX.is_match(&text) {
         return Reason::NotAccept;
@@ -229,21 +211,33 @@ pub fn reason(status: Option<StatusCode>, diagnostic: &str) -> Reason {
         None
     };
     let code = status.and_then(from_code);
-    let after_data = NOT_AT_RCPT.is_match(&text);
+    let command = Command::find(&text);
     // x.2.0, "other mailbox status", is what filters answer with on some
     // networks (Japan's mobile carriers): their "user unknown" is a refusal.
     let filter_code =
-        status.is_some_and(|s| s.subject == 2 && s.detail == 0) && !text.contains("rcpt");
+        status.is_some_and(|s| s.subject == 2 && s.detail == 0) && command != Some(Command::RcptTo);
     let said = gone.or(code.filter(|r| r.address_gone()));
     if let Some(said) = said {
         // A reply to MAIL FROM is about the sender, not the reader.
-        if AT_MAIL_FROM.is_match(&text) {
+        if command == Some(Command::MailFrom) {
             return Reason::Rejected;
         }
         // x.7.x is security or policy, about the message or the sender: a
         // "user unknown" with it, after DATA, or with x.2.0 is a filter's.
         let policy = status.is_some_and(|s| s.subject == 7) || POLICY_CODE.is_match(&text);
-        if said == Reason::UserUnknown && (after_data || filter_code || policy) {
+        if said == Reason::UserUnknown && (command == Some(Command::Data) || filter_code || policy)
+        {
+            return Reason::Filtered;
+        }
+        // A remote's "user unknown" under a status that says nothing (x.0.0),
+        // at a moment the report does not give, may be a filter's refusal
+        // after DATA: ambiguous, so not taken as the address's end.
+        let vague = status.is_none_or(|s| s.subject == 0);
+        if said == Reason::UserUnknown
+            && vague
+            && command.is_none()
+            && Speaker::of(&text, writer) == Speaker::Remote
+        {
             return Reason::Filtered;
         }
         if policy {
@@ -261,7 +255,7 @@ pub fn reason(status: Option<StatusCode>, diagnostic: &str) -> Reason {
 
 /// Hard or soft, from the status code and the server's words.
 pub fn classify(status: Option<StatusCode>, diagnostic: &str) -> Severity {
-    if reason(status, diagnostic).address_gone() {
+    if reason(status, diagnostic, Writer::Other).address_gone() {
         Severity::Hard
     } else {
         Severity::Soft
@@ -285,7 +279,29 @@ mod tests {
             ),
             Severity::Hard
         );
-        assert_eq!(c("5.0.0", "550 No such user here"), Severity::Hard);
+        // A remote's words under a status that says nothing are believed when
+        // the moment was RCPT TO; at an unknown moment they may be a filter's.
+        assert_eq!(
+            c(
+                "5.0.0",
+                "550 No such user here (in reply to RCPT TO command)"
+            ),
+            Severity::Hard
+        );
+        assert_eq!(c("5.0.0", "550 No such user here"), Severity::Soft);
+        assert_eq!(
+            reason(
+                StatusCode::find("5.0.0"),
+                "550 No such user here",
+                Writer::Other
+            ),
+            Reason::Filtered
+        );
+        // The reporting system's own finding, with no remote reply in it.
+        assert_eq!(
+            c("5.0.0", "The recipient name is not recognized"),
+            Severity::Hard
+        );
         assert_eq!(
             c(
                 "5.0.0",
@@ -315,7 +331,10 @@ mod tests {
     fn a_broken_conversation_refused_the_sender_not_the_reader() {
         let said =
             "554 <a@b.example>... Remote protocol error 550 b.example (smtp)... 550 Host unknown";
-        assert_eq!(reason(StatusCode::find("5.0.0"), said), Reason::Blocked);
+        assert_eq!(
+            reason(StatusCode::find("5.0.0"), said, Writer::Other),
+            Reason::Blocked
+        );
         assert_eq!(c("5.0.0", said), Severity::Soft);
         // The sending MTA's own DNS finding is still the domain's end.
         assert_eq!(

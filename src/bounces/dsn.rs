@@ -5,8 +5,9 @@
 use std::collections::HashSet;
 
 use super::mime::{blocks, Mail};
+use super::shape::Writer;
 use super::status::StatusCode;
-use super::{address_in, join_words, prose, Action, Recipient, Report, MAX_RECIPIENTS};
+use super::{address_in, join_words, prose, Action, Context, Recipient, Report, MAX_RECIPIENTS};
 
 /// The DSN in a message: its `message/delivery-status` part, or DSN fields an MTA
 /// wrote into a text part instead.
@@ -26,6 +27,7 @@ pub fn find(mail: &Mail<'_>) -> Option<Report> {
     // Some MTAs put the words in the notice, not in `Diagnostic-Code`. The
     // notice is read once for all the recipients.
     let notice = prose::Notice::new(mail.notice_text());
+    let writer = Writer::of(mail);
     for r in &mut recipients {
         let Some(address) = r.address.clone() else {
             continue;
@@ -33,14 +35,21 @@ pub fn find(mail: &Mail<'_>) -> Option<Report> {
         let command = notice.command.as_deref();
         if let Some(words) = notice.words_about(&address) {
             // The notice may say which command the reply answered; the DSN does not.
-            let context = join_words(&[&words, command.unwrap_or("")]);
+            let more = join_words(&[&words, command.unwrap_or("")]);
+            let context = Context {
+                words: &more,
+                writer,
+            };
             if r.diagnostic.is_none() {
                 *r = Recipient::read_with(Some(address), r.action, r.status, Some(words), &context);
             } else {
                 r.reclassify(&context);
             }
-        } else if let Some(command) = command {
-            r.reclassify(command);
+        } else {
+            r.reclassify(&Context {
+                words: command.unwrap_or(""),
+                writer,
+            });
         }
     }
     Some(Report::from_recipients(recipients))

@@ -104,6 +104,13 @@ impl<'x> Mail<'x> {
                     text.push_str(s);
                     text.push('\n');
                 }
+                // A multipart part whose boundary line is broken (a header
+                // continued without indenting) comes as bytes: its text is
+                // still the notice.
+                PartType::Binary(b) if t.starts_with("multipart/") && !attached => {
+                    text.push_str(&String::from_utf8_lossy(b));
+                    text.push('\n');
+                }
                 PartType::Html(s) if !attached => {
                     html.push_str(s);
                     html.push('\n');

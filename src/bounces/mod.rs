@@ -17,6 +17,7 @@ mod mime;
 mod prose;
 pub mod providers;
 mod reason;
+mod shape;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -31,6 +32,7 @@ use crate::domain::{string_enum, EmailAddress};
 
 pub use classify::{classify, reason, Severity};
 pub use reason::Reason;
+use shape::Writer;
 pub use status::StatusCode;
 
 /// Messages larger than this are not reports (a DSN returns headers, at most a
@@ -272,17 +274,16 @@ impl Recipient {
         stated: Option<StatusCode>,
         diagnostic: Option<String>,
     ) -> Recipient {
-        Recipient::read_with(address, action, stated, diagnostic, "")
+        Recipient::read_with(address, action, stated, diagnostic, &Context::default())
     }
 
-    /// The same, with `context` from the notice (which SMTP command the reply
-    /// answered) read along with the diagnostic.
-    pub fn read_with(
+    /// The same, with `context`: more of the notice, and who wrote it.
+    pub(crate) fn read_with(
         address: Option<EmailAddress>,
         action: Action,
         stated: Option<StatusCode>,
         diagnostic: Option<String>,
-        context: &str,
+        context: &Context<'_>,
     ) -> Recipient {
         let diagnostic = diagnostic
             .map(|d| one_line_within(&d, MAX_DIAGNOSTIC_BYTES))
@@ -301,11 +302,14 @@ impl Recipient {
     }
 
     /// Works out the reason, and so hard or soft, again from the diagnostic and
-    /// `context`: more of the notice, which may say which SMTP command the
-    /// reply answered.
-    pub fn reclassify(&mut self, context: &str) {
-        let text = format!("{} {context}", self.diagnostic.as_deref().unwrap_or(""));
-        self.reason = reason(self.status, &text);
+    /// `context`.
+    pub(crate) fn reclassify(&mut self, context: &Context<'_>) {
+        let text = format!(
+            "{} {}",
+            self.diagnostic.as_deref().unwrap_or(""),
+            context.words
+        );
+        self.reason = reason(self.status, &text, context.writer);
         self.hard =
             matches!(self.action, Action::Failed | Action::Delayed) && self.reason.address_gone();
     }
@@ -318,6 +322,14 @@ impl Recipient {
             self.reason = Reason::UserUnknown;
         }
     }
+}
+
+/// What is read with a recipient's own words: more of the notice (which may
+/// say which SMTP command the reply answered), and the report's writer.
+#[derive(Debug, Default)]
+pub(crate) struct Context<'a> {
+    pub words: &'a str,
+    pub writer: Writer,
 }
 
 /// VERP tokens anywhere in the raw message: in `To`, `Delivered-To`,

@@ -15,10 +15,11 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::mime::{blocks, Mail};
+use super::shape::Writer;
 use super::status::{reply_class, StatusCode};
 use super::{
-    address_in, each_address, first_recipients, join_words, one_line_within, Action, Recipient,
-    Report, MAX_DIAGNOSTIC_BYTES, MAX_RECIPIENTS,
+    address_in, each_address, first_recipients, join_words, one_line_within, Action, Context,
+    Recipient, Report, MAX_DIAGNOSTIC_BYTES, MAX_RECIPIENTS,
 };
 use crate::domain::EmailAddress;
 use notice::starts_with_ignoring_case;
@@ -117,6 +118,7 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
         Action::Failed
     };
     let single = addresses.len() == 1;
+    let writer = Writer::of(mail);
     // Made once, for whichever recipients the notice does not name.
     let mut whole: Option<String> = None;
     let recipients = addresses
@@ -133,8 +135,11 @@ pub fn read(mail: &Mail<'_>) -> Option<Report> {
                     .clone();
             }
             let words = (!words.trim().is_empty()).then_some(words);
-            let command = notice.command.as_deref().unwrap_or("");
-            Recipient::read_with(Some(a), action, None, words, command)
+            let context = Context {
+                words: notice.command.as_deref().unwrap_or(""),
+                writer,
+            };
+            Recipient::read_with(Some(a), action, None, words, &context)
         })
         .collect();
     Some(Report::from_recipients(recipients))

@@ -44,7 +44,7 @@ pub use webhooks::{WebhookFailure, WebhookReply};
 use crate::bounces::webhooks::SendgridKey;
 use crate::config::Config;
 use crate::delivery::dkim::Signer;
-use crate::delivery::{self, ConfiguredTransport, DeliverySummary, Run, Settings};
+use crate::delivery::{self, ConfiguredTransport, DeliverySummary, RelayView, Run, Settings};
 use crate::domain::{hex, Post};
 use crate::error::Error;
 use crate::links::Links;
@@ -114,7 +114,12 @@ impl Context {
     /// Delivers what `run` asks for over the configured transport.
     async fn deliver(&self, run: Run) -> Result<DeliverySummary, Error> {
         let issues = Issues::new(self);
-        let settings = Settings::new(&self.config.smtp, &self.config.bounces);
+        let mut settings = Settings::new(&self.config.smtp, &self.config.bounces);
+        if let Some(sessions) = self.transport.concurrency() {
+            // Each relay keeps its own concurrency and rate.
+            settings.concurrency = sessions;
+            settings.rate_per_second = 0;
+        }
         delivery::deliver_due(&self.store, issues, &self.transport, &settings, run).await
     }
 }
@@ -226,6 +231,11 @@ impl App {
 
     pub fn dashboard(&self) -> &Dashboard {
         &self.dashboard
+    }
+
+    /// Each relay and whether it is taking mail, as this process has found them.
+    pub fn relays(&self) -> Vec<RelayView> {
+        self.context.transport.relays()
     }
 
     pub fn site(&self) -> &Site {

@@ -26,6 +26,7 @@ pub async fn run(
                     r.attempts.to_string(),
                     r.sent_at.map(time).unwrap_or_else(|| time(r.updated_at)),
                     r.next_attempt_at.map(time).unwrap_or_default(),
+                    r.relay.clone().unwrap_or_default(),
                     r.smtp_reply.clone().unwrap_or_default(),
                     r.last_error.clone().unwrap_or_default(),
                 ]
@@ -38,6 +39,7 @@ pub async fn run(
                 "attempts",
                 "time",
                 "next attempt",
+                "relay",
                 "smtp reply",
                 "last error",
             ],
@@ -59,7 +61,10 @@ pub async fn history(app: &App, out: &Output, slug: &str, email: &str) -> Result
                     e.at.with_timezone(&tz)
                         .format("%Y-%m-%d %H:%M:%S")
                         .to_string(),
-                    e.kind.clone(),
+                    match &e.relay {
+                        Some(relay) => format!("{} via {relay}", e.kind),
+                        None => e.kind.clone(),
+                    },
                     match &e.reason {
                         Some(reason) => format!("{} ({reason})", e.outcome),
                         None => e.outcome.clone(),

@@ -60,6 +60,9 @@ pub struct SmtpConfig {
     /// The first retry's delay; it doubles each attempt.
     pub retry_backoff_seconds: u64,
     pub timeout_seconds: u64,
+    /// This relay's share of the sending beside `[relays.*]`; 0 makes it a
+    /// standby, used only while every weighted relay is down.
+    pub weight: u32,
 }
 
 impl Default for SmtpConfig {
@@ -75,7 +78,58 @@ impl Default for SmtpConfig {
             max_attempts: 6,
             retry_backoff_seconds: 60,
             timeout_seconds: 30,
+            weight: 1,
         }
+    }
+}
+
+/// The name of a relay: `smtp` for `[smtp]`, or the `NAME` of `[relays.NAME]`,
+/// which the environment spells `POSTHORN_RELAYS__NAME__PASSWORD` (so lower
+/// case letters, digits, `-` and `_`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct RelayName(String);
+
+impl RelayName {
+    /// `[smtp]`'s name.
+    pub fn smtp() -> RelayName {
+        RelayName("smtp".into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for RelayName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for RelayName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<RelayName, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(format!(
+                "relay name `{s}`: use lower-case letters, digits, `-` and `_` (at most 64)"
+            ));
+        }
+        if s == "smtp" {
+            return Err("relay name `smtp` is [smtp]'s own; name the table otherwise".into());
+        }
+        Ok(RelayName(s.to_string()))
+    }
+}
+
+impl<'de> Deserialize<'de> for RelayName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RelayName, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

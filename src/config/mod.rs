@@ -21,7 +21,7 @@ use crate::error::Error;
 pub use bounces::{
     BouncesConfig, MailboxUrl, MailboxUrlError, ReturnPath, ReturnPathError, VERP_TOKEN_MAX,
 };
-pub use email::{DkimConfig, EmailConfig, SmtpConfig, TlsMode, TransportKind};
+pub use email::{DkimConfig, EmailConfig, RelayName, SmtpConfig, TlsMode, TransportKind};
 pub use schedule::{next_time, Cron, CronError, ScheduleConfig};
 pub use secrets::{Password, Secret, SecretTooShort, MIN_SECRET_BYTES};
 pub use server::{DatabaseConfig, ServerConfig};
@@ -44,6 +44,9 @@ pub struct Config {
     pub email: EmailConfig,
     #[serde(default)]
     pub smtp: SmtpConfig,
+    /// More relays beside `[smtp]`, with the same keys.
+    #[serde(default)]
+    pub relays: std::collections::BTreeMap<RelayName, SmtpConfig>,
     #[serde(default)]
     pub server: ServerConfig,
     #[serde(default)]
@@ -104,15 +107,39 @@ impl Config {
                 self.site.base_url
             )));
         }
-        if self.smtp.concurrency == 0 {
-            return Err(Error::Config("smtp.concurrency must be at least 1".into()));
+        for (name, relay) in self.all_relays() {
+            let section = if name == RelayName::smtp() {
+                "smtp".to_string()
+            } else {
+                format!("relays.{name}")
+            };
+            if relay.concurrency == 0 {
+                return Err(Error::Config(format!(
+                    "{section}.concurrency must be at least 1"
+                )));
+            }
+            if relay.timeout_seconds == 0 {
+                return Err(Error::Config(format!(
+                    "{section}.timeout_seconds must be at least 1"
+                )));
+            }
+            if self.email.transport == TransportKind::Smtp
+                && relay.username.is_some()
+                && relay.password.is_none()
+            {
+                let var = section.to_ascii_uppercase().replace('.', "__");
+                return Err(Error::Config(format!(
+                    "{section}.username is set but no password: set POSTHORN_{var}__PASSWORD"
+                )));
+            }
         }
         if self.smtp.max_attempts == 0 {
             return Err(Error::Config("smtp.max_attempts must be at least 1".into()));
         }
-        if self.smtp.timeout_seconds == 0 {
+        if self.all_relays().all(|(_, r)| r.weight == 0) {
             return Err(Error::Config(
-                "smtp.timeout_seconds must be at least 1".into(),
+                "every relay has weight 0: give [smtp] or one [relays.NAME] a weight of 1 or more"
+                    .into(),
             ));
         }
         if self.schedule.max_new_per_tick == 0 {
@@ -139,15 +166,13 @@ impl Config {
                     .into(),
             ));
         }
-        if self.email.transport == TransportKind::Smtp
-            && self.smtp.username.is_some()
-            && self.smtp.password.is_none()
-        {
-            return Err(Error::Config(
-                "smtp.username is set but no password: set POSTHORN_SMTP__PASSWORD".into(),
-            ));
-        }
         Ok(())
+    }
+
+    /// `[smtp]` (named `smtp`) and every `[relays.NAME]`, in that order.
+    pub fn all_relays(&self) -> impl Iterator<Item = (RelayName, &SmtpConfig)> + '_ {
+        std::iter::once((RelayName::smtp(), &self.smtp))
+            .chain(self.relays.iter().map(|(n, r)| (n.clone(), r)))
     }
 
     /// Resolves a configured path against the config file's folder.

@@ -29,7 +29,9 @@ use crate::store::BouncePolicy;
 use crate::store::{OutcomeKind, Store};
 pub use message::{Addressee, BodyEncoding, Outgoing, PreparedIssue};
 use rate::RateLimiter;
-pub use transport::{ConfiguredTransport, FileTransport, SendError, Session, Transport};
+pub use transport::{
+    ConfiguredTransport, FileTransport, RelayState, RelayView, SendError, Session, Transport,
+};
 
 /// What one delivery run did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]

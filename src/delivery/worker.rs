@@ -113,6 +113,7 @@ fn failed_by_us(c: &Claimed, why: String) -> Outcome {
         },
         error: Some(why),
         smtp_reply: None,
+        relay: None,
     }
 }
 
@@ -123,6 +124,7 @@ fn released(c: &Claimed, now: DateTime<Utc>, error: Option<String>) -> Outcome {
         kind: OutcomeKind::Released { retry_at: now },
         error,
         smtp_reply: None,
+        relay: None,
     }
 }
 
@@ -131,12 +133,13 @@ async fn deliver_one<I: IssueSource, S: Session>(
     session: &mut S,
     c: &Claimed,
 ) -> Result<Outcome, Error> {
-    let outcome = |kind, error: Option<String>, smtp_reply: Option<String>| Outcome {
+    let outcome = |kind, error: Option<String>, smtp_reply: Option<String>, relay| Outcome {
         delivery_id: c.delivery_id,
         subscriber_id: c.subscriber_id,
         kind,
         error,
         smtp_reply,
+        relay,
     };
     let email = match (&c.email, c.subscriber_status) {
         (Some(email), Some(SubscriberStatus::Active)) => email,
@@ -145,6 +148,7 @@ async fn deliver_one<I: IssueSource, S: Session>(
             return Ok(outcome(
                 OutcomeKind::Skipped,
                 Some(format!("subscriber is {why}")),
+                None,
                 None,
             ));
         }
@@ -165,6 +169,7 @@ async fn deliver_one<I: IssueSource, S: Session>(
                 },
                 Some(chain(&e)),
                 None,
+                None,
             ));
         }
     };
@@ -178,6 +183,8 @@ async fn deliver_one<I: IssueSource, S: Session>(
     }
     let settings = &shared.settings;
     let now = shared.now();
+    let relay = session.relay().map(|r| r.to_string());
+    let outcome = |kind, error, smtp_reply| outcome(kind, error, smtp_reply, relay.clone());
     Ok(match sent {
         Ok(reply) => outcome(OutcomeKind::Sent, None, Some(reply)),
         Err(e) if e.is_connection() => {
@@ -189,7 +196,12 @@ async fn deliver_one<I: IssueSource, S: Session>(
             // The same reading as for bounce reports: 550 5.1.1 is hard at once,
             // 554 5.7.1 (blocked as spam) is about the message, not the reader.
             let reply = e.reply();
-            let words = reply.clone().unwrap_or_else(|| chain(&e));
+            let mut words = reply.clone().unwrap_or_else(|| chain(&e));
+            // The command the reply answered is known here: say it, as a
+            // report would ("in reply to RCPT TO command").
+            if let Some(stage) = e.stage() {
+                words.push_str(&format!(" (in reply to {stage} command)"));
+            }
             let status = bounces::StatusCode::find(&words);
             let hard = bounces::classify(status, &words) == bounces::Severity::Hard;
             outcome(

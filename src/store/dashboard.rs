@@ -14,7 +14,7 @@ use crate::error::{DbContext, Error};
 
 /// The columns `log_row` reads.
 const LOG_COLUMNS: &str = "d.id, d.subscriber_id, s.email, d.status, d.attempts, d.last_error, \
-     d.smtp_reply, d.updated_at, d.sent_at, d.next_attempt_at";
+     d.smtp_reply, d.relay, d.updated_at, d.sent_at, d.next_attempt_at";
 
 /// New, confirmed, unsubscribed and bounced subscribers on one day.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]

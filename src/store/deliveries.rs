@@ -53,6 +53,8 @@ pub struct Outcome {
     pub kind: OutcomeKind,
     pub error: Option<String>,
     pub smtp_reply: Option<String>,
+    /// The relay that took or refused it.
+    pub relay: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -64,6 +66,8 @@ pub struct DeliveryLogRow {
     pub attempts: i64,
     pub last_error: Option<String>,
     pub smtp_reply: Option<String>,
+    /// The relay that took or refused it (none for the file transport).
+    pub relay: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub next_attempt_at: Option<DateTime<Utc>>,
@@ -71,7 +75,7 @@ pub struct DeliveryLogRow {
 
 /// One row of a delivery log, from a query that selects the columns
 /// `id, subscriber_id, email, status, attempts, last_error, smtp_reply,
-/// updated_at, sent_at, next_attempt_at`.
+/// relay, updated_at, sent_at, next_attempt_at`.
 pub(super) fn log_row(row: &sqlx::any::AnyRow) -> Result<DeliveryLogRow, Error> {
     let ctx = "reading the delivery log";
     let status: String = row.try_get("status").db(ctx)?;
@@ -85,6 +89,7 @@ pub(super) fn log_row(row: &sqlx::any::AnyRow) -> Result<DeliveryLogRow, Error> 
         attempts: row.try_get("attempts").db(ctx)?,
         last_error: row.try_get("last_error").db(ctx)?,
         smtp_reply: row.try_get("smtp_reply").db(ctx)?,
+        relay: row.try_get("relay").db(ctx)?,
         updated_at: from_ms(row.try_get("updated_at").db(ctx)?),
         sent_at: row
             .try_get::<Option<i64>, _>("sent_at")
@@ -288,8 +293,8 @@ impl Store {
             };
             sqlx::query(
                 "UPDATE deliveries SET status = $1, last_error = $2, smtp_reply = COALESCE($3, smtp_reply), \
-                 next_attempt_at = $4, sent_at = $5, lease_until = NULL, updated_at = $6 \
-                 WHERE id = $7 AND status = 'sending'",
+                 next_attempt_at = $4, sent_at = $5, lease_until = NULL, updated_at = $6, \
+                 relay = COALESCE($8, relay) WHERE id = $7 AND status = 'sending'",
             )
             .bind(status.as_str())
             .bind(o.error.as_deref())
@@ -298,17 +303,19 @@ impl Store {
             .bind(sent_at)
             .bind(t)
             .bind(o.delivery_id)
+            .bind(o.relay.as_deref())
             .execute(&mut *tx)
             .await
             .db("recording a delivery")?;
             sqlx::query(
-                "INSERT INTO delivery_events (delivery_id, at, kind, outcome, detail) \
-                 VALUES ($1, $2, 'attempt', $3, $4)",
+                "INSERT INTO delivery_events (delivery_id, at, kind, outcome, detail, relay) \
+                 VALUES ($1, $2, 'attempt', $3, $4, $5)",
             )
             .bind(o.delivery_id)
             .bind(t)
             .bind(status.as_str())
             .bind(o.smtp_reply.as_deref().or(o.error.as_deref()))
+            .bind(o.relay.as_deref())
             .execute(&mut *tx)
             .await
             .db("adding an attempt to the history")?;
@@ -332,7 +339,7 @@ impl Store {
         status: Option<DeliveryStatus>,
     ) -> Result<Vec<DeliveryLogRow>, Error> {
         let rows = sqlx::query(
-            "SELECT d.id, d.subscriber_id, s.email, d.status, d.attempts, d.last_error, d.smtp_reply, \
+            "SELECT d.id, d.subscriber_id, s.email, d.status, d.attempts, d.last_error, d.smtp_reply, d.relay, \
              d.updated_at, d.sent_at, d.next_attempt_at \
              FROM deliveries d JOIN subscribers s ON s.id = d.subscriber_id \
              WHERE d.issue_id = $1 AND ($2 = '' OR d.status = $2) ORDER BY d.id",

@@ -78,6 +78,8 @@ pub struct EventRow {
     pub kind: String,
     pub outcome: String,
     pub detail: Option<String>,
+    /// The relay of an attempt.
+    pub relay: Option<String>,
     /// The report's reason, for a line that is a report (see [`ReportRow::reason`]).
     pub reason: Option<String>,
 }
@@ -328,7 +330,7 @@ impl Store {
     /// The history of one delivery: attempts and reports, oldest first.
     pub async fn delivery_history(&self, delivery_id: i64) -> Result<Vec<EventRow>, Error> {
         let rows = sqlx::query(
-            "SELECT e.at, e.kind, e.outcome, e.detail, r.reason FROM delivery_events e \
+            "SELECT e.at, e.kind, e.outcome, e.detail, e.relay, r.reason FROM delivery_events e \
              LEFT JOIN reports r ON r.id = e.report_id WHERE e.delivery_id = $1 ORDER BY e.id",
         )
         .bind(delivery_id)
@@ -342,6 +344,7 @@ impl Store {
                 kind: r.try_get("kind").db("reading reports")?,
                 outcome: r.try_get("outcome").db("reading reports")?,
                 detail: r.try_get("detail").db("reading reports")?,
+                relay: r.try_get("relay").db("reading reports")?,
                 reason: reason(r)?,
             });
         }

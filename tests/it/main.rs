@@ -24,6 +24,7 @@ mod pipeline;
 mod postfix;
 mod posts;
 mod properties;
+mod relays;
 mod subscribe;
 mod trust;
 mod upstream;

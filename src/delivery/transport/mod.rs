@@ -2,16 +2,19 @@
 //! `.eml` files or talks SMTP.
 
 mod file;
+mod relays;
 mod smtp;
 
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use lettre::transport::smtp::extension::Extension;
 
 use super::message::Outgoing;
-use crate::config::{Config, TransportKind};
+use crate::config::{Config, RelayName, TransportKind};
 pub use file::FileTransport;
+pub use relays::{RelayPool, RelaySession, RelayState, RelayView};
 pub use smtp::{SmtpSession, SmtpTransport};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -29,12 +32,17 @@ pub enum SendError {
         #[source]
         source: BoxError,
     },
-    /// The server answered with an error (4xx, 5xx) or the connection broke.
-    #[error("SMTP")]
+    /// The server answered with an error (4xx, 5xx) or the connection broke,
+    /// at `stage`.
+    #[error("SMTP, at {stage}")]
     Smtp {
+        stage: Stage,
         #[source]
         source: lettre::transport::smtp::Error,
     },
+    /// Every relay is set aside: nothing was sent.
+    #[error("every relay is set aside: {0}")]
+    NoRelay(String),
     /// The server said nothing for `timeout_seconds`.
     #[error("no reply within {0}s")]
     Timeout(u64),
@@ -52,16 +60,61 @@ pub enum SendError {
     },
 }
 
+/// The command a server's refusal answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    MailFrom,
+    RcptTo,
+    Data,
+    /// The message itself, after DATA's 354.
+    Message,
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Stage::MailFrom => "MAIL FROM",
+            Stage::RcptTo => "RCPT TO",
+            Stage::Data => "DATA",
+            Stage::Message => "end of DATA",
+        })
+    }
+}
+
 impl SendError {
-    /// Nothing was attempted: the server could not be reached.
+    /// Nothing was attempted: no server could be reached.
     pub fn is_connection(&self) -> bool {
-        matches!(self, SendError::Connect { .. })
+        matches!(self, SendError::Connect { .. } | SendError::NoRelay(_))
+    }
+
+    /// The relay, not the reader, is at fault: it could not be reached, did
+    /// not greet, refused EHLO or the login (all within `timeout_seconds`), or
+    /// answered MAIL FROM with a 4xx or not at all. Nothing was sent, so
+    /// another relay may take the message at once. A reply about the
+    /// recipient (to RCPT or DATA) stays the reader's.
+    pub fn is_relay_fault(&self) -> bool {
+        match self {
+            SendError::Connect { .. } => true,
+            SendError::Smtp {
+                stage: Stage::MailFrom,
+                source,
+            } => !source.is_permanent(),
+            _ => false,
+        }
+    }
+
+    /// The command the server's reply answered, when it refused one.
+    pub fn stage(&self) -> Option<Stage> {
+        match self {
+            SendError::Smtp { stage, .. } => Some(*stage),
+            _ => None,
+        }
     }
 
     /// A 5xx for this message or recipient: trying again will not help.
     pub fn is_permanent(&self) -> bool {
         match self {
-            SendError::Smtp { source } => source.is_permanent(),
+            SendError::Smtp { source, .. } => source.is_permanent(),
             SendError::Unsupported(_) => true,
             _ => false,
         }
@@ -74,7 +127,7 @@ impl SendError {
 
     /// The server's reply, with its code, when there was one.
     pub fn reply(&self) -> Option<String> {
-        let SendError::Smtp { source } = self else {
+        let SendError::Smtp { source, .. } = self else {
             return None;
         };
         let code = source.status()?;
@@ -112,6 +165,10 @@ pub trait Session: Send + 'static {
         &mut self,
         message: &Outgoing,
     ) -> impl Future<Output = Result<String, SendError>> + Send;
+    /// The relay the last send went through, where there are relays.
+    fn relay(&self) -> Option<RelayName> {
+        None
+    }
     fn close(self) -> impl Future<Output = ()> + Send;
 }
 
@@ -119,22 +176,39 @@ pub trait Session: Send + 'static {
 #[derive(Debug, Clone)]
 pub enum ConfiguredTransport {
     File(FileTransport),
-    Smtp(SmtpTransport),
+    /// `[smtp]` and the `[relays.NAME]` beside it (or none).
+    Smtp(Arc<RelayPool>),
 }
 
 impl ConfiguredTransport {
     pub fn new(config: &Config) -> ConfiguredTransport {
         match config.email.transport {
             TransportKind::File => ConfiguredTransport::File(FileTransport::new(config)),
-            TransportKind::Smtp => ConfiguredTransport::Smtp(SmtpTransport::new(config)),
+            TransportKind::Smtp => ConfiguredTransport::Smtp(Arc::new(RelayPool::new(config))),
+        }
+    }
+
+    /// Each relay and whether it is taking mail; none for the file transport.
+    pub fn relays(&self) -> Vec<RelayView> {
+        match self {
+            ConfiguredTransport::File(_) => Vec::new(),
+            ConfiguredTransport::Smtp(pool) => pool.views(),
+        }
+    }
+
+    /// Sessions worth running at once, where the relays set it.
+    pub fn concurrency(&self) -> Option<usize> {
+        match self {
+            ConfiguredTransport::File(_) => None,
+            ConfiguredTransport::Smtp(pool) => Some(pool.concurrency()),
         }
     }
 }
 
 pub enum ConfiguredSession {
     File(FileTransport),
-    /// Boxed: a live SMTP connection is large, a file session tiny.
-    Smtp(Box<SmtpSession>),
+    /// Boxed: live SMTP connections are large, a file session tiny.
+    Smtp(Box<RelaySession>),
 }
 
 impl Transport for ConfiguredTransport {
@@ -152,6 +226,13 @@ impl Session for ConfiguredSession {
         match self {
             ConfiguredSession::File(s) => s.send(message).await,
             ConfiguredSession::Smtp(s) => s.send(message).await,
+        }
+    }
+
+    fn relay(&self) -> Option<RelayName> {
+        match self {
+            ConfiguredSession::File(_) => None,
+            ConfiguredSession::Smtp(s) => s.relay(),
         }
     }
 

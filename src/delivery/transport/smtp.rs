@@ -9,7 +9,7 @@ use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter,
 use lettre::transport::smtp::response::Response;
 use tokio::net::TcpStream;
 
-use super::{BoxError, SendError, Session, Transport};
+use super::{BoxError, SendError, Session, Stage, Transport};
 use crate::config::{Config, SmtpConfig, TlsMode};
 use crate::delivery::message::Outgoing;
 
@@ -20,10 +20,14 @@ pub struct SmtpTransport {
 }
 
 impl SmtpTransport {
+    /// `[smtp]`.
     pub fn new(config: &Config) -> SmtpTransport {
-        SmtpTransport {
-            config: config.smtp.clone(),
-        }
+        SmtpTransport::with(config.smtp.clone())
+    }
+
+    /// One relay.
+    pub fn with(config: SmtpConfig) -> SmtpTransport {
+        SmtpTransport { config }
     }
 }
 
@@ -167,11 +171,10 @@ impl Session for SmtpSession {
                 self.conn = Some(conn);
                 Ok(reply)
             }
-            Ok(Err(source)) => {
-                // Where in a pipelined group the server stopped is not worth
-                // untangling: like lettre, start the next message on a new session.
+            Ok(Err((stage, source))) => {
+                // After a refusal, like lettre, start the next message on a new session.
                 conn.abort().await;
-                Err(SendError::Smtp { source })
+                Err(SendError::Smtp { stage, source })
             }
             Err(_) => Err(SendError::Timeout(self.config.timeout_seconds)),
         }
@@ -185,13 +188,14 @@ impl Session for SmtpSession {
 }
 
 /// MAIL, RCPT and DATA (in one write where the server pipelines), then the
-/// message, dot-stuffed and terminated, in one more.
+/// message, dot-stuffed and terminated, in one more. A refusal comes with the
+/// stage it answered.
 async fn transaction(
     conn: &mut AsyncSmtpConnection,
     pipelining: bool,
     parameters: Vec<MailParameter>,
     message: &Outgoing,
-) -> Result<Response, lettre::transport::smtp::Error> {
+) -> Result<Response, (Stage, lettre::transport::smtp::Error)> {
     let mail = Mail::new(message.envelope.from().cloned(), parameters);
     let recipients: Vec<Rcpt> = message
         .envelope
@@ -199,6 +203,12 @@ async fn transaction(
         .iter()
         .map(|to| Rcpt::new(to.clone(), vec![]))
         .collect();
+    // The stage of the reply at `index`: MAIL, each RCPT, then DATA.
+    let stage_of = |index: usize| match index {
+        0 => Stage::MailFrom,
+        i if i <= recipients.len() => Stage::RcptTo,
+        _ => Stage::Data,
+    };
     if pipelining {
         let mut group = mail.to_string();
         for rcpt in &recipients {
@@ -206,23 +216,25 @@ async fn transaction(
         }
         group.push_str(&Data.to_string());
         // Every reply is read, so one refusal cannot be mistaken for the next.
-        let mut first_error = conn.command(group).await.err();
-        for _ in 0..recipients.len() + 1 {
+        let mut first_error = conn.command(group).await.err().map(|e| (stage_of(0), e));
+        for i in 1..=recipients.len() + 1 {
             if let Err(e) = conn.read_response().await {
-                first_error.get_or_insert(e);
+                first_error.get_or_insert((stage_of(i), e));
             }
         }
         if let Some(e) = first_error {
             return Err(e);
         }
     } else {
-        conn.command(mail).await?;
-        for rcpt in recipients {
-            conn.command(rcpt).await?;
+        conn.command(mail).await.map_err(|e| (Stage::MailFrom, e))?;
+        for rcpt in recipients.iter().cloned() {
+            conn.command(rcpt).await.map_err(|e| (Stage::RcptTo, e))?;
         }
-        conn.command(Data).await?;
+        conn.command(Data).await.map_err(|e| (Stage::Data, e))?;
     }
-    conn.command(DataBlock(&message.text)).await
+    conn.command(DataBlock(&message.text))
+        .await
+        .map_err(|e| (Stage::Message, e))
 }
 
 /// A message as the DATA command carries it (RFC 5321 4.5.2): a dot at the start

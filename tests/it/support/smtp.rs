@@ -86,6 +86,11 @@ pub struct SmtpServer {
     changed: Arc<Notify>,
     /// The EHLO keywords offered.
     extensions: Arc<Mutex<Vec<String>>>,
+    /// Set once the server is stopped: it listens no more, and each open
+    /// session closes at its next command.
+    stopped: Arc<watch::Sender<bool>>,
+    /// The greeting, `220` unless a test makes the server refuse everyone.
+    greeting: Arc<Mutex<String>>,
 }
 
 /// How long a test waits for the server before it fails.
@@ -110,10 +115,19 @@ impl SmtpServer {
                     .map(String::from)
                     .to_vec(),
             )),
+            stopped: Arc::new(watch::channel(false).0),
+            greeting: Arc::new(Mutex::new("220 test.local ESMTP ready".into())),
         };
         let s = server.clone();
+        let mut stopped = server.stopped.subscribe();
         tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+            loop {
+                // Stopping drops the listener: new connections are refused.
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = stopped.wait_for(|s| *s) => return,
+                };
+                let Ok((stream, _)) = accepted else { return };
                 s.connections.fetch_add(1, Ordering::SeqCst);
                 s.open.fetch_add(1, Ordering::SeqCst);
                 let s = s.clone();
@@ -125,6 +139,18 @@ impl SmtpServer {
             }
         });
         server
+    }
+
+    /// Stops the server as a crashed relay would: connections are refused, and
+    /// each open session closes at its next command, without a reply.
+    pub fn stop(&self) {
+        self.stopped.send_replace(true);
+    }
+
+    /// Greets every connection with this line instead of 220: `421 …` refuses
+    /// everyone from the start.
+    pub fn set_greeting(&self, line: &str) {
+        *self.greeting.lock().unwrap() = line.to_string();
     }
 
     /// Decides, per recipient address, how to answer.
@@ -227,7 +253,13 @@ impl SmtpServer {
         stream.set_nodelay(true)?;
         let (read, mut write) = stream.into_split();
         let mut lines = BufReader::new(read);
-        write.write_all(b"220 test.local ESMTP ready\r\n").await?;
+        let greeting = self.greeting.lock().unwrap().clone();
+        write
+            .write_all(format!("{greeting}\r\n").as_bytes())
+            .await?;
+        if !greeting.starts_with("220") {
+            return Ok(());
+        }
         let mut mail_from = String::new();
         let mut rcpt_to = Vec::new();
         let mut data_reply: Option<(u16, String)> = None;
@@ -237,6 +269,9 @@ impl SmtpServer {
         loop {
             line.clear();
             if lines.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            if *self.stopped.borrow() {
                 return Ok(());
             }
             let command = line.trim_end().to_string();

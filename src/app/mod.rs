@@ -238,6 +238,12 @@ impl App {
         self.context.transport.relays()
     }
 
+    /// Each relay, tried now.
+    pub async fn probe_relays(&self) -> Vec<RelayView> {
+        self.context.transport.probe_relays().await;
+        self.relays()
+    }
+
     pub fn site(&self) -> &Site {
         &self.site
     }

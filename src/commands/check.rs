@@ -4,7 +4,7 @@ use chrono::Utc;
 
 use super::{shutdown_signal, Output};
 use crate::app::App;
-use crate::delivery::Stop;
+use crate::delivery::{RelayState, Stop};
 use crate::error::Error;
 
 pub async fn run(app: &App, out: &Output) -> Result<ExitCode, Error> {
@@ -17,6 +17,7 @@ pub async fn run(app: &App, out: &Output) -> Result<ExitCode, Error> {
         on_signal.stop();
     });
     let report = app.tick().run_once(Utc::now(), stop).await?;
+    let relays = app.probe_relays().await;
     out.print(&report, || {
         let p = &report.posts;
         let d = &report.deliveries;
@@ -44,6 +45,19 @@ pub async fn run(app: &App, out: &Output) -> Result<ExitCode, Error> {
             "deliveries: {} sent, {} retrying, {} failed, {} skipped, {} deferred\n",
             d.sent, d.retrying, d.failed, d.skipped, d.deferred
         ));
+        for relay in &relays {
+            match relay.state {
+                RelayState::Up => s.push_str(&format!("relay {}: answers\n", relay.name)),
+                RelayState::SetAside => s.push_str(&format!(
+                    "relay {}: set aside ({}); its mail goes through the others\n",
+                    relay.name,
+                    relay.last_error.as_deref().unwrap_or("no answer")
+                )),
+            }
+        }
+        if !relays.is_empty() && relays.iter().all(|r| r.state == RelayState::SetAside) {
+            s.push_str("every relay is set aside: deliveries wait, with their backoff, until one answers\n");
+        }
         if let Some(b) = &report.bounces {
             s.push_str(&format!(
                 "bounce mailbox {}: {} reports processed, {} unparsed set aside, {} other messages left\n",

@@ -39,6 +39,26 @@ pub async fn run(app: &App, out: &Output, slug: Option<&str>) -> Result<ExitCode
             })
             .collect();
         let mut text = table(&header, &rows);
+        let relay_rows: Vec<Vec<String>> = statuses
+            .iter()
+            .flat_map(|s| {
+                s.by_relay.iter().map(move |(relay, counts)| {
+                    let mut row = vec![s.key.clone(), relay.clone()];
+                    row.extend(
+                        DeliveryStatus::ALL
+                            .iter()
+                            .map(|st| counts.get(st).copied().unwrap_or(0).to_string()),
+                    );
+                    row
+                })
+            })
+            .collect();
+        if !relay_rows.is_empty() {
+            let mut header = vec!["issue", "relay"];
+            header.extend(DeliveryStatus::ALL.iter().map(|s| s.as_str()));
+            text.push_str("\nby relay\n");
+            text.push_str(&table(&header, &relay_rows));
+        }
         text.push_str(&format!(
             "complaints: complained / (sent + bounced + complained); Gmail and Yahoo want it below {COMPLAINT_RATE_LIMIT} %\n"
         ));

@@ -49,6 +49,9 @@ pub struct IssueStatus {
     /// Complaints per message the relay took (`sent`, `bounced`, `complained`), in
     /// percent: Gmail and Yahoo ask senders to stay below 0.3 %.
     pub complaint_rate: f64,
+    /// Deliveries per relay that took or refused them, and their statuses
+    /// (empty for the file transport).
+    pub by_relay: BTreeMap<String, BTreeMap<DeliveryStatus, i64>>,
 }
 
 /// Gmail's and Yahoo's line for complaints, in percent (their 2024 sender rules).
@@ -145,11 +148,11 @@ impl Store {
     /// Delivery counts per status for every issue (or the one of `post_slug`), newest first.
     pub async fn issue_statuses(&self, post_slug: Option<&str>) -> Result<Vec<IssueStatus>, Error> {
         let sql = format!(
-            "SELECT i.id, i.kind, {ISSUE_KEY} AS issue_key, p.slug, p.title, i.created_at, d.status, COUNT(d.id) AS n \
+            "SELECT i.id, i.kind, {ISSUE_KEY} AS issue_key, p.slug, p.title, i.created_at, d.status, d.relay, COUNT(d.id) AS n \
              FROM issues i JOIN posts p ON p.id = i.post_id \
              LEFT JOIN deliveries d ON d.issue_id = i.id \
              WHERE ($1 = '' OR p.slug = $1 OR {ISSUE_KEY} = $1) \
-             GROUP BY i.id, i.kind, p.slug, p.title, i.created_at, d.status \
+             GROUP BY i.id, i.kind, p.slug, p.title, i.created_at, d.status, d.relay \
              ORDER BY i.created_at DESC, i.id DESC"
         );
         let rows = sqlx::query(&sql)
@@ -173,14 +176,24 @@ impl Store {
                     total: 0,
                     counts,
                     complaint_rate: 0.0,
+                    by_relay: BTreeMap::new(),
                 });
             }
             let status: Option<String> = row.try_get("status").db("counting deliveries")?;
             let n: i64 = row.try_get("n").db("counting deliveries")?;
             if let (Some(status), Some(entry)) = (status, out.last_mut()) {
                 let status: DeliveryStatus = status.parse().map_err(Error::Internal)?;
-                entry.counts.insert(status, n);
+                *entry.counts.entry(status).or_default() += n;
                 entry.total += n;
+                let relay: Option<String> = row.try_get("relay").db("counting deliveries")?;
+                if let Some(relay) = relay {
+                    *entry
+                        .by_relay
+                        .entry(relay)
+                        .or_default()
+                        .entry(status)
+                        .or_default() += n;
+                }
             }
         }
         out.iter_mut().for_each(IssueStatus::finish);

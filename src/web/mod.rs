@@ -236,6 +236,15 @@ async fn health(
     if health.scheduler == Running::No {
         problems.push("the scheduler has stopped".to_string());
     }
+    let relays = state.app.relays();
+    let relays_down = !relays.is_empty()
+        && relays
+            .iter()
+            .all(|r| r.state == crate::delivery::RelayState::SetAside);
+    if relays_down {
+        problems.push("every relay is set aside: mail waits until one answers".to_string());
+    }
+    let ok = ok && !relays_down;
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "unhealthy" },
         "problems": problems,
@@ -243,6 +252,7 @@ async fn health(
         "worker": health.worker,
         "scheduler": health.scheduler,
         "panics": health.panics,
+        "relays": relays,
     });
     let status = if ok {
         axum::http::StatusCode::OK

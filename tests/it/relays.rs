@@ -152,6 +152,18 @@ async fn a_relay_refusing_from_the_start_is_set_aside_and_the_standby_takes_over
         assert_eq!(log[email].relay.as_deref(), Some("second"));
         assert_eq!(log[email].attempts, 1, "a refusing relay costs no attempt");
     }
+    // `status` counts the sending by relay.
+    let statuses = app
+        .ledger()
+        .issue_statuses(Some("p"))
+        .await
+        .expect("status");
+    let by_relay = &statuses[0].by_relay;
+    assert_eq!(
+        by_relay["second"][&posthorn::domain::DeliveryStatus::Sent],
+        20
+    );
+    assert!(!by_relay.contains_key("smtp"), "{by_relay:?}");
     let views = app.relays();
     let main_view = views.iter().find(|v| v.name.as_str() == "smtp").unwrap();
     assert_eq!(main_view.state, posthorn::delivery::RelayState::SetAside);
@@ -192,6 +204,16 @@ async fn with_every_relay_down_deliveries_wait_and_none_is_lost() {
         );
         assert_eq!(row.attempts, 0, "no attempt is counted against {email}");
         assert!(row.next_attempt_at.is_some(), "it waits with backoff");
+    }
+    // `check` says plainly that every relay is set aside, and why.
+    let check = site.cli(&["check"]).await;
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    for name in ["smtp", "second", "spare"] {
+        assert!(
+            check.stdout.contains(&format!("relay {name}: set aside")),
+            "{}",
+            check.stdout
+        );
     }
     // The first message each session tried says why; the rest wait beside it.
     assert!(

@@ -196,6 +196,13 @@ impl ConfiguredTransport {
         }
     }
 
+    /// Tries every relay now; see [`RelayPool::probe`].
+    pub async fn probe_relays(&self) {
+        if let ConfiguredTransport::Smtp(pool) = self {
+            pool.probe().await;
+        }
+    }
+
     /// Sessions worth running at once, where the relays set it.
     pub fn concurrency(&self) -> Option<usize> {
         match self {

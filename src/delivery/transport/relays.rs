@@ -141,6 +141,22 @@ impl RelayPool {
             .collect()
     }
 
+    /// Tries every relay at once, as a send would up to MAIL FROM, and sets
+    /// aside those that do not answer.
+    pub async fn probe(&self) {
+        let tries = self.relays.iter().map(|r| r.transport.session().probe());
+        for (i, result) in futures_util::future::join_all(tries)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            match result {
+                Ok(()) => self.answered(i),
+                Err(e) => self.set_aside(i, &e),
+            }
+        }
+    }
+
     /// The next relay to use, not among `tried`: by weight among the weighted
     /// relays that are up, else a standby that is up.
     fn pick(&self, tried: &[bool]) -> Option<usize> {

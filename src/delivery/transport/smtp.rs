@@ -116,6 +116,23 @@ impl SmtpSession {
     }
 }
 
+impl SmtpSession {
+    /// Connects, greets and logs in as a send would, then says goodbye: whether
+    /// the relay answers now.
+    pub async fn probe(mut self) -> Result<(), SendError> {
+        let (conn, _) = match tokio::time::timeout(self.timeout(), self.connect()).await {
+            Ok(connected) => connected?,
+            Err(elapsed) => {
+                let stage = format!("no SMTP session within {}s", self.config.timeout_seconds);
+                return Err(self.failed(&stage)(elapsed.into()));
+            }
+        };
+        self.conn = Some(conn);
+        self.close().await;
+        Ok(())
+    }
+}
+
 impl Session for SmtpSession {
     async fn send(&mut self, message: &Outgoing) -> Result<String, SendError> {
         let timeout = self.timeout();

@@ -9,6 +9,7 @@ use super::error::PageError;
 use super::session::Session;
 use super::view::{render, when, word, StatusCount};
 use crate::app::{IssueCounts, GROWTH_DAYS};
+use crate::delivery::RelayState;
 use crate::domain::{DeliveryStatus, SubscriberStatus};
 use crate::render::charts::{self, Series};
 use crate::store::DayCounts;
@@ -48,8 +49,19 @@ struct Overview {
     complaint_limit: f64,
     over_limit: bool,
     sources: Vec<SourceRow>,
+    relays: Vec<RelayRow>,
     next_tick: String,
     cron: String,
+}
+
+/// One relay as this process has found it.
+#[derive(Serialize)]
+struct RelayRow {
+    name: String,
+    weight: u32,
+    standby: bool,
+    up: bool,
+    last_error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -164,6 +176,18 @@ pub async fn home(State(state): State<WebState>, session: Session) -> Result<Res
             entries: s.entries,
         })
         .collect();
+    let relays = state
+        .app
+        .relays()
+        .into_iter()
+        .map(|r| RelayRow {
+            name: r.name.to_string(),
+            weight: r.weight,
+            standby: r.weight == 0,
+            up: r.state == RelayState::Up,
+            last_error: r.last_error,
+        })
+        .collect();
     let config = state.app.config();
     let next_tick = crate::config::next_time(&config.schedule.check, config.site.timezone, now)
         .map(|t| when(state, t))
@@ -179,6 +203,7 @@ pub async fn home(State(state): State<WebState>, session: Session) -> Result<Res
         complaint_limit: o.complaint_limit,
         over_limit: o.complaint_rate > o.complaint_limit,
         sources,
+        relays,
         next_tick,
         cron: config.schedule.check.to_string(),
     };

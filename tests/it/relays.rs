@@ -224,3 +224,50 @@ async fn with_every_relay_down_deliveries_wait_and_none_is_lost() {
         "{log:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_relay_that_accepts_and_never_answers_times_out_and_is_set_aside() {
+    // A listener that takes connections and says nothing, ever.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let second = SmtpServer::start().await;
+    let site = TestSite::new(Some(port));
+    site.set_config("timeout_seconds = 5", "timeout_seconds = 1");
+    site.append_config(&format!(
+        "[relays.second]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nconcurrency = 2\n\
+         rate_per_second = 0\ntimeout_seconds = 5\n",
+        second.port
+    ));
+    let app = site.app().await;
+    let emails = readers(12);
+    let log = send(&site, &app, &emails).await;
+    for email in &emails {
+        assert_eq!(second.count_for(email), 1, "{email}");
+        assert_eq!(log[email].relay.as_deref(), Some("second"));
+        assert_eq!(log[email].attempts, 1);
+    }
+    let silent_view = app
+        .relays()
+        .into_iter()
+        .find(|v| v.name.as_str() == "smtp")
+        .unwrap();
+    assert_eq!(silent_view.state, posthorn::delivery::RelayState::SetAside);
+    assert!(
+        silent_view
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("within 1s"),
+        "{:?}",
+        silent_view.last_error
+    );
+    held.abort();
+}

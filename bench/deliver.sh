@@ -6,9 +6,11 @@
 # for N/10 subscribers (16 sessions).
 #
 #   bench/deliver.sh [SUBSCRIBERS=100000] ["SESSIONS…"="1 4 16"]
+#
+# SESSIONS "" skips the comparison with smtp-source and runs the signed sends only.
 set -euo pipefail
 N=${1:-100000}
-SESSIONS=${2:-"1 4 16"}
+SESSIONS=${2-"1 4 16"}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 . "$ROOT/bench/lib.sh"
 
@@ -87,8 +89,9 @@ for s in $SESSIONS; do
   rm -rf "$dir"
 done
 
-# Signed sends, 16 sessions: RSA-2048 against OpenSSL's own signing rate on
-# every core, measured now; Ed25519 against the unsigned send.
+# Signed sends, 16 sessions. Signing and sending share the cores, so the most an
+# RSA-2048 send can reach is 1 / (1/unsigned + 1/S), with S OpenSSL's own signing
+# rate on every core; all three are measured now. Ed25519 against the unsigned send.
 openssl genrsa -out "$WORK/rsa.pem" 2048 2>/dev/null
 openssl genpkey -algorithm ed25519 -out "$WORK/ed.pem"
 signed() { # KEY: prints msg/s of a signed send
@@ -110,9 +113,13 @@ import sys
 n, unsigned_secs, rsa, ed, ossl = int(sys.argv[1]), *map(float, sys.argv[2:])
 unsigned = n / unsigned_secs
 print(f"\nsigned sends, 16 sessions, {n} subscribers: unsigned {unsigned:.0f} msg/s")
-print(f"  RSA-2048 {rsa:8.0f} msg/s   openssl speed rsa2048 (all cores) {ossl:.0f} signs/s   ratio {rsa/ossl:.2f} (goal 0.80)")
+limit = 1 / (1 / unsigned + 1 / ossl)
+print(f"  RSA-2048 {rsa:8.0f} msg/s   openssl speed rsa2048 (all cores) {ossl:.0f} signs/s")
+print(f"           limit 1/(1/unsigned + 1/openssl) {limit:.0f} msg/s   ratio to limit {rsa/limit:.2f} (goal 0.90)")
 print(f"  Ed25519  {ed:8.0f} msg/s   ratio to unsigned {ed/unsigned:.2f} (goal 0.80)")
 PY
+
+[ -n "$SESSIONS" ] || exit 0
 
 # Memory: the same send to N/10 subscribers, 16 sessions.
 SMALL=$((N / 10))

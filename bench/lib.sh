@@ -22,8 +22,10 @@ wait_for_url() {
   return 1
 }
 
-# release_binary: builds posthorn in release mode and prints its path.
+# release_binary: builds posthorn in release mode and prints its path
+# ($POSTHORN_BIN instead, when set: a build kept from before a change).
 release_binary() {
+  if [ -n "${POSTHORN_BIN:-}" ]; then echo "$POSTHORN_BIN"; return; fi
   (cd "$ROOT" && cargo build --release --quiet)
   echo "$ROOT/target/release/posthorn"
 }

@@ -102,6 +102,7 @@ impl PreparedIssue {
                 config.site.timezone,
                 &bodies.text,
                 &bodies.html,
+                signer.is_some(),
             ),
             message_id_domain: from.email.domain().to_string(),
             signer,
@@ -185,13 +186,13 @@ impl PreparedIssue {
         let envelope =
             lettre::address::Envelope::new(Some(sender), vec![lettre_address(to.email)?])
                 .map_err(|e| Error::Internal(format!("the envelope: {e}")))?;
-        let text = self
+        let written = self
             .layout
             .write(own, &message_id, date, &recipient, encoding);
         Ok(Outgoing {
             message_id,
             envelope,
-            text: sign(self.signer.as_deref(), text)?,
+            text: sign(self.signer.as_deref(), written)?,
         })
     }
 }
@@ -219,6 +220,7 @@ pub fn transactional(
         config.site.timezone,
         &Personalizable::literal(&text),
         &Personalizable::literal(&html),
+        false,
     );
     let mut own = Headers::new();
     own.set(header::To::from(Mailboxes::from(Mailbox::new(
@@ -234,7 +236,7 @@ pub fn transactional(
         unsubscribe_url: "",
         preferences_url: "",
     };
-    let text = layout.write(
+    let written = layout.write(
         own,
         &message_id,
         SystemTime::now(),
@@ -244,14 +246,14 @@ pub fn transactional(
     Ok(Outgoing {
         message_id,
         envelope,
-        text: sign(signer, text)?,
+        text: sign(signer, written)?,
     })
 }
 
-fn sign(signer: Option<&Signer>, text: String) -> Result<String, Error> {
+fn sign(signer: Option<&Signer>, written: layout::Written) -> Result<String, Error> {
     match signer {
-        Some(signer) => signer.sign(&text),
-        None => Ok(text),
+        Some(signer) => signer.sign(written.text, written.body_hash),
+        None => Ok(written.text),
     }
 }
 

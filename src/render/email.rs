@@ -2,6 +2,8 @@
 //! markers and filled in per message, so sending to a subscriber is string
 //! concatenation rather than a template run, a Markdown pass and a CSS inlining.
 
+use std::ops::Range;
+
 use serde_json::json;
 
 use super::Templates;
@@ -117,6 +119,18 @@ impl Personalizable {
         Personalizable { parts, literal_len }
     }
 
+    /// A body of literal stretches with a field after each but the last.
+    #[cfg(test)]
+    pub(crate) fn with_fields(pieces: &[(&str, Field)], last: &str) -> Personalizable {
+        let mut parts = Vec::new();
+        for (literal, field) in pieces {
+            parts.push(Part::Literal(literal.to_string()));
+            parts.push(Part::Field(*field));
+        }
+        parts.push(Part::Literal(last.to_string()));
+        Personalizable::from_parts(parts)
+    }
+
     /// A body without fields: `text` as it is.
     pub fn literal(text: &str) -> Personalizable {
         Personalizable::from_parts(vec![Part::Literal(text.to_string())])
@@ -155,16 +169,24 @@ impl Personalizable {
     /// The body for one recipient; `html` escapes the values for HTML.
     pub fn fill(&self, r: &ReaderFields<'_>, html: bool) -> String {
         let mut out = String::with_capacity(self.literal_len + 256);
-        self.fill_into(&mut out, r, html);
+        self.fill_into(&mut out, r, html, |_| {});
         out
     }
 
-    /// [`Personalizable::fill`], appending to `out`.
-    pub fn fill_into(&self, out: &mut String, r: &ReaderFields<'_>, html: bool) {
+    /// [`Personalizable::fill`], appending to `out`; `spliced` hears where in
+    /// `out` each field's value went.
+    pub fn fill_into(
+        &self,
+        out: &mut String,
+        r: &ReaderFields<'_>,
+        html: bool,
+        mut spliced: impl FnMut(Range<usize>),
+    ) {
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.push_str(s),
                 Part::Field(f) => {
+                    let start = out.len();
                     let value = match f {
                         Field::Email => r.email,
                         Field::Name => r.name,
@@ -176,6 +198,7 @@ impl Personalizable {
                     } else {
                         out.push_str(value);
                     }
+                    spliced(start..out.len());
                 }
             }
         }

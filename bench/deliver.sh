@@ -19,7 +19,7 @@ missing=()
 command -v smtp-sink >/dev/null || missing+=(postfix)
 [ -x /usr/bin/time ] || missing+=(time)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
-BIN=$(release_binary)
+BIN=${BIN:-$(release_binary)}
 
 WORK=$(mktemp -d)
 SINK_PID=""
@@ -27,14 +27,7 @@ cleanup() { [ -n "$SINK_PID" ] && kill "$SINK_PID" 2>/dev/null; rm -rf "$WORK"; 
 trap cleanup EXIT
 PORT=$(free_port)
 
-# One essay of ~21 KB as a message (Korean and English, HTML + text).
-python3 - "$WORK/bench.md" <<'PY'
-import sys
-para = ("한 해에 책을 몇 권 읽었는지 세는 일을 그만둔 지 삼 년이 되었다. 숫자를 내려놓자 책이 다시 "
-        "이야기가 되었다. Walking to work for a year, I learned the city by its corners. ")
-body = "\n\n".join(f"## {i}장\n\n{para * 3}" for i in range(10))
-open(sys.argv[1], "w").write(f'+++\ntitle = "벤치마크 에세이"\ndate = "2026-01-01"\n+++\n\n{body}\n')
-PY
+write_essay "$WORK/bench.md"
 
 # site SUBSCRIBERS SESSIONS [EXTRA-TOML]: a fresh site (own database) ready to send.
 site() {

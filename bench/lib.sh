@@ -48,9 +48,7 @@ stop_sink() {
   kill "$SINK_PID" 2>/dev/null
   wait "$SINK_PID" 2>/dev/null || true
   SINK_PID=""
-  local n
-  n=$(tr '\r' '\n' < "$1" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2)
-  echo "${n:-0}"
+  sink_count "$1"
 }
 
 # site_config FILE < TOML: a benchmark site's config — the same Korean site in
@@ -84,4 +82,23 @@ with open(sys.argv[1], "w") as f:
         f.write(f"reader{i}@example.com,독자 {i}\n")
 PY
   "$BIN" --config "$1" subscribers import "$csv" >/dev/null
+}
+
+# write_essay FILE: the benchmark essay (~21 KB as a message, Korean and
+# English, HTML + text), with the slug `bench`.
+write_essay() {
+  python3 - "$1" <<'PY'
+import sys
+para = ("한 해에 책을 몇 권 읽었는지 세는 일을 그만둔 지 삼 년이 되었다. 숫자를 내려놓자 책이 다시 "
+        "이야기가 되었다. Walking to work for a year, I learned the city by its corners. ")
+body = "\n\n".join(f"## {i}장\n\n{para * 3}" for i in range(10))
+open(sys.argv[1], "w").write(f'+++\ntitle = "벤치마크 에세이"\ndate = "2026-01-01"\n+++\n\n{body}\n')
+PY
+}
+
+# sink_count LOG: how many messages the running sink of LOG has taken so far.
+sink_count() {
+  local n
+  n=$(tr '\r' '\n' < "$1" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2)
+  echo "${n:-0}"
 }

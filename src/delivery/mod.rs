@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{mpsc, OnceCell};
+use tokio::sync::OnceCell;
 use tokio::task::JoinSet;
 
 use crate::config::{BouncesConfig, SmtpConfig};
@@ -279,7 +279,7 @@ pub async fn deliver_due<I: IssueSource, T: Transport>(
 
     // One recorder for every worker: results are committed in groups, as soon
     // as the previous commit returns, so a kill -9 leaves only that much unrecorded.
-    let (results, received) = mpsc::channel(1024);
+    let (results, received) = recorder::channel();
     let recorder = tokio::spawn(recorder::record(shared.clone(), received));
     let mut set = JoinSet::new();
     for _ in 0..workers {

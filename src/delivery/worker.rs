@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::mpsc;
 
 use std::sync::atomic::Ordering;
 
 use lettre::transport::smtp::extension::Extension;
 
 use super::message::{Addressee, BodyEncoding, Outgoing, PreparedIssue};
+use super::recorder::Results;
 use super::{lease, IssueSource, SendError, Session, Shared};
 use crate::bounces;
 use crate::domain::SubscriberStatus;
@@ -22,7 +22,7 @@ use crate::store::{Claimed, Outcome, OutcomeKind};
 pub(super) async fn work<I: IssueSource, S: Session>(
     shared: Arc<Shared<I>>,
     mut session: S,
-    results: mpsc::Sender<Outcome>,
+    results: Results,
 ) -> Result<(), Error> {
     let result = claim_and_send(&shared, &mut session, &results).await;
     session.close().await;
@@ -32,19 +32,14 @@ pub(super) async fn work<I: IssueSource, S: Session>(
 async fn claim_and_send<I: IssueSource, S: Session>(
     shared: &Shared<I>,
     session: &mut S,
-    results: &mpsc::Sender<Outcome>,
+    results: &Results,
 ) -> Result<(), Error> {
     let store = &shared.store;
     let owner = lease::Owner::current().as_str();
     let lease = chrono::Duration::from_std(shared.lease).unwrap_or_default();
     // A send must never outlive the lease under it.
     let margin = chrono::Duration::seconds(shared.settings.timeout_seconds as i64 + 5);
-    let report = |outcome: Outcome| async {
-        results
-            .send(outcome)
-            .await
-            .map_err(|_| Error::Internal("the delivery recorder stopped".into()))
-    };
+    let report = |outcome: Outcome| results.record(outcome);
     loop {
         if shared.run.stop.is_stopped() {
             return Ok(());

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::reports::{bounce_subscriber, BouncePolicy};
-use super::{bind_ids, from_ms, ms, placeholders, Store};
+use super::{from_ms, id_list, ms, Dialect, Store};
 use crate::domain::{DeliveryStatus, EmailAddress, SubscriberStatus};
 use crate::error::{DbContext, Error};
 
@@ -158,13 +158,11 @@ impl Store {
         // Fill in the addresses (and current status) in one query.
         let sql = format!(
             "SELECT id, email, name, status FROM subscribers WHERE id IN ({})",
-            placeholders(1, claimed.len())
+            self.dialect.ids(1)
         );
-        let mut query = sqlx::query(&sql);
-        for c in &claimed {
-            query = query.bind(c.subscriber_id);
-        }
-        let subscribers = query
+        let readers: Vec<i64> = claimed.iter().map(|c| c.subscriber_id).collect();
+        let subscribers = sqlx::query(&sql)
+            .bind(id_list(&readers))
             .fetch_all(&self.pool)
             .await
             .db("reading the claimed subscribers")?;
@@ -242,9 +240,12 @@ impl Store {
         }
         let sql = format!(
             "UPDATE deliveries SET lease_until = $1 WHERE status = 'sending' AND lease_owner = $2 AND id IN ({})",
-            placeholders(3, ids.len())
+            self.dialect.ids(3)
         );
-        let query = bind_ids(sqlx::query(&sql).bind(ms(until)).bind(owner), ids);
+        let query = sqlx::query(&sql)
+            .bind(ms(until))
+            .bind(owner)
+            .bind(id_list(ids));
         let _turn = self.write_turn().await;
         query.execute(&self.pool).await.db("renewing leases")?;
         Ok(())
@@ -327,7 +328,7 @@ impl Store {
                 bounce_subscriber(&mut tx, o.subscriber_id, o.delivery_id, hard, t, policy).await?;
             }
         }
-        keep_nothing_of_the_forgotten(&mut tx, outcomes).await?;
+        keep_nothing_of_the_forgotten(&mut tx, self.dialect, outcomes).await?;
         tx.commit().await.db("committing delivery results")?;
         Ok(())
     }
@@ -390,6 +391,7 @@ impl Store {
 /// texts) or after (and its own cut does).
 async fn keep_nothing_of_the_forgotten(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    dialect: Dialect,
     outcomes: &[Outcome],
 ) -> Result<(), Error> {
     let mut readers: Vec<i64> = outcomes.iter().map(|o| o.subscriber_id).collect();
@@ -397,13 +399,10 @@ async fn keep_nothing_of_the_forgotten(
     readers.dedup();
     let sql = format!(
         "SELECT id FROM subscribers WHERE status = 'forgotten' AND id IN ({})",
-        placeholders(1, readers.len())
+        dialect.ids(1)
     );
-    let mut query = sqlx::query_scalar(&sql);
-    for id in &readers {
-        query = query.bind(*id);
-    }
-    let forgotten: Vec<i64> = query
+    let forgotten: Vec<i64> = sqlx::query_scalar(&sql)
+        .bind(id_list(&readers))
         .fetch_all(&mut **tx)
         .await
         .db("looking for forgotten readers")?;
@@ -419,8 +418,9 @@ async fn keep_nothing_of_the_forgotten(
         "UPDATE deliveries SET last_error = NULL, smtp_reply = NULL WHERE id IN ({})",
         "UPDATE delivery_events SET detail = NULL WHERE delivery_id IN ({})",
     ] {
-        let sql = sql.replace("{}", &placeholders(1, deliveries.len()));
-        bind_ids(sqlx::query(&sql), &deliveries)
+        let sql = sql.replace("{}", &dialect.ids(1));
+        sqlx::query(&sql)
+            .bind(id_list(&deliveries))
             .execute(&mut **tx)
             .await
             .db("clearing a forgotten reader's replies")?;

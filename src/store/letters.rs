@@ -12,9 +12,7 @@ use sqlx::Row;
 
 use super::issues::{issue_from_row, IssueQueued, ISSUE_COLUMNS};
 use super::posts::{post_from_row, POST_COLUMNS};
-use super::{
-    bind_ids, lock, ms, placeholders, read_meta, time_of_meta, write_meta, Store, IDS_PER_STATEMENT,
-};
+use super::{id_list, lock, ms, placeholders, read_meta, time_of_meta, write_meta, Dialect, Store};
 use crate::domain::{Frequency, IssueKind, IssueOrigin, Post, Preferences};
 use crate::error::{DbContext, Error};
 
@@ -80,6 +78,7 @@ pub struct LetterIssue<'a> {
 /// [`Planning::commit`], nothing happens.
 pub struct Planning {
     tx: sqlx::Transaction<'static, sqlx::Any>,
+    dialect: Dialect,
     /// Readers per stored topics value, per audience: planning adds deliveries,
     /// never readers, so one count serves every post of a tick.
     groups: HashMap<(Frequency, Frequency), Vec<(String, usize)>>,
@@ -92,6 +91,7 @@ impl Store {
         lock(&mut tx, "issues").await?;
         Ok(Planning {
             tx,
+            dialect: self.dialect,
             groups: HashMap::new(),
         })
     }
@@ -102,6 +102,7 @@ impl Store {
         let tx = self.pool.begin().await.db("counting letters")?;
         Ok(Planning {
             tx,
+            dialect: self.dialect,
             groups: HashMap::new(),
         })
     }
@@ -118,7 +119,7 @@ impl Planning {
             "SELECT {POST_COLUMNS} FROM posts WHERE planned_at IS NULL AND announce = 1 AND draft = 0 \
              AND email = 1 AND removed_at IS NULL AND published_at <= $1 ORDER BY published_at, id"
         );
-        self.posts(&sql, &[ms(now)]).await
+        self.posts(sqlx::query(&sql).bind(ms(now))).await
     }
 
     /// Posts planned after `after` (and by `until`, if given) that are still to
@@ -133,7 +134,8 @@ impl Planning {
              AND email = 1 AND removed_at IS NULL ORDER BY published_at, id"
         );
         let until = until.map_or(i64::MAX, ms);
-        self.posts(&sql, &[ms(after), until]).await
+        self.posts(sqlx::query(&sql).bind(ms(after)).bind(until))
+            .await
     }
 
     /// The newest published posts to mail, newest first (a welcome's candidates).
@@ -142,30 +144,28 @@ impl Planning {
             "SELECT {POST_COLUMNS} FROM posts WHERE draft = 0 AND email = 1 AND removed_at IS NULL \
              AND published_at <= $1 ORDER BY published_at DESC, id DESC LIMIT $2"
         );
-        self.posts(&sql, &[ms(now), n]).await
+        self.posts(sqlx::query(&sql).bind(ms(now)).bind(n)).await
     }
 
     /// Posts by id that are still to mail, oldest first.
     pub async fn posts_by_id(&mut self, ids: &[i64]) -> Result<Vec<Post>, Error> {
-        let mut out = Vec::new();
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT {POST_COLUMNS} FROM posts WHERE draft = 0 AND email = 1 \
-                 AND removed_at IS NULL AND id IN ({})",
-                placeholders(1, chunk.len())
-            );
-            out.extend(self.posts(&sql, chunk).await?);
-        }
+        let sql = format!(
+            "SELECT {POST_COLUMNS} FROM posts WHERE draft = 0 AND email = 1 \
+             AND removed_at IS NULL AND id IN ({})",
+            self.dialect.ids(1)
+        );
+        let query = sqlx::query(&sql).bind(id_list(ids));
+        let mut out = self.posts(query).await?;
         out.sort_by_key(|p| (p.published_at, p.id));
         Ok(out)
     }
 
-    async fn posts(&mut self, sql: &str, binds: &[i64]) -> Result<Vec<Post>, Error> {
-        let mut q = sqlx::query(sql);
-        for b in binds {
-            q = q.bind(*b);
-        }
-        q.fetch_all(&mut *self.tx)
+    async fn posts<'q>(
+        &mut self,
+        query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<Vec<Post>, Error> {
+        query
+            .fetch_all(&mut *self.tx)
             .await
             .db("reading posts to plan")?
             .iter()
@@ -180,16 +180,16 @@ impl Planning {
         post_ids: &[i64],
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        for chunk in post_ids.chunks(IDS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE posts SET planned_at = $1 WHERE planned_at IS NULL AND id IN ({})",
-                placeholders(2, chunk.len())
-            );
-            bind_ids(sqlx::query(&sql).bind(ms(now)), chunk)
-                .execute(&mut *self.tx)
-                .await
-                .db("marking posts planned")?;
-        }
+        let sql = format!(
+            "UPDATE posts SET planned_at = $1 WHERE planned_at IS NULL AND id IN ({})",
+            self.dialect.ids(2)
+        );
+        sqlx::query(&sql)
+            .bind(ms(now))
+            .bind(id_list(post_ids))
+            .execute(&mut *self.tx)
+            .await
+            .db("marking posts planned")?;
         Ok(())
     }
 
@@ -335,12 +335,12 @@ impl Planning {
             Readers::One(_) => ("s.id = $1", 2),
         };
         let mut had: HashMap<i64, (String, Vec<i64>)> = HashMap::new();
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+        {
             let sql = format!(
                 "SELECT d.subscriber_id, ip.post_id, COALESCE(s.topics, '') AS t FROM issue_posts ip \
                  JOIN deliveries d ON d.issue_id = ip.issue_id JOIN subscribers s ON s.id = d.subscriber_id \
                  WHERE ip.post_id IN ({}) AND d.status <> 'skipped' AND s.status = 'active' AND {audience}",
-                placeholders(first, chunk.len())
+                self.dialect.ids(first)
             );
             let query = match readers {
                 Readers::Frequency { frequency, default } => sqlx::query(&sql)
@@ -348,7 +348,8 @@ impl Planning {
                     .bind(frequency.as_str()),
                 Readers::One(id) => sqlx::query(&sql).bind(id),
             };
-            let rows = bind_ids(query, chunk)
+            let rows = query
+                .bind(id_list(&ids))
                 .fetch_all(&mut *self.tx)
                 .await
                 .db("reading who has which post")?;
@@ -454,14 +455,17 @@ impl Planning {
                 .db("queueing deliveries")?
                 .rows_affected();
         }
-        for chunk in letter.ids.chunks(IDS_PER_STATEMENT) {
+        if !letter.ids.is_empty() {
             let sql = format!(
                 "INSERT INTO deliveries (issue_id, subscriber_id, status, attempts, created_at, updated_at, next_attempt_at) \
                  SELECT $1, id, 'queued', 0, $2, $2, $2 FROM subscribers WHERE status = 'active' AND id IN ({}) \
                  ON CONFLICT (issue_id, subscriber_id) DO NOTHING",
-                placeholders(3, chunk.len())
+                self.dialect.ids(3)
             );
-            queued += bind_ids(sqlx::query(&sql).bind(record.id).bind(t), chunk)
+            queued += sqlx::query(&sql)
+                .bind(record.id)
+                .bind(t)
+                .bind(id_list(&letter.ids))
                 .execute(&mut *self.tx)
                 .await
                 .db("queueing deliveries")?

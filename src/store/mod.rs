@@ -56,6 +56,19 @@ impl Dialect {
             Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
         }
     }
+
+    /// The ids of the JSON array bound at parameter `param` (see [`id_list`]), as a
+    /// subquery for `id IN (…)`. One parameter for any number of ids: binding
+    /// each id costs a name lookup over all of a statement's parameters, so long
+    /// lists grew quadratically, and every length was a statement of its own.
+    fn ids(self, param: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("SELECT value FROM json_each(${param})"),
+            Dialect::Postgres => {
+                format!("SELECT value::bigint FROM json_array_elements_text(${param}::json)")
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -359,11 +372,8 @@ async fn lock(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> Result<(
     Ok(())
 }
 
-/// Statements name this many ids at most: far below both engines' limits on
-/// parameters.
-const IDS_PER_STATEMENT: usize = 1000;
-
-/// `$1, $2, …` for an `IN (…)` list starting at parameter `first`.
+/// `$1, $2, …` for an `IN (…)` list starting at parameter `first` (of a few
+/// texts; ids go in one parameter, see [`Dialect::ids`]).
 fn placeholders(first: usize, count: usize) -> String {
     (first..first + count)
         .map(|i| format!("${i}"))
@@ -371,13 +381,16 @@ fn placeholders(first: usize, count: usize) -> String {
         .join(", ")
 }
 
-/// Binds `ids` to the placeholders a statement lists for them (after its others).
-fn bind_ids<'q>(
-    mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    ids: &'q [i64],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    for id in ids {
-        query = query.bind(*id);
+/// `ids` as the JSON array that [`Dialect::ids`] reads.
+fn id_list(ids: &[i64]) -> String {
+    let mut out = String::with_capacity(ids.len() * 8 + 2);
+    out.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&id.to_string());
     }
-    query
+    out.push(']');
+    out
 }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{bind_ids, from_ms, ms, placeholders, Store, IDS_PER_STATEMENT};
+use super::{from_ms, id_list, ms, Store};
 use crate::domain::{Frequency, IssueKind};
 use crate::error::{DbContext, Error};
 
@@ -70,28 +70,26 @@ impl Store {
         Ok(out)
     }
 
-    /// Skips deliveries that have not gone out, with `why`: one statement per
-    /// batch of ids.
+    /// Skips deliveries that have not gone out, with `why`, in one statement.
     pub async fn skip_deliveries(
         &self,
         ids: &[i64],
         why: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, Error> {
-        let mut n = 0;
-        for chunk in ids.chunks(IDS_PER_STATEMENT) {
-            let sql = format!(
-                "UPDATE deliveries SET status = 'skipped', last_error = $1, updated_at = $2 \
-                 WHERE status IN ('queued', 'retrying') AND id IN ({})",
-                placeholders(3, chunk.len())
-            );
-            n += bind_ids(sqlx::query(&sql).bind(why).bind(ms(now)), chunk)
-                .execute(&self.pool)
-                .await
-                .db("skipping deliveries")?
-                .rows_affected();
-        }
-        Ok(n)
+        let sql = format!(
+            "UPDATE deliveries SET status = 'skipped', last_error = $1, updated_at = $2 \
+             WHERE status IN ('queued', 'retrying') AND id IN ({})",
+            self.dialect.ids(3)
+        );
+        Ok(sqlx::query(&sql)
+            .bind(why)
+            .bind(ms(now))
+            .bind(id_list(ids))
+            .execute(&self.pool)
+            .await
+            .db("skipping deliveries")?
+            .rows_affected())
     }
 }
 

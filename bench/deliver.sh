@@ -19,7 +19,7 @@ missing=()
 command -v smtp-sink >/dev/null || missing+=(postfix)
 [ -x /usr/bin/time ] || missing+=(time)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
-BIN=${BIN:-$(release_binary)}
+BIN=$(release_binary)
 
 WORK=$(mktemp -d)
 SINK_PID=""

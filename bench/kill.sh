@@ -19,7 +19,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 export PATH="$PATH:/usr/sbin"
 command -v smtp-sink >/dev/null || apt_install postfix
-BIN=${BIN:-$(release_binary)}
+BIN=$(release_binary)
 
 WORK=$(mktemp -d)
 SINK_PID=""

@@ -267,6 +267,9 @@ impl Store {
         let t = ms(now);
         let _turn = self.write_turn().await;
         let mut tx = self.pool.begin().await.db("recording deliveries")?;
+        // Every result but a release, as one JSON array: two statements for
+        // the whole group, whatever its size, so a commit stays short.
+        let mut rows = Vec::with_capacity(outcomes.len());
         for o in outcomes {
             let (status, next, sent_at) = match &o.kind {
                 OutcomeKind::Sent => (DeliveryStatus::Sent, t, Some(t)),
@@ -292,34 +295,34 @@ impl Store {
                     continue;
                 }
             };
-            sqlx::query(
-                "UPDATE deliveries SET status = $1, last_error = $2, smtp_reply = COALESCE($3, smtp_reply), \
-                 next_attempt_at = $4, sent_at = $5, lease_until = NULL, updated_at = $6, \
-                 relay = COALESCE($8, relay) WHERE id = $7 AND status = 'sending'",
-            )
-            .bind(status.as_str())
-            .bind(o.error.as_deref())
-            .bind(o.smtp_reply.as_deref())
-            .bind(next)
-            .bind(sent_at)
-            .bind(t)
-            .bind(o.delivery_id)
-            .bind(o.relay.as_deref())
-            .execute(&mut *tx)
-            .await
-            .db("recording a delivery")?;
-            sqlx::query(
-                "INSERT INTO delivery_events (delivery_id, at, kind, outcome, detail, relay) \
-                 VALUES ($1, $2, 'attempt', $3, $4, $5)",
-            )
-            .bind(o.delivery_id)
-            .bind(t)
-            .bind(status.as_str())
-            .bind(o.smtp_reply.as_deref().or(o.error.as_deref()))
-            .bind(o.relay.as_deref())
-            .execute(&mut *tx)
-            .await
-            .db("adding an attempt to the history")?;
+            rows.push(serde_json::json!({
+                "i": o.delivery_id,
+                "s": status.as_str(),
+                "e": o.error,
+                "rp": o.smtp_reply,
+                "n": next,
+                "t": sent_at,
+                "y": o.relay,
+                "d": o.smtp_reply.as_deref().or(o.error.as_deref()),
+            }));
+        }
+        if !rows.is_empty() {
+            let rows = serde_json::Value::Array(rows).to_string();
+            let (update, insert) = self.dialect.record_statements();
+            sqlx::query(update)
+                .bind(t)
+                .bind(&rows)
+                .execute(&mut *tx)
+                .await
+                .db("recording deliveries")?;
+            sqlx::query(insert)
+                .bind(t)
+                .bind(&rows)
+                .execute(&mut *tx)
+                .await
+                .db("adding attempts to the history")?;
+        }
+        for o in outcomes {
             if let OutcomeKind::Failed {
                 permanent: true,
                 hard,

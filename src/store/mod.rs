@@ -57,6 +57,37 @@ impl Dialect {
         }
     }
 
+    /// The recorder's two statements for a group of results bound as one JSON
+    /// array at `$2` (objects with the delivery `i`, status `s`, error `e`,
+    /// reply `rp`, next attempt `n`, sent time `t`, relay `y` and the history's
+    /// detail `d`), at time `$1`: the rows' update, then their attempts.
+    fn record_statements(self) -> (&'static str, &'static str) {
+        match self {
+            Dialect::Sqlite => (
+                "UPDATE deliveries SET status = r.value ->> '$.s', last_error = r.value ->> '$.e', \
+                 smtp_reply = COALESCE(r.value ->> '$.rp', smtp_reply), \
+                 next_attempt_at = r.value ->> '$.n', sent_at = r.value ->> '$.t', \
+                 lease_until = NULL, updated_at = $1, relay = COALESCE(r.value ->> '$.y', relay) \
+                 FROM json_each($2) AS r \
+                 WHERE deliveries.id = r.value ->> '$.i' AND deliveries.status = 'sending'",
+                "INSERT INTO delivery_events (delivery_id, at, kind, outcome, detail, relay) \
+                 SELECT value ->> '$.i', $1, 'attempt', value ->> '$.s', value ->> '$.d', value ->> '$.y' \
+                 FROM json_each($2) ORDER BY key",
+            ),
+            Dialect::Postgres => (
+                "UPDATE deliveries d SET status = r.s, last_error = r.e, \
+                 smtp_reply = COALESCE(r.rp, d.smtp_reply), next_attempt_at = r.n, sent_at = r.t, \
+                 lease_until = NULL, updated_at = $1, relay = COALESCE(r.y, d.relay) \
+                 FROM json_to_recordset($2::json) \
+                 AS r(i bigint, s text, e text, rp text, n bigint, t bigint, y text) \
+                 WHERE d.id = r.i AND d.status = 'sending'",
+                "INSERT INTO delivery_events (delivery_id, at, kind, outcome, detail, relay) \
+                 SELECT r.i, $1, 'attempt', r.s, r.d, r.y \
+                 FROM json_to_recordset($2::json) AS r(i bigint, s text, d text, y text)",
+            ),
+        }
+    }
+
     /// The ids of the JSON array bound at parameter `param` (see [`id_list`]), as a
     /// subquery for `id IN (…)`. One parameter for any number of ids: binding
     /// each id costs a name lookup over all of a statement's parameters, so long

@@ -60,7 +60,9 @@ impl Dialect {
     /// The recorder's two statements for a group of results bound as one JSON
     /// array at `$2` (objects with the delivery `i`, status `s`, error `e`,
     /// reply `rp`, next attempt `n`, sent time `t`, relay `y` and the history's
-    /// detail `d`), at time `$1`: the rows' update, then their attempts.
+    /// detail `d`), at time `$1`: the rows' update, then their attempts. The
+    /// `IN` gives SQLite's planner the rowid lookups to start from: without it,
+    /// it may scan every delivery for each result.
     fn record_statements(self) -> (&'static str, &'static str) {
         match self {
             Dialect::Sqlite => (
@@ -69,7 +71,8 @@ impl Dialect {
                  next_attempt_at = r.value ->> '$.n', sent_at = r.value ->> '$.t', \
                  lease_until = NULL, updated_at = $1, relay = COALESCE(r.value ->> '$.y', relay) \
                  FROM json_each($2) AS r \
-                 WHERE deliveries.id = r.value ->> '$.i' AND deliveries.status = 'sending'",
+                 WHERE deliveries.id IN (SELECT value ->> '$.i' FROM json_each($2)) \
+                 AND deliveries.id = r.value ->> '$.i' AND deliveries.status = 'sending'",
                 "INSERT INTO delivery_events (delivery_id, at, kind, outcome, detail, relay) \
                  SELECT value ->> '$.i', $1, 'attempt', value ->> '$.s', value ->> '$.d', value ->> '$.y' \
                  FROM json_each($2) ORDER BY key",

@@ -49,6 +49,14 @@ async fn send(
     site.log_by_email(app, "p").await
 }
 
+/// How the app has found the relay `name`.
+fn relay_view(app: &posthorn::App, name: &str) -> posthorn::delivery::RelayView {
+    app.relays()
+        .into_iter()
+        .find(|v| v.name.as_str() == name)
+        .unwrap_or_else(|| panic!("no relay {name}"))
+}
+
 /// Every reader's copies over all the servers.
 fn copies(servers: &[&SmtpServer], email: &str) -> usize {
     servers.iter().map(|s| s.count_for(email)).sum()
@@ -164,8 +172,7 @@ async fn a_relay_refusing_from_the_start_is_set_aside_and_the_standby_takes_over
         20
     );
     assert!(!by_relay.contains_key("smtp"), "{by_relay:?}");
-    let views = app.relays();
-    let main_view = views.iter().find(|v| v.name.as_str() == "smtp").unwrap();
+    let main_view = relay_view(&app, "smtp");
     assert_eq!(main_view.state, posthorn::delivery::RelayState::SetAside);
     assert!(main_view.last_error.as_deref().unwrap().contains("421"));
 
@@ -254,11 +261,7 @@ async fn a_relay_that_accepts_and_never_answers_times_out_and_is_set_aside() {
         assert_eq!(log[email].relay.as_deref(), Some("second"));
         assert_eq!(log[email].attempts, 1);
     }
-    let silent_view = app
-        .relays()
-        .into_iter()
-        .find(|v| v.name.as_str() == "smtp")
-        .unwrap();
+    let silent_view = relay_view(&app, "smtp");
     assert_eq!(silent_view.state, posthorn::delivery::RelayState::SetAside);
     assert!(
         silent_view

@@ -163,10 +163,17 @@ impl RelayPool {
         let now = Instant::now();
         let usable = |i: usize| !tried[i] && self.relays[i].is_up(now);
         let mut credit = self.credit.lock().unwrap_or_else(|e| e.into_inner());
-        let weighted: Vec<usize> = (0..self.relays.len())
-            .filter(|&i| self.relays[i].weight > 0 && usable(i))
-            .collect();
-        if weighted.is_empty() {
+        // One pass, no allocation: it runs for every message.
+        let (mut total, mut best) = (0_i64, None::<usize>);
+        for i in (0..self.relays.len()).filter(|&i| self.relays[i].weight > 0 && usable(i)) {
+            let weight = i64::from(self.relays[i].weight);
+            credit[i] += weight;
+            total += weight;
+            if best.is_none_or(|b| credit[i] > credit[b]) {
+                best = Some(i);
+            }
+        }
+        let Some(best) = best else {
             let standby = (0..self.relays.len()).find(|&i| self.relays[i].weight == 0 && usable(i));
             // With every relay set aside, the one due back first is tried
             // rather than none: a send never waits on a pause alone.
@@ -175,18 +182,7 @@ impl RelayPool {
                     .filter(|&i| !tried[i])
                     .min_by_key(|&i| self.relays[i].paused_until())
             });
-        }
-        let total: i64 = weighted
-            .iter()
-            .map(|&i| i64::from(self.relays[i].weight))
-            .sum();
-        for &i in &weighted {
-            credit[i] += i64::from(self.relays[i].weight);
-        }
-        let best = weighted
-            .iter()
-            .copied()
-            .max_by_key(|&i| (credit[i], std::cmp::Reverse(i)))?;
+        };
         credit[best] -= total;
         Some(best)
     }

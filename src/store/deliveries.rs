@@ -265,63 +265,80 @@ impl Store {
             return Ok(());
         }
         let t = ms(now);
+        // Every result but a release, as one JSON array for one statement,
+        // whatever the group's size.
+        let rows: Vec<serde_json::Value> = outcomes
+            .iter()
+            .filter_map(|o| {
+                let (status, next, sent_at) = match &o.kind {
+                    OutcomeKind::Sent => (DeliveryStatus::Sent, t, Some(t)),
+                    OutcomeKind::Retry { next_attempt_at } => {
+                        (DeliveryStatus::Retrying, ms(*next_attempt_at), None)
+                    }
+                    OutcomeKind::Failed { .. } => (DeliveryStatus::Failed, t, None),
+                    OutcomeKind::Skipped => (DeliveryStatus::Skipped, t, None),
+                    OutcomeKind::Released { .. } => return None,
+                };
+                Some(serde_json::json!({
+                    "i": o.delivery_id,
+                    "s": status.as_str(),
+                    "e": o.error,
+                    "rp": o.smtp_reply,
+                    "n": next,
+                    "t": sent_at,
+                    "y": o.relay,
+                    "d": o.smtp_reply.as_deref().or(o.error.as_deref()),
+                }))
+            })
+            .collect();
+        let rows = serde_json::Value::Array(rows).to_string();
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await.db("recording deliveries")?;
-        // Every result but a release, as one JSON array: two statements for
-        // the whole group, whatever its size, so a commit stays short.
-        let mut rows = Vec::with_capacity(outcomes.len());
-        for o in outcomes {
-            let (status, next, sent_at) = match &o.kind {
-                OutcomeKind::Sent => (DeliveryStatus::Sent, t, Some(t)),
-                OutcomeKind::Retry { next_attempt_at } => {
-                    (DeliveryStatus::Retrying, ms(*next_attempt_at), None)
-                }
-                OutcomeKind::Failed { .. } => (DeliveryStatus::Failed, t, None),
-                OutcomeKind::Skipped => (DeliveryStatus::Skipped, t, None),
-                OutcomeKind::Released { retry_at } => {
-                    sqlx::query(
-                        "UPDATE deliveries SET attempts = attempts - 1, lease_until = NULL, updated_at = $1, \
-                         status = CASE WHEN attempts - 1 > attempt_base THEN 'retrying' ELSE 'queued' END, \
-                         next_attempt_at = $2, last_error = COALESCE($3, last_error) \
-                         WHERE id = $4 AND status = 'sending'",
-                    )
-                    .bind(t)
-                    .bind(ms(*retry_at))
-                    .bind(o.error.as_deref())
-                    .bind(o.delivery_id)
-                    .execute(&mut *tx)
-                    .await
-                    .db("releasing a delivery")?;
-                    continue;
-                }
-            };
-            rows.push(serde_json::json!({
-                "i": o.delivery_id,
-                "s": status.as_str(),
-                "e": o.error,
-                "rp": o.smtp_reply,
-                "n": next,
-                "t": sent_at,
-                "y": o.relay,
-                "d": o.smtp_reply.as_deref().or(o.error.as_deref()),
-            }));
-        }
-        if !rows.is_empty() {
-            let rows = serde_json::Value::Array(rows).to_string();
-            let (update, insert) = self.dialect.record_statements();
-            sqlx::query(update)
+        let simple = outcomes.iter().all(|o| {
+            !matches!(
+                o.kind,
+                OutcomeKind::Released { .. }
+                    | OutcomeKind::Failed {
+                        permanent: true,
+                        ..
+                    }
+            )
+        });
+        if simple {
+            // The usual group (sent, retrying, skipped): one statement, which
+            // is its own transaction. A commit is one round trip to the
+            // database, and the recorder keeps up at full speed.
+            sqlx::query(self.dialect.record_statement())
                 .bind(t)
                 .bind(&rows)
-                .execute(&mut *tx)
+                .execute(&self.pool)
                 .await
                 .db("recording deliveries")?;
-            sqlx::query(insert)
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.db("recording deliveries")?;
+        for o in outcomes {
+            if let OutcomeKind::Released { retry_at } = &o.kind {
+                sqlx::query(
+                    "UPDATE deliveries SET attempts = attempts - 1, lease_until = NULL, updated_at = $1, \
+                     status = CASE WHEN attempts - 1 > attempt_base THEN 'retrying' ELSE 'queued' END, \
+                     next_attempt_at = $2, last_error = COALESCE($3, last_error) \
+                     WHERE id = $4 AND status = 'sending'",
+                )
                 .bind(t)
-                .bind(&rows)
+                .bind(ms(*retry_at))
+                .bind(o.error.as_deref())
+                .bind(o.delivery_id)
                 .execute(&mut *tx)
                 .await
-                .db("adding attempts to the history")?;
+                .db("releasing a delivery")?;
+            }
         }
+        sqlx::query(self.dialect.record_statement())
+            .bind(t)
+            .bind(&rows)
+            .execute(&mut *tx)
+            .await
+            .db("recording deliveries")?;
         for o in outcomes {
             if let OutcomeKind::Failed {
                 permanent: true,
@@ -331,7 +348,14 @@ impl Store {
                 bounce_subscriber(&mut tx, o.subscriber_id, o.delivery_id, hard, t, policy).await?;
             }
         }
-        keep_nothing_of_the_forgotten(&mut tx, self.dialect, outcomes).await?;
+        // The record statement leaves a forgotten reader's words out; a
+        // release writes its own error, so only then is there more to clear.
+        if outcomes
+            .iter()
+            .any(|o| matches!(o.kind, OutcomeKind::Released { .. }) && o.error.is_some())
+        {
+            keep_nothing_of_the_forgotten(&mut tx, self.dialect, outcomes).await?;
+        }
         tx.commit().await.db("committing delivery results")?;
         Ok(())
     }

@@ -57,37 +57,36 @@ impl Dialect {
         }
     }
 
-    /// The recorder's two statements for a group of results bound as one JSON
+    /// The recorder's one statement for a group of results, bound as one JSON
     /// array at `$2` (objects with the delivery `i`, status `s`, error `e`,
     /// reply `rp`, next attempt `n`, sent time `t`, relay `y` and the history's
-    /// detail `d`), at time `$1`: the rows' update, then their attempts. The
-    /// `IN` gives SQLite's planner the rowid lookups to start from: without it,
-    /// it may scan every delivery for each result.
-    fn record_statements(self) -> (&'static str, &'static str) {
+    /// detail `d`), at time `$1`: each row updated while it is `sending`, and
+    /// each attempt added to the history. One statement is one transaction and
+    /// one round trip: at full speed, the commit stays as short as the crash
+    /// window needs. In SQLite the work is the `delivery_results` view's
+    /// trigger (migration 0011), each row found by its key.
+    fn record_statement(self) -> &'static str {
         match self {
-            Dialect::Sqlite => (
-                "UPDATE deliveries SET status = r.value ->> '$.s', last_error = r.value ->> '$.e', \
-                 smtp_reply = COALESCE(r.value ->> '$.rp', smtp_reply), \
-                 next_attempt_at = r.value ->> '$.n', sent_at = r.value ->> '$.t', \
-                 lease_until = NULL, updated_at = $1, relay = COALESCE(r.value ->> '$.y', relay) \
-                 FROM json_each($2) AS r \
-                 WHERE deliveries.id IN (SELECT value ->> '$.i' FROM json_each($2)) \
-                 AND deliveries.id = r.value ->> '$.i' AND deliveries.status = 'sending'",
-                "INSERT INTO delivery_events (delivery_id, at, kind, outcome, detail, relay) \
-                 SELECT value ->> '$.i', $1, 'attempt', value ->> '$.s', value ->> '$.d', value ->> '$.y' \
-                 FROM json_each($2) ORDER BY key",
-            ),
-            Dialect::Postgres => (
-                "UPDATE deliveries d SET status = r.s, last_error = r.e, \
-                 smtp_reply = COALESCE(r.rp, d.smtp_reply), next_attempt_at = r.n, sent_at = r.t, \
-                 lease_until = NULL, updated_at = $1, relay = COALESCE(r.y, d.relay) \
-                 FROM json_to_recordset($2::json) \
-                 AS r(i bigint, s text, e text, rp text, n bigint, t bigint, y text) \
-                 WHERE d.id = r.i AND d.status = 'sending'",
-                "INSERT INTO delivery_events (delivery_id, at, kind, outcome, detail, relay) \
-                 SELECT r.i, $1, 'attempt', r.s, r.d, r.y \
-                 FROM json_to_recordset($2::json) AS r(i bigint, s text, d text, y text)",
-            ),
+            Dialect::Sqlite => {
+                "INSERT INTO delivery_results (i, s, e, rp, n, t, y, d, at) \
+                 SELECT value ->> '$.i', value ->> '$.s', value ->> '$.e', value ->> '$.rp', \
+                 value ->> '$.n', value ->> '$.t', value ->> '$.y', value ->> '$.d', $1 \
+                 FROM json_each($2) ORDER BY key"
+            }
+            Dialect::Postgres => {
+                "WITH r AS (SELECT * FROM json_to_recordset($2::json) \
+                   AS r(i bigint, s text, e text, rp text, n bigint, t bigint, y text, d text)), \
+                 updated AS (UPDATE deliveries d SET status = r.s, \
+                   last_error = CASE WHEN s.status = 'forgotten' THEN NULL ELSE r.e END, \
+                   smtp_reply = CASE WHEN s.status = 'forgotten' THEN NULL ELSE COALESCE(r.rp, d.smtp_reply) END, \
+                   next_attempt_at = r.n, sent_at = r.t, lease_until = NULL, updated_at = $1, \
+                   relay = COALESCE(r.y, d.relay) \
+                   FROM r, subscribers s \
+                   WHERE d.id = r.i AND d.status = 'sending' AND s.id = d.subscriber_id) \
+                 INSERT INTO delivery_events (delivery_id, at, kind, outcome, detail, relay) \
+                 SELECT d.id, $1, 'attempt', r.s, CASE WHEN s.status = 'forgotten' THEN NULL ELSE r.d END, r.y \
+                 FROM r JOIN deliveries d ON d.id = r.i JOIN subscribers s ON s.id = d.subscriber_id"
+            }
         }
     }
 

@@ -13,10 +13,12 @@
 //! posts                  front matter, Markdown, upstream fetch
 //! bounces                reading bounces, complaints and providers' notifications
 //! store                  SQL; the only place that knows SQLite from PostgreSQL
-//! domain, config, error, the shared nouns, strict config, errors, signed tokens
-//! tokens, links          and every public URL
+//! domain, config, error, the shared nouns, strict config, errors, signed tokens,
+//! tokens, links,         every public URL, and what counting needs (who asked,
+//! analytics              how many different emails)
 //! ```
 
+pub mod analytics;
 pub mod app;
 pub mod bounces;
 pub mod commands;

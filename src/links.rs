@@ -153,6 +153,28 @@ impl Links {
         self.with_token("confirm", &token)
     }
 
+    /// A counted link of issue `issue_id`'s email: `https://site/c/LINK.TAG`,
+    /// where `tag` is the email's tag (or the marker that stands for it). Written
+    /// as text, not through the URL parser, which would escape a marker.
+    pub fn counted_click(&self, issue_id: i64, url: &str, tag: &str) -> String {
+        let link = self.tokens.counted_link(issue_id, url);
+        format!("{}c/{link}.{tag}", self.base)
+    }
+
+    /// A new email's tag for issue `issue_id`: random, so that it names no
+    /// reader (see [`crate::tokens::EmailTag`]).
+    pub fn email_tag(&self, issue_id: i64) -> String {
+        self.tokens.email_tag(crate::tokens::EmailTag {
+            issue_id,
+            tag: rand::random(),
+        })
+    }
+
+    /// The open pixel of the email with `tag`: `https://site/o/TAG`.
+    pub fn open_pixel(&self, tag: &str) -> String {
+        format!("{}o/{tag}", self.base)
+    }
+
     /// The absolute link of a token route: `https://site/unsubscribe/TOKEN`.
     pub fn with_token(&self, route: &str, token: &str) -> String {
         self.page(&format!("{route}/{token}")).to_string()

@@ -178,6 +178,90 @@ impl Tokens {
     }
 }
 
+/// One email as the counting links in it name it: its issue, and a random
+/// tag drawn when it was written. The tag is kept nowhere else, and the token
+/// carries nothing more (no time, no id of a delivery), so it names no reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailTag {
+    pub issue_id: i64,
+    pub tag: u64,
+}
+
+/// Bytes of HMAC in a counting link's parts: 96 bits.
+const COUNTING_MAC_BYTES: usize = 12;
+
+impl Tokens {
+    /// An email's tag for `/c/…` and `/o/…`: `base64url(issue ‖ tag ‖ MAC)`,
+    /// 38 characters.
+    pub fn email_tag(&self, email: EmailTag) -> String {
+        let mut bytes = Vec::with_capacity(16 + COUNTING_MAC_BYTES);
+        bytes.extend_from_slice(&email.issue_id.to_be_bytes());
+        bytes.extend_from_slice(&email.tag.to_be_bytes());
+        let mut mac = self.mac(b"t.");
+        mac.update(&bytes);
+        bytes.extend_from_slice(&mac.finalize().into_bytes()[..COUNTING_MAC_BYTES]);
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    pub fn verify_email_tag(&self, token: &str) -> Result<EmailTag, TokenError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(token)
+            .map_err(|_| TokenError::Invalid)?;
+        if bytes.len() != 16 + COUNTING_MAC_BYTES {
+            return Err(TokenError::Invalid);
+        }
+        let (payload, tag) = bytes.split_at(16);
+        let mut mac = self.mac(b"t.");
+        mac.update(payload);
+        mac.verify_truncated_left(tag)
+            .map_err(|_| TokenError::Invalid)?;
+        let word = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&payload[i * 8..i * 8 + 8]);
+            b
+        };
+        Ok(EmailTag {
+            issue_id: i64::from_be_bytes(word(0)),
+            tag: u64::from_be_bytes(word(1)),
+        })
+    }
+
+    /// A link of an issue's email, for `/c/{link}.{email tag}`:
+    /// `base64url(MAC ‖ url)`. The MAC binds the link to its issue, so a link
+    /// cannot be paired with another issue's email, nor point anywhere else.
+    pub fn counted_link(&self, issue_id: i64, url: &str) -> String {
+        let mac = self
+            .link_mac(issue_id, url.as_bytes())
+            .finalize()
+            .into_bytes();
+        let mut bytes = mac[..COUNTING_MAC_BYTES].to_vec();
+        bytes.extend_from_slice(url.as_bytes());
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// The URL of a counted link, if it was made for `issue_id`.
+    pub fn verify_counted_link(&self, issue_id: i64, link: &str) -> Result<String, TokenError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(link)
+            .map_err(|_| TokenError::Invalid)?;
+        if bytes.len() <= COUNTING_MAC_BYTES {
+            return Err(TokenError::Invalid);
+        }
+        let (tag, url) = bytes.split_at(COUNTING_MAC_BYTES);
+        self.link_mac(issue_id, url)
+            .verify_truncated_left(tag)
+            .map_err(|_| TokenError::Invalid)?;
+        String::from_utf8(url.to_vec()).map_err(|_| TokenError::Invalid)
+    }
+
+    fn link_mac(&self, issue_id: i64, url: &[u8]) -> Hmac<Sha256> {
+        let mut mac = self.mac(b"l.");
+        mac.update(&issue_id.to_be_bytes());
+        mac.update(url);
+        mac
+    }
+}
+
 /// Bytes of HMAC in a Message-ID (written as twice as many hex digits).
 pub const MESSAGE_ID_MAC_BYTES: usize = 10;
 
@@ -299,5 +383,35 @@ mod tests {
             t.verify(&tok, Purpose::Confirm, now + Duration::days(8)),
             Err(TokenError::Expired)
         );
+    }
+
+    #[test]
+    fn counting_links_name_an_issue_and_a_link_and_nothing_else() {
+        let t = Tokens::new(b"0123456789abcdef");
+        let email = EmailTag {
+            issue_id: 7,
+            tag: 0xDEAD_BEEF_0BAD_F00D,
+        };
+        let tag = t.email_tag(email);
+        assert_eq!(tag.len(), 38);
+        assert_eq!(t.verify_email_tag(&tag), Ok(email));
+        let link = t.counted_link(7, "https://example.org/a?b=c#d");
+        assert_eq!(
+            t.verify_counted_link(7, &link).as_deref(),
+            Ok("https://example.org/a?b=c#d")
+        );
+        // Another issue's email, another key, a changed byte, a cut token.
+        assert!(t.verify_counted_link(8, &link).is_err());
+        assert!(Tokens::new(b"another key, 16+")
+            .verify_email_tag(&tag)
+            .is_err());
+        let mut forged = tag.clone().into_bytes();
+        forged[3] = if forged[3] == b'A' { b'B' } else { b'A' };
+        let forged = String::from_utf8(forged).unwrap();
+        assert!(t.verify_email_tag(&forged).is_err());
+        assert!(t.verify_email_tag(&tag[..30]).is_err());
+        assert!(t.verify_counted_link(7, &link[..10]).is_err());
+        assert!(t.verify_counted_link(7, "").is_err());
+        assert!(t.verify_email_tag("not base64!").is_err());
     }
 }

@@ -10,7 +10,7 @@ use crate::delivery::{IssueSource, PreparedIssue};
 use crate::domain::{IssueKind, Post};
 use crate::error::Error;
 use crate::links::Links;
-use crate::render::email::EmailBodies;
+use crate::render::email::{Counting, EmailBodies};
 use crate::render::Templates;
 use crate::store::Store;
 
@@ -51,11 +51,25 @@ impl Issues {
         ))
     }
 
-    pub(super) fn bodies(&self, kind: IssueKind, posts: &[Post]) -> Result<EmailBodies, Error> {
+    /// The bodies of issue `issue_id` (0 for previews and test copies: their
+    /// links go through `/c/` as the readers' do, and count for no issue).
+    pub(super) fn bodies(
+        &self,
+        issue_id: i64,
+        kind: IssueKind,
+        posts: &[Post],
+    ) -> Result<EmailBodies, Error> {
+        let analytics = &self.config.analytics;
+        let counting = Some(Counting {
+            links: &self.links,
+            issue_id,
+            clicks: analytics.clicks,
+            opens: analytics.opens,
+        });
         match (kind, posts) {
             (_, []) => Err(Error::Internal("an issue without posts".into())),
-            (IssueKind::Digest, posts) => self.templates.digest(posts),
-            (IssueKind::Post, [post, ..]) => self.templates.issue(post),
+            (IssueKind::Digest, posts) => self.templates.digest(posts, counting),
+            (IssueKind::Post, [post, ..]) => self.templates.issue(post, counting),
             (IssueKind::Welcome, [post, ..]) => self.templates.welcome(post),
         }
     }
@@ -74,7 +88,7 @@ impl IssueSource for Issues {
                 posts.push(post);
             }
         }
-        let bodies = self.bodies(issue.kind, &posts)?;
+        let bodies = self.bodies(issue.id, issue.kind, &posts)?;
         self.prepared(issue.id, &issue.subject, bodies).await
     }
 }

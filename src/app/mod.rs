@@ -14,7 +14,10 @@
 //! - [`Ledger`]: what the log says: statuses, deliveries, sources, subscribers.
 //! - [`Bounces`]: reports that come back later: bounces, complaints, delays.
 //! - [`Dashboard`]: the dashboard's sessions and what its pages show.
+//! - [`Analytics`]: clicks, opens, views and feed followers, counted without
+//!   recording anyone.
 
+mod analytics;
 mod bounces;
 mod dashboard;
 mod issues;
@@ -28,6 +31,7 @@ mod webhooks;
 
 use std::sync::Arc;
 
+pub use analytics::{last_days, Analytics, DayViews, Followers, Opens, PostStats, Stats, Visit};
 pub use bounces::{Bounces, Ingested, MailboxPoll};
 pub use bounces::{Claim, Reader, Reading};
 pub use dashboard::{Dashboard, IssueCounts, NewSession, Overview, GROWTH_DAYS, SESSION_IDLE};
@@ -134,6 +138,7 @@ pub struct App {
     ledger: Ledger,
     bounces: Bounces,
     dashboard: Dashboard,
+    analytics: Analytics,
     site: Site,
 }
 
@@ -191,6 +196,7 @@ impl App {
             ledger: Ledger::new(context.clone()),
             bounces,
             dashboard: Dashboard::new(context.clone()),
+            analytics: Analytics::new(context.clone()),
             site: Site::new(store, config, templates, links),
             context,
         })
@@ -231,6 +237,10 @@ impl App {
 
     pub fn dashboard(&self) -> &Dashboard {
         &self.dashboard
+    }
+
+    pub fn analytics(&self) -> &Analytics {
+        &self.analytics
     }
 
     /// Each relay and whether it is taking mail, as this process has found them.

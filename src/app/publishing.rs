@@ -178,14 +178,18 @@ impl Publishing {
             let message = self.compose(&post, &sample, false).await?;
             return Ok(message.text);
         }
-        let bodies = self.context.templates.issue(&post)?;
+        let bodies =
+            Issues::new(&self.context).bodies(0, IssueKind::Post, std::slice::from_ref(&post))?;
         let unsubscribe_url = self.context.links.unsubscribe(0);
+        // A working tag for issue 0: the links go where the readers' go, and count nowhere.
+        let tag = self.context.links.email_tag(0);
         let preferences_url = self.context.links.preferences(0);
         let recipient = ReaderFields {
             email: sample.as_str(),
             name: "",
             unsubscribe_url: &unsubscribe_url,
             preferences_url: &preferences_url,
+            tag: &tag,
         };
         Ok(match format {
             PreviewFormat::Text => bodies.text.fill(&recipient, false),
@@ -206,7 +210,7 @@ impl Publishing {
             None => post.title.clone(),
         };
         let issues = Issues::new(&self.context);
-        let bodies = issues.bodies(IssueKind::Post, std::slice::from_ref(post))?;
+        let bodies = issues.bodies(0, IssueKind::Post, std::slice::from_ref(post))?;
         let issue = issues.prepared(0, &subject, bodies).await?;
         let (subscriber_id, name) = match store.subscriber_by_email(to).await? {
             Some(s) => (s.id, s.name),

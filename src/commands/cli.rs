@@ -89,6 +89,9 @@ pub enum Command {
     Retry { slug: String },
     /// Each upstream feed with its last fetch, status, ETag and entry count.
     Sources,
+    /// What happened after the send: delivered, clicks, opens, archive views,
+    /// and feed followers; counted without recording anyone.
+    Stats { slug: Option<String> },
     /// Bounces and complaints that come back after the relay said 250.
     #[command(subcommand)]
     Bounces(BouncesCommand),

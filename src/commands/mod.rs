@@ -13,6 +13,7 @@ mod send;
 mod serve;
 mod signal;
 mod sources;
+mod stats;
 mod status;
 mod subscribers;
 
@@ -94,6 +95,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Preview { slug, format } => preview::run(&app, &slug, format).await,
         Command::Subscribers(cmd) => subscribers::run(&app, &out, cmd).await,
         Command::Status { slug } => status::run(&app, &out, slug.as_deref()).await,
+        Command::Stats { slug } => stats::run(&app, &out, slug.as_deref()).await,
         Command::Deliveries {
             slug,
             status,

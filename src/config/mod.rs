@@ -3,6 +3,7 @@
 //! Relative paths in the file are read against the folder that holds the file,
 //! so `posthorn --config /srv/essays/config.toml check` works from anywhere.
 
+mod analytics;
 mod bounces;
 mod email;
 mod schedule;
@@ -18,6 +19,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 
+pub use analytics::AnalyticsConfig;
 pub use bounces::{
     BouncesConfig, MailboxUrl, MailboxUrlError, ReturnPath, ReturnPathError, VERP_TOKEN_MAX,
 };
@@ -53,6 +55,8 @@ pub struct Config {
     pub dkim: Option<DkimConfig>,
     #[serde(default)]
     pub bounces: BouncesConfig,
+    #[serde(default)]
+    pub analytics: AnalyticsConfig,
     /// Folder of the config file; relative paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,

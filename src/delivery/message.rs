@@ -19,7 +19,7 @@ use crate::config::{Config, ReturnPath};
 use crate::domain::{hex, one_line, EmailAddress};
 use crate::error::Error;
 use crate::links::Links;
-use crate::render::email::{EmailBodies, Personalizable, ReaderFields};
+use crate::render::email::{EmailBodies, Field, Personalizable, ReaderFields};
 use headers::{raw, subject_field, to_field};
 use layout::Layout;
 
@@ -46,6 +46,8 @@ pub struct PreparedIssue {
     links: Links,
     /// `bounces.return_path`: the envelope sender is `local+TOKEN@domain`.
     verp: Option<ReturnPath>,
+    /// The bodies have counted links or an open pixel: each copy gets a tag.
+    counted: bool,
 }
 
 /// One recipient of an issue.
@@ -93,7 +95,9 @@ impl PreparedIssue {
             "List-Unsubscribe-Post",
             "List-Unsubscribe=One-Click".into(),
         ));
+        let counted = bodies.html.has(Field::Tag) || bodies.text.has(Field::Tag);
         PreparedIssue {
+            counted,
             issue_id,
             subject,
             layout: Layout::new(
@@ -163,11 +167,17 @@ impl PreparedIssue {
         let preferences_url = self.links.preferences(to.subscriber_id);
         // A name is one line wherever it goes: in a header and in the bodies alike.
         let name = one_line(to.name);
+        let tag = if self.counted {
+            self.links.email_tag(self.issue_id)
+        } else {
+            String::new()
+        };
         let recipient = ReaderFields {
             email: to.email.as_str(),
             name: &name,
             unsubscribe_url: &unsubscribe_url,
             preferences_url: &preferences_url,
+            tag: &tag,
         };
         let mut own = Headers::new();
         own.insert_raw(to_field(&name, lettre_address(to.email)?));
@@ -235,6 +245,7 @@ pub fn transactional(
         name: "",
         unsubscribe_url: "",
         preferences_url: "",
+        tag: "",
     };
     let written = layout.write(
         own,

@@ -85,6 +85,39 @@ pub fn absolutize_urls(html: &str, base: &WebUrl) -> Result<String, String> {
     .map_err(|e| e.to_string())
 }
 
+/// `html` with the `href` of every link (`<a>`, `<area>`) that is an http or
+/// https URL replaced by what `rewrite` makes of it; `mailto:` and anything
+/// `rewrite` declines (`None`) stay as they are. For the counted links of an
+/// email: the same HTML is kept as it was for the feeds and the archive.
+pub fn rewrite_links(
+    html: &str,
+    rewrite: impl Fn(&url::Url) -> Option<String>,
+) -> Result<String, String> {
+    rewrite_str(
+        html,
+        RewriteStrSettings {
+            element_content_handlers: vec![element!("a[href], area[href]", |el| {
+                let Some(raw) = el.get_attribute("href") else {
+                    return Ok(());
+                };
+                let value = decode_references(&raw);
+                let Ok(url) = url::Url::parse(value.trim()) else {
+                    return Ok(());
+                };
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Ok(());
+                }
+                if let Some(new) = rewrite(&url) {
+                    el.set_attribute("href", &new.replace('&', "&amp;"))?;
+                }
+                Ok(())
+            })],
+            ..RewriteStrSettings::new()
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
 fn is_url_attribute(element: &str, attribute: &str) -> bool {
     URL_ATTRIBUTES.contains(&attribute)
         || attribute == "srcset"
@@ -381,5 +414,21 @@ mod tests {
                 assert_only_web_urls(&out)?;
             }
         }
+    }
+
+    #[test]
+    fn only_web_links_are_rewritten() {
+        let html = "<p><a href=\"https://e.x/a?b=1&amp;c=2\">a</a> \
+                    <a href=\"mailto:me@e.x\">m</a> <img src=\"https://e.x/i.png\"> \
+                    <a href=\"http://e.x/skip\">s</a></p>";
+        let out = rewrite_links(html, |url| {
+            (!url.path().contains("skip"))
+                .then(|| format!("https://site/c/{}", url.query().unwrap_or("")))
+        })
+        .unwrap();
+        assert!(out.contains("href=\"https://site/c/b=1&amp;c=2\""), "{out}");
+        assert!(out.contains("href=\"mailto:me@e.x\""), "{out}");
+        assert!(out.contains("src=\"https://e.x/i.png\""), "{out}");
+        assert!(out.contains("href=\"http://e.x/skip\""), "{out}");
     }
 }

@@ -106,6 +106,44 @@ pub fn bar(title: &str, segments: &[Series<'_>]) -> String {
     svg
 }
 
+/// One bar per row, each as long as its value against the largest, with its
+/// label and value written beside it: links by clicks, services by readers.
+pub fn bars(title: &str, rows: &[(&str, i64)], color: &str) -> String {
+    const W: f64 = 720.0;
+    const ROW: f64 = 22.0;
+    const LABEL: f64 = 300.0;
+    let top = rows.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
+    let h = ROW * rows.len().max(1) as f64;
+    let mut svg = format!(
+        r#"<svg role="img" aria-label="{}" viewBox="0 0 {W} {h}" width="100%" preserveAspectRatio="xMinYMin meet"><title>{}</title>"#,
+        html_escape(title),
+        html_escape(title)
+    );
+    for (i, (label, value)) in rows.iter().enumerate() {
+        let y = ROW * i as f64;
+        let w = (W - LABEL - 60.0) * (*value).max(0) as f64 / top as f64;
+        // Long labels (URLs) are cut for the picture; the title keeps them whole.
+        let short: String = if label.chars().count() > 48 {
+            label.chars().take(47).chain(std::iter::once('…')).collect()
+        } else {
+            label.to_string()
+        };
+        svg.push_str(&format!(
+            r#"<g><title>{} {value}</title><text x="0" y="{:.1}">{}</text><rect x="{LABEL}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{}"/><text x="{:.1}" y="{:.1}">{value}</text></g>"#,
+            html_escape(label),
+            y + 15.0,
+            html_escape(&short),
+            y + 4.0,
+            ROW - 8.0,
+            html_escape(color),
+            LABEL + w + 6.0,
+            y + 15.0,
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +169,8 @@ mod tests {
             ["a", "<i>", "c"],
         );
         assert!(svg.contains("polyline") && !svg.contains("<i>"), "{svg}");
+        let svg = bars("links", &[("https://e.x/<a>", 3), ("b", 1)], "#000");
+        assert!(svg.contains("&lt;a&gt;") && !svg.contains("<a>"), "{svg}");
+        assert_eq!(svg.matches("<rect").count(), 2);
     }
 }

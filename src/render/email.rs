@@ -9,6 +9,8 @@ use serde_json::json;
 use super::Templates;
 use crate::domain::{hex, one_line, Post};
 use crate::error::Error;
+use crate::links::Links;
+use crate::posts::html::rewrite_links;
 
 /// The values that differ between two recipients of the same issue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,14 +19,17 @@ pub enum Field {
     Name,
     UnsubscribeUrl,
     PreferencesUrl,
+    /// The email's counting tag, in its counted links and open pixel.
+    Tag,
 }
 
 impl Field {
-    const ALL: [Field; 4] = [
+    const ALL: [Field; 5] = [
         Field::Email,
         Field::Name,
         Field::UnsubscribeUrl,
         Field::PreferencesUrl,
+        Field::Tag,
     ];
 
     fn name(self) -> &'static str {
@@ -33,6 +38,7 @@ impl Field {
             Field::Name => "name",
             Field::UnsubscribeUrl => "unsubscribe",
             Field::PreferencesUrl => "preferences",
+            Field::Tag => "tag",
         }
     }
 }
@@ -157,6 +163,13 @@ impl Personalizable {
         })
     }
 
+    /// Whether `field` has a place in the body.
+    pub fn has(&self, field: Field) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Field(f) if *f == field))
+    }
+
     /// The length of the literal text, without the fields.
     pub fn len(&self) -> usize {
         self.literal_len
@@ -192,6 +205,7 @@ impl Personalizable {
                         Field::Name => r.name,
                         Field::UnsubscribeUrl => r.unsubscribe_url,
                         Field::PreferencesUrl => r.preferences_url,
+                        Field::Tag => r.tag,
                     };
                     if html {
                         push_escaped(out, value);
@@ -225,6 +239,8 @@ pub struct ReaderFields<'a> {
     pub name: &'a str,
     pub unsubscribe_url: &'a str,
     pub preferences_url: &'a str,
+    /// The email's counting tag; empty when nothing is counted.
+    pub tag: &'a str,
 }
 
 /// Both bodies of an issue, ready to personalise.
@@ -241,15 +257,31 @@ pub struct Confirmation {
     pub html: String,
 }
 
+/// Where an issue's email has its links and its open pixel counted.
+#[derive(Clone, Copy)]
+pub struct Counting<'a> {
+    pub links: &'a Links,
+    pub issue_id: i64,
+    /// Every http(s) link of the content goes through `/c/…`.
+    pub clicks: bool,
+    /// The HTML part ends with the `/o/…` pixel.
+    pub opens: bool,
+}
+
 impl Templates {
     /// The email of `post`: templates, CSS inlining and the plain-text version.
-    pub fn issue(&self, post: &Post) -> Result<EmailBodies, Error> {
-        self.bodies("email", self.one_post(post))
+    pub fn issue(&self, post: &Post, counting: Option<Counting<'_>>) -> Result<EmailBodies, Error> {
+        let markers = Markers::new();
+        let data = json!({ "post": self.with_content(post, counting, &markers)? });
+        self.bodies("email", markers, data, counting)
     }
 
-    /// The welcome a reader gets when they confirm, with `post` (the newest essay).
+    /// The welcome a reader gets when they confirm, with `post` (the newest
+    /// essay). Nothing in it is counted.
     pub fn welcome(&self, post: &Post) -> Result<EmailBodies, Error> {
-        self.bodies("welcome", self.one_post(post))
+        let markers = Markers::new();
+        let data = json!({ "post": self.with_content(post, None, &markers)? });
+        self.bodies("welcome", markers, data, None)
     }
 
     /// The subject of a welcome, from `welcome.subject.txt.hbs`.
@@ -258,17 +290,19 @@ impl Templates {
         Ok(one_line(&self.page("welcome.subject.txt", data)?))
     }
 
-    fn one_post(&self, post: &Post) -> serde_json::Value {
-        json!({ "post": self.with_content(post) })
-    }
-
     /// A digest: every post in `posts` (oldest first), in one email.
-    pub fn digest(&self, posts: &[Post]) -> Result<EmailBodies, Error> {
-        let data = json!({
-            "posts": posts.iter().map(|p| self.with_content(p)).collect::<Vec<_>>(),
-            "count": posts.len(),
-        });
-        self.bodies("digest", data)
+    pub fn digest(
+        &self,
+        posts: &[Post],
+        counting: Option<Counting<'_>>,
+    ) -> Result<EmailBodies, Error> {
+        let markers = Markers::new();
+        let posts = posts
+            .iter()
+            .map(|p| self.with_content(p, counting, &markers))
+            .collect::<Result<Vec<_>, Error>>()?;
+        let data = json!({ "count": posts.len(), "posts": posts });
+        self.bodies("digest", markers, data, counting)
     }
 
     /// The subject of a digest, from `digest.subject.txt.hbs`.
@@ -293,19 +327,51 @@ impl Templates {
         })
     }
 
-    fn with_content(&self, post: &Post) -> serde_json::Value {
+    /// A post for an email template, its content's links counted when
+    /// `counting` says so (the feeds and the archive keep them as written).
+    fn with_content(
+        &self,
+        post: &Post,
+        counting: Option<Counting<'_>>,
+        markers: &Markers,
+    ) -> Result<serde_json::Value, Error> {
+        let content = match counting.filter(|c| c.clicks) {
+            Some(c) => {
+                let tag = markers.of(Field::Tag);
+                rewrite_links(&post.content_html, |url| {
+                    Some(c.links.counted_click(c.issue_id, url.as_str(), &tag))
+                })
+                .map_err(|e| Error::template("email (counting its links)", e))?
+            }
+            None => post.content_html.clone(),
+        };
         let mut data = self.post(post);
-        data["content_html"] = post.content_html.clone().into();
-        data["content_text"] = html_to_text(&post.content_html).into();
-        data
+        data["content_text"] = html_to_text(&content).into();
+        data["content_html"] = content.into();
+        Ok(data)
     }
 
     /// `NAME.html` (CSS inlined, since mail clients drop `<style>`) and `NAME.txt`,
-    /// with markers for the recipient's fields added to `data`.
-    fn bodies(&self, name: &str, mut data: serde_json::Value) -> Result<EmailBodies, Error> {
-        let markers = Markers::new();
+    /// with markers for the recipient's fields added to `data`, and the open
+    /// pixel at the end of the HTML when opens are counted.
+    fn bodies(
+        &self,
+        name: &str,
+        markers: Markers,
+        mut data: serde_json::Value,
+        counting: Option<Counting<'_>>,
+    ) -> Result<EmailBodies, Error> {
         markers.add_to(&mut data);
-        let html = inline_css(&self.page(&format!("{name}.html"), data.clone())?)?;
+        let mut html = inline_css(&self.page(&format!("{name}.html"), data.clone())?)?;
+        if let Some(c) = counting.filter(|c| c.opens) {
+            let pixel = format!(
+                "<img src=\"{}\" width=\"1\" height=\"1\" alt=\"\" \
+                 style=\"display:block;width:1px;height:1px;border:0\">",
+                c.links.open_pixel(&markers.of(Field::Tag))
+            );
+            let at = html.rfind("</body>").unwrap_or(html.len());
+            html.insert_str(at, &pixel);
+        }
         let text = self.page(&format!("{name}.txt"), data)?;
         Ok(EmailBodies {
             html: markers.split(&html),
@@ -326,9 +392,13 @@ fn inline_css(html: &str) -> Result<String, Error> {
 
 /// Plain text written for people: paragraphs wrapped, links as numbered
 /// references, footnotes as `[1]` with the note `[1] …` where the notes are.
+/// A link is never wrapped: a URL cut across two lines is a broken link.
 pub fn html_to_text(html: &str) -> String {
     let html = plain_footnotes(html);
-    html2text::from_read(html.as_bytes(), 72).unwrap_or_else(|_| html.to_string())
+    html2text::config::plain()
+        .no_link_wrapping()
+        .string_from_read(html.as_bytes(), 72)
+        .unwrap_or_else(|_| html.to_string())
 }
 
 /// Footnote marks as Markdown writes them become plain `[1]` text (a `<sup>` with
@@ -369,6 +439,7 @@ mod tests {
             name: "<Kim & Lee>",
             unsubscribe_url: "https://e.x/unsubscribe/abc",
             preferences_url: "https://e.x/preferences/abc",
+            tag: "",
         };
         assert_eq!(
             p.fill(&r, true),
@@ -393,6 +464,7 @@ mod tests {
             name: "",
             unsubscribe_url: "",
             preferences_url: "",
+            tag: "",
         };
         assert_eq!(p.fill(&r, false), format!("{forged} a@b.co"));
         assert_eq!(Personalizable::literal(&forged).fill(&r, false), forged);
@@ -413,6 +485,13 @@ mod tests {
             text.find("그리고").unwrap() < text.find("[1] 첫째").unwrap(),
             "notes at the end: {text}"
         );
+    }
+
+    #[test]
+    fn long_links_stay_whole_in_text() {
+        let url = format!("https://e.x/{}", "a".repeat(150));
+        let text = html_to_text(&format!("<p><a href=\"{url}\">긴 링크</a></p>"));
+        assert!(text.lines().any(|l| l.contains(&url)), "{text}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! Times are stored as milliseconds since the Unix epoch, the same on both engines.
 
+mod counts;
 mod dashboard;
 mod deliveries;
 mod erasure;
@@ -16,6 +17,7 @@ mod skipping;
 mod sources;
 mod subscribers;
 
+pub use counts::{Engagement, FeedFollowers, IssueTally, LinkCount, PostCounts, Tallies, Tally};
 pub use dashboard::{DayCounts, LogFilter, PostRow, SubscriberDelivery};
 pub use deliveries::{Claimed, DeliveryLogRow, Outcome, OutcomeKind};
 pub use erasure::Forgotten;
@@ -257,6 +259,7 @@ impl Store {
             ("lock:sync", ""),
             ("lock:issues", ""),
             ("lock:reports", ""),
+            ("lock:counts", ""),
         ] {
             sqlx::query(
                 "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",

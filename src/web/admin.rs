@@ -140,6 +140,16 @@ pub async fn subscribers(
     Ok(Json(json!({ "subscribers": page, "next_after": next })).into_response())
 }
 
+/// `GET /api/posts/{slug}/stats`: what `posthorn stats SLUG --json` prints.
+pub async fn stats(
+    _: Admin,
+    State(state): State<WebState>,
+    Path(slug): Path<String>,
+) -> Result<Response, ApiError> {
+    let stats = state.app.analytics().stats(Some(&slug)).await?;
+    Ok(Json(stats).into_response())
+}
+
 pub async fn status(_: Admin, State(state): State<WebState>) -> Result<Response, ApiError> {
     let statuses = state.app.ledger().issue_statuses(None).await?;
     Ok(Json(statuses).into_response())

@@ -1,11 +1,13 @@
 //! The web face (axum). The server: HTTP/1.1 with a bound on each request's
 //! head, time and body, the security headers on every answer, and a stop that
 //! lets requests in flight finish. Its routes: the archive and the feeds
-//! (`site`), the readers' forms (`forms`), the author's dashboard
+//! (`site`), counted links and the open pixel (`analytics`), the readers'
+//! forms (`forms`), the author's dashboard
 //! (`dashboard`), the admin API (`admin`), the providers' webhooks
 //! (`webhooks`) and the health check.
 
 pub mod admin;
+pub mod analytics;
 pub mod dashboard;
 pub mod forms;
 pub mod headers;
@@ -125,6 +127,11 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), Error> {
         let subscriptions = self.state.app.subscriptions().clone();
+        let (stop_counts, counts_stopped) = tokio::sync::watch::channel(false);
+        let counts = tokio::spawn(write_counts(
+            self.state.app.analytics().clone(),
+            counts_stopped,
+        ));
         let router = router(self.state);
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
@@ -159,7 +166,59 @@ impl Server {
         drop(self.listener);
         connections.shutdown().await;
         subscriptions.settled().await;
+        // The writer finishes the write it is in, then writes the last counts.
+        let _ = stop_counts.send(true);
+        let _ = counts.await;
         Ok(())
+    }
+}
+
+/// Counts are written this often: what a crash can lose of them.
+pub const COUNTS_EVERY: Duration = Duration::from_secs(2);
+
+/// Writes the clicks, opens and views counted in memory, every [`COUNTS_EVERY`]
+/// and once more when `stopped` turns true.
+async fn write_counts(
+    analytics: crate::app::Analytics,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(COUNTS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let last = tokio::select! {
+            _ = every.tick() => false,
+            _ = stopped.changed() => true,
+        };
+        if let Err(e) = analytics.flush().await {
+            tracing::warn!(error = %crate::error::chain(&e), "writing counts; kept for the next try");
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+/// A request as counting sees it: who asked, and whether anyone has read
+/// anything yet (not a `HEAD`, not a browser's prefetch).
+fn visit<'a>(
+    method: &axum::http::Method,
+    headers: &'a axum::http::HeaderMap,
+    peer: SocketAddr,
+) -> crate::app::Visit<'a> {
+    let prefetch = ["purpose", "sec-purpose", "x-purpose", "x-moz"]
+        .iter()
+        .filter_map(|name| headers.get(*name))
+        .any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.to_ascii_lowercase().contains("prefetch"))
+        });
+    crate::app::Visit {
+        peer: peer.ip(),
+        agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok()),
+        counts: method == axum::http::Method::GET && !prefetch,
+        now: chrono::Utc::now(),
     }
 }
 
@@ -189,9 +248,12 @@ fn router(state: WebState) -> Router {
         .route("/posts/{slug}", get(site::post))
         .route("/posts/{slug}/", get(site::post))
         .route("/posts/{slug}/{*path}", get(site::asset))
+        .route("/c/{token}", get(analytics::click))
+        .route("/o/{token}", get(analytics::open))
         .merge(forms::router(&state))
         .route("/api/posts/{slug}/send", post(admin::send))
         .route("/api/posts/{slug}/deliveries", get(admin::deliveries))
+        .route("/api/posts/{slug}/stats", get(admin::stats))
         .route("/api/subscribers", get(admin::subscribers))
         .route("/api/subscribers/forget", post(admin::forget))
         .route("/api/status", get(admin::status))

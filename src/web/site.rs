@@ -3,12 +3,13 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use sha2::{Digest, Sha256};
@@ -167,24 +168,39 @@ pub async fn index(State(state): State<WebState>, headers: HeaderMap) -> Respons
 }
 
 pub async fn rss(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    serve_file(&state, RSS_PATH, &headers)
+    serve_feed(&state, RSS_PATH, &headers)
 }
 
 pub async fn atom(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    serve_file(&state, ATOM_PATH, &headers)
+    serve_feed(&state, ATOM_PATH, &headers)
 }
 
 pub async fn json_feed(State(state): State<WebState>, headers: HeaderMap) -> Response {
-    serve_file(&state, JSON_PATH, &headers)
+    serve_feed(&state, JSON_PATH, &headers)
+}
+
+/// A feed, and the readers its fetcher says it has, if it says.
+fn serve_feed(state: &WebState, feed: &str, headers: &HeaderMap) -> Response {
+    let agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    state.app.analytics().feed_fetched(feed, agent, Utc::now());
+    serve_file(state, feed, headers)
 }
 
 pub async fn post(
     State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
     Path(slug): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     match state.site.post(&slug).await {
-        Ok(Some(served)) => respond(&served, &headers),
+        Ok(Some(served)) => {
+            let visit = super::visit(&method, &headers, peer);
+            state.app.analytics().viewed(&slug, &visit);
+            respond(&served, &headers)
+        }
         Ok(None) => not_found().await,
         Err(e) => {
             tracing::error!(error = %crate::error::chain(&e), slug, "rendering a post page");
@@ -200,11 +216,13 @@ pub async fn post(
 /// `GET /posts/{slug}/{*path}`: a file of the post's assets folder (its images).
 pub async fn asset(
     State(state): State<WebState>,
+    peer: ConnectInfo<SocketAddr>,
+    method: Method,
     Path((slug, path)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
     if path == "index.html" {
-        return post(State(state), Path(slug), headers).await;
+        return post(State(state), peer, method, Path(slug), headers).await;
     }
     // Only plain names: no `..`, no absolute paths, nothing hidden.
     let parts: Vec<&str> = path.split('/').collect();

@@ -5,6 +5,7 @@
 
 mod support;
 
+mod analytics;
 mod bounce_corpus;
 mod bounce_scaling;
 mod bounces;

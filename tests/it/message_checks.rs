@@ -146,6 +146,7 @@ pub fn check(fields: &Fields) {
         name: &name,
         unsubscribe_url: &unsubscribe_url,
         preferences_url: &preferences_url,
+        tag: "",
     };
     let date = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     for encoding in [BodyEncoding::EightBit, BodyEncoding::Base64] {
@@ -179,6 +180,7 @@ pub fn check(fields: &Fields) {
         name: "",
         unsubscribe_url: "",
         preferences_url: "",
+        tag: "",
     };
     check_message(
         &out.text,

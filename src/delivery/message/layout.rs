@@ -77,6 +77,7 @@ impl Layout {
                 name: "",
                 unsubscribe_url: "",
                 preferences_url: "",
+                tag: "",
             };
             let (mut body, mut splices) = (String::new(), Vec::new());
             if layout.body(&mut body, &none, BodyEncoding::EightBit, &mut splices) {
@@ -299,6 +300,7 @@ mod tests {
                 name: &name,
                 unsubscribe_url: "https://essays.example.com/unsubscribe/7.abc?x=1&y=2",
                 preferences_url: "https://essays.example.com/preferences/7.abc",
+                tag: "",
             };
             let date = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
             let written = layout.write(Headers::new(), "<1.7.m@example.com>", date, &reader, BodyEncoding::EightBit);

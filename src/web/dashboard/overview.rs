@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::error::PageError;
 use super::session::Session;
-use super::view::{render, when, word, StatusCount};
+use super::view::{render, views_chart, when, word, StatusCount};
 use crate::app::{IssueCounts, GROWTH_DAYS};
 use crate::delivery::RelayState;
 use crate::domain::{DeliveryStatus, SubscriberStatus};
@@ -52,6 +52,9 @@ struct Overview {
     relays: Vec<RelayRow>,
     next_tick: String,
     cron: String,
+    views_chart: String,
+    followers: i64,
+    followers_chart: Option<String>,
 }
 
 /// One relay as this process has found it.
@@ -188,6 +191,19 @@ pub async fn home(State(state): State<WebState>, session: Session) -> Result<Res
             last_error: r.last_error,
         })
         .collect();
+    let analytics = state.app.analytics();
+    let views_chart = views_chart(
+        state,
+        &analytics.views_by_day(GROWTH_DAYS as i64, now).await?,
+    );
+    let followers = analytics.followers().await?;
+    let services: Vec<(&str, i64)> = followers
+        .services
+        .iter()
+        .map(|s| (s.service.as_str(), s.followers))
+        .collect();
+    let followers_chart = (!services.is_empty())
+        .then(|| charts::bars(&word(state, "followers"), &services, "#0a58ca"));
     let config = state.app.config();
     let next_tick = crate::config::next_time(&config.schedule.check, config.site.timezone, now)
         .map(|t| when(state, t))
@@ -206,6 +222,9 @@ pub async fn home(State(state): State<WebState>, session: Session) -> Result<Res
         relays,
         next_tick,
         cron: config.schedule.check.to_string(),
+        views_chart,
+        followers: followers.total,
+        followers_chart,
     };
     render(state, "admin-overview.html", &session.csrf, view)
 }

@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use super::csrf::CsrfForm;
 use super::error::PageError;
 use super::session::Session;
-use super::view::{path_part, render, when, word};
-use crate::app::PreviewFormat;
+use super::view::{path_part, render, views_chart, when, word};
+use crate::app::{last_days, PreviewFormat};
 use crate::domain::EmailAddress;
 use crate::error::Error;
+use crate::render::charts;
 use crate::web::WebState;
 
 /// The state a post is in, as a word.
@@ -66,6 +67,49 @@ struct PostPage {
     sendable: bool,
     text: String,
     notice: Option<String>,
+    numbers: Numbers,
+}
+
+/// What happened after the send, as the post's page shows it.
+#[derive(Serialize)]
+struct Numbers {
+    delivered: i64,
+    clicks: i64,
+    unique_clicks: u64,
+    opens: Option<crate::app::Opens>,
+    views: i64,
+    /// SVG: clicks per link, most first.
+    links_chart: Option<String>,
+    /// SVG: archive views over the last 30 days.
+    views_chart: Option<String>,
+}
+
+/// Days of views on a post's page.
+const VIEW_DAYS: i64 = 30;
+
+fn numbers(state: &WebState, stats: &crate::app::PostStats) -> Numbers {
+    let links: Vec<(&str, i64)> = stats
+        .links
+        .iter()
+        .map(|l| (l.url.as_str(), l.clicks))
+        .collect();
+    let links_chart = (!links.is_empty())
+        .then(|| charts::bars(&word(state, "clicks_by_link"), &links, "#0969da"));
+    let views_chart = (!stats.views_by_day.is_empty()).then(|| {
+        let today = Utc::now()
+            .with_timezone(&state.app.config().site.timezone)
+            .date_naive();
+        views_chart(state, &last_days(&stats.views_by_day, VIEW_DAYS, today))
+    });
+    Numbers {
+        delivered: stats.delivered,
+        clicks: stats.clicks,
+        unique_clicks: stats.unique_clicks,
+        opens: stats.opens.clone(),
+        views: stats.views,
+        links_chart,
+        views_chart,
+    }
 }
 
 #[derive(Serialize)]
@@ -91,7 +135,14 @@ async fn post_page(
         .await
         .ok()
         .map(|i| when(state, i.created_at));
+    let stats = state.app.analytics().stats(Some(slug)).await?;
+    let numbers = stats
+        .posts
+        .first()
+        .map(|p| numbers(state, p))
+        .ok_or_else(|| Error::PostNotFound(slug.to_string()))?;
     let view = PostPage {
+        numbers,
         post: PostView {
             slug: post.slug.as_str().to_string(),
             title: post.title.clone(),

@@ -130,3 +130,18 @@ impl ListQuery {
             .flatten()
     }
 }
+
+/// Archive views day by day, as a line.
+pub fn views_chart(state: &WebState, days: &[crate::app::DayViews]) -> String {
+    let label = word(state, "views");
+    let at = |i: usize| days.get(i).map_or("", |d| d.day.as_str());
+    crate::render::charts::lines(
+        &word(state, "views_by_day"),
+        &[crate::render::charts::Series {
+            label: &label,
+            color: "#1a7f37",
+            values: days.iter().map(|d| d.views).collect(),
+        }],
+        [at(0), at(days.len() / 2), at(days.len().saturating_sub(1))],
+    )
+}

@@ -211,6 +211,17 @@ from = "Jerry <essays@example.com>"
         done.rows_affected()
     }
 
+    /// The one text column of each row `query` gives, read behind posthorn's back.
+    pub async fn texts(&self, query: &str) -> Vec<String> {
+        let pool = self.pool().await;
+        let rows: Vec<String> = sqlx::query_scalar(query)
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("{query}: {e}"));
+        pool.close().await;
+        rows
+    }
+
     /// A connection to the site's database of the test's own, not posthorn's.
     async fn pool(&self) -> sqlx::AnyPool {
         sqlx::any::install_default_drivers();

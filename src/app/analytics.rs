@@ -168,10 +168,11 @@ impl Analytics {
         let (link, tag) = token.split_once('.')?;
         let email = tokens.verify_email_tag(tag).ok()?;
         let url = tokens.verify_counted_link(email.issue_id, link).ok()?;
+        // The cheap test first: most requests of a flood stop at it.
         if self.context.config.analytics.clicks
             && visit.counts
-            && !is_machine(visit.agent)
             && self.first(visit, token)
+            && !is_machine(visit.agent)
         {
             self.tally(|t| {
                 let issue = t.issues.entry(email.issue_id).or_default();
@@ -210,10 +211,11 @@ impl Analytics {
 
     /// A post's archive page was served.
     pub fn viewed(&self, slug: &str, visit: &Visit<'_>) {
-        if !self.context.config.analytics.views || !visit.counts || is_machine(visit.agent) {
-            return;
-        }
-        if !self.first(visit, slug) {
+        if !self.context.config.analytics.views
+            || !visit.counts
+            || !self.first(visit, slug)
+            || is_machine(visit.agent)
+        {
             return;
         }
         let day = visit

@@ -2,8 +2,8 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{visit, WebState};
@@ -20,11 +20,11 @@ const PIXEL: &[u8] = &[
 pub async fn click(
     State(state): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
     Path(token): Path<String>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
-    let visit = visit(&method, &headers, peer);
+    // The request itself, not its headers copied out: this is the hot path.
+    let visit = visit(request.method(), request.headers(), peer);
     let Some(url) = state.app.analytics().click(&token, &visit) else {
         return super::site::not_found().await;
     };
@@ -45,11 +45,10 @@ pub async fn click(
 pub async fn open(
     State(state): State<WebState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    method: Method,
     Path(token): Path<String>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Response {
-    let visit = visit(&method, &headers, peer);
+    let visit = visit(request.method(), request.headers(), peer);
     if !state.app.analytics().open(&token, &visit) {
         return super::site::not_found().await;
     }

@@ -69,7 +69,12 @@ impl Kind {
         };
         if under("/admin") {
             Kind::Admin
-        } else if under("/preferences") || under("/unsubscribe") || under("/confirm") {
+        } else if under("/preferences")
+            || under("/unsubscribe")
+            || under("/confirm")
+            || under("/c")
+            || under("/o")
+        {
             Kind::Token
         } else {
             Kind::Public
@@ -124,6 +129,9 @@ mod tests {
             ("/preferences/abc.def", Kind::Token),
             ("/unsubscribe/abc.def", Kind::Token),
             ("/confirm/abc.def", Kind::Token),
+            ("/c/abc.def", Kind::Token),
+            ("/o/abc", Kind::Token),
+            ("/css/x", Kind::Public),
             ("/posts/confirm", Kind::Public),
             ("/", Kind::Public),
         ] {

@@ -53,7 +53,9 @@ pub const LONG_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct WebState {
-    app: App,
+    /// Behind one `Arc`: every handler's `State` is a clone of all this, and
+    /// the services hold many `Arc`s of their own.
+    app: Arc<App>,
     site: Arc<SiteCache>,
     limiter: Arc<IpLimiter>,
     /// Failed sign-ins per address, the dashboard's and the admin API's alike:
@@ -86,7 +88,7 @@ impl Server {
         // Ten subscription requests at once per address, then one every six seconds.
         let limiter = Arc::new(IpLimiter::new(10, 10));
         let state = WebState {
-            app,
+            app: Arc::new(app),
             site,
             limiter,
             // Five failures at once per address, then one every ten seconds.
@@ -248,8 +250,6 @@ fn router(state: WebState) -> Router {
         .route("/posts/{slug}", get(site::post))
         .route("/posts/{slug}/", get(site::post))
         .route("/posts/{slug}/{*path}", get(site::asset))
-        .route("/c/{token}", get(analytics::click))
-        .route("/o/{token}", get(analytics::open))
         .merge(forms::router(&state))
         .route("/api/posts/{slug}/send", post(admin::send))
         .route("/api/posts/{slug}/deliveries", get(admin::deliveries))
@@ -261,7 +261,11 @@ fn router(state: WebState) -> Router {
         // Bodies are read by the handler, once the provider is known to be set
         // up, a few at a time and up to their own limit.
         .route("/webhooks/{provider}", post(webhooks::receive))
-        .route_layer(timeout(REQUEST_TIMEOUT));
+        .route_layer(timeout(REQUEST_TIMEOUT))
+        // A click and a pixel wait on nothing (no body, no database): no
+        // timer per request on the hottest routes.
+        .route("/c/{token}", get(analytics::click))
+        .route("/o/{token}", get(analytics::open));
     site.merge(dashboard::router(&state))
         // Forms and one-click posts are tiny; anything big is not for us.
         .layer(DefaultBodyLimit::max(16 * 1024))

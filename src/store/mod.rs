@@ -92,6 +92,29 @@ impl Dialect {
         }
     }
 
+    /// New subscribers from the JSON array at `$4` (one array per subscriber:
+    /// address, its key, name, frequency, topics), with status `$1`, created
+    /// at `$2` and confirmed at `$3`; an address already there is left as it
+    /// is. Arrays, not objects: cheaper to write and to read a million times.
+    fn insert_subscribers(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "INSERT INTO subscribers (email, email_key, name, status, created_at, updated_at, \
+                 confirmed_at, frequency, topics) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, $1, $2, $2, $3, value ->> 3, value ->> 4 \
+                 FROM json_each($4) WHERE true \
+                 ON CONFLICT (email_key) DO NOTHING"
+            }
+            Dialect::Postgres => {
+                "INSERT INTO subscribers (email, email_key, name, status, created_at, updated_at, \
+                 confirmed_at, frequency, topics) \
+                 SELECT r ->> 0, r ->> 1, r ->> 2, $1, $2, $2, $3, r ->> 3, r ->> 4 \
+                 FROM json_array_elements($4::json) AS r \
+                 ON CONFLICT (email_key) DO NOTHING"
+            }
+        }
+    }
+
     /// The ids of the JSON array bound at parameter `param` (see [`id_list`]), as a
     /// subquery for `id IN (…)`. One parameter for any number of ids: binding
     /// each id costs a name lookup over all of a statement's parameters, so long

@@ -129,6 +129,10 @@ impl Dialect {
     }
 }
 
+/// A SQLite connection's page cache: 512 KiB keeps memory flat as the log
+/// grows; the hot rows are few.
+const SQLITE_CACHE: &str = "PRAGMA cache_size = -512";
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -199,12 +203,9 @@ impl Store {
                 .max_connections(8)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
-                        // A bounded page cache (512 KiB a connection) keeps memory flat
-                        // as the delivery log grows; the hot rows are few.
-                        conn.execute(
-                            "PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA cache_size = -512;",
-                        )
-                        .await?;
+                        conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;")
+                            .await?;
+                        conn.execute(SQLITE_CACHE).await?;
                         Ok(())
                     })
                 }),

@@ -160,6 +160,14 @@ fn read_choices(frequency: &str, topics: &str, offered: &[String]) -> Result<Pre
     })
 }
 
+/// What a batch written on its own task came to.
+async fn written(
+    task: tokio::task::JoinHandle<Result<(u64, u64), Error>>,
+) -> Result<(u64, u64), Error> {
+    task.await
+        .map_err(|e| Error::Internal(format!("an import batch stopped: {e}")))?
+}
+
 impl ImportSummary {
     fn count(&mut self, (added, already_present): (u64, u64)) {
         self.added += added;
@@ -169,23 +177,37 @@ impl ImportSummary {
 
 impl Subscriptions {
     /// Imports a CSV (see [`read_csv`]) as active subscribers, in transactions
-    /// of [`IMPORT_BATCH`] (10,000) good rows. Bad rows are reported, not fatal.
+    /// of [`IMPORT_BATCH`] (10,000) good rows, the next read while one is written.
+    /// Bad rows are reported, not fatal.
     pub async fn import_csv(
         &self,
         input: impl Read,
         now: DateTime<Utc>,
     ) -> Result<ImportSummary, Error> {
         let mut summary = ImportSummary::default();
-        let mut batch = Vec::new();
+        let mut batch = Vec::with_capacity(IMPORT_BATCH);
+        // One batch is written while the next is read: the database's thread
+        // and this one work side by side. Batches still commit in order, and
+        // at most two are in memory.
+        let mut writing: Option<tokio::task::JoinHandle<Result<(u64, u64), Error>>> = None;
         for row in read_csv(input, &self.context.config.posts.topics)? {
             match row {
                 Ok(subscriber) => batch.push(subscriber),
                 Err(rejected) => summary.rejected.push(rejected),
             }
             if batch.len() == IMPORT_BATCH {
-                summary.count(self.import_rows(&batch, now).await?);
-                batch.clear();
+                if let Some(previous) = writing.take() {
+                    summary.count(written(previous).await?);
+                }
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
+                let this = self.clone();
+                writing = Some(tokio::spawn(
+                    async move { this.import_rows(&full, now).await },
+                ));
             }
+        }
+        if let Some(previous) = writing.take() {
+            summary.count(written(previous).await?);
         }
         summary.count(self.import_rows(&batch, now).await?);
         Ok(summary)

@@ -137,6 +137,18 @@ impl Config {
                 )));
             }
         }
+        // Retries are the reader's, not a relay's: one budget for all of them.
+        let defaults = SmtpConfig::default();
+        for (name, relay) in &self.relays {
+            if relay.max_attempts != defaults.max_attempts
+                || relay.retry_backoff_seconds != defaults.retry_backoff_seconds
+            {
+                return Err(Error::Config(format!(
+                    "relays.{name}: max_attempts and retry_backoff_seconds are set in [smtp], \
+                     for every relay (a reader's retries do not depend on the relay)"
+                )));
+            }
+        }
         if self.smtp.max_attempts == 0 {
             return Err(Error::Config("smtp.max_attempts must be at least 1".into()));
         }
@@ -224,6 +236,15 @@ from = "Jerry <essays@example.com>"
         assert_eq!(c.site.timezone, chrono_tz::Asia::Seoul);
         assert_eq!(c.base_dir, PathBuf::from("site"));
         assert_eq!(c.path(Path::new("posts")), PathBuf::from("site/posts"));
+    }
+
+    #[test]
+    fn a_relay_does_not_set_the_readers_retries() {
+        let relay = format!("{MINIMAL}\n[relays.backup]\nhost = \"mx.example.com\"\n");
+        assert!(Config::from_toml_str(&relay, Path::new("config.toml")).is_ok());
+        let own = format!("{relay}max_attempts = 2\n");
+        let err = Config::from_toml_str(&own, Path::new("config.toml")).unwrap_err();
+        assert!(err.to_string().contains("relays.backup"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ set -euo pipefail
 
 SECONDS_PER_TARGET=${1:-600}
 shift || true
-ALL_TARGETS=(bounce_read upstream_feed front_matter csv_import message_layout)
+ALL_TARGETS=(bounce_read upstream_feed front_matter csv_import message_layout counted_request)
 if [ "$#" -gt 0 ]; then
     TARGETS=("$@")
 else
@@ -158,6 +158,12 @@ EOF
         done
         printf 'Re: Subject: x\r\nBcc: evil@example.com\xffA "quoted", <name>: x; y\xffo'\''neil+tag@example.com\xfftext\rwith\nbare\r\nends\xff<pre>  a  b  </pre>' |
             write_seed message_layout header-like
+        ;;
+    counted_request)
+        printf 'Feedly/1.0 (+http://www.feedly.com/fetcher.html; 131 subscribers; )' | write_seed counted_request feedly
+        printf 'NewsBlur Feed Fetcher - 12 subscribers - https://www.newsblur.com/site/9/x' | write_seed counted_request newsblur
+        printf 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0' | write_seed counted_request firefox
+        printf 'AAAAAAAAAAAAAAAAaHR0cHM6Ly9leGFtcGxlLm9yZy9h.AAAAAAAAAAHdnw6L2qZHprIYhtn5xWWyoZj13w' | write_seed counted_request token
         ;;
     esac
 }

@@ -260,6 +260,16 @@ impl Analytics {
     /// What happened after the send, for every post or the one with `slug`
     /// (its views then day by day), and the feeds' followers.
     pub async fn stats(&self, slug: Option<&str>) -> Result<Stats, Error> {
+        Ok(Stats {
+            counted: self.context.config.analytics,
+            posts: self.posts(slug).await?,
+            followers: self.followers().await?,
+        })
+    }
+
+    /// Every post's numbers, or those of the post with `slug` (with its views
+    /// day by day).
+    pub async fn posts(&self, slug: Option<&str>) -> Result<Vec<PostStats>, Error> {
         let store = &self.context.store;
         let rows = store.post_counts(slug).await?;
         if let (Some(slug), true) = (slug, rows.is_empty()) {
@@ -301,11 +311,7 @@ impl Analytics {
                 views_by_day,
             });
         }
-        Ok(Stats {
-            counted: self.context.config.analytics,
-            posts,
-            followers: self.followers().await?,
-        })
+        Ok(posts)
     }
 
     /// What feed services last said of their readers.
@@ -323,8 +329,10 @@ impl Analytics {
         days: i64,
         now: DateTime<Utc>,
     ) -> Result<Vec<DayViews>, Error> {
-        let timezone = self.context.config.site.timezone;
-        let first = now.with_timezone(&timezone).date_naive() - chrono::Duration::days(days - 1);
+        let today = now
+            .with_timezone(&self.context.config.site.timezone)
+            .date_naive();
+        let first = today - chrono::Duration::days(days - 1);
         let seen: Vec<DayViews> = self
             .context
             .store
@@ -333,11 +341,7 @@ impl Analytics {
             .into_iter()
             .map(|(day, views)| DayViews { day, views })
             .collect();
-        Ok(last_days(
-            &seen,
-            days,
-            now.with_timezone(&timezone).date_naive(),
-        ))
+        Ok(last_days(&seen, days, today))
     }
 }
 

@@ -52,6 +52,22 @@ fn counted_links(message: &Received, base: &str) -> Vec<String> {
         .collect()
 }
 
+/// Writes post `n` of the test (`slug`, `title`, the links of [`BODY`]), dated
+/// just after the database was made (a new post, already published), and
+/// runs the tick that sends it.
+async fn publish(site: &TestSite, s: &RunningServer, slug: &str, title: &str, n: i64) {
+    let created = s.app.ledger().created_at().await.unwrap();
+    site.write_post(
+        &format!("{slug}.md"),
+        &crate::support::post(title, created + chrono::Duration::milliseconds(5 * n), BODY),
+    );
+    s.app
+        .tick()
+        .run_once(created + chrono::Duration::minutes(n), Stop::default())
+        .await
+        .unwrap();
+}
+
 /// A site with `[analytics]` as given, three readers, and one post sent to them.
 async fn sent(analytics: &str) -> (crate::support::SmtpServer, TestSite, RunningServer) {
     let analytics = analytics.to_string();
@@ -63,21 +79,7 @@ async fn sent(analytics: &str) -> (crate::support::SmtpServer, TestSite, Running
     .await;
     site.add_subscribers(&s.app, &["a@example.com", "b@example.com", "c@example.com"])
         .await;
-    let created = s.app.ledger().created_at().await.unwrap();
-    site.write_post(
-        "links.md",
-        // Just after the database was made: a new post, and already published.
-        &crate::support::post(
-            "링크 모음",
-            created + chrono::Duration::milliseconds(5),
-            BODY,
-        ),
-    );
-    s.app
-        .tick()
-        .run_once(created + chrono::Duration::minutes(1), Stop::default())
-        .await
-        .unwrap();
+    publish(&site, &s, "links", "링크 모음", 1).await;
     assert_eq!(smtp.len(), 3);
     s.site.refresh().await.unwrap();
     (smtp, site, s)
@@ -247,20 +249,7 @@ async fn forged_cut_or_moved_tokens_are_404_never_a_redirect() {
     let (link_part, tag) = token.split_once('.').unwrap();
 
     // A second issue, whose email tag is paired with the first issue's link.
-    let created = s.app.ledger().created_at().await.unwrap();
-    site.write_post(
-        "second.md",
-        &crate::support::post(
-            "둘째 글",
-            created + chrono::Duration::milliseconds(10),
-            BODY,
-        ),
-    );
-    s.app
-        .tick()
-        .run_once(created + chrono::Duration::minutes(2), Stop::default())
-        .await
-        .unwrap();
+    publish(&site, &s, "second", "둘째 글", 2).await;
     let second = smtp
         .messages()
         .into_iter()

@@ -135,9 +135,8 @@ async fn post_page(
         .await
         .ok()
         .map(|i| when(state, i.created_at));
-    let stats = state.app.analytics().stats(Some(slug)).await?;
+    let stats = state.app.analytics().posts(Some(slug)).await?;
     let numbers = stats
-        .posts
         .first()
         .map(|p| numbers(state, p))
         .ok_or_else(|| Error::PostNotFound(slug.to_string()))?;

@@ -46,7 +46,7 @@ from = "Bench <bench@example.com>"
 transport = "file"
 TOML
   /usr/bin/time -f "%e %M" -o "$dir/time" "$BIN" --config "$dir/config.toml" subscribers import "$WORK/subscribers.csv" >"$dir/out" 2>&1
-  grep -q "imported $N," "$dir/out" || { cat "$dir/out" >&2; exit 1; }
+  grep -q "added $N:" "$dir/out" || { cat "$dir/out" >&2; exit 1; }
   cat "$dir/time"
 }
 

@@ -65,6 +65,15 @@ impl Tokens {
         mac
     }
 
+    /// A forgotten address as kept for imports to recognise (see migration
+    /// 0013): a keyed hash of its key, 128 bits in hex, from which no address
+    /// can be read back.
+    pub fn forgotten_address(&self, email_key: &str) -> String {
+        let mut mac = self.mac(b"forgotten.");
+        mac.update(email_key.as_bytes());
+        crate::domain::hex(&mac.finalize().into_bytes()[..16])
+    }
+
     pub fn sign(
         &self,
         purpose: Purpose,

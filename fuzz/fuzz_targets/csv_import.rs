@@ -1,6 +1,7 @@
-//! `posthorn subscribers import FILE` and the dashboard's upload: any CSV gives
-//! a report (rows added, already there, rejected with a reason) or an error
-//! about the header row, never a panic. Runs against a real SQLite database,
+//! `posthorn subscribers import FILE` and the dashboard's upload: any file (a
+//! CSV of any service's shape, or a ZIP of them) gives a report (rows added,
+//! already there, rejected with a reason) or an error about the file, never a
+//! panic. Runs against a real SQLite database,
 //! replaced every few thousand inputs so that it stays small.
 #![no_main]
 
@@ -79,12 +80,18 @@ fuzz_target!(|data: &[u8]| {
                 .timestamp_opt(1_800_000_000, 0)
                 .single()
                 .expect("a time");
-            let result = rt.block_on(site.app.subscriptions().import_csv(data, now));
+            let input = std::io::Cursor::new(data.to_vec());
+            let import = site.app.subscriptions().import_file(input, "fuzz.csv", None, now);
+            let result = rt.block_on(import);
             if let Ok(report) = result {
-                let mut last = 1;
+                // Rows count up within each file (a ZIP may hold several).
+                let mut last = (None, 1);
                 for r in &report.rejected {
-                    assert!(r.row > last, "rows out of order: {:?}", report.rejected);
-                    last = r.row;
+                    if r.file != last.0 {
+                        last = (r.file.clone(), 1);
+                    }
+                    assert!(r.row > last.1, "rows out of order: {:?}", report.rejected);
+                    last.1 = r.row;
                 }
             }
         })

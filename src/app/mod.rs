@@ -40,7 +40,8 @@ pub use publishing::Publishing;
 pub use publishing::{Enqueued, Plan, PreviewFormat};
 pub use publishing::{InProcess, Worker};
 pub use subscriptions::{
-    Added, ImportSummary, PreferencesPage, Rejected, SavedChoices, Subscriptions, TopicChoice,
+    Added, ExportFormat, ImportSummary, PreferencesPage, Rejected, SavedChoices, Subscriptions,
+    TopicChoice,
 };
 pub use tick::{NewIssue, PostSync, Tick, TickSummary, UpstreamSync};
 pub use webhooks::{WebhookFailure, WebhookReply};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::app::PreviewFormat;
+use crate::app::{ExportFormat, PreviewFormat};
 use crate::domain::{DeliveryStatus, SubscriberStatus};
 
 #[derive(Debug, Parser)]
@@ -126,9 +126,19 @@ pub enum SubscribersCommand {
         #[arg(long, value_parser = parse_subscriber_status)]
         status: Option<SubscriberStatus>,
     },
-    /// Import a CSV file with an `email` column (and optionally `name`,
-    /// `frequency` and `topics`).
-    Import { file: PathBuf },
+    /// Import subscribers: posthorn's export or any CSV with an `email` column
+    /// (and optionally `name`, `status`, `created_at`, `frequency`, `topics`),
+    /// or another service's export (CSV or ZIP). Statuses are kept.
+    Import {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// `auto` (by the columns), `posthorn`, `mailchimp`, `substack`,
+        /// `ghost`, `listmonk`, `buttondown` or `kit`.
+        // Spelled out so that clap takes `auto` as a value (`None`), not as
+        // a missing flag.
+        #[arg(long, default_value = "auto", value_parser = parse_export_format)]
+        from: std::option::Option<ExportFormat>,
+    },
     /// Erase a person: address, name and choices are gone from every table; their
     /// deliveries stay in the counts, linked to nobody.
     Forget { email: String },
@@ -138,6 +148,13 @@ pub enum SubscribersCommand {
 
 fn parse_delivery_status(s: &str) -> Result<DeliveryStatus, String> {
     s.parse()
+}
+
+fn parse_export_format(s: &str) -> Result<Option<ExportFormat>, String> {
+    match s {
+        "auto" => Ok(None),
+        s => s.parse().map(Some),
+    }
 }
 
 fn parse_subscriber_status(s: &str) -> Result<SubscriberStatus, String> {

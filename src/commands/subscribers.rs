@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use super::{table, Output, SubscribersCommand};
-use crate::app::{Added, App};
+use crate::app::{Added, App, ExportFormat, ImportSummary};
 use crate::domain::{one_line, EmailAddress};
 use crate::error::Error;
 
@@ -85,7 +85,11 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
                 println!("]");
             }
         }
-        SubscribersCommand::Import { file } => import(app, out, &file).await?,
+        SubscribersCommand::Import { files, from } => {
+            for file in &files {
+                import(app, out, file, from).await?;
+            }
+        }
         SubscribersCommand::Forget { email } => {
             let email = EmailAddress::parse(&email).map_err(Error::Invalid)?;
             let forgotten = app.subscriptions().forget(&email, now).await?;
@@ -105,28 +109,56 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-async fn import(app: &App, out: &Output, file: &std::path::Path) -> Result<(), Error> {
+async fn import(
+    app: &App,
+    out: &Output,
+    file: &std::path::Path,
+    from: Option<ExportFormat>,
+) -> Result<(), Error> {
     let reader = std::fs::File::open(file).map_err(|e| Error::io(file, e))?;
+    let name = file.display().to_string();
     let report = app
         .subscriptions()
-        .import_csv(reader, Utc::now())
-        .await
-        .map_err(|e| match e {
-            // The file's fault names the file; a database failure stays one.
-            Error::Invalid(why) => Error::Invalid(format!("{}: {why}", file.display())),
-            e => e,
-        })?;
-    out.print(&report, || {
-        let mut s = format!(
-            "imported {}, already present {}, rejected {}\n",
-            report.added,
-            report.already_present,
-            report.rejected.len()
-        );
-        for r in &report.rejected {
-            s.push_str(&format!("  row {}: {} ({})\n", r.row, r.reason, r.value));
-        }
-        s
-    });
+        .import_file(reader, &name, from, Utc::now())
+        .await?;
+    out.print(&report, || report_text(&name, &report));
     Ok(())
+}
+
+/// An import's report as the author reads it: counts per status, then every
+/// rejected row.
+fn report_text(name: &str, report: &ImportSummary) -> String {
+    let format = report.format.map(|f| f.to_string()).unwrap_or_default();
+    let s = &report.statuses;
+    let mut text = format!(
+        "{name} ({format} export)\n  added {}: active {}, pending {}, unsubscribed {}, bounced {}\n  already present, unchanged: {}\n",
+        report.added, s.active, s.pending, s.unsubscribed, s.bounced, report.already_present
+    );
+    let left = &report.left_now;
+    if left.total() > 0 {
+        text.push_str(&format!(
+            "  left, as the file says (were active or pending): unsubscribed {}, bounced {}\n",
+            left.unsubscribed, left.bounced
+        ));
+    }
+    let kept = &report.kept_away;
+    if kept.total() > 0 {
+        text.push_str(&format!(
+            "  not made active again (posthorn has them as gone): unsubscribed {}, bounced {}, complained {}, forgotten {}\n",
+            kept.unsubscribed, kept.bounced, kept.complained, kept.forgotten
+        ));
+    }
+    text.push_str(&format!("  rejected: {}\n", report.rejected.len()));
+    for r in &report.rejected {
+        let file = r
+            .file
+            .as_deref()
+            .map(|f| format!("{f} "))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            "  {file}row {}: {} ({})\n",
+            r.row, r.reason, r.value
+        ));
+    }
+    text
 }

@@ -25,10 +25,12 @@ impl Store {
     /// cut out of every reply, error and report that quotes it, and their
     /// deliveries stay (for the counts) linked to that nameless row. Then the
     /// database is compacted so that no old copy of a page keeps the address.
-    /// `None` when no subscriber has the address.
+    /// `None` when no subscriber has the address. `hashed` (a keyed hash of
+    /// the address) is kept so that an import can leave the person out.
     pub async fn forget(
         &self,
         email: &EmailAddress,
+        hashed: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Forgotten>, Error> {
         let t = ms(now);
@@ -51,6 +53,13 @@ impl Store {
         .bind(format!("forgotten:{id}"))
         .bind(t)
         .bind(id)
+        .execute(&mut *tx)
+        .await
+        .db("forgetting a person")?;
+        sqlx::query(
+            "INSERT INTO forgotten_addresses (key_hash) VALUES ($1) ON CONFLICT (key_hash) DO NOTHING",
+        )
+        .bind(hashed)
         .execute(&mut *tx)
         .await
         .db("forgetting a person")?;

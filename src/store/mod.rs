@@ -8,6 +8,7 @@ mod counts;
 mod dashboard;
 mod deliveries;
 mod erasure;
+mod import;
 mod issues;
 mod letters;
 mod matching;
@@ -21,13 +22,14 @@ pub use counts::{Engagement, FeedFollowers, IssueTally, LinkCount, PostCounts, T
 pub use dashboard::{DayCounts, LogFilter, PostRow, SubscriberDelivery};
 pub use deliveries::{Claimed, DeliveryLogRow, Outcome, OutcomeKind};
 pub use erasure::Forgotten;
+pub use import::{ImportedBatch, KeptAway, NewSubscriber, StatusCounts};
 pub use issues::{issue_id_in_key, IssueQueued, IssueRecord, IssueStatus, COMPLAINT_RATE_LIMIT};
 pub use letters::{Letter, LetterIssue, PlanPost, Planning, Readers};
 pub use posts::SyncSummary;
 pub use reports::{BouncePolicy, EventRow, NewReport, ReportRow, Target};
 pub use skipping::WaitingDelivery;
 pub use sources::{EntriesSummary, Source};
-pub use subscribers::{AddOutcome, NewSubscriber, Subscriber};
+pub use subscribers::{AddOutcome, Subscriber};
 
 use std::path::Path;
 use std::str::FromStr;
@@ -92,25 +94,43 @@ impl Dialect {
         }
     }
 
-    /// New subscribers from the JSON array at `$4` (one array per subscriber:
-    /// address, its key, name, frequency, topics), with status `$1`, created
-    /// at `$2` and confirmed at `$3`; an address already there is left as it
-    /// is. Arrays, not objects: cheaper to write and to read a million times.
+    /// Inserts the subscribers in the JSON array bound at `$2`, each an array
+    /// (address, key, name, status, created, confirmed, unsubscribed, reason,
+    /// frequency, topics, forgotten hash), updated at `$1`. An address already
+    /// there is left as it is, and one whose hash was forgotten is left out.
+    /// Arrays, not objects: cheaper to write and to read a million times.
     fn insert_subscribers(self) -> &'static str {
         match self {
             Dialect::Sqlite => {
                 "INSERT INTO subscribers (email, email_key, name, status, created_at, updated_at, \
-                 confirmed_at, frequency, topics) \
-                 SELECT value ->> 0, value ->> 1, value ->> 2, $1, $2, $2, $3, value ->> 3, value ->> 4 \
-                 FROM json_each($4) WHERE true \
+                 confirmed_at, unsubscribed_at, status_reason, frequency, topics) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, $1, \
+                 value ->> 5, value ->> 6, value ->> 7, value ->> 8, value ->> 9 \
+                 FROM json_each($2) \
+                 WHERE value ->> 10 IS NULL OR NOT EXISTS \
+                 (SELECT 1 FROM forgotten_addresses WHERE key_hash = value ->> 10) \
                  ON CONFLICT (email_key) DO NOTHING"
             }
             Dialect::Postgres => {
                 "INSERT INTO subscribers (email, email_key, name, status, created_at, updated_at, \
-                 confirmed_at, frequency, topics) \
-                 SELECT r ->> 0, r ->> 1, r ->> 2, $1, $2, $2, $3, r ->> 3, r ->> 4 \
-                 FROM json_array_elements($4::json) AS r \
+                 confirmed_at, unsubscribed_at, status_reason, frequency, topics) \
+                 SELECT r ->> 0, r ->> 1, r ->> 2, r ->> 3, (r ->> 4)::bigint, $1, \
+                 (r ->> 5)::bigint, (r ->> 6)::bigint, r ->> 7, r ->> 8, r ->> 9 \
+                 FROM json_array_elements($2::json) AS r \
+                 WHERE r ->> 10 IS NULL OR NOT EXISTS \
+                 (SELECT 1 FROM forgotten_addresses WHERE key_hash = r ->> 10) \
                  ON CONFLICT (email_key) DO NOTHING"
+            }
+        }
+    }
+
+    /// The strings of the JSON array bound at parameter `param`, as a subquery
+    /// for `IN (…)`.
+    fn texts(self, param: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("SELECT value FROM json_each(${param})"),
+            Dialect::Postgres => {
+                format!("SELECT value FROM json_array_elements_text(${param}::json)")
             }
         }
     }

@@ -414,7 +414,7 @@ pub(super) async fn bounce_subscriber(
 
 /// The subscriber leaves (`bounced` or `unsubscribed`) with the reason kept, and
 /// their waiting deliveries are skipped, as for any unsubscribe.
-async fn set_subscriber_gone(
+pub(super) async fn set_subscriber_gone(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     subscriber_id: i64,
     status: SubscriberStatus,

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::skipping::skip_waiting;
-use super::{from_ms, ms, Dialect, Store};
+use super::{from_ms, ms, Store};
 use crate::domain::{EmailAddress, Preferences, SubscriberStatus};
 use crate::error::{DbContext, Error};
 
@@ -24,14 +24,6 @@ pub struct Subscriber {
 
 pub(super) const SUBSCRIBER_COLUMNS: &str =
     "id, email, name, status, created_at, frequency, topics";
-
-/// A subscriber to insert (an import's row).
-#[derive(Debug, Clone)]
-pub struct NewSubscriber {
-    pub email: EmailAddress,
-    pub name: String,
-    pub preferences: Preferences,
-}
 
 /// What `add` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +57,7 @@ pub(super) fn subscriber_from_row(row: &AnyRow) -> Result<Subscriber, sqlx::Erro
 
 /// Adds `n` new (and, for active ones, confirmed) subscribers at `t` to the
 /// hourly growth counts of migration 0007: once per batch, not per row.
-async fn count_added(
+pub(super) async fn count_added(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     t: i64,
     n: u64,
@@ -146,65 +138,6 @@ impl Store {
         count_added(&mut tx, t, added, confirmed.is_some()).await?;
         tx.commit().await.db("adding subscribers")?;
         Ok(out)
-    }
-
-    /// Inserts many subscribers in one transaction, thousands of rows per
-    /// statement; addresses already there are left as they are. Returns how
-    /// many were new.
-    pub async fn insert_subscribers(
-        &self,
-        rows: &[NewSubscriber],
-        status: SubscriberStatus,
-        now: DateTime<Utc>,
-    ) -> Result<u64, Error> {
-        const ROWS_PER_STATEMENT: usize = 5_000;
-        let t = ms(now);
-        let confirmed = (status == SubscriberStatus::Active).then_some(t);
-        let mut tx = self.pool.begin().await.db("adding subscribers")?;
-        // A big batch touches pages all over the address index: a larger page
-        // cache for its length, then the connection's own again.
-        if self.dialect == Dialect::Sqlite {
-            sqlx::query("PRAGMA cache_size = -16384")
-                .execute(&mut *tx)
-                .await
-                .db("adding subscribers")?;
-        }
-        let mut added = 0;
-        // One JSON array per statement: binding each value costs a name lookup
-        // over all of a statement's parameters, so hundreds of them made an
-        // import quadratic.
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let array: Vec<serde_json::Value> = chunk
-                .iter()
-                .map(|row| {
-                    serde_json::json!([
-                        row.email.as_str(),
-                        row.email.key(),
-                        row.name,
-                        row.preferences.frequency.map(|f| f.as_str()),
-                        row.preferences.topics_json(),
-                    ])
-                })
-                .collect();
-            added += sqlx::query(self.dialect.insert_subscribers())
-                .bind(status.as_str())
-                .bind(t)
-                .bind(confirmed)
-                .bind(serde_json::Value::Array(array).to_string())
-                .execute(&mut *tx)
-                .await
-                .db("adding subscribers")?
-                .rows_affected();
-        }
-        count_added(&mut tx, t, added, confirmed.is_some()).await?;
-        if self.dialect == Dialect::Sqlite {
-            sqlx::query(super::SQLITE_CACHE)
-                .execute(&mut *tx)
-                .await
-                .db("adding subscribers")?;
-        }
-        tx.commit().await.db("adding subscribers")?;
-        Ok(added)
     }
 
     /// Makes a pending or bounced subscriber active (the author vouches for them).

@@ -21,6 +21,7 @@ mod feeds;
 mod fuzz_regressions;
 mod message_checks;
 mod migrations;
+mod moving_in;
 mod pipeline;
 mod postfix;
 mod posts;

@@ -61,27 +61,12 @@ impl Subscriptions {
     ) -> Result<(u64, u64), Error> {
         let rows: Vec<NewSubscriber> = rows
             .iter()
-            .map(|(email, name)| NewSubscriber {
-                email: email.clone(),
-                name: name.clone(),
-                preferences: Preferences::default(),
+            .map(|(email, name)| {
+                NewSubscriber::active(email.clone(), name.clone(), Preferences::default())
             })
             .collect();
-        self.import_rows(&rows, now).await
-    }
-
-    /// Adds `rows` as active in one transaction: (new, there already).
-    pub(super) async fn import_rows(
-        &self,
-        rows: &[NewSubscriber],
-        now: DateTime<Utc>,
-    ) -> Result<(u64, u64), Error> {
-        let added = self
-            .context
-            .store
-            .insert_subscribers(rows, SubscriberStatus::Active, now)
-            .await?;
-        Ok((added, rows.len() as u64 - added))
+        let batch = self.context.store.import_subscribers(&rows, now).await?;
+        Ok((batch.added.total(), batch.already_present))
     }
 
     /// Unsubscribes an address at once; its waiting deliveries are skipped.
@@ -117,7 +102,11 @@ impl Subscriptions {
         let files = FileTransport::new(&self.context.config)
             .remove_addressed_to(email)
             .await?;
-        let mut forgotten = store.forget(email, now).await?.ok_or_else(not_there)?;
+        let hashed = self.context.links.tokens().forgotten_address(&email.key());
+        let mut forgotten = store
+            .forget(email, &hashed, now)
+            .await?
+            .ok_or_else(not_there)?;
         forgotten.outbox_files_removed = files;
         tracing::info!(
             deliveries_kept = forgotten.deliveries_kept,

@@ -21,7 +21,7 @@ use crate::store::Subscriber;
 use crate::tokens::{Purpose, TokenError};
 
 pub use choices::{PreferencesPage, SavedChoices, TopicChoice};
-pub use import::{ImportSummary, Rejected};
+pub use import::{ExportFormat, ImportSummary, Rejected};
 pub use list::Added;
 
 #[derive(Clone)]

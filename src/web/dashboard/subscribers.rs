@@ -126,15 +126,19 @@ pub async fn import(
 ) -> Result<Response, PageError> {
     let upload = |e| Error::Invalid(format!("the upload: {e}"));
     let mut data = Vec::new();
+    let mut name = String::from("upload");
     while let Some(field) = multipart.next_field().await.map_err(upload)? {
         if field.name() == Some("file") {
+            if let Some(file) = field.file_name() {
+                name = crate::domain::one_line(file);
+            }
             data = field.bytes().await.map_err(upload)?.to_vec();
         }
     }
     let report = state
         .app
         .subscriptions()
-        .import_csv(data.as_slice(), Utc::now())
+        .import_file(std::io::Cursor::new(data), &name, None, Utc::now())
         .await?;
     subscribers_page(&state, &session, &ListQuery::default(), Some(report)).await
 }

@@ -1,0 +1,580 @@
+//! Other services' subscriber exports, told apart by their columns: where each
+//! keeps the address, the name, the times and, above all, the status.
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+
+use crate::domain::{string_enum, SubscriberStatus};
+
+string_enum!(
+    /// Whose export a subscriber file is.
+    ExportFormat {
+        // posthorn's own `subscribers export`, or any CSV with an `email` column.
+        Posthorn => "posthorn",
+        Mailchimp => "mailchimp",
+        Substack => "substack",
+        Ghost => "ghost",
+        Listmonk => "listmonk",
+        Buttondown => "buttondown",
+        Kit => "kit",
+    }
+);
+
+impl ExportFormat {
+    /// The columns that tell this format apart, as the error for an unknown
+    /// file lists them.
+    const SIGNS: [(ExportFormat, &'static str); 7] = [
+        (ExportFormat::Mailchimp, "`Email Address`"),
+        (ExportFormat::Substack, "`email`, `email_disabled`"),
+        (ExportFormat::Ghost, "`email`, `subscribed_to_emails`"),
+        (
+            ExportFormat::Listmonk,
+            "`uuid`, `email`, `status`, `attributes`",
+        ),
+        (
+            ExportFormat::Buttondown,
+            "`email` or `email_address`, `subscriber_type` or `type`",
+        ),
+        (ExportFormat::Kit, "`email_address` or `email`, `state`"),
+        (ExportFormat::Posthorn, "`email`"),
+    ];
+
+    fn service(self) -> &'static str {
+        match self {
+            ExportFormat::Posthorn => "posthorn",
+            ExportFormat::Mailchimp => "Mailchimp",
+            ExportFormat::Substack => "Substack",
+            ExportFormat::Ghost => "Ghost",
+            ExportFormat::Listmonk => "listmonk",
+            ExportFormat::Buttondown => "Buttondown",
+            ExportFormat::Kit => "Kit",
+        }
+    }
+
+    /// The formats and their columns, for an error.
+    pub fn known() -> String {
+        Self::SIGNS
+            .iter()
+            .map(|(f, columns)| format!("{f} ({columns})"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+}
+
+/// A Mailchimp audience is exported as one file per list, named for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MailchimpList {
+    Subscribed,
+    Unsubscribed,
+    Cleaned,
+    /// Contacts who never opted in (transactional only).
+    Nonsubscribed,
+}
+
+impl MailchimpList {
+    /// By the file's name (`cleaned_members_export_….csv`), else by its columns.
+    fn of(file: &str, has: impl Fn(&str) -> bool) -> MailchimpList {
+        let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
+        let base = base.to_ascii_lowercase();
+        if base.starts_with("unsubscribed") {
+            MailchimpList::Unsubscribed
+        } else if base.starts_with("cleaned") {
+            MailchimpList::Cleaned
+        } else if base.starts_with("nonsubscribed") {
+            MailchimpList::Nonsubscribed
+        } else if base.starts_with("subscribed") {
+            MailchimpList::Subscribed
+        } else if has("clean_time") {
+            MailchimpList::Cleaned
+        } else if has("unsub_time") {
+            MailchimpList::Unsubscribed
+        } else {
+            MailchimpList::Subscribed
+        }
+    }
+}
+
+/// Where a row stands, in the export's own words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Subscribed,
+    /// Signed up, never confirmed: no mail until they do.
+    Pending,
+    Unsubscribed,
+    Bounced,
+    Complained,
+}
+
+/// What a row of any export says, read.
+#[derive(Debug)]
+pub(super) struct Fields<'r> {
+    pub email: &'r str,
+    pub name: String,
+    pub status: SubscriberStatus,
+    pub reason: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub left_at: Option<DateTime<Utc>>,
+    /// The service's tags or labels, or posthorn's `topics` cell.
+    pub tags: Vec<&'r str>,
+    pub frequency: &'r str,
+}
+
+/// A file's header read: its format and where each thing is.
+#[derive(Debug)]
+pub(super) struct Shape {
+    pub format: ExportFormat,
+    email: usize,
+    /// Joined with a space: Mailchimp's first and last names.
+    name: Vec<usize>,
+    status: Option<usize>,
+    mailchimp: Option<MailchimpList>,
+    /// The first of these that is set.
+    created: Vec<usize>,
+    confirmed: Option<usize>,
+    left: Option<usize>,
+    tags: Option<usize>,
+    frequency: Option<usize>,
+    /// Substack's `email_disabled`, Ghost's `subscribed_to_emails`.
+    flag: Option<usize>,
+    /// Ghost's `deleted_at`.
+    deleted: Option<usize>,
+}
+
+impl Shape {
+    /// Reads a header row. `from` names the format, or `None` tells it by the
+    /// columns. `file` names the file (a Mailchimp list is in its name).
+    pub fn new(
+        header: &csv::StringRecord,
+        from: Option<ExportFormat>,
+        file: &str,
+    ) -> Result<Shape, String> {
+        let names: Vec<String> = header
+            .iter()
+            .map(|h| h.trim_start_matches('\u{feff}').trim().to_lowercase())
+            .collect();
+        let at = |name: &str| names.iter().position(|n| n == name);
+        let any = |candidates: &[&str]| candidates.iter().find_map(|c| at(c));
+        let has = |name: &str| at(name).is_some();
+        let format = match from {
+            Some(f) => f,
+            None if has("email address") => ExportFormat::Mailchimp,
+            None if has("email_disabled") => ExportFormat::Substack,
+            None if has("subscribed_to_emails") => ExportFormat::Ghost,
+            None if has("uuid") && has("status") && has("attributes") => ExportFormat::Listmonk,
+            None if has("subscriber_type")
+                || (has("type") && (has("email_address") || has("creation_date"))) =>
+            {
+                ExportFormat::Buttondown
+            }
+            None if has("state") && (has("email_address") || has("email")) => ExportFormat::Kit,
+            None if has("email") => ExportFormat::Posthorn,
+            None => {
+                return Err(format!(
+                    "not an export posthorn knows: the columns are {}; known formats: {}",
+                    shown_columns(&names),
+                    ExportFormat::known()
+                ))
+            }
+        };
+        let email = match format {
+            ExportFormat::Mailchimp => any(&["email address", "email"]),
+            _ => any(&["email", "email_address"]),
+        }
+        .ok_or_else(|| {
+            format!(
+                "a {format} export has an address column ({}); the columns are {}",
+                ExportFormat::SIGNS
+                    .iter()
+                    .find(|(f, _)| *f == format)
+                    .map_or("", |(_, c)| c),
+                shown_columns(&names)
+            )
+        })?;
+        let needs = |column: Option<usize>, name: &str| {
+            column.ok_or_else(|| {
+                format!(
+                    "a {format} export has a `{name}` column; the columns are {}",
+                    shown_columns(&names)
+                )
+            })
+        };
+        let mut shape = Shape {
+            format,
+            email,
+            name: Vec::new(),
+            status: None,
+            mailchimp: None,
+            created: Vec::new(),
+            confirmed: None,
+            left: None,
+            tags: None,
+            frequency: None,
+            flag: None,
+            deleted: None,
+        };
+        match format {
+            ExportFormat::Posthorn => {
+                shape.name = at("name").into_iter().collect();
+                shape.status = at("status");
+                shape.created = at("created_at").into_iter().collect();
+                shape.tags = at("topics");
+                shape.frequency = at("frequency");
+            }
+            ExportFormat::Mailchimp => {
+                shape.name = match at("name") {
+                    Some(n) => vec![n],
+                    None => [at("first name"), at("last name")]
+                        .into_iter()
+                        .flatten()
+                        .collect(),
+                };
+                shape.mailchimp = Some(MailchimpList::of(file, has));
+                shape.created = [at("optin_time"), at("confirm_time")]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                shape.confirmed = at("confirm_time");
+                shape.left = any(&["clean_time", "unsub_time"]);
+                shape.tags = at("tags");
+            }
+            ExportFormat::Substack => {
+                shape.name = at("name").into_iter().collect();
+                shape.flag = Some(needs(at("email_disabled"), "email_disabled")?);
+                shape.created = at("created_at").into_iter().collect();
+            }
+            ExportFormat::Ghost => {
+                shape.name = at("name").into_iter().collect();
+                shape.flag = Some(needs(at("subscribed_to_emails"), "subscribed_to_emails")?);
+                shape.deleted = at("deleted_at");
+                shape.left = at("deleted_at");
+                shape.created = at("created_at").into_iter().collect();
+                shape.tags = at("labels");
+            }
+            ExportFormat::Listmonk => {
+                shape.name = at("name").into_iter().collect();
+                shape.status = Some(needs(at("status"), "status")?);
+                shape.created = at("created_at").into_iter().collect();
+                shape.left = at("updated_at");
+            }
+            ExportFormat::Buttondown => {
+                shape.status = Some(needs(any(&["subscriber_type", "type"]), "subscriber_type")?);
+                shape.created = any(&["creation_date", "created_at"]).into_iter().collect();
+                shape.left = any(&["unsubscription_date", "churn_date"]);
+                shape.tags = at("tags");
+            }
+            ExportFormat::Kit => {
+                shape.name = [at("first_name"), at("last_name")]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                shape.status = Some(needs(any(&["state", "status"]), "state")?);
+                shape.created = at("created_at").into_iter().collect();
+                shape.left = any(&["canceled_at", "cancelled_at"]);
+                shape.tags = at("tags");
+            }
+        }
+        Ok(shape)
+    }
+
+    /// Reads a row. An error is the reason the row is rejected.
+    pub fn read<'r>(&self, record: &'r csv::StringRecord) -> Result<Fields<'r>, String> {
+        let cell = |i: usize| from_cell(record.get(i).unwrap_or("").trim());
+        let maybe = |i: Option<usize>| i.map_or("", cell);
+        let time = |i: Option<usize>| match maybe(i) {
+            "" => Ok(None),
+            text => parse_time(text)
+                .map(Some)
+                .ok_or_else(|| format!("the time `{}` is not a date", shown(text))),
+        };
+        let standing = self.standing(maybe(self.status), maybe(self.flag), maybe(self.deleted))?;
+        let (status, reason) = self.status_of(standing);
+        let mut created_at = None;
+        for &column in &self.created {
+            if let Some(t) = time(Some(column))? {
+                created_at = Some(t);
+                break;
+            }
+        }
+        let name = self
+            .name
+            .iter()
+            .map(|&i| cell(i))
+            .filter(|n| !n.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(Fields {
+            email: cell(self.email),
+            name,
+            status,
+            reason,
+            created_at,
+            confirmed_at: time(self.confirmed)?,
+            left_at: if status == SubscriberStatus::Active {
+                None
+            } else {
+                time(self.left)?
+            },
+            tags: split_tags(maybe(self.tags), self.format),
+            frequency: maybe(self.frequency),
+        })
+    }
+
+    /// The export's status words, as the export means them.
+    fn standing(&self, status: &str, flag: &str, deleted: &str) -> Result<Standing, String> {
+        let word = status.to_ascii_lowercase();
+        let unknown = || {
+            format!(
+                "the {} status `{}` is not one posthorn knows",
+                self.format.service(),
+                shown(status)
+            )
+        };
+        Ok(match self.format {
+            ExportFormat::Posthorn => match word.as_str() {
+                "" | "active" => Standing::Subscribed,
+                "pending" => Standing::Pending,
+                "unsubscribed" => Standing::Unsubscribed,
+                "bounced" => Standing::Bounced,
+                _ => return Err(unknown()),
+            },
+            ExportFormat::Mailchimp => match self.mailchimp {
+                Some(MailchimpList::Unsubscribed) => Standing::Unsubscribed,
+                Some(MailchimpList::Cleaned) => Standing::Bounced,
+                Some(MailchimpList::Nonsubscribed) => Standing::Pending,
+                Some(MailchimpList::Subscribed) | None => Standing::Subscribed,
+            },
+            ExportFormat::Substack if truthy(flag) => Standing::Unsubscribed,
+            ExportFormat::Substack => Standing::Subscribed,
+            ExportFormat::Ghost if !deleted.is_empty() || !truthy(flag) => Standing::Unsubscribed,
+            ExportFormat::Ghost => Standing::Subscribed,
+            ExportFormat::Listmonk => match word.as_str() {
+                "enabled" => Standing::Subscribed,
+                "disabled" | "blocklisted" | "unsubscribed" => Standing::Unsubscribed,
+                _ => return Err(unknown()),
+            },
+            ExportFormat::Buttondown => match word.as_str() {
+                "regular" | "premium" | "gifted" | "trialed" | "churning" | "churned"
+                | "past_due" | "unpaid" | "paused" | "free" | "active" => Standing::Subscribed,
+                "unactivated" => Standing::Pending,
+                "unsubscribed" | "removed" => Standing::Unsubscribed,
+                "undeliverable" | "bounced" => Standing::Bounced,
+                "complained" => Standing::Complained,
+                "spammy" | "malformed" | "blocked" => {
+                    return Err(format!("marked `{word}` by Buttondown"))
+                }
+                _ => return Err(unknown()),
+            },
+            ExportFormat::Kit => match word.as_str() {
+                "active" => Standing::Subscribed,
+                "inactive" => Standing::Pending,
+                "cancelled" | "canceled" | "unsubscribed" => Standing::Unsubscribed,
+                "bounced" => Standing::Bounced,
+                "complained" => Standing::Complained,
+                _ => return Err(unknown()),
+            },
+        })
+    }
+
+    /// posthorn's status for a standing, and the reason kept with it. A
+    /// complaint is an unsubscribe whose reason begins "complaint", as
+    /// posthorn's own are.
+    fn status_of(&self, standing: Standing) -> (SubscriberStatus, Option<String>) {
+        let at = |what: &str| match self.format {
+            ExportFormat::Posthorn => None,
+            f => Some(format!("{what} at {}", f.service())),
+        };
+        match standing {
+            Standing::Subscribed => (SubscriberStatus::Active, None),
+            Standing::Pending => (SubscriberStatus::Pending, None),
+            Standing::Unsubscribed => (SubscriberStatus::Unsubscribed, at("unsubscribed")),
+            Standing::Bounced if self.format == ExportFormat::Mailchimp => {
+                (SubscriberStatus::Bounced, at("cleaned"))
+            }
+            Standing::Bounced => (SubscriberStatus::Bounced, at("bounced")),
+            Standing::Complained => (
+                SubscriberStatus::Unsubscribed,
+                Some(format!("complaint at {}", self.format.service())),
+            ),
+        }
+    }
+
+    /// How a Mailchimp file ranks when several are read: leaving first, so that
+    /// an address in two lists keeps the one that says it left.
+    pub fn mailchimp_rank(file: &str) -> u8 {
+        match MailchimpList::of(file, |_| false) {
+            MailchimpList::Cleaned => 0,
+            MailchimpList::Unsubscribed => 1,
+            MailchimpList::Nonsubscribed => 2,
+            MailchimpList::Subscribed => 3,
+        }
+    }
+}
+
+/// An imported cell's value: a leading `'` (a spreadsheet's mark for text,
+/// and [`super::super::export`]'s) comes off.
+pub(in crate::app::subscriptions) fn from_cell(cell: &str) -> &str {
+    cell.strip_prefix('\'').unwrap_or(cell)
+}
+
+/// At most 100 characters of a value, for a report.
+pub(super) fn shown(value: &str) -> String {
+    match value.char_indices().nth(100) {
+        Some((end, _)) => format!("{}…", &value[..end]),
+        None => value.to_string(),
+    }
+}
+
+fn shown_columns(names: &[String]) -> String {
+    let listed: Vec<String> = names
+        .iter()
+        .take(30)
+        .map(|n| format!("`{}`", shown(n)))
+        .collect();
+    if listed.is_empty() {
+        "none".into()
+    } else {
+        listed.join(", ")
+    }
+}
+
+fn truthy(cell: &str) -> bool {
+    matches!(
+        cell.to_ascii_lowercase().as_str(),
+        "true" | "t" | "yes" | "1"
+    )
+}
+
+/// A cell of tags: posthorn's `a;b`, Mailchimp's `"a","b"`, Ghost's and Kit's
+/// `a, b`, Buttondown's `['a', 'b']`.
+fn split_tags(cell: &str, format: ExportFormat) -> Vec<&str> {
+    let separators: &[char] = if format == ExportFormat::Posthorn {
+        &[';']
+    } else {
+        &[',', ';']
+    };
+    cell.trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(separators)
+        .map(|t| t.trim().trim_matches(['"', '\'']).trim())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// The times exports write: RFC 3339, PostgreSQL's `2021-06-14
+/// 08:29:52.139468+00`, or a bare date and time (read as UTC, as Mailchimp
+/// writes them, or with Ruby's ` UTC`), or a date.
+pub(super) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.strip_suffix(" UTC").unwrap_or(text);
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f%#z",
+        "%Y-%m-%dT%H:%M:%S%.f%#z",
+        "%Y-%m-%d %H:%M:%S%.f %z",
+    ] {
+        if let Ok(t) = DateTime::parse_from_str(text, format) {
+            return Some(t.with_timezone(&Utc));
+        }
+    }
+    for format in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(header: &str, file: &str) -> Result<Shape, String> {
+        let record = csv::StringRecord::from(header.split(',').collect::<Vec<_>>());
+        Shape::new(&record, None, file)
+    }
+
+    #[test]
+    fn each_export_is_told_by_its_columns() {
+        let cases = [
+            ("Email Address,First Name,Last Name,OPTIN_TIME,TAGS", ExportFormat::Mailchimp),
+            ("email,active_subscription,expiry,email_disabled,created_at", ExportFormat::Substack),
+            (
+                "id,email,name,note,subscribed_to_emails,complimentary_plan,stripe_customer_id,created_at,deleted_at,labels,tiers",
+                ExportFormat::Ghost,
+            ),
+            ("uuid,email,name,attributes,status,created_at,updated_at", ExportFormat::Listmonk),
+            ("email,creation_date,subscriber_type,tags,notes", ExportFormat::Buttondown),
+            ("first_name,email_address,state,created_at,tags", ExportFormat::Kit),
+            ("\u{feff}email,name,status,created_at,frequency,topics", ExportFormat::Posthorn),
+        ];
+        for (header, format) in cases {
+            assert_eq!(shape(header, "x.csv").unwrap().format, format, "{header}");
+        }
+        let unknown = shape("address,full name", "x.csv").unwrap_err();
+        assert!(unknown.contains("`address`, `full name`"), "{unknown}");
+        assert!(unknown.contains("mailchimp (`Email Address`)"), "{unknown}");
+    }
+
+    #[test]
+    fn a_mailchimp_list_is_named_by_its_file_or_its_columns() {
+        let file = |name: &str, header: &str| shape(header, name).unwrap().mailchimp;
+        let plain = "Email Address,First Name";
+        assert_eq!(
+            file("x/unsubscribed_members_export_1.csv", plain),
+            Some(MailchimpList::Unsubscribed)
+        );
+        assert_eq!(
+            file("subscribed_members_export_1.csv", plain),
+            Some(MailchimpList::Subscribed)
+        );
+        assert_eq!(file("cleaned_1.csv", plain), Some(MailchimpList::Cleaned));
+        assert_eq!(
+            file("audience.csv", "Email Address,CLEAN_TIME"),
+            Some(MailchimpList::Cleaned)
+        );
+        assert_eq!(
+            file("audience.csv", "Email Address,UNSUB_TIME"),
+            Some(MailchimpList::Unsubscribed)
+        );
+    }
+
+    #[test]
+    fn exports_write_their_times_several_ways() {
+        let want = DateTime::parse_from_rfc3339("2021-06-14T08:29:52Z").unwrap();
+        for text in [
+            "2021-06-14T08:29:52Z",
+            "2021-06-14T17:29:52+09:00",
+            "2021-06-14 08:29:52",
+            "2021-06-14 08:29:52+00",
+            "2021-06-14T08:29:52.000Z",
+            "2021-06-14 08:29:52 UTC",
+            "2021-06-14 08:29:52 +0000",
+        ] {
+            assert_eq!(parse_time(text), Some(want.with_timezone(&Utc)), "{text}");
+        }
+        assert!(parse_time("2021-06-14").is_some());
+        assert_eq!(parse_time("yesterday"), None);
+    }
+
+    #[test]
+    fn tags_are_split_as_each_service_writes_them() {
+        assert_eq!(
+            split_tags("\"에세이\",\"VIP\"", ExportFormat::Mailchimp),
+            ["에세이", "VIP"]
+        );
+        assert_eq!(
+            split_tags("['a', 'b']", ExportFormat::Buttondown),
+            ["a", "b"]
+        );
+        assert_eq!(split_tags("a;b", ExportFormat::Posthorn), ["a", "b"]);
+        assert_eq!(shown(&"x".repeat(300)).chars().count(), 101);
+    }
+}

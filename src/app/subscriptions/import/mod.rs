@@ -1,0 +1,377 @@
+//! Subscribers read in from a file: posthorn's own export, any CSV with an
+//! `email` column, or another service's export (`formats.rs`), alone or in a
+//! ZIP. The file is read on a thread of its own while the database writes the
+//! batch before, so the two work side by side and memory stays flat.
+
+mod formats;
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{Read, Seek, SeekFrom};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use super::Subscriptions;
+use crate::domain::{one_line, EmailAddress, Frequency, Preferences};
+use crate::error::Error;
+use crate::store::{KeptAway, NewSubscriber, StatusCounts};
+use crate::tokens::Tokens;
+#[cfg(test)]
+pub(super) use formats::from_cell;
+pub use formats::ExportFormat;
+use formats::{shown, Shape};
+
+/// Rows per transaction of an import: big enough that commits are rare, small
+/// enough that memory stays flat.
+const IMPORT_BATCH: usize = 10_000;
+
+/// Several topics in one CSV cell.
+pub(super) const TOPIC_SEPARATOR: &str = ";";
+
+/// A row of an imported file that was not taken, and why.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Rejected {
+    /// The file in a ZIP, when the import read several.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// As a spreadsheet numbers it: the header is row 1.
+    pub row: usize,
+    /// At most 100 characters of the address cell.
+    pub value: String,
+    pub reason: String,
+}
+
+/// What importing a file did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ImportSummary {
+    /// Whose export it was (the first file's, for a ZIP).
+    pub format: Option<ExportFormat>,
+    /// New subscribers, in all.
+    pub added: u64,
+    /// New subscribers by the status they were given.
+    pub statuses: StatusCounts,
+    /// Addresses posthorn had, left as they were.
+    pub already_present: u64,
+    /// Readers posthorn had as active or pending whom the file lists as gone
+    /// (after posthorn last confirmed them): they are now.
+    pub left_now: StatusCounts,
+    /// Addresses the file lists as subscribed that posthorn has as
+    /// unsubscribed, bounced, complained or forgotten: they stay so.
+    pub kept_away: KeptAway,
+    pub rejected: Vec<Rejected>,
+}
+
+impl ImportSummary {
+    fn count(&mut self, batch: crate::store::ImportedBatch) {
+        self.added += batch.added.total();
+        self.statuses.merge(batch.added);
+        self.already_present += batch.already_present;
+        self.left_now.merge(batch.left_now);
+        self.kept_away.merge(batch.kept_away);
+    }
+}
+
+/// What the reading thread hands the writer: good rows and rejected ones.
+#[derive(Default)]
+struct Chunk {
+    rows: Vec<NewSubscriber>,
+    rejected: Vec<Rejected>,
+}
+
+/// An import's input: a file or an upload.
+pub trait ImportInput: Read + Seek + Send + 'static {}
+impl<T: Read + Seek + Send + 'static> ImportInput for T {}
+
+/// What the reading thread needs, apart from the file.
+struct Reading {
+    from: Option<ExportFormat>,
+    /// The site's `posts.topics`: tags that match become a reader's topics.
+    offered: Vec<String>,
+    /// Set when some address was ever forgotten: each row's is hashed.
+    forgotten: Option<Tokens>,
+    hasher: RandomState,
+    /// Addresses seen, by a 64-bit hash (a million rows cost megabytes, not
+    /// the addresses): the file and row of the first.
+    seen: HashMap<u64, (usize, usize)>,
+    files: Vec<String>,
+    out: mpsc::Sender<Chunk>,
+    chunk: Chunk,
+}
+
+/// The writer has stopped (it failed, and says why): reading stops too.
+struct Stopped;
+
+impl Reading {
+    /// Reads a CSV file, or each CSV file in a ZIP, into chunks. Every header
+    /// is read before any row is handed on, so a file of the wrong shape
+    /// changes nothing.
+    fn read(
+        mut self,
+        mut input: impl ImportInput,
+        name: &str,
+    ) -> Result<Option<ExportFormat>, Error> {
+        let mut magic = [0u8; 4];
+        let zipped = input.read_exact(&mut magic).is_ok() && magic == *b"PK\x03\x04";
+        input
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| Error::io(name, e))?;
+        if !zipped {
+            let mut reader = csv_reader(input);
+            let shape = header(&mut reader, self.from, name, name)?;
+            let format = shape.format;
+            self.files.push(name.to_string());
+            // Stopped or not, the writer says how the import went.
+            let _ = self.rows(reader, &shape, name)?;
+            return Ok(Some(format));
+        }
+        let invalid = |why: String| Error::Invalid(format!("{name}: {why}"));
+        let mut archive = zip::ZipArchive::new(input)
+            .map_err(|e| invalid(format!("not a whole ZIP file ({e}); was it cut short?")))?;
+        let mut entries: Vec<(usize, String)> = (0..archive.len())
+            .filter_map(|i| {
+                let entry = archive.by_index_raw(i).ok()?;
+                let path = entry.name().to_string();
+                let csv = path.to_ascii_lowercase().ends_with(".csv")
+                    && !entry.is_dir()
+                    && !path.starts_with("__MACOSX/");
+                csv.then_some((i, path))
+            })
+            .collect();
+        if entries.is_empty() {
+            return Err(invalid("the ZIP holds no CSV file".into()));
+        }
+        entries.sort_by_key(|(_, path)| (Shape::mailchimp_rank(path), path.clone()));
+        let mut shapes = Vec::with_capacity(entries.len());
+        for (i, path) in &entries {
+            let entry = archive
+                .by_index(*i)
+                .map_err(|e| invalid(format!("{path}: {e}")))?;
+            shapes.push(header(&mut csv_reader(entry), self.from, name, path)?);
+        }
+        let format = shapes.first().map(|s| s.format);
+        for ((i, path), shape) in entries.iter().zip(&shapes) {
+            let entry = archive
+                .by_index(*i)
+                .map_err(|e| invalid(format!("{path}: {e}")))?;
+            let mut reader = csv_reader(entry);
+            // Read past the header again: its shape is known.
+            reader
+                .headers()
+                .map_err(|e| invalid(format!("{path}: {e}")))?;
+            self.files.push(path.clone());
+            if self
+                .rows(reader, shape, &format!("{name}: {path}"))?
+                .is_err()
+            {
+                break;
+            }
+        }
+        Ok(format)
+    }
+
+    /// Reads one CSV's rows and hands them on in chunks. `Ok(Err(Stopped))`
+    /// when the writer has stopped.
+    fn rows<R: Read>(
+        &mut self,
+        reader: csv::Reader<R>,
+        shape: &Shape,
+        label: &str,
+    ) -> Result<Result<(), Stopped>, Error> {
+        let file = self.files.len() - 1;
+        for (i, record) in reader.into_records().enumerate() {
+            // The header is row 1.
+            let row = i + 2;
+            match record {
+                Ok(record) => match self.row(&record, shape, file, row) {
+                    Ok(subscriber) => self.chunk.rows.push(subscriber),
+                    Err(rejected) => self.chunk.rejected.push(rejected),
+                },
+                Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                    return Err(Error::Invalid(format!(
+                        "{label}: reading stopped at row {row}: {e}; the rows before it were \
+                         imported, and importing the file again adds only the rest"
+                    )));
+                }
+                Err(e) => {
+                    let rejected = self.rejected(file, row, String::new(), e.to_string());
+                    self.chunk.rejected.push(rejected);
+                }
+            }
+            if self.chunk.rows.len() == IMPORT_BATCH && self.hand_on().is_err() {
+                return Ok(Err(Stopped));
+            }
+        }
+        Ok(self.hand_on())
+    }
+
+    fn hand_on(&mut self) -> Result<(), Stopped> {
+        let chunk = std::mem::take(&mut self.chunk);
+        self.out.blocking_send(chunk).map_err(|_| Stopped)
+    }
+
+    fn rejected(&self, file: usize, row: usize, value: String, reason: String) -> Rejected {
+        Rejected {
+            file: (self.files.len() > 1 || file > 0).then(|| self.files[file].clone()),
+            row,
+            value: shown(&value),
+            reason,
+        }
+    }
+
+    /// One row: a subscriber, or why not.
+    fn row(
+        &mut self,
+        record: &csv::StringRecord,
+        shape: &Shape,
+        file: usize,
+        row: usize,
+    ) -> Result<NewSubscriber, Rejected> {
+        let fields = match shape.read(record) {
+            Ok(f) => f,
+            Err(reason) => {
+                let value = record.get(0).unwrap_or("").to_string();
+                return Err(self.rejected(file, row, value, reason));
+            }
+        };
+        let email = EmailAddress::parse(fields.email).map_err(|reason| {
+            self.rejected(
+                file,
+                row,
+                fields.email.into(),
+                format!("invalid address: {reason}"),
+            )
+        })?;
+        let preferences = self
+            .choices(&fields, shape.format)
+            .map_err(|reason| self.rejected(file, row, fields.email.into(), reason))?;
+        let key = email.key();
+        let mut hasher = self.hasher.build_hasher();
+        hasher.write(key.as_bytes());
+        if let Some(&(first_file, first_row)) = self.seen.get(&hasher.finish()) {
+            let of = if first_file == file {
+                format!("duplicate of row {first_row}")
+            } else {
+                format!("duplicate of {} row {first_row}", self.files[first_file])
+            };
+            return Err(self.rejected(file, row, fields.email.into(), of));
+        }
+        self.seen.insert(hasher.finish(), (file, row));
+        Ok(NewSubscriber {
+            forgotten: self.forgotten.as_ref().map(|t| t.forgotten_address(&key)),
+            email,
+            name: one_line(&fields.name),
+            preferences,
+            status: fields.status,
+            reason: fields.reason,
+            created_at: fields.created_at,
+            confirmed_at: fields.confirmed_at,
+            left_at: fields.left_at,
+        })
+    }
+
+    /// A row's frequency and topics. posthorn's own `topics` must be among the
+    /// site's; another service's tags become topics where they match one.
+    fn choices(
+        &self,
+        fields: &formats::Fields,
+        format: ExportFormat,
+    ) -> Result<Preferences, String> {
+        let frequency = match fields.frequency {
+            "" => None,
+            f => Some(
+                f.parse::<Frequency>()
+                    .map_err(|_| format!("frequency `{}`: use `each` or `digest`", shown(f)))?,
+            ),
+        };
+        let mut topics = Vec::new();
+        for tag in &fields.tags {
+            match self.offered.iter().find(|t| t.eq_ignore_ascii_case(tag)) {
+                Some(topic) if !topics.contains(topic) => topics.push(topic.clone()),
+                Some(_) => {}
+                None if format == ExportFormat::Posthorn => {
+                    return Err(format!(
+                        "topic `{}` is not in posts.topics ({})",
+                        shown(tag),
+                        self.offered.join(", ")
+                    ))
+                }
+                None => {}
+            }
+        }
+        Ok(Preferences {
+            frequency,
+            topics: (!topics.is_empty()).then_some(topics),
+        })
+    }
+}
+
+fn csv_reader<R: Read>(input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(input)
+}
+
+/// Reads a header row into a [`Shape`]; its error names the file.
+fn header<R: Read>(
+    reader: &mut csv::Reader<R>,
+    from: Option<ExportFormat>,
+    name: &str,
+    path: &str,
+) -> Result<Shape, Error> {
+    let label = if name == path {
+        name.to_string()
+    } else {
+        format!("{name}: {path}")
+    };
+    let header = reader
+        .headers()
+        .map_err(|e| Error::Invalid(format!("{label}: the header row: {e}")))?;
+    Shape::new(header, from, path).map_err(|why| Error::Invalid(format!("{label}: {why}")))
+}
+
+impl Subscriptions {
+    /// Imports a subscriber file (see the module), in transactions of
+    /// [`IMPORT_BATCH`] (10,000) good rows. `name` names the file in errors
+    /// and reports; `from` names its format, or `None` tells it by its
+    /// columns. Bad rows are reported, not fatal; a file of an unknown shape
+    /// is an error and changes nothing.
+    pub async fn import_file(
+        &self,
+        input: impl ImportInput,
+        name: &str,
+        from: Option<ExportFormat>,
+        now: DateTime<Utc>,
+    ) -> Result<ImportSummary, Error> {
+        let store = &self.context.store;
+        let (out, mut chunks) = mpsc::channel(1);
+        let reading = Reading {
+            from,
+            offered: self.context.config.posts.topics.clone(),
+            forgotten: store
+                .any_forgotten()
+                .await?
+                .then(|| self.context.links.tokens().clone()),
+            hasher: RandomState::new(),
+            seen: HashMap::new(),
+            files: Vec::new(),
+            out,
+            chunk: Chunk::default(),
+        };
+        let name = name.to_string();
+        let reader = tokio::task::spawn_blocking(move || reading.read(input, &name));
+        let mut summary = ImportSummary::default();
+        while let Some(chunk) = chunks.recv().await {
+            summary.rejected.extend(chunk.rejected);
+            if !chunk.rows.is_empty() {
+                summary.count(store.import_subscribers(&chunk.rows, now).await?);
+            }
+        }
+        summary.format = reader
+            .await
+            .map_err(|e| Error::Internal(format!("reading an import stopped: {e}")))??;
+        Ok(summary)
+    }
+}

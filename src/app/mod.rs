@@ -16,8 +16,11 @@
 //! - [`Dashboard`]: the dashboard's sessions and what its pages show.
 //! - [`Analytics`]: clicks, opens, views and feed followers, counted without
 //!   recording anyone.
+//! - [`Archives`]: an old archive (WordPress, Ghost, Substack, a feed) brought
+//!   into `posts/`.
 
 mod analytics;
+mod archive;
 mod bounces;
 mod dashboard;
 mod issues;
@@ -32,6 +35,7 @@ mod webhooks;
 use std::sync::Arc;
 
 pub use analytics::{last_days, Analytics, DayViews, Followers, Opens, PostStats, Stats, Visit};
+pub use archive::{ArchiveReport, ArchiveSource, Archives, FailedImage};
 pub use bounces::{Bounces, Ingested, MailboxPoll};
 pub use bounces::{Claim, Reader, Reading};
 pub use dashboard::{Dashboard, IssueCounts, NewSession, Overview, GROWTH_DAYS, SESSION_IDLE};
@@ -111,6 +115,15 @@ impl Context {
         Ok((post, issue))
     }
 
+    /// How posthorn names itself when it fetches (a feed, an image).
+    fn user_agent(&self) -> String {
+        format!(
+            "posthorn/{} (+{})",
+            env!("CARGO_PKG_VERSION"),
+            self.links.home()
+        )
+    }
+
     /// Letter planning over this context.
     fn letters(self: &Arc<Self>) -> Letters {
         Letters::new(self.clone())
@@ -134,6 +147,7 @@ impl Context {
 pub struct App {
     context: Arc<Context>,
     tick: Tick,
+    archives: Archives,
     publishing: Publishing,
     subscriptions: Subscriptions,
     ledger: Ledger,
@@ -193,6 +207,7 @@ impl App {
         Ok(App {
             tick: Tick::new(context.clone(), bounces.clone()),
             publishing: Publishing::new(context.clone()),
+            archives: Archives::new(context.clone()),
             subscriptions: Subscriptions::new(context.clone()),
             ledger: Ledger::new(context.clone()),
             bounces,
@@ -218,6 +233,10 @@ impl App {
 
     pub fn tick(&self) -> &Tick {
         &self.tick
+    }
+
+    pub fn archives(&self) -> &Archives {
+        &self.archives
     }
 
     pub fn publishing(&self) -> &Publishing {

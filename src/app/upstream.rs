@@ -18,11 +18,7 @@ impl Tick {
         };
         let source = c.store.source(url.as_str(), now).await?;
         let fetch_url = url::Url::parse(&source.fetch_url).unwrap_or_else(|_| url.clone());
-        let user_agent = format!(
-            "posthorn/{} (+{})",
-            env!("CARGO_PKG_VERSION"),
-            c.links.home()
-        );
+        let user_agent = c.user_agent();
         let timeout = std::time::Duration::from_secs(c.config.posts.fetch_timeout_seconds);
         let fetched = upstream::fetch(
             url,

@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 use crate::app::{ExportFormat, PreviewFormat};
 use crate::domain::{DeliveryStatus, SubscriberStatus};
+use crate::links::WebUrl;
+use crate::posts::archive::ArchiveFormat;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,6 +76,9 @@ pub enum Command {
     /// Manage subscribers.
     #[command(subcommand)]
     Subscribers(SubscribersCommand),
+    /// Bring an old archive into posts/.
+    #[command(subcommand)]
+    Posts(PostsCommand),
     /// Delivery counts by status for each issue.
     Status { slug: Option<String> },
     /// The delivery log of one issue.
@@ -109,6 +114,26 @@ pub enum BouncesCommand {
     },
     /// Bounce and complaint events, newest first.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PostsCommand {
+    /// Import an old archive as Markdown bundles in posts/: a WordPress WXR
+    /// file, a Ghost JSON export, a Substack export (ZIP or folder), or an RSS
+    /// or Atom feed (file or URL). Images are downloaded into each bundle.
+    /// Imported posts go to the feeds and the archive, never by email; a slug
+    /// that exists is never overwritten.
+    Import {
+        source: String,
+        /// `auto` (from the file), `wordpress`, `ghost`, `substack` or `feed`.
+        // Spelled out so that clap takes `auto` as a value (`None`).
+        #[arg(long, default_value = "auto", value_parser = parse_archive_format)]
+        from: std::option::Option<ArchiveFormat>,
+        /// The old site's address, for links the export writes relative to
+        /// it (Ghost's `__GHOST_URL__`).
+        #[arg(long, value_name = "URL", value_parser = parse_web_url)]
+        base: Option<WebUrl>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +173,17 @@ pub enum SubscribersCommand {
 
 fn parse_delivery_status(s: &str) -> Result<DeliveryStatus, String> {
     s.parse()
+}
+
+fn parse_archive_format(s: &str) -> Result<Option<ArchiveFormat>, String> {
+    match s {
+        "auto" => Ok(None),
+        s => s.parse().map(Some),
+    }
+}
+
+fn parse_web_url(s: &str) -> Result<WebUrl, String> {
+    WebUrl::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_export_format(s: &str) -> Result<Option<ExportFormat>, String> {

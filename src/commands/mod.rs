@@ -7,6 +7,7 @@ mod cli;
 mod deliveries;
 mod init;
 mod output;
+mod posts;
 mod preview;
 mod retry;
 mod send;
@@ -25,7 +26,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::error::Error;
 
-pub use cli::{BouncesCommand, Cli, Command, SubscribersCommand};
+pub use cli::{BouncesCommand, Cli, Command, PostsCommand, SubscribersCommand};
 pub use output::{table, Output};
 pub use signal::shutdown_signal;
 
@@ -94,6 +95,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
         } => send::run(&app, &out, &slug, to.as_deref(), dry_run, yes).await,
         Command::Preview { slug, format } => preview::run(&app, &slug, format).await,
         Command::Subscribers(cmd) => subscribers::run(&app, &out, cmd).await,
+        Command::Posts(cmd) => posts::run(&app, &out, cmd).await,
         Command::Status { slug } => status::run(&app, &out, slug.as_deref()).await,
         Command::Stats { slug } => stats::run(&app, &out, slug.as_deref()).await,
         Command::Deliveries {

@@ -229,6 +229,71 @@ fn reference(text: &str) -> Option<(char, usize)> {
     Some((c, 2 + end + semicolon))
 }
 
+/// The http(s) URLs of the images an imported post shows (`<img src>`), each
+/// once, in the order they appear. `html` is sanitized: its URLs are absolute.
+pub fn image_urls(html: &str) -> Result<Vec<url::Url>, String> {
+    let mut urls = Vec::new();
+    rewrite_str(
+        html,
+        RewriteStrSettings {
+            element_content_handlers: vec![element!("img[src]", |el| {
+                let raw = el.get_attribute("src").unwrap_or_default();
+                if let Ok(url) = url::Url::parse(decode_references(&raw).trim()) {
+                    if matches!(url.scheme(), "http" | "https") && !urls.contains(&url) {
+                        urls.push(url);
+                    }
+                }
+                Ok(())
+            })],
+            ..RewriteStrSettings::new()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(urls)
+}
+
+/// An imported post's sanitized HTML made ready for Markdown: each image's
+/// `src` that `local` names becomes that file (in the post's bundle), and the
+/// attributes Markdown cannot say and the old site needed (`srcset`, `sizes`,
+/// `class`, `width`, `loading`, a link's `rel`…) come off, so that images and
+/// links convert to Markdown instead of staying HTML.
+pub fn for_markdown(
+    html: &str,
+    local: &impl Fn(&url::Url) -> Option<String>,
+) -> Result<String, String> {
+    rewrite_str(
+        html,
+        RewriteStrSettings {
+            element_content_handlers: vec![
+                element!("img", |el| {
+                    keep_only(el, &["src", "alt", "title"]);
+                    let raw = el.get_attribute("src").unwrap_or_default();
+                    if let Ok(url) = url::Url::parse(decode_references(&raw).trim()) {
+                        if let Some(file) = local(&url) {
+                            el.set_attribute("src", &file)?;
+                        }
+                    }
+                    Ok(())
+                }),
+                element!("a", |el| {
+                    keep_only(el, &["href", "title"]);
+                    Ok(())
+                }),
+            ],
+            ..RewriteStrSettings::new()
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Removes every attribute of `el` but those `kept`.
+fn keep_only(el: &mut lol_html::html_content::Element, kept: &[&str]) {
+    let names: Vec<String> = el.attributes().iter().map(|a| a.name()).collect();
+    for name in names.iter().filter(|n| !kept.contains(&n.as_str())) {
+        el.remove_attribute(name);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;

@@ -3,6 +3,7 @@
 //! Loading never stops at a broken file: each problem is reported with the file and
 //! line, and every other post still goes through.
 
+pub mod archive;
 pub mod front_matter;
 pub mod html;
 pub mod markdown;

@@ -223,6 +223,14 @@ impl Store {
         Ok(report)
     }
 
+    /// Every post's slug, a removed file's included.
+    pub async fn post_slugs(&self) -> Result<Vec<String>, Error> {
+        sqlx::query_scalar("SELECT slug FROM posts")
+            .fetch_all(&self.pool)
+            .await
+            .db("reading post slugs")
+    }
+
     pub async fn post_by_slug(&self, slug: &str) -> Result<Option<Post>, Error> {
         self.post_where("slug = $1", slug.to_string()).await
     }

@@ -391,3 +391,330 @@ async fn bad_files_get_clear_errors_and_change_nothing() {
         "na me"
     );
 }
+
+/// An old site's files over real HTTP: path → (media type, bytes); anything
+/// else is a 404. Files may be added once its address is known.
+type Files = std::sync::Arc<std::sync::Mutex<BTreeMap<String, (&'static str, Vec<u8>)>>>;
+
+async fn old_site() -> (String, Files) {
+    use axum::http::{header, StatusCode, Uri};
+    use axum::response::IntoResponse;
+    let files = Files::default();
+    let served = files.clone();
+    let app = axum::Router::new().fallback(move |uri: Uri| {
+        let found = served.lock().unwrap().get(uri.path()).cloned();
+        async move {
+            match found {
+                Some((kind, bytes)) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
+                None => StatusCode::NOT_FOUND.into_response(),
+            }
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{address}"), files)
+}
+
+/// A PNG's first bytes are enough to be known as one.
+fn png(tag: u8) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
+    bytes.extend_from_slice(&[tag; 32]);
+    bytes
+}
+
+fn read(site: &TestSite, relative: &str) -> String {
+    std::fs::read_to_string(site.path().join("posts").join(relative))
+        .unwrap_or_else(|e| panic!("{relative}: {e}"))
+}
+
+async fn import_posts(site: &TestSite, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json", "posts", "import"];
+    all.extend_from_slice(args);
+    let out = site.cli(&all).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    serde_json::from_str(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_archive_comes_in_as_bundles_with_its_images_and_is_never_mailed() {
+    let (old, files) = old_site().await;
+    {
+        let mut files = files.lock().unwrap();
+        for (path, tag) in [
+            ("/wp-content/uploads/2020/01/photo.png", 1),
+            ("/content/images/ghost.png", 2),
+            ("/substack/image.png", 3),
+            ("/feed/pic.png", 4),
+        ] {
+            files.insert(path.into(), ("image/png", png(tag)));
+        }
+        files.insert(
+            "/not-an-image.png".into(),
+            ("text/html", b"<html>hello</html>".to_vec()),
+        );
+        let rss = format!(
+            "<?xml version=\"1.0\"?><rss version=\"2.0\"><channel><title>t</title><link>{old}/</link>\
+             <item><title>Tistory &amp; me</title><link>{old}/entry/tistory-post</link>\
+             <guid>{old}/123</guid><pubDate>Mon, 02 Mar 2020 10:00:00 +0900</pubDate>\
+             <category>notes</category>\
+             <description><![CDATA[<p>From the feed.</p><p><img src=\"/feed/pic.png\"></p>]]></description></item>\
+             </channel></rss>"
+        );
+        files.insert("/rss".into(), ("application/rss+xml", rss.into_bytes()));
+    }
+    let site = TestSite::new(None);
+    // A reader who would get any new essay by email.
+    assert_eq!(
+        site.cli(&["subscribers", "add", "reader@example.com"])
+            .await
+            .code,
+        0
+    );
+    site.write_post(
+        "taken.md",
+        &post("Mine", Utc::now() - Duration::days(3), "Mine."),
+    );
+    let mine = read(&site, "taken.md");
+
+    let wxr = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:excerpt="http://wordpress.org/export/1.2/excerpt/" xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:wfw="http://wellformedweb.org/CommentAPI/" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:wp="http://wordpress.org/export/1.2/">
+<channel>
+  <title>Old blog</title>
+  <link>{old}</link>
+  <wp:wxr_version>1.2</wp:wxr_version>
+  <item>
+    <title>첫 글 &amp; 그림</title>
+    <link>{old}/2020/01/first/</link>
+    <pubDate>Thu, 02 Jan 2020 01:02:03 +0000</pubDate>
+    <dc:creator><![CDATA[jerry]]></dc:creator>
+    <content:encoded><![CDATA[<!-- wp:paragraph --><p>Hello <strong>there</strong>, <a href="/about/" rel="nofollow">about</a>.</p><!-- /wp:paragraph -->
+<figure class="wp-block-image"><img src="/wp-content/uploads/2020/01/photo.png" alt="사진" class="wp-image-7" srcset="/wp-content/uploads/2020/01/photo-300.png 300w" /></figure>
+<p><img src="{old}/missing.png" alt="gone"><img src="{old}/not-an-image.png"></p><script>alert(1)</script>]]></content:encoded>
+    <wp:post_id>12</wp:post_id>
+    <wp:post_date_gmt><![CDATA[2020-01-02 01:02:03]]></wp:post_date_gmt>
+    <wp:post_name><![CDATA[%ec%b2%ab-%ea%b8%80]]></wp:post_name>
+    <wp:status><![CDATA[publish]]></wp:status>
+    <wp:post_type><![CDATA[post]]></wp:post_type>
+    <category domain="category" nicename="essays"><![CDATA[Essays]]></category>
+    <category domain="post_tag" nicename="notes"><![CDATA[notes]]></category>
+  </item>
+  <item>
+    <title>Unfinished</title>
+    <content:encoded><![CDATA[One line.
+
+Two.]]></content:encoded>
+    <wp:post_id>13</wp:post_id>
+    <wp:post_date_gmt><![CDATA[2021-05-05 05:05:05]]></wp:post_date_gmt>
+    <wp:post_name><![CDATA[unfinished]]></wp:post_name>
+    <wp:status><![CDATA[draft]]></wp:status>
+    <wp:post_type><![CDATA[post]]></wp:post_type>
+  </item>
+  <item>
+    <title>Mine again</title>
+    <content:encoded><![CDATA[<p>x</p>]]></content:encoded>
+    <wp:post_date_gmt><![CDATA[2021-05-05 05:05:05]]></wp:post_date_gmt>
+    <wp:post_name><![CDATA[taken]]></wp:post_name>
+    <wp:status><![CDATA[publish]]></wp:status>
+    <wp:post_type><![CDATA[post]]></wp:post_type>
+  </item>
+  <item>
+    <title>About</title>
+    <wp:post_name><![CDATA[about]]></wp:post_name>
+    <wp:status><![CDATA[publish]]></wp:status>
+    <wp:post_type><![CDATA[page]]></wp:post_type>
+  </item>
+  <item>
+    <title>photo</title>
+    <wp:post_type><![CDATA[attachment]]></wp:post_type>
+  </item>
+</channel>
+</rss>
+"#
+    );
+    let wxr_path = write(&site, "wordpress.xml", &wxr);
+    let report = import_posts(&site, &[wxr_path.to_str().unwrap()]).await;
+    assert_eq!(report["format"], "wordpress", "{report}");
+    assert_eq!(
+        report["imported"],
+        serde_json::json!(["첫-글", "unfinished"]),
+        "{report}"
+    );
+    assert_eq!(report["already_there"], serde_json::json!(["taken"]));
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["images"], 1);
+    let failed = report["failed_images"].as_array().unwrap();
+    assert_eq!(failed.len(), 2, "{report}");
+    assert!(
+        failed[0]["reason"].as_str().unwrap().contains("404"),
+        "{report}"
+    );
+    assert!(
+        failed[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not an image"),
+        "{report}"
+    );
+
+    let first = read(&site, "첫-글/index.md");
+    for part in [
+        "title = \"첫 글 & 그림\"",
+        "date = \"2020-01-02T10:02:03+09:00\"",
+        "slug = \"첫-글\"",
+        "tags = [\"Essays\", \"notes\"]",
+        "email = false",
+        "Hello **there**, [about](",
+        "/about/)",
+        // A figure has no Markdown: it stays HTML, with the local image.
+        "<figure><img src=\"images/1-photo.png\" alt=\"사진\"></figure>",
+        &format!("![gone]({old}/missing.png)"),
+    ] {
+        assert!(first.contains(part), "{part} in:\n{first}");
+    }
+    assert!(
+        !first.contains("script") && !first.contains("srcset") && !first.contains("nofollow"),
+        "{first}"
+    );
+    assert_eq!(
+        std::fs::read(site.path().join("posts/첫-글/images/1-photo.png")).unwrap(),
+        png(1)
+    );
+    let unfinished = read(&site, "unfinished/index.md");
+    assert!(unfinished.contains("draft = true"), "{unfinished}");
+    assert!(unfinished.contains("One line.\n\nTwo."), "{unfinished}");
+    assert_eq!(
+        read(&site, "taken.md"),
+        mine,
+        "a slug that exists is never overwritten"
+    );
+
+    // Ghost, with its placeholder for the site's address.
+    let ghost = r##"{"db":[{"meta":{"exported_on":1600000000000,"version":"5.75.0"},"data":{
+        "posts":[{"id":"p1","uuid":"u1","title":"Ghost post","slug":"ghost-post","html":"<p>From Ghost.</p><img src=\"__GHOST_URL__/content/images/ghost.png\">","type":"post","status":"published","published_at":"2022-02-02T02:02:02.000Z","created_at":"2022-02-01T00:00:00.000Z"},
+                 {"id":"p2","title":"A page","slug":"a-page","html":"<p>x</p>","type":"page","status":"published","published_at":"2022-02-02T02:02:02.000Z"}],
+        "tags":[{"id":"t1","name":"에세이","slug":"essay"},{"id":"t2","name":"#internal","slug":"hash-internal"}],
+        "posts_tags":[{"post_id":"p1","tag_id":"t1"},{"post_id":"p1","tag_id":"t2"}]}}]}"##;
+    let ghost_path = write(&site, "ghost.json", ghost);
+    let report = import_posts(&site, &[ghost_path.to_str().unwrap(), "--base", &old]).await;
+    assert_eq!(report["format"], "ghost", "{report}");
+    assert_eq!(report["imported"], serde_json::json!(["ghost-post"]));
+    assert_eq!(report["images"], 1, "{report}");
+    let ghost_post = read(&site, "ghost-post/index.md");
+    assert!(ghost_post.contains("tags = [\"에세이\"]"), "{ghost_post}");
+    assert!(ghost_post.contains("images/1-ghost.png"), "{ghost_post}");
+
+    // Substack: a ZIP with posts.csv and a file per post.
+    let substack = site.path().join("substack.zip");
+    zip(
+        &substack,
+        &[
+            (
+                "posts.csv",
+                "post_id,post_date,is_published,email_sent_at,inbox_sent_at,type,audience,title,subtitle,podcast_url\n\
+                 101.letters-from-seoul,2023-03-03T03:03:03.000Z,true,2023-03-03T03:03:03.000Z,,newsletter,everyone,Letters from Seoul,,\n\
+                 102.a-thread,2023-03-04T03:03:03.000Z,true,,,thread,everyone,,,\n",
+            ),
+            (
+                "posts/101.letters-from-seoul.html",
+                &format!("<p>From Substack.</p><img src=\"{old}/substack/image.png\">"),
+            ),
+        ],
+    );
+    let report = import_posts(&site, &[substack.to_str().unwrap()]).await;
+    assert_eq!(report["format"], "substack", "{report}");
+    assert_eq!(
+        report["imported"],
+        serde_json::json!(["letters-from-seoul"])
+    );
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 1, "{report}");
+    assert!(std::fs::read(
+        site.path()
+            .join("posts/letters-from-seoul/images/1-image.png")
+    )
+    .is_ok());
+
+    // A feed, by URL, as a hosted blog serves it.
+    let report = import_posts(&site, &[&format!("{old}/rss")]).await;
+    assert_eq!(report["format"], "feed", "{report}");
+    assert_eq!(
+        report["imported"],
+        serde_json::json!(["tistory-post"]),
+        "{report}"
+    );
+    assert_eq!(report["images"], 1, "{report}");
+    assert!(read(&site, "tistory-post/index.md").contains("tags = [\"notes\"]"));
+
+    // Importing all of it again changes nothing.
+    let before = crate::support::files_below(&site.path().join("posts"));
+    for args in [
+        vec![wxr_path.to_str().unwrap()],
+        vec![ghost_path.to_str().unwrap(), "--base", old.as_str()],
+        vec![substack.to_str().unwrap()],
+    ] {
+        let report = import_posts(&site, &args).await;
+        assert!(
+            report["imported"].as_array().unwrap().is_empty(),
+            "{report}"
+        );
+    }
+    assert_eq!(
+        crate::support::files_below(&site.path().join("posts")),
+        before
+    );
+
+    // The imported posts are in the feeds and the archive, and nobody is mailed.
+    let check = site.cli(&["check"]).await;
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(site.outbox().is_empty(), "imported posts are never mailed");
+    let out = site.path().join("public");
+    let built = site.cli(&["build", "--out", out.to_str().unwrap()]).await;
+    assert_eq!(built.code, 0, "{}", built.stderr);
+    let feed = std::fs::read_to_string(out.join("feed.xml")).unwrap();
+    for title in [
+        "첫 글 &amp; 그림",
+        "Ghost post",
+        "Letters from Seoul",
+        "Tistory &amp; me",
+    ] {
+        assert!(feed.contains(title), "{title} in the feed");
+    }
+    assert!(!feed.contains("Unfinished"), "a draft stays a draft");
+    assert!(out.join("posts/첫-글/images/1-photo.png").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_archive_names_where_and_writes_nothing() {
+    let site = TestSite::new(None);
+    let broken = write(
+        &site,
+        "broken.xml",
+        "<?xml version=\"1.0\"?>\n<rss version=\"2.0\" xmlns:wp=\"http://wordpress.org/export/1.2/\">\n<channel>\n<item><title>x</title>\n</channel>\n</rss>\n",
+    );
+    let old_ghost = write(
+        &site,
+        "old-ghost.json",
+        r#"{"db":[{"meta":{"version":"1.25.2"},"data":{"posts":[]}}]}"#,
+    );
+    let whole = site.path().join("whole.zip");
+    zip(&whole, &[("posts.csv", "post_id,post_date\n")]);
+    let bytes = std::fs::read(&whole).unwrap();
+    let cut = site.path().join("cut.zip");
+    std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    for (file, says) in [
+        (&broken, "line 5"),
+        (&old_ghost, "`1.25.2`"),
+        (&cut, "cut short"),
+    ] {
+        let out = site.cli(&["posts", "import", file.to_str().unwrap()]).await;
+        assert_ne!(out.code, 0);
+        let name = file.file_name().unwrap().to_str().unwrap();
+        assert!(
+            out.stderr.contains(name) && out.stderr.contains(says),
+            "{name}: {says}: {}",
+            out.stderr
+        );
+    }
+    assert!(crate::support::files_below(&site.path().join("posts")).is_empty());
+}

@@ -13,7 +13,7 @@ set -euo pipefail
 
 SECONDS_PER_TARGET=${1:-600}
 shift || true
-ALL_TARGETS=(bounce_read upstream_feed front_matter csv_import message_layout counted_request)
+ALL_TARGETS=(bounce_read upstream_feed front_matter csv_import message_layout counted_request archive_read)
 if [ "$#" -gt 0 ]; then
     TARGETS=("$@")
 else
@@ -164,6 +164,25 @@ EOF
         printf 'NewsBlur Feed Fetcher - 12 subscribers - https://www.newsblur.com/site/9/x' | write_seed counted_request newsblur
         printf 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0' | write_seed counted_request firefox
         printf 'AAAAAAAAAAAAAAAAaHR0cHM6Ly9leGFtcGxlLm9yZy9h.AAAAAAAAAAHdnw6L2qZHprIYhtn5xWWyoZj13w' | write_seed counted_request token
+        ;;
+    archive_read)
+        write_seed archive_read wxr <<'EOF2'
+<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:wp="http://wordpress.org/export/1.2/">
+<channel><title>Old</title><link>https://old.example.com</link><wp:wxr_version>1.2</wp:wxr_version>
+<item><title>첫 글</title><link>https://old.example.com/first/</link>
+<content:encoded><![CDATA[<p>Hi <a href="/x" rel="nofollow">x</a></p><figure><img src="/a.png" srcset="/a.png 1x"></figure>
+
+Two.]]></content:encoded>
+<wp:post_id>1</wp:post_id><wp:post_date_gmt>2020-01-02 03:04:05</wp:post_date_gmt>
+<wp:post_name>%ec%b2%ab</wp:post_name><wp:status>publish</wp:status><wp:post_type>post</wp:post_type>
+<category domain="post_tag" nicename="a"><![CDATA[a]]></category></item>
+<item><title>page</title><wp:post_type>page</wp:post_type></item>
+</channel></rss>
+EOF2
+        write_seed archive_read ghost <<'EOF2'
+{"db":[{"meta":{"version":"5.0.0"},"data":{"posts":[{"id":"1","title":"T","slug":"t","html":"<p>x<img src=\"__GHOST_URL__/a.png\"></p>","type":"post","status":"published","published_at":"2022-01-01T00:00:00.000Z"}],"tags":[{"id":"2","name":"n"}],"posts_tags":[{"post_id":"1","tag_id":"2"}]}}]}
+EOF2
         ;;
     esac
 }

@@ -4,3 +4,8 @@
 CREATE TABLE forgotten_addresses (
     key_hash TEXT PRIMARY KEY
 );
+
+-- How many people were forgotten before hashes were kept: an import cannot
+-- recognise them. `subscribers forget ADDRESS` remembers an address again.
+CREATE TABLE forgotten_before_hashes (n BIGINT NOT NULL);
+INSERT INTO forgotten_before_hashes (n) SELECT COUNT(*) FROM subscribers WHERE status = 'forgotten';

@@ -43,6 +43,10 @@ pub struct ArchiveReport {
     pub already_there: Vec<String>,
     /// Entries that are not posts, or could not be read.
     pub skipped: Vec<Skipped>,
+    /// Posts the old site showed to some readers only (password-protected,
+    /// for paying members, sent by email only): imported as drafts, since
+    /// the archive is public.
+    pub made_drafts: Vec<Skipped>,
     pub images: u64,
     pub failed_images: Vec<FailedImage>,
 }
@@ -81,21 +85,39 @@ impl Archives {
             imported: Vec::new(),
             already_there: Vec::new(),
             skipped: archive.skipped,
+            made_drafts: Vec::new(),
             images: 0,
             failed_images: Vec::new(),
         };
-        let mut seen = HashSet::new();
+        let mut seen: HashMap<String, String> = HashMap::new();
         for post in archive.posts {
             let slug = post.slug.to_string();
-            if taken.contains(&slug) || !seen.insert(slug.clone()) {
+            if taken.contains(&slug) {
                 report.already_there.push(slug);
                 continue;
             }
+            if let Some(first) = seen.get(&slug) {
+                report.skipped.push(Skipped {
+                    entry: post.entry.clone(),
+                    reason: format!("its slug `{slug}` is also {first}'s; give one another slug"),
+                });
+                continue;
+            }
+            seen.insert(slug.clone(), post.entry.clone());
+            let held_back = post.held_back.clone();
             match self
                 .write(&dir, post, source.base.as_ref(), &mut report)
                 .await
             {
-                Ok(()) => report.imported.push(slug),
+                Ok(()) => {
+                    if let Some(reason) = held_back {
+                        report.made_drafts.push(Skipped {
+                            entry: slug.clone(),
+                            reason,
+                        });
+                    }
+                    report.imported.push(slug);
+                }
                 Err(reason) => report.skipped.push(reason),
             }
         }
@@ -140,6 +162,13 @@ impl Archives {
             (text, url)
         };
         let format = source.from.unwrap_or_else(|| archive::sniff(&text));
+        if text.contains("__GHOST_URL__") && source.base.is_none() {
+            return Err(invalid(
+                "the export writes the old site's address as `__GHOST_URL__`; name it with \
+                 --base https://… so that its links and images are kept"
+                    .into(),
+            ));
+        }
         let archive = match format {
             ArchiveFormat::Feed => feed(&text, &feed_url).map_err(invalid)?,
             ArchiveFormat::Substack => {
@@ -269,6 +298,7 @@ fn feed(text: &str, url: &Url) -> Result<Archive, String> {
             date: e.published,
             tags: e.tags,
             draft: false,
+            held_back: None,
             html: e.content_html,
             base: e.link.as_deref().and_then(|l| WebUrl::parse(l).ok()),
         })

@@ -12,14 +12,26 @@ impl Output {
     pub fn print<T: Serialize>(&self, value: &T, human: impl FnOnce() -> String) {
         if self.json {
             match serde_json::to_string_pretty(value) {
-                Ok(s) => println!("{s}"),
+                Ok(s) => line(&s),
                 Err(e) => eprintln!("error: cannot write JSON: {e}"),
             }
         } else {
             let text = human();
             if !text.is_empty() {
-                println!("{}", text.trim_end());
+                line(text.trim_end());
             }
+        }
+    }
+}
+
+/// Writes `text` and a newline on stdout. A reader that has gone (`| head`)
+/// is no error: the command's work is done, and the rest is not wanted.
+pub fn line(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the output: {e}");
         }
     }
 }

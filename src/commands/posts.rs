@@ -34,6 +34,12 @@ fn report_text(report: &ArchiveReport) -> String {
             report.already_there.join(", ")
         ));
     }
+    for d in &report.made_drafts {
+        text.push_str(&format!(
+            "made a draft, since the archive is public: {} ({})\n",
+            d.entry, d.reason
+        ));
+    }
     for s in &report.skipped {
         text.push_str(&format!("skipped {}: {}\n", s.entry, s.reason));
     }

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
+use super::output::line;
 use super::{table, Output, SubscribersCommand};
 use crate::app::{Added, App, ExportFormat, ImportSummary};
 use crate::domain::{one_line, EmailAddress};
@@ -38,7 +39,7 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
             let tz = app.config().site.timezone;
             let default = app.config().schedule.mode;
             if out.json {
-                println!("[");
+                line("[");
             }
             let mut first = true;
             loop {
@@ -47,8 +48,8 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
                 after = last.id;
                 for s in &page {
                     if out.json {
-                        let line = serde_json::to_string(s).unwrap_or_default();
-                        println!("{}{line}", if first { "" } else { "," });
+                        let row = serde_json::to_string(s).unwrap_or_default();
+                        line(&format!("{}{row}", if first { "" } else { "," }));
                         first = false;
                     } else {
                         rows.push(vec![
@@ -71,18 +72,16 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
                     }
                 }
                 if !out.json {
-                    print!(
-                        "{}",
-                        table(
-                            &["email", "name", "status", "frequency", "topics", "since"],
-                            &rows
-                        )
+                    let text = table(
+                        &["email", "name", "status", "frequency", "topics", "since"],
+                        &rows,
                     );
+                    line(text.trim_end());
                     rows.clear();
                 }
             }
             if out.json {
-                println!("]");
+                line("]");
             }
         }
         SubscribersCommand::Import { files, from } => {
@@ -94,6 +93,11 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
             let email = EmailAddress::parse(&email).map_err(Error::Invalid)?;
             let forgotten = app.subscriptions().forget(&email, now).await?;
             out.print(&forgotten, || {
+                if !forgotten.was_subscriber {
+                    return format!(
+                        "no subscriber has {email}; it is remembered as a keyed hash, so that no import adds it"
+                    );
+                }
                 format!(
                     "forgotten: the address, name and choices are gone; deliveries kept in the counts, linked to nobody: {}; outbox files removed: {}",
                     forgotten.deliveries_kept, forgotten.outbox_files_removed
@@ -148,7 +152,17 @@ fn report_text(name: &str, report: &ImportSummary) -> String {
             kept.unsubscribed, kept.bounced, kept.complained, kept.forgotten
         ));
     }
-    text.push_str(&format!("  rejected: {}\n", report.rejected.len()));
+    if report.forgotten_unrecognised > 0 {
+        text.push_str(&format!(
+            "  warning: {} people were forgotten before posthorn kept a keyed hash of each address, and an import cannot recognise them; run `posthorn subscribers forget ADDRESS` for each, from your own record of erasures\n",
+            report.forgotten_unrecognised
+        ));
+    }
+    text.push_str(&format!("  rejected: {}", report.rejected_total));
+    if report.rejected_total > report.rejected.len() as u64 {
+        text.push_str(&format!(" (the first {} listed)", report.rejected.len()));
+    }
+    text.push('\n');
     for r in &report.rejected {
         let file = r
             .file

@@ -12,6 +12,9 @@ use crate::error::{DbContext, Error};
 /// What forgetting a person did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Forgotten {
+    /// Whether a subscriber had the address. Without one, only the keyed hash
+    /// is kept, so that no import adds the person.
+    pub was_subscriber: bool,
     /// Deliveries kept for the counts, no longer linked to the person.
     pub deliveries_kept: i64,
     /// Replies, errors and reports the address was cut out of.
@@ -21,6 +24,20 @@ pub struct Forgotten {
 }
 
 impl Store {
+    /// Keeps the keyed hash of an address no subscriber has, so that no import
+    /// adds the person (someone who asks to be forgotten before the list
+    /// moves in, or after an upgrade from before hashes were kept).
+    pub async fn remember_forgotten(&self, hashed: &str) -> Result<(), Error> {
+        sqlx::query(
+            "INSERT INTO forgotten_addresses (key_hash) VALUES ($1) ON CONFLICT (key_hash) DO NOTHING",
+        )
+        .bind(hashed)
+        .execute(&self.pool)
+        .await
+        .db("remembering a forgotten address")?;
+        Ok(())
+    }
+
     /// Erases a person: their row keeps only its id and times, the address is
     /// cut out of every reply, error and report that quotes it, and their
     /// deliveries stay (for the counts) linked to that nameless row. Then the
@@ -121,6 +138,7 @@ impl Store {
         tx.commit().await.db("forgetting a person")?;
         self.compact().await?;
         Ok(Some(Forgotten {
+            was_subscriber: true,
             deliveries_kept: kept,
             quotes_cut: cut,
             outbox_files_removed: 0,

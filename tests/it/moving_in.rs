@@ -355,7 +355,7 @@ async fn bad_files_get_clear_errors_and_change_nothing() {
     for part in [
         "odd.csv",
         "`address`, `full name`",
-        "mailchimp (`Email Address`)",
+        "mailchimp (`Email Address` with",
         "kit",
     ] {
         assert!(out.stderr.contains(part), "{part}: {}", out.stderr);
@@ -512,6 +512,23 @@ Two.]]></content:encoded>
     <wp:post_type><![CDATA[post]]></wp:post_type>
   </item>
   <item>
+    <title>Secret</title>
+    <content:encoded><![CDATA[<p>For friends.</p>]]></content:encoded>
+    <wp:post_date_gmt><![CDATA[2021-06-06 06:06:06]]></wp:post_date_gmt>
+    <wp:post_name><![CDATA[secret]]></wp:post_name>
+    <wp:status><![CDATA[publish]]></wp:status>
+    <wp:post_password><![CDATA[hunter2]]></wp:post_password>
+    <wp:post_type><![CDATA[post]]></wp:post_type>
+  </item>
+  <item>
+    <title>Secret twin</title>
+    <content:encoded><![CDATA[<p>Same slug.</p>]]></content:encoded>
+    <wp:post_date_gmt><![CDATA[2021-06-07 06:06:06]]></wp:post_date_gmt>
+    <wp:post_name><![CDATA[secret]]></wp:post_name>
+    <wp:status><![CDATA[publish]]></wp:status>
+    <wp:post_type><![CDATA[post]]></wp:post_type>
+  </item>
+  <item>
     <title>Mine again</title>
     <content:encoded><![CDATA[<p>x</p>]]></content:encoded>
     <wp:post_date_gmt><![CDATA[2021-05-05 05:05:05]]></wp:post_date_gmt>
@@ -538,11 +555,23 @@ Two.]]></content:encoded>
     assert_eq!(report["format"], "wordpress", "{report}");
     assert_eq!(
         report["imported"],
-        serde_json::json!(["첫-글", "unfinished"]),
+        serde_json::json!(["첫-글", "unfinished", "secret"]),
         "{report}"
     );
     assert_eq!(report["already_there"], serde_json::json!(["taken"]));
-    assert_eq!(report["skipped"].as_array().unwrap().len(), 2, "{report}");
+    assert_eq!(report["skipped"].as_array().unwrap().len(), 3, "{report}");
+    assert!(
+        report["skipped"][2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("slug `secret` is also"),
+        "{report}"
+    );
+    assert_eq!(
+        report["made_drafts"][0]["reason"],
+        "password-protected on WordPress"
+    );
+    assert!(read(&site, "secret/index.md").contains("draft = true"));
     assert_eq!(report["images"], 1);
     let failed = report["failed_images"].as_array().unwrap();
     assert_eq!(failed.len(), 2, "{report}");
@@ -702,10 +731,25 @@ async fn a_broken_archive_names_where_and_writes_nothing() {
     let bytes = std::fs::read(&whole).unwrap();
     let cut = site.path().join("cut.zip");
     std::fs::write(&cut, &bytes[..bytes.len() - 10]).unwrap();
+    let no_base = write(
+        &site,
+        "no-base.json",
+        r#"{"db":[{"meta":{"version":"5.0.0"},"data":{"posts":[{"id":"1","title":"T","slug":"t","html":"<a href=\"__GHOST_URL__/x/\">x</a>","status":"published","published_at":"2022-01-01T00:00:00.000Z"}]}}]}"#,
+    );
+    let deep = write(
+        &site,
+        "deep.xml",
+        &format!(
+            "<?xml version=\"1.0\"?>\n<rss xmlns:wp=\"http://wordpress.org/export/1.2/\"><channel><item>{}</item></channel></rss>",
+            "<wp:a>".repeat(50_000)
+        ),
+    );
     for (file, says) in [
         (&broken, "line 5"),
         (&old_ghost, "`1.25.2`"),
         (&cut, "cut short"),
+        (&no_base, "--base"),
+        (&deep, "nested deeper"),
     ] {
         let out = site.cli(&["posts", "import", file.to_str().unwrap()]).await;
         assert_ne!(out.code, 0);
@@ -717,4 +761,61 @@ async fn a_broken_archive_names_where_and_writes_nothing() {
         );
     }
     assert!(crate::support::files_below(&site.path().join("posts")).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leaving_wins_over_an_earlier_row_an_earlier_import_and_a_plain_list() {
+    let site = TestSite::new(None);
+    // A plain list gives no time: an unsubscribe from the old service later
+    // still applies.
+    let plain = write(&site, "plain.csv", "email\nz@example.com\n");
+    import(&site, &plain, &[]).await;
+    let unsub = write(
+        &site,
+        "unsubscribed_members_export_9.csv",
+        "Email Address,OPTIN_TIME,UNSUB_TIME,LEID\nz@example.com,2020-01-01 00:00:00,2024-05-01 00:00:00,1\n",
+    );
+    let report = import(&site, &unsub, &[]).await;
+    assert_eq!(report["left_now"]["unsubscribed"], 1, "{report}");
+
+    // A later row for the same address that says they left outweighs the
+    // first, in one file and across batches alike.
+    let mut text = String::from("first_name,email_address,state,created_at\n");
+    text.push_str("A,dup@example.com,active,2023-01-01T00:00:00Z\n");
+    for i in 0..10_050 {
+        text.push_str(&format!(
+            "R,reader{i}@example.com,active,2023-01-01T00:00:00Z\n"
+        ));
+    }
+    text.push_str("A,DUP@example.com,cancelled,2023-02-01T00:00:00Z\n");
+    text.push_str("A,dup@example.com,active,2023-03-01T00:00:00Z\n");
+    let kit = write(&site, "kit.csv", &text);
+    let report = import(&site, &kit, &[]).await;
+    assert_eq!(report["rejected_total"], 1, "{report}");
+    assert_eq!(report["rejected"][0]["reason"], "duplicate of row 2");
+    let list = subscribers(&site).await;
+    assert_eq!(status(&list, "dup@example.com"), "unsubscribed");
+
+    // A file whose status column this format does not read is refused.
+    let odd = write(&site, "odd.csv", "email,unsubscribed\nq@example.com,true\n");
+    let out = site
+        .cli(&["subscribers", "import", odd.to_str().unwrap()])
+        .await;
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr.contains("`unsubscribed` looks like a status"),
+        "{}",
+        out.stderr
+    );
+    assert!(!subscribers(&site).await.contains_key("q@example.com"));
+
+    // Someone who asked to be forgotten before the list moved in is never added.
+    let out = site
+        .cli(&["subscribers", "forget", "never@example.com"])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let list = write(&site, "again.csv", "email\nNever@Example.com\n");
+    let report = import(&site, &list, &[]).await;
+    assert_eq!(report["kept_away"]["forgotten"], 1, "{report}");
+    assert!(!subscribers(&site).await.contains_key("never@example.com"));
 }

@@ -84,18 +84,15 @@ impl Subscriptions {
         Ok(())
     }
 
-    /// Erases a person (see [`crate::store::Store::forget`]).
+    /// Erases a person (see [`crate::store::Store::forget`]). An address no
+    /// subscriber has is remembered as a keyed hash only, so that no import
+    /// adds the person.
     pub async fn forget(
         &self,
         email: &EmailAddress,
         now: DateTime<Utc>,
     ) -> Result<Forgotten, Error> {
-        let not_there = || not_a_subscriber(email);
         let store = &self.context.store;
-        store
-            .subscriber_by_email(email)
-            .await?
-            .ok_or_else(not_there)?;
         // The outbox first (whatever the transport is now: a site that began on
         // files keeps them), so that if either step fails, running `forget`
         // again finishes the job.
@@ -103,10 +100,13 @@ impl Subscriptions {
             .remove_addressed_to(email)
             .await?;
         let hashed = self.context.links.tokens().forgotten_address(&email.key());
-        let mut forgotten = store
-            .forget(email, &hashed, now)
-            .await?
-            .ok_or_else(not_there)?;
+        let Some(mut forgotten) = store.forget(email, &hashed, now).await? else {
+            store.remember_forgotten(&hashed).await?;
+            return Ok(Forgotten {
+                outbox_files_removed: files,
+                ..Forgotten::default()
+            });
+        };
         forgotten.outbox_files_removed = files;
         tracing::info!(
             deliveries_kept = forgotten.deliveries_kept,

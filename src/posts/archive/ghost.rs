@@ -59,6 +59,8 @@ struct Post {
     #[serde(default)]
     status: Option<String>,
     #[serde(default)]
+    visibility: Option<String>,
+    #[serde(default)]
     published_at: Option<serde_json::Value>,
     #[serde(default)]
     created_at: Option<serde_json::Value>,
@@ -130,8 +132,15 @@ pub fn read(text: &str) -> Result<Archive, String> {
             archive.skipped.push(skip("a page, not a post"));
             continue;
         }
-        // `sent`: a post that went by email only; it was published all the same.
-        let draft = !matches!(post.status.as_deref(), Some("published" | "sent") | None);
+        let held_back = match (post.status.as_deref(), post.visibility.as_deref()) {
+            (Some("sent"), _) => Some("sent by email only, never on the Ghost site".to_string()),
+            (_, Some(v)) if v != "public" => {
+                Some(format!("for `{}` readers on Ghost", one_line(v)))
+            }
+            _ => None,
+        };
+        let draft =
+            !matches!(post.status.as_deref(), Some("published") | None) || held_back.is_some();
         let Some(html) = post.html.filter(|h| !h.trim().is_empty()) else {
             archive
                 .skipped
@@ -159,6 +168,7 @@ pub fn read(text: &str) -> Result<Archive, String> {
             date,
             tags: tags.remove(&post.id.to_string()).unwrap_or_default(),
             draft,
+            held_back,
             html,
             base: None,
         });

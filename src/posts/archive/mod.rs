@@ -35,6 +35,9 @@ pub struct ArchivedPost {
     pub date: DateTime<Utc>,
     pub tags: Vec<String>,
     pub draft: bool,
+    /// Why a post the old site showed to some readers only is a draft here
+    /// (password-protected, for paying members): the archive is public.
+    pub held_back: Option<String>,
     /// As the service wrote it: not yet sanitized.
     pub html: String,
     /// What relative URLs in it are relative to.
@@ -128,9 +131,17 @@ pub fn bundle_text(post: &ArchivedPost, markdown: &str, timezone: Tz) -> String 
     format!("+++\n{toml}+++\n\n{}\n", markdown.trim())
 }
 
+/// Elements nested deeper than this are no essay's: such a body is kept as
+/// HTML whole, since converting it would recurse that deep.
+const MAX_NESTING: usize = 100;
+
 /// HTML as Markdown where it converts cleanly; what Markdown cannot say
 /// (a table's alignment, a figure, an embed) stays HTML, which Markdown allows.
+/// `html` is sanitized (well formed, every attribute quoted).
 pub fn to_markdown(html: &str) -> Result<String, String> {
+    if nesting(html) > MAX_NESTING {
+        return Ok(html.to_string());
+    }
     let options = htmd::options::Options {
         translation_mode: htmd::options::TranslationMode::Faithful,
         ..Default::default()
@@ -142,9 +153,44 @@ pub fn to_markdown(html: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// How deep elements nest in sanitized HTML, counted from its tags alone.
+fn nesting(html: &str) -> usize {
+    const VOID: [&str; 14] = [
+        "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+        "source", "track", "wbr",
+    ];
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let bytes = html.as_bytes();
+    for at in memchr::memchr_iter(b'<', bytes) {
+        match bytes.get(at + 1) {
+            Some(b'/') => depth = depth.saturating_sub(1),
+            Some(c) if c.is_ascii_alphabetic() => {
+                let name: String = html[at + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect::<String>()
+                    .to_ascii_lowercase();
+                if !VOID.contains(&name.as_str()) {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn html_nested_past_reason_stays_html_whole() {
+        let deep = "<ul><li>".repeat(5_000) + "x";
+        assert_eq!(to_markdown(&deep).unwrap(), deep);
+        assert_eq!(nesting("<p>a<br>b<img src=\"x\"></p><p>c</p>"), 1);
+    }
 
     #[test]
     fn html_becomes_markdown_and_what_cannot_stays_html() {
@@ -174,6 +220,7 @@ mod tests {
                 .with_timezone(&Utc),
             tags: vec!["notes".into()],
             draft: true,
+            held_back: None,
             html: String::new(),
             base: None,
         };

@@ -45,7 +45,8 @@ impl SubstackFiles {
         })
     }
 
-    /// A file of the export as text, `None` if it is not there.
+    /// A file of the export as text, `None` if it is not there. A file over
+    /// [`MAX_POST_BYTES`] or not UTF-8 is an error that names it.
     fn text(&mut self, name: &str) -> Result<Option<String>, String> {
         let mut bytes = Vec::new();
         match self {
@@ -56,7 +57,7 @@ impl SubstackFiles {
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
                     Err(e) => return Err(format!("{}: {e}", path.display())),
                 };
-                file.take(MAX_POST_BYTES)
+                file.take(MAX_POST_BYTES + 1)
                     .read_to_end(&mut bytes)
                     .map_err(|e| format!("{}: {e}", path.display()))?;
             }
@@ -68,10 +69,13 @@ impl SubstackFiles {
                     Err(e) => return Err(format!("{full}: {e}")),
                 };
                 entry
-                    .take(MAX_POST_BYTES)
+                    .take(MAX_POST_BYTES + 1)
                     .read_to_end(&mut bytes)
                     .map_err(|e| format!("{full}: {e}"))?;
             }
+        }
+        if bytes.len() as u64 > MAX_POST_BYTES {
+            return Err(format!("{name} is larger than 20 MB"));
         }
         String::from_utf8(bytes)
             .map(Some)
@@ -100,7 +104,7 @@ pub fn read(files: &mut SubstackFiles) -> Result<Archive, String> {
             "{SUBSTACK_INDEX} has no `post_id` and `post_date` columns: not a Substack export"
         ));
     };
-    let (title_at, published_at) = (at("title"), at("is_published"));
+    let (title_at, published_at, audience_at) = (at("title"), at("is_published"), at("audience"));
     let mut archive = Archive::default();
     for (i, record) in reader.records().enumerate() {
         let entry = format!("{SUBSTACK_INDEX} row {}", i + 2);
@@ -147,6 +151,10 @@ pub fn read(files: &mut SubstackFiles) -> Result<Archive, String> {
             archive.skipped.push(skip("no slug".into()));
             continue;
         };
+        let held_back = match cell(audience_at) {
+            "" | "everyone" => None,
+            audience => Some(format!("for `{}` readers on Substack", one_line(audience))),
+        };
         archive.posts.push(ArchivedPost {
             entry: file,
             slug,
@@ -157,7 +165,8 @@ pub fn read(files: &mut SubstackFiles) -> Result<Archive, String> {
             },
             date,
             tags: Vec::new(),
-            draft: cell(published_at).eq_ignore_ascii_case("false"),
+            draft: cell(published_at).eq_ignore_ascii_case("false") || held_back.is_some(),
+            held_back,
             html,
             base: None,
         });

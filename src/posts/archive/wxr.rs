@@ -6,11 +6,16 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use super::{base, slug_of, Archive, ArchivedPost, Skipped};
 use crate::domain::one_line;
 
+/// Elements nested deeper than this are no WordPress export's; the RSS
+/// reader would recurse that deep.
+const MAX_DEPTH: usize = 64;
+
 pub fn read(text: &str) -> Result<Archive, String> {
-    let channel = rss::Channel::read_from(text.as_bytes()).map_err(|e| match broken_at(text) {
-        Some((line, column, why)) => format!("broken XML at line {line}, column {column}: {why}"),
-        None => format!("not a WordPress export: {e}"),
-    })?;
+    if let Some((line, column, why)) = broken_at(text) {
+        return Err(format!("broken XML at line {line}, column {column}: {why}"));
+    }
+    let channel = rss::Channel::read_from(text.as_bytes())
+        .map_err(|e| format!("not a WordPress export: {e}"))?;
     let site = base(channel.link());
     let mut archive = Archive::default();
     for (i, item) in channel.items().iter().enumerate() {
@@ -37,14 +42,23 @@ pub fn read(text: &str) -> Result<Archive, String> {
                 continue;
             }
         }
-        let draft = match wp("status") {
+        let mut draft = match wp("status") {
             "publish" | "" => false,
-            "draft" | "pending" | "private" | "future" => true,
+            "draft" | "pending" | "future" => true,
+            "private" => true,
             other => {
                 archive.skipped.push(skip(format!("status `{other}`")));
                 continue;
             }
         };
+        let held_back = if wp("status") == "private" {
+            Some("private on WordPress".to_string())
+        } else if !wp("post_password").is_empty() {
+            Some("password-protected on WordPress".to_string())
+        } else {
+            None
+        };
+        draft |= held_back.is_some();
         let date = utc(wp("post_date_gmt"))
             .or_else(|| {
                 item.pub_date()
@@ -87,6 +101,7 @@ pub fn read(text: &str) -> Result<Archive, String> {
             date,
             tags,
             draft,
+            held_back,
             html: wordpress_paragraphs(item.content().unwrap_or("")),
             base: item.link().and_then(base).or_else(|| site.clone()),
         });
@@ -121,28 +136,41 @@ fn wordpress_paragraphs(body: &str) -> String {
         .collect()
 }
 
-/// Where XML stops being well formed, as (line, column, why), both from 1.
+/// Where XML stops being well formed, or nests deeper than [`MAX_DEPTH`], as
+/// (line, column, why), both from 1.
 fn broken_at(text: &str) -> Option<(usize, usize, String)> {
+    use quick_xml::events::Event;
     let mut reader = quick_xml::Reader::from_str(text);
+    let mut depth = 0usize;
     loop {
-        match reader.read_event() {
-            Ok(quick_xml::events::Event::Eof) => return None,
-            Ok(_) => {}
-            Err(e) => {
-                let at = usize::try_from(reader.error_position())
-                    .unwrap_or(text.len())
-                    .min(text.len());
-                let before = &text.as_bytes()[..at];
-                let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-                let column = at
-                    - before
-                        .iter()
-                        .rposition(|b| *b == b'\n')
-                        .map_or(0, |p| p + 1)
-                    + 1;
-                return Some((line, column, e.to_string()));
+        let event = reader.read_event();
+        let (why, at) = match event {
+            Ok(Event::Eof) => return None,
+            Ok(Event::Start(_)) => {
+                depth += 1;
+                if depth <= MAX_DEPTH {
+                    continue;
+                }
+                let why = format!("elements nested deeper than {MAX_DEPTH}");
+                (why, reader.buffer_position())
             }
-        }
+            Ok(Event::End(_)) => {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            Ok(_) => continue,
+            Err(e) => (e.to_string(), reader.error_position()),
+        };
+        let at = usize::try_from(at).unwrap_or(text.len()).min(text.len());
+        let before = &text.as_bytes()[..at];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let column = at
+            - before
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map_or(0, |p| p + 1)
+            + 1;
+        return Some((line, column, why));
     }
 }
 

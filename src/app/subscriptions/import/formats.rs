@@ -23,7 +23,10 @@ impl ExportFormat {
     /// The columns that tell this format apart, as the error for an unknown
     /// file lists them.
     const SIGNS: [(ExportFormat, &'static str); 7] = [
-        (ExportFormat::Mailchimp, "`Email Address`"),
+        (
+            ExportFormat::Mailchimp,
+            "`Email Address` with `OPTIN_TIME`, `MEMBER_RATING` or `LEID`",
+        ),
         (ExportFormat::Substack, "`email`, `email_disabled`"),
         (ExportFormat::Ghost, "`email`, `subscribed_to_emails`"),
         (
@@ -35,7 +38,7 @@ impl ExportFormat {
             "`email` or `email_address`, `subscriber_type` or `type`",
         ),
         (ExportFormat::Kit, "`email_address` or `email`, `state`"),
-        (ExportFormat::Posthorn, "`email`"),
+        (ExportFormat::Posthorn, "`email` or `Email Address`"),
     ];
 
     fn service(self) -> &'static str {
@@ -58,6 +61,39 @@ impl ExportFormat {
             .collect::<Vec<_>>()
             .join("; ")
     }
+}
+
+/// Columns only Mailchimp's export writes: `Email Address` alone is any
+/// spreadsheet's.
+const MAILCHIMP_SIGNS: [&str; 6] = [
+    "member_rating",
+    "optin_time",
+    "confirm_time",
+    "last_changed",
+    "leid",
+    "euid",
+];
+
+/// Words that make a column look like a status: one a format does not read
+/// would be a reader's leaving ignored, so such a file is refused.
+fn looks_like_status(column: &str) -> bool {
+    matches!(
+        column,
+        "status" | "state" | "type" | "subscribed" | "active" | "opted_out" | "optout"
+    ) || [
+        "unsub",
+        "bounce",
+        "cleaned",
+        "blocklist",
+        "blacklist",
+        "suppress",
+        "complain",
+        "opt_out",
+        "disabled",
+        "deleted",
+    ]
+    .iter()
+    .any(|word| column.contains(word))
 }
 
 /// A Mailchimp audience is exported as one file per list, named for it.
@@ -157,7 +193,9 @@ impl Shape {
         let has = |name: &str| at(name).is_some();
         let format = match from {
             Some(f) => f,
-            None if has("email address") => ExportFormat::Mailchimp,
+            None if has("email address") && MAILCHIMP_SIGNS.iter().any(|c| has(c)) => {
+                ExportFormat::Mailchimp
+            }
             None if has("email_disabled") => ExportFormat::Substack,
             None if has("subscribed_to_emails") => ExportFormat::Ghost,
             None if has("uuid") && has("status") && has("attributes") => ExportFormat::Listmonk,
@@ -167,7 +205,7 @@ impl Shape {
                 ExportFormat::Buttondown
             }
             None if has("state") && (has("email_address") || has("email")) => ExportFormat::Kit,
-            None if has("email") => ExportFormat::Posthorn,
+            None if has("email") || has("email address") => ExportFormat::Posthorn,
             None => {
                 return Err(format!(
                     "not an export posthorn knows: the columns are {}; known formats: {}",
@@ -178,7 +216,7 @@ impl Shape {
         };
         let email = match format {
             ExportFormat::Mailchimp => any(&["email address", "email"]),
-            _ => any(&["email", "email_address"]),
+            _ => any(&["email", "email_address", "email address"]),
         }
         .ok_or_else(|| {
             format!(
@@ -221,6 +259,7 @@ impl Shape {
                 shape.frequency = at("frequency");
             }
             ExportFormat::Mailchimp => {
+                needs(any(&MAILCHIMP_SIGNS), "OPTIN_TIME")?;
                 shape.name = match at("name") {
                     Some(n) => vec![n],
                     None => [at("first name"), at("last name")]
@@ -273,19 +312,67 @@ impl Shape {
                 shape.tags = at("tags");
             }
         }
+        shape.refuse_unread_statuses(&names)?;
         Ok(shape)
+    }
+
+    /// The columns this shape reads.
+    fn read_columns(&self) -> Vec<usize> {
+        let mut read = vec![self.email];
+        read.extend(&self.name);
+        read.extend(&self.created);
+        read.extend(
+            [
+                self.status,
+                self.confirmed,
+                self.left,
+                self.tags,
+                self.frequency,
+                self.flag,
+                self.deleted,
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        read
+    }
+
+    /// A column that looks like a status and that this format does not read
+    /// (`Status` beside `Email Address`, `unsubscribed` in a plain list) would
+    /// make someone who left active: the file is refused instead.
+    fn refuse_unread_statuses(&self, names: &[String]) -> Result<(), String> {
+        let read = self.read_columns();
+        let own = |name: &str| match self.format {
+            // Mailchimp's unsubscribed and cleaned files describe the leaving.
+            ExportFormat::Mailchimp => name.starts_with("unsub_") || name.starts_with("clean_"),
+            // Substack's paid subscription, not the email's.
+            ExportFormat::Substack => name == "active_subscription",
+            _ => false,
+        };
+        let unread = names
+            .iter()
+            .enumerate()
+            .find(|(i, name)| !read.contains(i) && looks_like_status(name) && !own(name));
+        match unread {
+            Some((_, name)) => Err(format!(
+                "the column `{}` looks like a status, and a {} export has none by that name, so \
+                 posthorn cannot tell who left; name the format with --from if another fits \
+                 (known formats: {}), or keep only the subscribed rows and remove the column",
+                shown(name),
+                self.format,
+                ExportFormat::known()
+            )),
+            None => Ok(()),
+        }
     }
 
     /// Reads a row. An error is the reason the row is rejected.
     pub fn read<'r>(&self, record: &'r csv::StringRecord) -> Result<Fields<'r>, String> {
         let cell = |i: usize| from_cell(record.get(i).unwrap_or("").trim());
         let maybe = |i: Option<usize>| i.map_or("", cell);
-        let time = |i: Option<usize>| match maybe(i) {
-            "" => Ok(None),
-            text => parse_time(text)
-                .map(Some)
-                .ok_or_else(|| format!("the time `{}` is not a date", shown(text))),
-        };
+        // A time that is not one is unknown: the row still says who the
+        // reader is and whether they left, which matters more.
+        let time = |i: Option<usize>| Ok::<_, String>(parse_time(maybe(i)));
         let standing = self.standing(maybe(self.status), maybe(self.flag), maybe(self.deleted))?;
         let (status, reason) = self.status_of(standing);
         let mut created_at = None;
@@ -417,11 +504,16 @@ pub(in crate::app::subscriptions) fn from_cell(cell: &str) -> &str {
 }
 
 /// At most 100 characters of a value, for a report.
+/// Control characters become `�`, so that a value cannot move a terminal's
+/// cursor or colour what follows.
 pub(super) fn shown(value: &str) -> String {
-    match value.char_indices().nth(100) {
+    let cut = match value.char_indices().nth(100) {
         Some((end, _)) => format!("{}…", &value[..end]),
         None => value.to_string(),
-    }
+    };
+    cut.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
 }
 
 fn shown_columns(names: &[String]) -> String {
@@ -520,13 +612,38 @@ mod tests {
         }
         let unknown = shape("address,full name", "x.csv").unwrap_err();
         assert!(unknown.contains("`address`, `full name`"), "{unknown}");
-        assert!(unknown.contains("mailchimp (`Email Address`)"), "{unknown}");
+        assert!(
+            unknown.contains("mailchimp (`Email Address` with"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn a_status_the_format_does_not_read_refuses_the_file() {
+        for (header, column) in [
+            ("email,unsubscribed,bounced", "unsubscribed"),
+            ("Email Address,First name,Opt_Out", "opt_out"),
+            ("email,name,is_deleted", "is_deleted"),
+        ] {
+            let err = shape(header, "x.csv").unwrap_err();
+            assert!(
+                err.contains(&format!("`{column}` looks like a status")),
+                "{err}"
+            );
+        }
+        let record = csv::StringRecord::from(vec!["email", "name", "status"]);
+        let err = Shape::new(&record, Some(ExportFormat::Mailchimp), "x.csv").unwrap_err();
+        assert!(err.contains("OPTIN_TIME"), "{err}");
+        assert_eq!(
+            shape("Email Address,Name", "x.csv").unwrap().format,
+            ExportFormat::Posthorn
+        );
     }
 
     #[test]
     fn a_mailchimp_list_is_named_by_its_file_or_its_columns() {
         let file = |name: &str, header: &str| shape(header, name).unwrap().mailchimp;
-        let plain = "Email Address,First Name";
+        let plain = "Email Address,First Name,LEID";
         assert_eq!(
             file("x/unsubscribed_members_export_1.csv", plain),
             Some(MailchimpList::Unsubscribed)
@@ -537,11 +654,11 @@ mod tests {
         );
         assert_eq!(file("cleaned_1.csv", plain), Some(MailchimpList::Cleaned));
         assert_eq!(
-            file("audience.csv", "Email Address,CLEAN_TIME"),
+            file("audience.csv", "Email Address,CLEAN_TIME,LEID"),
             Some(MailchimpList::Cleaned)
         );
         assert_eq!(
-            file("audience.csv", "Email Address,UNSUB_TIME"),
+            file("audience.csv", "Email Address,UNSUB_TIME,LEID"),
             Some(MailchimpList::Unsubscribed)
         );
     }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use super::Subscriptions;
-use crate::domain::{one_line, EmailAddress, Frequency, Preferences};
+use crate::domain::{one_line, EmailAddress, Frequency, Preferences, SubscriberStatus};
 use crate::error::Error;
 use crate::store::{KeptAway, NewSubscriber, StatusCounts};
 use crate::tokens::Tokens;
@@ -26,6 +26,21 @@ use formats::{shown, Shape};
 /// Rows per transaction of an import: big enough that commits are rare, small
 /// enough that memory stays flat.
 const IMPORT_BATCH: usize = 10_000;
+
+/// Rejected rows kept for the report; past these only the count grows, so a
+/// file of millions of bad rows cannot fill memory.
+const REJECTED_KEPT: usize = 1_000;
+
+/// The longest line read (a row is one line or a few): a 1 MB cell is read,
+/// a 500 MB one is not an export.
+const MAX_LINE: usize = 4 * 1024 * 1024;
+
+/// How much bigger than its compressed size a file in a ZIP may be: CSV
+/// compresses tens of times, a ZIP bomb thousands.
+const MAX_ZIP_RATIO: u64 = 200;
+
+/// The longest name kept, in characters.
+const MAX_NAME: usize = 200;
 
 /// Several topics in one CSV cell.
 pub(super) const TOPIC_SEPARATOR: &str = ";";
@@ -60,7 +75,14 @@ pub struct ImportSummary {
     /// Addresses the file lists as subscribed that posthorn has as
     /// unsubscribed, bounced, complained or forgotten: they stay so.
     pub kept_away: KeptAway,
+    /// The first [`REJECTED_KEPT`] rejected rows.
     pub rejected: Vec<Rejected>,
+    /// Every rejected row, those not listed included.
+    pub rejected_total: u64,
+    /// People forgotten before posthorn kept a keyed hash of each address (an
+    /// upgrade from before): an import cannot recognise them. `subscribers
+    /// forget ADDRESS` remembers one again.
+    pub forgotten_unrecognised: i64,
 }
 
 impl ImportSummary {
@@ -78,6 +100,8 @@ impl ImportSummary {
 struct Chunk {
     rows: Vec<NewSubscriber>,
     rejected: Vec<Rejected>,
+    /// Rejected rows past [`REJECTED_KEPT`], counted only.
+    unlisted: u64,
 }
 
 /// An import's input: a file or an upload.
@@ -93,11 +117,29 @@ struct Reading {
     forgotten: Option<Tokens>,
     hasher: RandomState,
     /// Addresses seen, by a 64-bit hash (a million rows cost megabytes, not
-    /// the addresses): the file and row of the first.
-    seen: HashMap<u64, (usize, usize)>,
+    /// the addresses).
+    seen: HashMap<u64, Seen>,
     files: Vec<String>,
+    /// Rejected rows listed so far.
+    listed: usize,
     out: mpsc::Sender<Chunk>,
     chunk: Chunk,
+}
+
+/// The first row of an address, for its repeats.
+struct Seen {
+    file: u32,
+    row: u32,
+    /// It said the reader left (or a later row did).
+    left: bool,
+}
+
+/// A row read.
+enum Row {
+    New(NewSubscriber),
+    /// A repeat of an address that says the reader left, after a row that
+    /// said they are subscribed.
+    LeavesAfter(NewSubscriber),
 }
 
 /// The writer has stopped (it failed, and says why): reading stops too.
@@ -148,6 +190,14 @@ impl Reading {
             let entry = archive
                 .by_index(*i)
                 .map_err(|e| invalid(format!("{path}: {e}")))?;
+            if entry.size() > MAX_ZIP_RATIO * entry.compressed_size() + (1 << 20) {
+                return Err(invalid(format!(
+                    "{}: {} bytes from {} compressed is no export (a ZIP bomb?)",
+                    shown(path),
+                    entry.size(),
+                    entry.compressed_size()
+                )));
+            }
             shapes.push(header(&mut csv_reader(entry), self.from, name, path)?);
         }
         let format = shapes.first().map(|s| s.format);
@@ -160,7 +210,7 @@ impl Reading {
             reader
                 .headers()
                 .map_err(|e| invalid(format!("{path}: {e}")))?;
-            self.files.push(path.clone());
+            self.files.push(shown(path));
             if self
                 .rows(reader, shape, &format!("{name}: {path}"))?
                 .is_err()
@@ -185,8 +235,16 @@ impl Reading {
             let row = i + 2;
             match record {
                 Ok(record) => match self.row(&record, shape, file, row) {
-                    Ok(subscriber) => self.chunk.rows.push(subscriber),
-                    Err(rejected) => self.chunk.rejected.push(rejected),
+                    Ok(Row::New(subscriber)) => self.chunk.rows.push(subscriber),
+                    // The earlier row is written first, so that this one
+                    // finds it and applies the leaving.
+                    Ok(Row::LeavesAfter(subscriber)) => {
+                        if self.hand_on().is_err() {
+                            return Ok(Err(Stopped));
+                        }
+                        self.chunk.rows.push(subscriber);
+                    }
+                    Err(rejected) => self.reject(rejected),
                 },
                 Err(e) if matches!(e.kind(), csv::ErrorKind::Io(_)) => {
                     return Err(Error::Invalid(format!(
@@ -196,7 +254,7 @@ impl Reading {
                 }
                 Err(e) => {
                     let rejected = self.rejected(file, row, String::new(), e.to_string());
-                    self.chunk.rejected.push(rejected);
+                    self.reject(rejected);
                 }
             }
             if self.chunk.rows.len() == IMPORT_BATCH && self.hand_on().is_err() {
@@ -204,6 +262,15 @@ impl Reading {
             }
         }
         Ok(self.hand_on())
+    }
+
+    fn reject(&mut self, rejected: Rejected) {
+        if self.listed < REJECTED_KEPT {
+            self.listed += 1;
+            self.chunk.rejected.push(rejected);
+        } else {
+            self.chunk.unlisted += 1;
+        }
     }
 
     fn hand_on(&mut self) -> Result<(), Stopped> {
@@ -227,7 +294,7 @@ impl Reading {
         shape: &Shape,
         file: usize,
         row: usize,
-    ) -> Result<NewSubscriber, Rejected> {
+    ) -> Result<Row, Rejected> {
         let fields = match shape.read(record) {
             Ok(f) => f,
             Err(reason) => {
@@ -249,25 +316,51 @@ impl Reading {
         let key = email.key();
         let mut hasher = self.hasher.build_hasher();
         hasher.write(key.as_bytes());
-        if let Some(&(first_file, first_row)) = self.seen.get(&hasher.finish()) {
-            let of = if first_file == file {
-                format!("duplicate of row {first_row}")
+        let leaves = matches!(
+            fields.status,
+            SubscriberStatus::Unsubscribed | SubscriberStatus::Bounced
+        );
+        let mut later = false;
+        if let Some(first) = self.seen.get_mut(&hasher.finish()) {
+            // A later row saying the reader left outweighs an earlier one
+            // that says they are subscribed; any other repeat is rejected.
+            if leaves && !first.left {
+                first.left = true;
+                later = true;
             } else {
-                format!("duplicate of {} row {first_row}", self.files[first_file])
+                let (first_file, first_row) = (first.file as usize, first.row);
+                let of = if first_file == file {
+                    format!("duplicate of row {first_row}")
+                } else {
+                    format!("duplicate of {} row {first_row}", self.files[first_file])
+                };
+                return Err(self.rejected(file, row, fields.email.into(), of));
+            }
+        } else {
+            // Past 4 billion rows a number would wrap, and only a duplicate's
+            // message would name the wrong row.
+            let first = Seen {
+                file: file as u32,
+                row: row as u32,
+                left: leaves,
             };
-            return Err(self.rejected(file, row, fields.email.into(), of));
+            self.seen.insert(hasher.finish(), first);
         }
-        self.seen.insert(hasher.finish(), (file, row));
-        Ok(NewSubscriber {
+        let subscriber = NewSubscriber {
             forgotten: self.forgotten.as_ref().map(|t| t.forgotten_address(&key)),
             email,
-            name: one_line(&fields.name),
+            name: one_line(&fields.name).chars().take(MAX_NAME).collect(),
             preferences,
             status: fields.status,
             reason: fields.reason,
             created_at: fields.created_at,
             confirmed_at: fields.confirmed_at,
             left_at: fields.left_at,
+        };
+        Ok(if later {
+            Row::LeavesAfter(subscriber)
+        } else {
+            Row::New(subscriber)
         })
     }
 
@@ -307,11 +400,38 @@ impl Reading {
     }
 }
 
-fn csv_reader<R: Read>(input: R) -> csv::Reader<R> {
+fn csv_reader<R: Read>(input: R) -> csv::Reader<LineLimit<R>> {
     csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(input)
+        .from_reader(LineLimit {
+            inner: input,
+            since_newline: 0,
+        })
+}
+
+/// A reader that fails on a line longer than [`MAX_LINE`]: the CSV reader
+/// holds a whole row in memory, and one row has no business being larger.
+struct LineLimit<R> {
+    inner: R,
+    since_newline: usize,
+}
+
+impl<R: Read> Read for LineLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.since_newline = match memchr::memrchr(b'\n', &buf[..n]) {
+            Some(last) => n - last - 1,
+            None => self.since_newline + n,
+        };
+        if self.since_newline > MAX_LINE {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "a line longer than 4 MiB: not a subscriber export",
+            ));
+        }
+        Ok(n)
+    }
 }
 
 /// Reads a header row into a [`Shape`]; its error names the file.
@@ -357,13 +477,18 @@ impl Subscriptions {
             hasher: RandomState::new(),
             seen: HashMap::new(),
             files: Vec::new(),
+            listed: 0,
             out,
             chunk: Chunk::default(),
         };
         let name = name.to_string();
         let reader = tokio::task::spawn_blocking(move || reading.read(input, &name));
-        let mut summary = ImportSummary::default();
+        let mut summary = ImportSummary {
+            forgotten_unrecognised: store.forgotten_before_hashes().await?,
+            ..ImportSummary::default()
+        };
         while let Some(chunk) = chunks.recv().await {
+            summary.rejected_total += chunk.rejected.len() as u64 + chunk.unlisted;
             summary.rejected.extend(chunk.rejected);
             if !chunk.rows.is_empty() {
                 summary.count(store.import_subscribers(&chunk.rows, now).await?);

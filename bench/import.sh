@@ -30,6 +30,25 @@ with open(sys.argv[1], "w") as f:
         f.write(f"reader{i}@example.com,독자 {i}\n")
 PY
 
+# The floor, measured in the same run: the sqlite3 shell's `.import` (or
+# psql's `\copy`) of the same file into a table with the same unique address
+# index, with no checks, no statuses and no report.
+# Prints "seconds peak_kb".
+ref_sqlite() {
+  local dir
+  dir=$(mktemp -d -p "$WORK")
+  sqlite3 "$dir/ref.db" "PRAGMA journal_mode=WAL;" \
+    "CREATE TABLE s (email TEXT NOT NULL, name TEXT NOT NULL);" \
+    "CREATE UNIQUE INDEX s_key ON s (email);" >/dev/null
+  /usr/bin/time -f "%e %M" -o "$dir/time" sqlite3 "$dir/ref.db" ".mode csv" ".import --skip 1 $WORK/subscribers.csv s" >/dev/null 2>&1
+  cat "$dir/time"
+}
+ref_pg() { # URL
+  psql "$1" -qc "CREATE TABLE s (email TEXT NOT NULL UNIQUE, name TEXT NOT NULL)" >/dev/null
+  /usr/bin/time -f "%e %M" -o "$WORK/pgtime" psql "$1" -qc "\\copy s (email, name) FROM '$WORK/subscribers.csv' WITH (FORMAT csv, HEADER true)" >/dev/null
+  cat "$WORK/pgtime"
+}
+
 # once URL: imports into a new database at URL; prints "seconds peak_kb".
 once() {
   local dir
@@ -50,31 +69,46 @@ TOML
   cat "$dir/time"
 }
 
-report() { # ENGINE GOAL "seconds kb"...
+report() { # ENGINE GOAL REFERENCE-NAME "ref-seconds kb;…" "seconds kb"…
   python3 - "$@" <<'PY'
 import statistics, sys
-engine, goal, runs = sys.argv[1], float(sys.argv[2]), [r.split() for r in sys.argv[3:]]
+engine, goal, ref_name, refs = sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4]
+runs = [r.split() for r in sys.argv[5:]]
 secs = statistics.median(float(s) for s, _ in runs)
 rss = max(int(k) for _, k in runs) / 1024
+ref = statistics.median(float(r.split()[0]) for r in refs.split(";") if r.strip())
 print(f"{engine:>10}: median {secs:6.2f} s  peak RSS {rss:6.1f} MB  "
-      f"({', '.join(s for s, _ in runs)})  vs goal {goal:.0f} s: {secs / goal:.2f}")
+      f"({', '.join(s for s, _ in runs)})  vs goal {goal:.0f} s: {secs / goal:.2f}  "
+      f"vs {ref_name} {ref:.2f} s: {secs / ref:.2f}x")
 PY
 }
 
-echo "import: $N subscribers, $RUNS runs each"
+command -v sqlite3 >/dev/null || apt_install sqlite3
+echo "import: $N subscribers, $RUNS runs each, each beside a reference run"
 rows=()
-for _ in $(seq "$RUNS"); do rows+=("$(once "sqlite://subscribers/posthorn.db")"); done
-report SQLite 5 "${rows[@]}"
+refs=""
+for _ in $(seq "$RUNS"); do
+  refs+="$(ref_sqlite);"
+  rows+=("$(once "sqlite://subscribers/posthorn.db")")
+done
+report SQLite 5 "sqlite3 .import" "$refs" "${rows[@]}"
 if python3 -c "import socket,sys,urllib.parse; u=urllib.parse.urlparse(sys.argv[1]); socket.create_connection((u.hostname, u.port or 5432), 2)" "$PG_URL" 2>/dev/null; then
   command -v psql >/dev/null || apt_install postgresql-client
   rows=()
+  refs=""
   for _ in $(seq "$RUNS"); do
-    db="posthorn_import_$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
-    psql "$PG_URL" -qc "CREATE DATABASE $db" >/dev/null
-    DBS+=("$db")
-    rows+=("$(once "${PG_URL%/*}/$db")")
+    for kind in ref run; do
+      db="posthorn_import_$(python3 -c 'import secrets; print(secrets.token_hex(6))')"
+      psql "$PG_URL" -qc "CREATE DATABASE $db" >/dev/null
+      DBS+=("$db")
+      if [ "$kind" = ref ]; then
+        refs+="$(ref_pg "${PG_URL%/*}/$db");"
+      else
+        rows+=("$(once "${PG_URL%/*}/$db")")
+      fi
+    done
   done
-  report PostgreSQL 30 "${rows[@]}"
+  report PostgreSQL 30 "psql \\copy" "$refs" "${rows[@]}"
 else
   echo "!!! PostgreSQL at $PG_URL does not answer: its half is skipped !!!"
 fi

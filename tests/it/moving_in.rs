@@ -792,7 +792,7 @@ async fn leaving_wins_over_an_earlier_row_an_earlier_import_and_a_plain_list() {
     let kit = write(&site, "kit.csv", &text);
     let report = import(&site, &kit, &[]).await;
     assert_eq!(report["rejected_total"], 1, "{report}");
-    assert_eq!(report["rejected"][0]["reason"], "duplicate of row 2");
+    assert_eq!(report["rejected"][0]["reason"], "duplicate of row 10053");
     let list = subscribers(&site).await;
     assert_eq!(status(&list, "dup@example.com"), "unsubscribed");
 

@@ -116,8 +116,9 @@ struct Reading {
     /// Set when some address was ever forgotten: each row's is hashed.
     forgotten: Option<Tokens>,
     hasher: RandomState,
-    /// Addresses seen, by a 64-bit hash (a million rows cost megabytes, not
-    /// the addresses).
+    /// The addresses of the rows not yet handed on, by a 64-bit hash. Only a
+    /// batch's: a repeat further apart finds the first in the database, as
+    /// an address already there, so memory stays flat however long the file.
     seen: HashMap<u64, Seen>,
     files: Vec<String>,
     /// Rejected rows listed so far.
@@ -137,9 +138,9 @@ struct Seen {
 /// A row read.
 enum Row {
     New(NewSubscriber),
-    /// A repeat of an address that says the reader left, after a row that
-    /// said they are subscribed.
-    LeavesAfter(NewSubscriber),
+    /// A repeat of an address (by its hash) that says the reader left, after
+    /// a row that said they are subscribed.
+    LeavesAfter(NewSubscriber, u64),
 }
 
 /// The writer has stopped (it failed, and says why): reading stops too.
@@ -238,10 +239,16 @@ impl Reading {
                     Ok(Row::New(subscriber)) => self.chunk.rows.push(subscriber),
                     // The earlier row is written first, so that this one
                     // finds it and applies the leaving.
-                    Ok(Row::LeavesAfter(subscriber)) => {
+                    Ok(Row::LeavesAfter(subscriber, hash)) => {
                         if self.hand_on().is_err() {
                             return Ok(Err(Stopped));
                         }
+                        let seen = Seen {
+                            file: file as u32,
+                            row: row as u32,
+                            left: true,
+                        };
+                        self.seen.insert(hash, seen);
                         self.chunk.rows.push(subscriber);
                     }
                     Err(rejected) => self.reject(rejected),
@@ -275,6 +282,7 @@ impl Reading {
 
     fn hand_on(&mut self) -> Result<(), Stopped> {
         let chunk = std::mem::take(&mut self.chunk);
+        self.seen.clear();
         self.out.blocking_send(chunk).map_err(|_| Stopped)
     }
 
@@ -358,7 +366,7 @@ impl Reading {
             left_at: fields.left_at,
         };
         Ok(if later {
-            Row::LeavesAfter(subscriber)
+            Row::LeavesAfter(subscriber, hasher.finish())
         } else {
             Row::New(subscriber)
         })

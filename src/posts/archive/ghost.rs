@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{slug_of, Archive, ArchivedPost, Skipped};
+use super::{slug_of, untitled_or, Archive, ArchivedPost, Skipped};
 use crate::domain::one_line;
 
 /// The Ghost versions whose exports this reads.
@@ -160,11 +160,7 @@ pub fn read(text: &str) -> Result<Archive, String> {
         archive.posts.push(ArchivedPost {
             entry,
             slug,
-            title: if title.is_empty() {
-                "(untitled)".into()
-            } else {
-                title
-            },
+            title: untitled_or(title),
             date,
             tags: tags.remove(&post.id.to_string()).unwrap_or_default(),
             draft,

@@ -86,6 +86,15 @@ pub fn read_text(format: ArchiveFormat, text: &str) -> Result<Archive, String> {
 
 pub use substack::read as read_substack;
 
+/// A title, or `(untitled)` for none, as a followed feed's entries have.
+fn untitled_or(title: String) -> String {
+    if title.is_empty() {
+        "(untitled)".into()
+    } else {
+        title
+    }
+}
+
 /// A slug from the service's, else from the title, else from `fallback`.
 fn slug_of(given: &str, title: &str, fallback: &str) -> Option<Slug> {
     let given = percent_encoding::percent_decode_str(given.trim()).decode_utf8_lossy();

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::{slug_of, Archive, ArchivedPost, Skipped};
+use super::{slug_of, untitled_or, Archive, ArchivedPost, Skipped};
 use crate::domain::one_line;
 
 /// The file that lists the posts.
@@ -158,11 +158,7 @@ pub fn read(files: &mut SubstackFiles) -> Result<Archive, String> {
         archive.posts.push(ArchivedPost {
             entry: file,
             slug,
-            title: if title.is_empty() {
-                "(untitled)".into()
-            } else {
-                title
-            },
+            title: untitled_or(title),
             date,
             tags: Vec::new(),
             draft: cell(published_at).eq_ignore_ascii_case("false") || held_back.is_some(),

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
-use super::{base, slug_of, Archive, ArchivedPost, Skipped};
+use super::{base, slug_of, untitled_or, Archive, ArchivedPost, Skipped};
 use crate::domain::one_line;
 
 /// Elements nested deeper than this are no WordPress export's; the RSS
@@ -93,11 +93,7 @@ pub fn read(text: &str) -> Result<Archive, String> {
         archive.posts.push(ArchivedPost {
             entry,
             slug,
-            title: if title.is_empty() {
-                "(untitled)".into()
-            } else {
-                title
-            },
+            title: untitled_or(title),
             date,
             tags,
             draft,

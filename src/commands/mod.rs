@@ -6,6 +6,7 @@ mod check;
 mod cli;
 mod deliveries;
 mod init;
+mod logging;
 mod output;
 mod posts;
 mod preview;
@@ -33,7 +34,12 @@ pub use signal::shutdown_signal;
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The format is the config's; a config that does not load logs as text,
+    // and the command then says what is wrong with it.
+    let format = Config::load(&cli.config)
+        .map(|c| c.server.log_format)
+        .unwrap_or_default();
+    logging::init(format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,18 +62,6 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,posthorn=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only where a person reads them, not in a log file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode, Error> {

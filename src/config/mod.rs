@@ -26,7 +26,7 @@ pub use bounces::{
 pub use email::{DkimConfig, EmailConfig, RelayName, SmtpConfig, TlsMode, TransportKind};
 pub use schedule::{next_time, Cron, CronError, ScheduleConfig};
 pub use secrets::{Password, Secret, SecretTooShort, MIN_SECRET_BYTES};
-pub use server::{DatabaseConfig, ServerConfig};
+pub use server::{DatabaseConfig, LogFormat, ServerConfig};
 pub use site::{FeedsConfig, LineBreaks, PostsConfig, SiteConfig};
 
 /// The whole file. `[site]` and `[email]` are required; every other section

@@ -15,6 +15,18 @@ pub struct ServerConfig {
     /// The admin API, the dashboard and `/metrics` are off while unset.
     #[serde(deserialize_with = "optional_secret")]
     pub admin_token: Option<Secret>,
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// A line for a person.
+    #[default]
+    Text,
+    /// One JSON object a line: time, level, message and fields.
+    Json,
 }
 
 impl Default for ServerConfig {
@@ -23,6 +35,7 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:8080".into(),
             secret: None,
             admin_token: None,
+            log_format: LogFormat::Text,
         }
     }
 }

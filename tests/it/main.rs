@@ -22,6 +22,7 @@ mod fuzz_regressions;
 mod message_checks;
 mod migrations;
 mod moving_in;
+mod operations;
 mod pipeline;
 mod postfix;
 mod posts;

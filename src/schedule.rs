@@ -30,7 +30,24 @@ pub struct Ticker {
     serving: AtomicBool,
     /// The cron job's heartbeat, once [`start`] has started it.
     cron: std::sync::Mutex<Option<Heartbeat>>,
+    /// Ticks run and failed, and the last that succeeded.
+    ticks: std::sync::Mutex<TickCounts>,
+    /// Since when this ticker has been able to tick.
+    started: DateTime<Utc>,
 }
+
+/// Ticks since start: how many ran, how many failed, when one last succeeded.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct TickCounts {
+    pub ticks: u64,
+    pub failures: u64,
+    pub last_success: Option<DateTime<Utc>>,
+}
+
+/// How many of the scheduler's periods may pass with no tick succeeding
+/// before the health check says so: one failure is a blip (a relay that was
+/// down), several in a row are a site that sends nothing.
+const TICK_PERIODS: i32 = 3;
 
 /// When the cron job last fired, and how it fires: it is late (so stopped) once
 /// its next time has passed by more than [`CRON_GRACE`].
@@ -59,14 +76,18 @@ pub enum Running {
 pub struct Health {
     pub worker: Running,
     pub scheduler: Running,
+    /// `no` once no tick has succeeded for [`TICK_PERIODS`] of the
+    /// scheduler's periods.
+    pub ticking: Running,
+    pub ticks: TickCounts,
     /// Panics caught (and survived) since start: ticks and deliveries.
     pub panics: u64,
 }
 
 impl Health {
-    /// Neither the worker nor the scheduler has stopped.
+    /// Neither the worker nor the scheduler has stopped, and ticks succeed.
     pub fn ok(&self) -> bool {
-        self.worker != Running::No && self.scheduler != Running::No
+        self.worker != Running::No && self.scheduler != Running::No && self.ticking != Running::No
     }
 }
 
@@ -86,6 +107,8 @@ impl Ticker {
             woken: Notify::new(),
             serving: AtomicBool::new(false),
             cron: std::sync::Mutex::new(None),
+            ticks: std::sync::Mutex::new(TickCounts::default()),
+            started: Utc::now(),
         }
     }
 
@@ -97,18 +120,36 @@ impl Ticker {
             Running::No
         };
         let beat = self.cron.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let scheduler = match beat {
+        let scheduler = match &beat {
             None => Running::NotHere,
             Some(b) => match next_time(&b.cron, b.tz, b.last) {
                 Some(next) if now > next + CRON_GRACE => Running::No,
                 _ => Running::Yes,
             },
         };
+        let ticks = *self.ticks.lock().unwrap_or_else(|e| e.into_inner());
+        let ticking = match &beat {
+            None => Running::NotHere,
+            Some(b) => {
+                let since = ticks.last_success.unwrap_or(self.started);
+                match period(&b.cron, b.tz, since) {
+                    Some(p) if now > since + p * TICK_PERIODS + CRON_GRACE => Running::No,
+                    _ => Running::Yes,
+                }
+            }
+        };
         Health {
             worker,
             scheduler,
+            ticking,
+            ticks,
             panics: caught_panics(),
         }
+    }
+
+    /// Ticks since start.
+    pub fn ticks(&self) -> TickCounts {
+        *self.ticks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The cron job fired (or was just started) at `now`.
@@ -165,6 +206,14 @@ impl Ticker {
         let result = catch_panic("a tick", self.tick.run_once(Utc::now(), self.stop.clone()))
             .await
             .unwrap_or_else(|why| Err(Error::Internal(why)));
+        {
+            let mut counts = self.ticks.lock().unwrap_or_else(|e| e.into_inner());
+            counts.ticks += 1;
+            match &result {
+                Ok(_) => counts.last_success = Some(Utc::now()),
+                Err(_) => counts.failures += 1,
+            }
+        }
         match &result {
             Ok(report) => {
                 let d = &report.deliveries;
@@ -191,6 +240,13 @@ impl Ticker {
         self.woken.notify_one();
         let _ = self.running.lock().await;
     }
+}
+
+/// The time between the cron job's next two firings after `after`.
+fn period(cron: &Cron, tz: chrono_tz::Tz, after: DateTime<Utc>) -> Option<chrono::Duration> {
+    let first = next_time(cron, tz, after)?;
+    let second = next_time(cron, tz, first)?;
+    Some(second - first)
 }
 
 /// Starts the cron jobs: a tick at each `check`, and one at each `digest` time

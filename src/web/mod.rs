@@ -286,6 +286,8 @@ async fn health(
         Health {
             worker: Running::NotHere,
             scheduler: Running::NotHere,
+            ticking: Running::NotHere,
+            ticks: crate::schedule::TickCounts::default(),
             panics: crate::error::caught_panics(),
         },
         |w| w.health(chrono::Utc::now()),
@@ -302,6 +304,12 @@ async fn health(
     if health.scheduler == Running::No {
         problems.push("the scheduler has stopped".to_string());
     }
+    if health.ticking == Running::No {
+        problems.push(match health.ticks.last_success {
+            Some(t) => format!("no tick has succeeded since {}", t.to_rfc3339()),
+            None => "no tick has succeeded since the start".to_string(),
+        });
+    }
     let relays = state.app.relays();
     let relays_down = !relays.is_empty()
         && relays
@@ -317,6 +325,8 @@ async fn health(
         "database": if database.is_ok() { "ok" } else { "down" },
         "worker": health.worker,
         "scheduler": health.scheduler,
+        "ticking": health.ticking,
+        "ticks": health.ticks,
         "panics": health.panics,
         "relays": relays,
     });

@@ -77,3 +77,44 @@ async fn json_logs_are_one_object_a_line_and_never_show_a_whole_address() {
     assert_eq!(recorded["recipient"], "m***@example.org", "{recorded}");
     assert!(!stderr.contains("minji.kim@"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_says_so_when_no_tick_has_succeeded_for_three_periods() {
+    use posthorn::delivery::Stop;
+    use posthorn::schedule::{self, Running, Ticker};
+    let site = TestSite::new(None);
+    let app = site.app().await;
+    let ticker = std::sync::Arc::new(Ticker::new(app.tick().clone(), Stop::default()));
+    // Hourly (so that it does not fire while the test runs): three periods
+    // are three hours.
+    let mut scheduler = schedule::start(
+        ticker.clone(),
+        &"0 0 * * * *".parse().unwrap(),
+        &"0 0 8 * * *".parse().unwrap(),
+        chrono_tz::Asia::Seoul,
+    )
+    .await
+    .unwrap();
+    let now = chrono::Utc::now();
+    assert_eq!(ticker.health(now).ticking, Running::Yes);
+    let never = ticker.health(now + chrono::Duration::hours(4));
+    assert_eq!(never.ticking, Running::No, "no tick at all for four hours");
+    assert!(!never.ok());
+
+    let ticked = ticker.tick().await.expect("a tick ran");
+    assert!(ticked.is_ok());
+    let counts = ticker.ticks();
+    assert_eq!((counts.ticks, counts.failures), (1, 0));
+    let last = counts.last_success.expect("a success");
+    let health = |hours| ticker.health(last + chrono::Duration::hours(hours)).ticking;
+    assert_eq!(health(2), Running::Yes);
+    assert_eq!(health(4), Running::No);
+
+    // The database goes away: ticks fail and are counted as failures.
+    app.close().await;
+    let failed = ticker.tick().await.expect("a tick ran");
+    assert!(failed.is_err());
+    assert_eq!(ticker.ticks().failures, 1);
+    assert_eq!(ticker.ticks().last_success, Some(last));
+    scheduler.shutdown().await.unwrap();
+}

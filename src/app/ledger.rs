@@ -70,6 +70,11 @@ impl Ledger {
     }
 
     /// Whether the database answers a query now: the health check.
+    /// Deliveries by status and reports by kind, as kept counts (no scan).
+    pub async fn log_counts(&self) -> Result<crate::store::LogCounts, Error> {
+        self.context.store.log_counts().await
+    }
+
     pub async fn database_answers(&self) -> Result<(), Error> {
         self.context.store.ping().await
     }

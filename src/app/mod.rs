@@ -263,6 +263,11 @@ impl App {
         &self.analytics
     }
 
+    /// What this process's relays did since start.
+    pub fn smtp_meters(&self) -> Option<delivery::SmtpMeters> {
+        self.context.transport.smtp_meters()
+    }
+
     /// Each relay and whether it is taking mail, as this process has found them.
     pub fn relays(&self) -> Vec<RelayView> {
         self.context.transport.relays()

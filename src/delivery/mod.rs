@@ -30,7 +30,8 @@ use crate::store::{OutcomeKind, Store};
 pub use message::{Addressee, BodyEncoding, Outgoing, PreparedIssue};
 use rate::RateLimiter;
 pub use transport::{
-    ConfiguredTransport, FileTransport, RelayState, RelayView, SendError, Session, Transport,
+    ConfiguredTransport, FileTransport, RelayState, RelayView, SendError, Session, SmtpMeters,
+    Transport,
 };
 
 /// What one delivery run did.

@@ -12,6 +12,7 @@ pub mod dashboard;
 pub mod forms;
 pub mod headers;
 pub mod limit;
+mod metrics;
 pub mod site;
 pub mod webhooks;
 
@@ -66,6 +67,8 @@ pub struct WebState {
     /// The worker of this process, woken when the admin API queues a send. Without
     /// one (a web-only process), the next tick of any worker sends it.
     worker: Option<Arc<Ticker>>,
+    /// Requests answered, for `/metrics`.
+    http: metrics::HttpMeters,
 }
 
 /// A bound, not yet running, server. Binding to port 0 gives tests a free port.
@@ -97,6 +100,7 @@ impl Server {
                 webhooks::WEBHOOK_BODIES_AT_ONCE,
             )),
             worker: None,
+            http: metrics::HttpMeters::default(),
         };
         Ok(Server { listener, state })
     }
@@ -241,6 +245,7 @@ async fn accept_failed(e: std::io::Error) {
 
 fn router(state: WebState) -> Router {
     let policies = Arc::new(Policies::new(state.app.links().home()));
+    let http = state.http.clone();
     let site = Router::new()
         .route("/", get(site::index))
         .route("/index.html", get(site::index))
@@ -258,6 +263,7 @@ fn router(state: WebState) -> Router {
         .route("/api/subscribers/forget", post(admin::forget))
         .route("/api/status", get(admin::status))
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics::metrics))
         // Bodies are read by the handler, once the provider is known to be set
         // up, a few at a time and up to their own limit.
         .route("/webhooks/{provider}", post(webhooks::receive))
@@ -267,11 +273,13 @@ fn router(state: WebState) -> Router {
         .route("/c/{token}", get(analytics::click))
         .route("/o/{token}", get(analytics::open));
     site.merge(dashboard::router(&state))
+        .route_layer(axum::middleware::from_fn(metrics::keep_route))
         // Forms and one-click posts are tiny; anything big is not for us.
         .layer(DefaultBodyLimit::max(16 * 1024))
         .fallback(site::not_found)
         // Outermost, so every answer has them: 404s, 408s and 413s too.
         .layer(axum::middleware::from_fn_with_state(policies, headers::add))
+        .layer(axum::middleware::from_fn_with_state(http, metrics::count))
         .with_state(state)
 }
 

@@ -118,3 +118,193 @@ async fn health_says_so_when_no_tick_has_succeeded_for_three_periods() {
     assert_eq!(ticker.ticks().last_success, Some(last));
     scheduler.shutdown().await.unwrap();
 }
+
+/// Samples of an OpenMetrics text, as Prometheus's own Python client parses
+/// it: `[name, {labels}, value]`.
+fn parse_metrics(text: &str) -> Vec<(String, serde_json::Map<String, serde_json::Value>, f64)> {
+    use std::io::Write;
+    let script = "import json, sys\n\
+        from prometheus_client.openmetrics.parser import text_string_to_metric_families\n\
+        out = [[s.name, s.labels, s.value] for f in text_string_to_metric_families(sys.stdin.read()) for s in f.samples]\n\
+        print(json.dumps(out))\n";
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (with prometheus-client: pip install prometheus-client)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser refused it: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let samples: Vec<(String, serde_json::Map<String, serde_json::Value>, f64)> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    samples
+}
+
+fn sample(
+    samples: &[(String, serde_json::Map<String, serde_json::Value>, f64)],
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
+    samples
+        .iter()
+        .find(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).and_then(|x| x.as_str()) == Some(*v))
+        })
+        .map(|(_, _, v)| *v)
+}
+
+#[cfg_attr(
+    no_prometheus_parser,
+    ignore = "needs Prometheus's Python parser: pip install prometheus-client"
+)]
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_are_openmetrics_behind_the_token_and_agree_with_the_log() {
+    use crate::support::{post, Action, RunningServer, SmtpServer};
+    const TOKEN: &str = "metrics-admin-token-0123456789";
+    let smtp = SmtpServer::start().await;
+    smtp.set_rule(|rcpt| {
+        if rcpt.starts_with("gone") {
+            Action::RcptReply(550, "5.1.1 no such user".into())
+        } else {
+            Action::Accept
+        }
+    });
+    let site = TestSite::new(Some(smtp.port));
+    site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
+    for address in ["reader@example.org", "gone@example.org"] {
+        assert_eq!(site.cli(&["subscribers", "add", address]).await.code, 0);
+    }
+    site.write_post(
+        "first.md",
+        &post(
+            "First",
+            chrono::Utc::now() - chrono::Duration::hours(1),
+            "Hello.",
+        ),
+    );
+    let s = RunningServer::start_with_worker(&site).await;
+    s.app.tick().sync_posts(chrono::Utc::now()).await.unwrap();
+    let queued = s
+        .client
+        .post(s.url("/api/posts/first/send"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queued.status(), 202);
+    // The send woke the worker, whose tick delivers it; wait for that tick
+    // to be done (bounded).
+    let mut waited = 0;
+    while s.ticker().ticks().ticks == 0 {
+        waited += 1;
+        assert!(waited < 400, "the woken tick did not finish");
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    let ticks = s.ticker().ticks();
+    assert_eq!(
+        s.client.get(s.url("/nope")).send().await.unwrap().status(),
+        404
+    );
+
+    let without = s.client.get(s.url("/metrics")).send().await.unwrap();
+    assert_eq!(without.status(), 401);
+    let r = s
+        .client
+        .get(s.url("/metrics"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = r.text().await.unwrap();
+    let samples = parse_metrics(&text);
+    let get = |name: &str, labels: &[(&str, &str)]| {
+        sample(&samples, name, labels).unwrap_or_else(|| panic!("{name} {labels:?} in\n{text}"))
+    };
+
+    // The log's own counts, by status.
+    let log: serde_json::Value = s
+        .client
+        .get(s.url("/api/posts/first/deliveries"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for status in ["sent", "failed"] {
+        let in_log = log
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["status"] == status)
+            .count();
+        assert_eq!(in_log, 1, "{log}");
+        assert_eq!(
+            get("posthorn_deliveries", &[("status", status)]),
+            in_log as f64
+        );
+    }
+    assert_eq!(get("posthorn_queue_depth", &[]), 0.0);
+    assert_eq!(
+        get(
+            "posthorn_smtp_messages_total",
+            &[("relay", "smtp"), ("result", "sent")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "posthorn_smtp_messages_total",
+            &[("relay", "smtp"), ("result", "refused")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        get("posthorn_smtp_seconds_count", &[("relay", "smtp")]),
+        2.0
+    );
+    assert_eq!(get("posthorn_ticks_total", &[]), ticks.ticks as f64);
+    assert_eq!(get("posthorn_tick_failures_total", &[]), 0.0);
+    assert!(get("posthorn_last_tick_success_timestamp_seconds", &[]) > 1.7e9);
+    assert_eq!(
+        get(
+            "posthorn_http_requests_total",
+            &[("route", "/api/posts/{slug}/send"), ("code", "202")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "posthorn_http_requests_total",
+            &[("route", "other"), ("code", "404")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            "posthorn_http_requests_total",
+            &[("route", "/metrics"), ("code", "401")]
+        ),
+        1.0
+    );
+}

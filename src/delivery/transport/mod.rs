@@ -14,7 +14,7 @@ use lettre::transport::smtp::extension::Extension;
 use super::message::Outgoing;
 use crate::config::{Config, RelayName, TransportKind};
 pub use file::FileTransport;
-pub use relays::{RelayPool, RelaySession, RelayState, RelayView};
+pub use relays::{RelayPool, RelaySession, RelayState, RelayView, SmtpMeters};
 pub use smtp::{SmtpSession, SmtpTransport};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -193,6 +193,14 @@ impl ConfiguredTransport {
         match self {
             ConfiguredTransport::File(_) => Vec::new(),
             ConfiguredTransport::Smtp(pool) => pool.views(),
+        }
+    }
+
+    /// What the relays did since start, for `/metrics`.
+    pub fn smtp_meters(&self) -> Option<SmtpMeters> {
+        match self {
+            ConfiguredTransport::File(_) => None,
+            ConfiguredTransport::Smtp(pool) => Some(pool.meters()),
         }
     }
 

@@ -11,6 +11,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
@@ -59,6 +63,78 @@ struct Relay {
     sessions: Arc<Semaphore>,
     rate: RateLimiter,
     breaker: Mutex<Breaker>,
+    meters: RelayMeters,
+}
+
+/// What the relays did since start, for `/metrics`: messages each took,
+/// refused for the reader's sake, or failed at on its own fault, and how long
+/// each message took on the wire.
+#[derive(Debug, Clone)]
+pub struct SmtpMeters {
+    pub messages: Family<RelayOutcome, Counter>,
+    pub seconds: Family<RelayLabel, Histogram, fn() -> Histogram>,
+}
+
+/// Seconds a message takes on the wire: tens of milliseconds to a nearby
+/// relay, seconds to a slow one, the timeout at worst.
+fn smtp_seconds() -> Histogram {
+    Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0])
+}
+
+impl SmtpMeters {
+    fn new() -> SmtpMeters {
+        SmtpMeters {
+            messages: Family::default(),
+            seconds: Family::new_with_constructor(smtp_seconds),
+        }
+    }
+
+    /// One relay's meters, counting into these families.
+    fn relay(&self, name: &RelayName) -> RelayMeters {
+        let relay = name.to_string();
+        let outcome = |result| {
+            self.messages
+                .get_or_create(&RelayOutcome {
+                    relay: relay.clone(),
+                    result,
+                })
+                .clone()
+        };
+        RelayMeters {
+            sent: outcome("sent"),
+            refused: outcome("refused"),
+            faults: outcome("fault"),
+            seconds: self
+                .seconds
+                .get_or_create(&RelayLabel {
+                    relay: relay.clone(),
+                })
+                .clone(),
+        }
+    }
+}
+
+/// A relay, as a label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RelayLabel {
+    pub relay: String,
+}
+
+/// A relay and what became of a message there.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RelayOutcome {
+    pub relay: String,
+    /// `sent`, `refused` (the reader's address) or `fault` (the relay's).
+    pub result: &'static str,
+}
+
+/// The meters of one relay, sharing their counts with [`SmtpMeters`].
+#[derive(Debug, Clone)]
+struct RelayMeters {
+    sent: Counter,
+    refused: Counter,
+    faults: Counter,
+    seconds: Histogram,
 }
 
 impl Relay {
@@ -77,6 +153,7 @@ impl Relay {
 /// Every configured relay, shared by the sessions of a process.
 pub struct RelayPool {
     relays: Vec<Relay>,
+    meters: SmtpMeters,
     /// Smooth weighted round robin (each relay's running credit), so shares
     /// interleave instead of coming in runs.
     credit: Mutex<Vec<i64>>,
@@ -91,9 +168,11 @@ impl std::fmt::Debug for RelayPool {
 
 impl RelayPool {
     pub fn new(config: &Config) -> RelayPool {
+        let meters = SmtpMeters::new();
         let relays: Vec<Relay> = config
             .all_relays()
             .map(|(name, smtp)| Relay {
+                meters: meters.relay(&name),
                 name,
                 transport: SmtpTransport::with(smtp.clone()),
                 weight: smtp.weight,
@@ -103,7 +182,11 @@ impl RelayPool {
             })
             .collect();
         let credit = Mutex::new(vec![0; relays.len()]);
-        RelayPool { relays, credit }
+        RelayPool {
+            relays,
+            meters,
+            credit,
+        }
     }
 
     /// Sessions worth running at once: every weighted relay's concurrency.
@@ -114,6 +197,11 @@ impl RelayPool {
             .map(|r| r.sessions.available_permits())
             .sum::<usize>()
             .max(1)
+    }
+
+    /// What the relays did since start.
+    pub fn meters(&self) -> SmtpMeters {
+        self.meters.clone()
     }
 
     pub fn views(&self) -> Vec<RelayView> {
@@ -245,8 +333,15 @@ impl Session for RelaySession {
             relay.rate.acquire().await;
             self.last = Some(i);
             let session = self.sessions[i].get_or_insert_with(|| relay.transport.session());
-            match session.send(message).await {
+            let started = Instant::now();
+            let result = session.send(message).await;
+            relay
+                .meters
+                .seconds
+                .observe(started.elapsed().as_secs_f64());
+            match result {
                 Err(e) if e.is_relay_fault() => {
+                    relay.meters.faults.inc();
                     pool.set_aside(i, &e);
                     if let Some(broken) = self.sessions[i].take() {
                         broken.close().await;
@@ -255,6 +350,10 @@ impl Session for RelaySession {
                 }
                 result => {
                     pool.answered(i);
+                    match &result {
+                        Ok(_) => relay.meters.sent.inc(),
+                        Err(_) => relay.meters.refused.inc(),
+                    };
                     return result;
                 }
             }

@@ -28,6 +28,8 @@ pub struct Need {
     pub programs: &'static [Program],
     /// The program is a system daemon, started as root.
     pub root: bool,
+    /// A Python module the suite imports (`python3 -c "import …"` must work).
+    pub python_module: Option<&'static str>,
     /// Set to 1 (as CI does), a missing program is a failure, not a skip.
     pub require: &'static str,
     pub install: &'static str,
@@ -48,6 +50,7 @@ pub const BROWSER: Need = Need {
         },
     ],
     root: false,
+    python_module: None,
     require: "REQUIRE_BROWSER_TESTS",
     install: "apt-get install chromium chromium-driver",
 };
@@ -61,6 +64,7 @@ pub const POSTFIX: Need = Need {
         env: None,
     }],
     root: true,
+    python_module: None,
     require: "REQUIRE_POSTFIX",
     install: "apt-get install postfix",
 };
@@ -74,11 +78,26 @@ pub const DOVECOT: Need = Need {
         env: None,
     }],
     root: true,
+    python_module: None,
     require: "REQUIRE_DOVECOT",
     install: "apt-get install dovecot-imapd",
 };
 
-pub const ALL: [&Need; 3] = [&BROWSER, &POSTFIX, &DOVECOT];
+pub const PROMETHEUS: Need = Need {
+    name: "prometheus",
+    cfg: "no_prometheus_parser",
+    what: "the /metrics test (Prometheus's own parser)",
+    programs: &[Program {
+        default: "/usr/bin/python3",
+        env: None,
+    }],
+    root: false,
+    python_module: Some("prometheus_client"),
+    require: "REQUIRE_PROMETHEUS_PARSER",
+    install: "pip install prometheus-client",
+};
+
+pub const ALL: [&Need; 4] = [&BROWSER, &POSTFIX, &DOVECOT, &PROMETHEUS];
 
 /// Names (`browser,postfix`) to treat as missing though installed, to see what a
 /// machine without them sees.
@@ -111,6 +130,18 @@ impl Need {
         }
         if self.root && !is_root() {
             return Some(format!("{} needs root", self.what));
+        }
+        if let Some(module) = self.python_module {
+            let imports = std::process::Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if !imports {
+                return Some(format!(
+                    "{} needs the Python module {module} ({})",
+                    self.what, self.install
+                ));
+            }
         }
         None
     }

@@ -68,6 +68,11 @@ impl RunningServer {
         running
     }
 
+    /// The worker, to run its step (a tick) as its loop would.
+    pub fn ticker(&self) -> &Arc<posthorn::schedule::Ticker> {
+        self.worker.as_ref().expect("started with a worker")
+    }
+
     /// Stops the worker as `serve` does on SIGTERM: returns once a running tick has
     /// finished and recorded every send.
     pub async fn stop_worker(&self) {

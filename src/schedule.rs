@@ -28,6 +28,9 @@ pub struct Ticker {
     woken: Notify,
     /// The wake loop ([`Ticker::serve_wakes`]) is running.
     serving: AtomicBool,
+    /// A tick is running now (read by the health check, which must not take
+    /// the tick's lock even for a moment: a tick would be skipped).
+    in_tick: AtomicBool,
     /// The cron job's heartbeat, once [`start`] has started it.
     cron: std::sync::Mutex<Option<Heartbeat>>,
     /// Ticks run and failed, and the last that succeeded.
@@ -44,10 +47,10 @@ pub struct TickCounts {
     pub last_success: Option<DateTime<Utc>>,
 }
 
-/// How many of the scheduler's periods may pass with no tick succeeding
+/// How many of the scheduler's firings may pass with no tick succeeding
 /// before the health check says so: one failure is a blip (a relay that was
 /// down), several in a row are a site that sends nothing.
-const TICK_PERIODS: i32 = 3;
+const TICK_PERIODS: u32 = 3;
 
 /// When the cron job last fired, and how it fires: it is late (so stopped) once
 /// its next time has passed by more than [`CRON_GRACE`].
@@ -106,6 +109,7 @@ impl Ticker {
             stop,
             woken: Notify::new(),
             serving: AtomicBool::new(false),
+            in_tick: AtomicBool::new(false),
             cron: std::sync::Mutex::new(None),
             ticks: std::sync::Mutex::new(TickCounts::default()),
             started: Utc::now(),
@@ -128,12 +132,16 @@ impl Ticker {
             },
         };
         let ticks = *self.ticks.lock().unwrap_or_else(|e| e.into_inner());
+        // A tick still running (a long send) is ticking; otherwise one must
+        // have succeeded by the third firing after the last success.
+        let in_progress = self.in_tick.load(Ordering::Acquire);
         let ticking = match &beat {
             None => Running::NotHere,
+            Some(_) if in_progress => Running::Yes,
             Some(b) => {
                 let since = ticks.last_success.unwrap_or(self.started);
-                match period(&b.cron, b.tz, since) {
-                    Some(p) if now > since + p * TICK_PERIODS + CRON_GRACE => Running::No,
+                match nth_time(&b.cron, b.tz, since, TICK_PERIODS) {
+                    Some(deadline) if now > deadline + CRON_GRACE => Running::No,
                     _ => Running::Yes,
                 }
             }
@@ -203,9 +211,11 @@ impl Ticker {
         if self.stop.is_stopped() {
             return None;
         }
+        self.in_tick.store(true, Ordering::Release);
         let result = catch_panic("a tick", self.tick.run_once(Utc::now(), self.stop.clone()))
             .await
             .unwrap_or_else(|why| Err(Error::Internal(why)));
+        self.in_tick.store(false, Ordering::Release);
         {
             let mut counts = self.ticks.lock().unwrap_or_else(|e| e.into_inner());
             counts.ticks += 1;
@@ -242,11 +252,10 @@ impl Ticker {
     }
 }
 
-/// The time between the cron job's next two firings after `after`.
-fn period(cron: &Cron, tz: chrono_tz::Tz, after: DateTime<Utc>) -> Option<chrono::Duration> {
-    let first = next_time(cron, tz, after)?;
-    let second = next_time(cron, tz, first)?;
-    Some(second - first)
+/// The cron job's `n`th firing after `after` (an office-hours schedule's
+/// third firing after the evening's last is the next morning's).
+fn nth_time(cron: &Cron, tz: chrono_tz::Tz, after: DateTime<Utc>, n: u32) -> Option<DateTime<Utc>> {
+    (0..n).try_fold(after, |t, _| next_time(cron, tz, t))
 }
 
 /// Starts the cron jobs: a tick at each `check`, and one at each `digest` time

@@ -1,24 +1,23 @@
 -- Counts for /metrics, kept as rows change so that reading them never scans
--- the log: deliveries by status, and reports by kind and effect. A count is
--- spread over 8 rows by delivery id (the sum is the count), so that workers
--- recording at once do not all wait on one row.
+-- the log: deliveries by status, and reports by kind and effect. SQLite has
+-- one writer at a time, so the triggers add to the counts in place.
+-- (PostgreSQL appends deltas instead; see its 0014.) A later migration that
+-- rebuilds `deliveries` or `reports` must create these triggers again.
 CREATE TABLE delivery_counts (
-    status TEXT NOT NULL,
-    shard  INTEGER NOT NULL,
-    n      BIGINT NOT NULL,
-    PRIMARY KEY (status, shard)
+    status TEXT PRIMARY KEY,
+    n      BIGINT NOT NULL
 );
-INSERT INTO delivery_counts (status, shard, n) SELECT status, 0, COUNT(*) FROM deliveries GROUP BY status;
+INSERT INTO delivery_counts (status, n) SELECT status, COUNT(*) FROM deliveries GROUP BY status;
 CREATE TRIGGER delivery_counts_insert AFTER INSERT ON deliveries BEGIN
-    INSERT INTO delivery_counts (status, shard, n) VALUES (NEW.status, NEW.id % 8, 1)
-        ON CONFLICT (status, shard) DO UPDATE SET n = n + 1;
+    INSERT INTO delivery_counts (status, n) VALUES (NEW.status, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
 END;
 CREATE TRIGGER delivery_counts_update AFTER UPDATE OF status ON deliveries
 WHEN OLD.status <> NEW.status BEGIN
-    INSERT INTO delivery_counts (status, shard, n) VALUES (OLD.status, OLD.id % 8, -1)
-        ON CONFLICT (status, shard) DO UPDATE SET n = n - 1;
-    INSERT INTO delivery_counts (status, shard, n) VALUES (NEW.status, NEW.id % 8, 1)
-        ON CONFLICT (status, shard) DO UPDATE SET n = n + 1;
+    INSERT INTO delivery_counts (status, n) VALUES (OLD.status, -1)
+        ON CONFLICT (status) DO UPDATE SET n = n - 1;
+    INSERT INTO delivery_counts (status, n) VALUES (NEW.status, 1)
+        ON CONFLICT (status) DO UPDATE SET n = n + 1;
 END;
 
 CREATE TABLE report_counts (

@@ -85,6 +85,8 @@ impl Tick {
         let deliveries = self.context.deliver(run).await?;
         let delivered = started.elapsed();
         let bounces = self.bounces.poll_mailbox().await?;
+        // The deltas of a tick's statements, into the counts /metrics reads.
+        self.context.store.fold_counts().await?;
         tracing::debug!(
             posts_ms = synced.as_millis() as u64,
             upstream_ms = (fetched - synced).as_millis() as u64,

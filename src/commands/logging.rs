@@ -28,6 +28,12 @@ pub fn init(format: LogFormat) {
             .with_current_span(false)
             .try_init(),
     };
+    // A panic's message goes through the log too (masked, and one JSON object
+    // in a JSON log), not raw to stderr; the caught ones are counted apart.
+    std::panic::set_hook(Box::new(|info| {
+        let backtrace = std::backtrace::Backtrace::capture();
+        tracing::error!(panic = %info, backtrace = %backtrace, "a panic");
+    }));
 }
 
 /// Writes each log line to stderr with every email address in it masked: a
@@ -69,10 +75,27 @@ impl Drop for MaskedLine {
 /// which provider refused), the person does not.
 pub fn mask_addresses(text: &str) -> std::borrow::Cow<'_, str> {
     static ADDRESS: LazyLock<regex::Regex> = LazyLock::new(|| {
-        regex::Regex::new(r"([\p{L}\p{N}!#$%&'*+/=?^_`{|}~-])[\p{L}\p{N}.!#$%&'*+/=?^_`{|}~-]*@([\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)+)")
-            .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
+        // A local part (letters and marks of any script, digits, the RFC 5322
+        // atom characters but `=`, so that `recipient=` keeps its key; or a
+        // quoted string), then a domain of labels or an address literal.
+        regex::Regex::new(
+            r#"("[^"\r\n]{0,64}"|[\p{L}\p{M}\p{N}!#$%&'*+/?^_`{|}~-][\p{L}\p{M}\p{N}.!#$%&'*+/?^_`{|}~-]*)@(\[[0-9A-Fa-f:.]+\]|[\p{L}\p{M}\p{N}-]+(?:\.[\p{L}\p{M}\p{N}-]+)+)"#,
+        )
+        .unwrap_or_else(|e| unreachable!("a fixed pattern: {e}"))
     });
-    ADDRESS.replace_all(text, "$1***@$2")
+    ADDRESS.replace_all(text, |c: &regex::Captures| {
+        let local = &c[1];
+        let first = local.chars().find(|ch| *ch != '"').unwrap_or('?');
+        match local.strip_prefix('"').and_then(|l| l.strip_suffix('"')) {
+            // A quoted local part keeps its quotes, and a JSON line's escape
+            // before the closing one, so the line stays valid.
+            Some(inner) => {
+                let escape = if inner.ends_with('\\') { "\\" } else { "" };
+                format!("\"{first}***{escape}\"@{}", &c[2])
+            }
+            None => format!("{first}***@{}", &c[2]),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::app::App;
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
 use crate::error::Error;
 
 pub use cli::{BouncesCommand, Cli, Command, PostsCommand, SubscribersCommand};
@@ -52,6 +52,11 @@ pub fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // A JSON log stays one object a line, masked, even for the last words.
+        Err(e) if format == LogFormat::Json => {
+            tracing::error!(error = %crate::error::chain(&e), "posthorn stopped");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e}");
             let mut source = std::error::Error::source(&e);

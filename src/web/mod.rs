@@ -283,13 +283,25 @@ fn router(state: WebState) -> Router {
         .with_state(state)
 }
 
+/// How long the health check waits for the database.
+const HEALTH_DATABASE_WAIT: Duration = Duration::from_secs(2);
+
 /// `GET /healthz`: 200 while the database answers and this process's worker
 /// and scheduler run; 503 otherwise. Both with a JSON body saying which.
 async fn health(
     axum::extract::State(state): axum::extract::State<WebState>,
 ) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
     use crate::schedule::{Health, Running};
-    let database = state.app.ledger().database_answers().await;
+    // A database that hangs is as down as one that refuses: the check stays
+    // quick enough to poll every second.
+    let database =
+        tokio::time::timeout(HEALTH_DATABASE_WAIT, state.app.ledger().database_answers())
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::Internal(format!(
+                    "no answer within {HEALTH_DATABASE_WAIT:?}"
+                )))
+            });
     let health = state.worker.as_ref().map_or(
         Health {
             worker: Running::NotHere,

@@ -308,3 +308,67 @@ async fn metrics_are_openmetrics_behind_the_token_and_agree_with_the_log() {
         1.0
     );
 }
+
+/// Turns connections to this site's PostgreSQL database off (closing those
+/// open) or on again, as an administrator taking it away would.
+async fn database_reachable(site: &TestSite, on: bool) {
+    use sqlx::Connection;
+    let url = site.database_url();
+    let (server, name) = url.rsplit_once('/').expect("a database URL");
+    let admin = std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| format!("{server}/postgres"));
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("connect as admin");
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {on}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    if !on {
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(name)
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn healthz_is_503_while_the_database_is_gone_and_200_when_it_is_back() {
+    use crate::support::RunningServer;
+    let site = TestSite::new(None);
+    if !site.on_postgres() {
+        eprintln!("PostgreSQL only (TEST_DATABASE_URL): a SQLite file cannot be taken away from a running server");
+        return;
+    }
+    let s = RunningServer::start_with_worker(&site).await;
+    let health = || async {
+        let r = s.client.get(s.url("/healthz")).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json::<serde_json::Value>().await.unwrap())
+    };
+    assert_eq!(health().await.0, 200);
+
+    database_reachable(&site, false).await;
+    let started = std::time::Instant::now();
+    let (status, body) = health().await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["database"], "down");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "a health check stays quick: {:?}",
+        started.elapsed()
+    );
+
+    // Back: the same server answers 200 again, with no restart.
+    database_reachable(&site, true).await;
+    let mut waited = 0;
+    loop {
+        let (status, body) = health().await;
+        if status == 200 {
+            break;
+        }
+        waited += 1;
+        assert!(waited < 40, "still {status}: {body}");
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}

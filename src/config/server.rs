@@ -15,6 +15,9 @@ pub struct ServerConfig {
     /// The admin API, the dashboard and `/metrics` are off while unset.
     #[serde(deserialize_with = "optional_secret")]
     pub admin_token: Option<Secret>,
+    /// Reads `/metrics` and nothing else: what a Prometheus server holds.
+    #[serde(deserialize_with = "optional_secret")]
+    pub metrics_token: Option<Secret>,
     pub log_format: LogFormat,
 }
 
@@ -35,6 +38,7 @@ impl Default for ServerConfig {
             bind: "127.0.0.1:8080".into(),
             secret: None,
             admin_token: None,
+            metrics_token: None,
             log_format: LogFormat::Text,
         }
     }

@@ -61,7 +61,44 @@ struct ReportLabels {
     effect: String,
 }
 
-pub async fn metrics(_: Admin, State(state): State<WebState>) -> Result<Response, ApiError> {
+/// `GET /metrics` with the metrics token (`server.metrics_token`, which reads
+/// this and nothing else, and is not slowed by failed sign-ins elsewhere) or
+/// the admin token.
+pub async fn metrics(
+    State(state): State<WebState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (mut parts, _) = request.into_parts();
+    let given = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .trim();
+    let metrics_token = state.app.config().server.metrics_token.as_ref();
+    let scraper = metrics_token
+        .is_some_and(|t| crate::domain::constant_time_eq(given.as_bytes(), t.expose().as_bytes()));
+    // Only a request without the metrics token goes through the admin check,
+    // so a scraper never spends the failed sign-ins of its address.
+    if !scraper {
+        use axum::extract::FromRequestParts;
+        if let Err(refused) = Admin::from_request_parts(&mut parts, &state).await {
+            // With only a metrics token set, a wrong one is a 401, not the
+            // admin API's "off".
+            return Ok(
+                if metrics_token.is_some() && refused.status() == StatusCode::NOT_FOUND {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        [(header::WWW_AUTHENTICATE, "Bearer")],
+                    )
+                        .into_response()
+                } else {
+                    refused
+                },
+            );
+        }
+    }
     let mut registry = Registry::with_prefix("posthorn");
     let counts = state.app.ledger().log_counts().await?;
 

@@ -175,6 +175,7 @@ fn sample(
 async fn metrics_are_openmetrics_behind_the_token_and_agree_with_the_log() {
     use crate::support::{post, Action, RunningServer, SmtpServer};
     const TOKEN: &str = "metrics-admin-token-0123456789";
+    const SCRAPER: &str = "metrics-only-token-abcdefghij";
     let smtp = SmtpServer::start().await;
     smtp.set_rule(|rcpt| {
         if rcpt.starts_with("gone") {
@@ -184,7 +185,9 @@ async fn metrics_are_openmetrics_behind_the_token_and_agree_with_the_log() {
         }
     });
     let site = TestSite::new(Some(smtp.port));
-    site.append_config(&format!("\n[server]\nadmin_token = \"{TOKEN}\"\n"));
+    site.append_config(&format!(
+        "\n[server]\nadmin_token = \"{TOKEN}\"\nmetrics_token = \"{SCRAPER}\"\n"
+    ));
     for address in ["reader@example.org", "gone@example.org"] {
         assert_eq!(site.cli(&["subscribers", "add", address]).await.code, 0);
     }
@@ -222,6 +225,25 @@ async fn metrics_are_openmetrics_behind_the_token_and_agree_with_the_log() {
 
     let without = s.client.get(s.url("/metrics")).send().await.unwrap();
     assert_eq!(without.status(), 401);
+    // The metrics token reads /metrics, over and over, and nothing else.
+    for _ in 0..8 {
+        let r = s
+            .client
+            .get(s.url("/metrics"))
+            .bearer_auth(SCRAPER)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let api = s
+        .client
+        .get(s.url("/api/status"))
+        .bearer_auth(SCRAPER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401);
     let r = s
         .client
         .get(s.url("/metrics"))

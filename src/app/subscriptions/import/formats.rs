@@ -1,8 +1,10 @@
 //! Other services' subscriber exports, told apart by their columns: where each
 //! keeps the address, the name, the times and, above all, the status.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 
+use super::cells::{from_cell, parse_time, shown, shown_columns, split_tags};
+use super::standing::{standing, status_of, MailchimpList};
 use crate::domain::{string_enum, SubscriberStatus};
 
 string_enum!(
@@ -41,7 +43,7 @@ impl ExportFormat {
         (ExportFormat::Posthorn, "`email` or `Email Address`"),
     ];
 
-    fn service(self) -> &'static str {
+    pub(super) fn service(self) -> &'static str {
         match self {
             ExportFormat::Posthorn => "posthorn",
             ExportFormat::Mailchimp => "Mailchimp",
@@ -94,50 +96,6 @@ fn looks_like_status(column: &str) -> bool {
     ]
     .iter()
     .any(|word| column.contains(word))
-}
-
-/// A Mailchimp audience is exported as one file per list, named for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum MailchimpList {
-    Subscribed,
-    Unsubscribed,
-    Cleaned,
-    /// Contacts who never opted in (transactional only).
-    Nonsubscribed,
-}
-
-impl MailchimpList {
-    /// By the file's name (`cleaned_members_export_….csv`), else by its columns.
-    fn of(file: &str, has: impl Fn(&str) -> bool) -> MailchimpList {
-        let base = file.rsplit(['/', '\\']).next().unwrap_or(file);
-        let base = base.to_ascii_lowercase();
-        if base.starts_with("unsubscribed") {
-            MailchimpList::Unsubscribed
-        } else if base.starts_with("cleaned") {
-            MailchimpList::Cleaned
-        } else if base.starts_with("nonsubscribed") {
-            MailchimpList::Nonsubscribed
-        } else if base.starts_with("subscribed") {
-            MailchimpList::Subscribed
-        } else if has("clean_time") {
-            MailchimpList::Cleaned
-        } else if has("unsub_time") {
-            MailchimpList::Unsubscribed
-        } else {
-            MailchimpList::Subscribed
-        }
-    }
-}
-
-/// Where a row stands, in the export's own words.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Standing {
-    Subscribed,
-    /// Signed up, never confirmed: no mail until they do.
-    Pending,
-    Unsubscribed,
-    Bounced,
-    Complained,
 }
 
 /// What a row of any export says, read.
@@ -372,16 +330,16 @@ impl Shape {
         let maybe = |i: Option<usize>| i.map_or("", cell);
         // A time that is not one is unknown: the row still says who the
         // reader is and whether they left, which matters more.
-        let time = |i: Option<usize>| Ok::<_, String>(parse_time(maybe(i)));
-        let standing = self.standing(maybe(self.status), maybe(self.flag), maybe(self.deleted))?;
-        let (status, reason) = self.status_of(standing);
-        let mut created_at = None;
-        for &column in &self.created {
-            if let Some(t) = time(Some(column))? {
-                created_at = Some(t);
-                break;
-            }
-        }
+        let time = |i: Option<usize>| parse_time(maybe(i));
+        let standing = standing(
+            self.format,
+            self.mailchimp,
+            maybe(self.status),
+            maybe(self.flag),
+            maybe(self.deleted),
+        )?;
+        let (status, reason) = status_of(self.format, standing);
+        let created_at = self.created.iter().find_map(|&column| time(Some(column)));
         let name = self
             .name
             .iter()
@@ -395,193 +353,16 @@ impl Shape {
             status,
             reason,
             created_at,
-            confirmed_at: time(self.confirmed)?,
+            confirmed_at: time(self.confirmed),
             left_at: if status == SubscriberStatus::Active {
                 None
             } else {
-                time(self.left)?
+                time(self.left)
             },
             tags: split_tags(maybe(self.tags), self.format),
             frequency: maybe(self.frequency),
         })
     }
-
-    /// The export's status words, as the export means them.
-    fn standing(&self, status: &str, flag: &str, deleted: &str) -> Result<Standing, String> {
-        let word = status.to_ascii_lowercase();
-        let unknown = || {
-            format!(
-                "the {} status `{}` is not one posthorn knows",
-                self.format.service(),
-                shown(status)
-            )
-        };
-        Ok(match self.format {
-            ExportFormat::Posthorn => match word.as_str() {
-                "" | "active" => Standing::Subscribed,
-                "pending" => Standing::Pending,
-                "unsubscribed" => Standing::Unsubscribed,
-                "bounced" => Standing::Bounced,
-                _ => return Err(unknown()),
-            },
-            ExportFormat::Mailchimp => match self.mailchimp {
-                Some(MailchimpList::Unsubscribed) => Standing::Unsubscribed,
-                Some(MailchimpList::Cleaned) => Standing::Bounced,
-                Some(MailchimpList::Nonsubscribed) => Standing::Pending,
-                Some(MailchimpList::Subscribed) | None => Standing::Subscribed,
-            },
-            ExportFormat::Substack if truthy(flag) => Standing::Unsubscribed,
-            ExportFormat::Substack => Standing::Subscribed,
-            ExportFormat::Ghost if !deleted.is_empty() || !truthy(flag) => Standing::Unsubscribed,
-            ExportFormat::Ghost => Standing::Subscribed,
-            ExportFormat::Listmonk => match word.as_str() {
-                "enabled" => Standing::Subscribed,
-                "disabled" | "blocklisted" | "unsubscribed" => Standing::Unsubscribed,
-                _ => return Err(unknown()),
-            },
-            ExportFormat::Buttondown => match word.as_str() {
-                "regular" | "premium" | "gifted" | "trialed" | "churning" | "churned"
-                | "past_due" | "unpaid" | "paused" | "free" | "active" => Standing::Subscribed,
-                "unactivated" => Standing::Pending,
-                "unsubscribed" | "removed" => Standing::Unsubscribed,
-                "undeliverable" | "bounced" => Standing::Bounced,
-                "complained" => Standing::Complained,
-                "spammy" | "malformed" | "blocked" => {
-                    return Err(format!("marked `{word}` by Buttondown"))
-                }
-                _ => return Err(unknown()),
-            },
-            ExportFormat::Kit => match word.as_str() {
-                "active" => Standing::Subscribed,
-                "inactive" => Standing::Pending,
-                "cancelled" | "canceled" | "unsubscribed" => Standing::Unsubscribed,
-                "bounced" => Standing::Bounced,
-                "complained" => Standing::Complained,
-                _ => return Err(unknown()),
-            },
-        })
-    }
-
-    /// posthorn's status for a standing, and the reason kept with it. A
-    /// complaint is an unsubscribe whose reason begins "complaint", as
-    /// posthorn's own are.
-    fn status_of(&self, standing: Standing) -> (SubscriberStatus, Option<String>) {
-        let at = |what: &str| match self.format {
-            ExportFormat::Posthorn => None,
-            f => Some(format!("{what} at {}", f.service())),
-        };
-        match standing {
-            Standing::Subscribed => (SubscriberStatus::Active, None),
-            Standing::Pending => (SubscriberStatus::Pending, None),
-            Standing::Unsubscribed => (SubscriberStatus::Unsubscribed, at("unsubscribed")),
-            Standing::Bounced if self.format == ExportFormat::Mailchimp => {
-                (SubscriberStatus::Bounced, at("cleaned"))
-            }
-            Standing::Bounced => (SubscriberStatus::Bounced, at("bounced")),
-            Standing::Complained => (
-                SubscriberStatus::Unsubscribed,
-                Some(format!("complaint at {}", self.format.service())),
-            ),
-        }
-    }
-
-    /// How a Mailchimp file ranks when several are read: leaving first, so that
-    /// an address in two lists keeps the one that says it left.
-    pub fn mailchimp_rank(file: &str) -> u8 {
-        match MailchimpList::of(file, |_| false) {
-            MailchimpList::Cleaned => 0,
-            MailchimpList::Unsubscribed => 1,
-            MailchimpList::Nonsubscribed => 2,
-            MailchimpList::Subscribed => 3,
-        }
-    }
-}
-
-/// An imported cell's value: a leading `'` (a spreadsheet's mark for text,
-/// and [`super::super::export`]'s) comes off.
-pub(in crate::app::subscriptions) fn from_cell(cell: &str) -> &str {
-    cell.strip_prefix('\'').unwrap_or(cell)
-}
-
-/// At most 100 characters of a value, for a report.
-/// Control characters become `�`, so that a value cannot move a terminal's
-/// cursor or colour what follows.
-pub(super) fn shown(value: &str) -> String {
-    let cut = match value.char_indices().nth(100) {
-        Some((end, _)) => format!("{}…", &value[..end]),
-        None => value.to_string(),
-    };
-    cut.chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect()
-}
-
-fn shown_columns(names: &[String]) -> String {
-    let listed: Vec<String> = names
-        .iter()
-        .take(30)
-        .map(|n| format!("`{}`", shown(n)))
-        .collect();
-    if listed.is_empty() {
-        "none".into()
-    } else {
-        listed.join(", ")
-    }
-}
-
-fn truthy(cell: &str) -> bool {
-    matches!(
-        cell.to_ascii_lowercase().as_str(),
-        "true" | "t" | "yes" | "1"
-    )
-}
-
-/// A cell of tags: posthorn's `a;b`, Mailchimp's `"a","b"`, Ghost's and Kit's
-/// `a, b`, Buttondown's `['a', 'b']`.
-fn split_tags(cell: &str, format: ExportFormat) -> Vec<&str> {
-    let separators: &[char] = if format == ExportFormat::Posthorn {
-        &[';']
-    } else {
-        &[',', ';']
-    };
-    cell.trim_start_matches('[')
-        .trim_end_matches(']')
-        .split(separators)
-        .map(|t| t.trim().trim_matches(['"', '\'']).trim())
-        .filter(|t| !t.is_empty())
-        .collect()
-}
-
-/// The times exports write: RFC 3339, PostgreSQL's `2021-06-14
-/// 08:29:52.139468+00`, or a bare date and time (read as UTC, as Mailchimp
-/// writes them, or with Ruby's ` UTC`), or a date.
-pub(super) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    let text = text.strip_suffix(" UTC").unwrap_or(text);
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Some(t.with_timezone(&Utc));
-    }
-    for format in [
-        "%Y-%m-%d %H:%M:%S%.f%#z",
-        "%Y-%m-%dT%H:%M:%S%.f%#z",
-        "%Y-%m-%d %H:%M:%S%.f %z",
-    ] {
-        if let Ok(t) = DateTime::parse_from_str(text, format) {
-            return Some(t.with_timezone(&Utc));
-        }
-    }
-    for format in [
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M",
-    ] {
-        if let Ok(t) = NaiveDateTime::parse_from_str(text, format) {
-            return Some(t.and_utc());
-        }
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
 }
 
 #[cfg(test)]
@@ -661,37 +442,5 @@ mod tests {
             file("audience.csv", "Email Address,UNSUB_TIME,LEID"),
             Some(MailchimpList::Unsubscribed)
         );
-    }
-
-    #[test]
-    fn exports_write_their_times_several_ways() {
-        let want = DateTime::parse_from_rfc3339("2021-06-14T08:29:52Z").unwrap();
-        for text in [
-            "2021-06-14T08:29:52Z",
-            "2021-06-14T17:29:52+09:00",
-            "2021-06-14 08:29:52",
-            "2021-06-14 08:29:52+00",
-            "2021-06-14T08:29:52.000Z",
-            "2021-06-14 08:29:52 UTC",
-            "2021-06-14 08:29:52 +0000",
-        ] {
-            assert_eq!(parse_time(text), Some(want.with_timezone(&Utc)), "{text}");
-        }
-        assert!(parse_time("2021-06-14").is_some());
-        assert_eq!(parse_time("yesterday"), None);
-    }
-
-    #[test]
-    fn tags_are_split_as_each_service_writes_them() {
-        assert_eq!(
-            split_tags("\"에세이\",\"VIP\"", ExportFormat::Mailchimp),
-            ["에세이", "VIP"]
-        );
-        assert_eq!(
-            split_tags("['a', 'b']", ExportFormat::Buttondown),
-            ["a", "b"]
-        );
-        assert_eq!(split_tags("a;b", ExportFormat::Posthorn), ["a", "b"]);
-        assert_eq!(shown(&"x".repeat(300)).chars().count(), 101);
     }
 }

@@ -17,6 +17,16 @@ use super::{error_status, parse_status, retry_after, WebState};
 use crate::domain::{constant_time_eq, DeliveryStatus, SubscriberStatus};
 use crate::error::Error;
 
+/// The bearer token a request carries (`Authorization: Bearer …`), or "".
+pub fn bearer(headers: &axum::http::HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .trim()
+}
+
 /// Proof that the request carries the admin token.
 pub struct Admin;
 
@@ -43,13 +53,10 @@ impl FromRequestParts<WebState> for Admin {
             )
                 .into_response());
         }
-        let given = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        if constant_time_eq(given.trim().as_bytes(), expected.expose().as_bytes()) {
+        if constant_time_eq(
+            bearer(&parts.headers).as_bytes(),
+            expected.expose().as_bytes(),
+        ) {
             state.sign_in_limiter.give_back(peer.ip());
             Ok(Admin)
         } else {

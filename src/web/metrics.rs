@@ -12,7 +12,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
-use super::admin::{Admin, ApiError};
+use super::admin::{bearer, Admin, ApiError};
 use super::WebState;
 use crate::domain::DeliveryStatus;
 
@@ -69,13 +69,7 @@ pub async fn metrics(
     request: Request,
 ) -> Result<Response, ApiError> {
     let (mut parts, _) = request.into_parts();
-    let given = parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("")
-        .trim();
+    let given = bearer(&parts.headers);
     let metrics_token = state.app.config().server.metrics_token.as_ref();
     let scraper = metrics_token
         .is_some_and(|t| crate::domain::constant_time_eq(given.as_bytes(), t.expose().as_bytes()));

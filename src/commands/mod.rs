@@ -34,9 +34,11 @@ pub use signal::shutdown_signal;
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // The format is the config's; a config that does not load logs as text,
-    // and the command then says what is wrong with it.
-    let format = Config::load(&cli.config)
+    // Loaded once, before logging starts: the format is the config's. A config
+    // that does not load logs as text, and the command then says what is wrong.
+    let config = Config::load(&cli.config);
+    let format = config
+        .as_ref()
         .map(|c| c.server.log_format)
         .unwrap_or_default();
     logging::init(format);
@@ -50,7 +52,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, config)) {
         Ok(code) => code,
         // A JSON log stays one object a line, masked, even for the last words.
         Err(e) if format == LogFormat::Json => {
@@ -69,7 +71,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
+/// Runs a command; `config` is `cli.config` as loaded (`init` and the bounce
+/// commands that read a message alone do not need it).
+pub async fn run(cli: Cli, config: Result<Config, Error>) -> Result<ExitCode, Error> {
     let out = Output { json: cli.json };
     if let Command::Init { dir } = &cli.command {
         return init::run(dir, &out);
@@ -80,7 +84,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Error> {
     if let Command::Bounces(BouncesCommand::Ingest { file }) = &cli.command {
         return bounces::ingest(&cli.config, file.as_deref(), &out).await;
     }
-    let app = App::open(Config::load(&cli.config)?).await?;
+    let app = App::open(config?).await?;
     let result = match cli.command {
         Command::Init { .. } => unreachable!("handled above"),
         Command::Check => check::run(&app, &out).await,

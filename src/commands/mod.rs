@@ -28,7 +28,7 @@ use crate::config::{Config, LogFormat};
 use crate::error::Error;
 
 pub use cli::{BouncesCommand, Cli, Command, PostsCommand, SubscribersCommand};
-pub use output::{table, Output};
+pub use output::{line, table, write, Output};
 pub use signal::shutdown_signal;
 
 /// Entry point of the binary.

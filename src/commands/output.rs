@@ -24,12 +24,18 @@ impl Output {
     }
 }
 
-/// Writes `text` and a newline on stdout. A reader that has gone (`| head`)
-/// is no error: the command's work is done, and the rest is not wanted.
+/// Writes `text` and a newline on stdout (see [`write`]).
 pub fn line(text: &str) {
+    write(&format!("{text}\n"));
+}
+
+/// Writes `text` on stdout, as every command's output goes. A reader that
+/// has gone (`| head`) is no error: the command's work is done, and the rest
+/// is not wanted.
+pub fn write(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
-    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             eprintln!("error: cannot write the output: {e}");
         }

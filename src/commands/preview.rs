@@ -7,6 +7,6 @@ pub async fn run(app: &App, slug: &str, format: PreviewFormat) -> Result<ExitCod
     // Preview what is in posts/ now, not what the last tick saw.
     let publishing = app.publishing();
     publishing.find(slug, chrono::Utc::now()).await?;
-    print!("{}", publishing.preview(slug, format).await?);
+    super::write(&publishing.preview(slug, format).await?);
     Ok(ExitCode::SUCCESS)
 }

@@ -33,7 +33,7 @@ pub async fn run(app: &App, _out: &Output, worker_only: bool) -> Result<ExitCode
     tracing::info!(cron = %schedule.check, digest = %schedule.digest, timezone = %config.site.timezone, "scheduler started");
 
     if worker_only {
-        println!("worker running (no web server)");
+        super::line("worker running (no web server)");
         shutdown_signal().await;
     } else {
         let sync = app.tick().sync_posts(Utc::now()).await?;
@@ -45,7 +45,7 @@ pub async fn run(app: &App, _out: &Output, worker_only: bool) -> Result<ExitCode
             .with_worker(ticker.clone());
         let addr = server.local_addr()?;
         tracing::info!("serving http://{addr}/");
-        println!("listening on http://{addr}/");
+        super::line(&format!("listening on http://{addr}/"));
         // Pick up posts changed by other processes (or reaching their date) within a second.
         let site = server.site();
         let refresher = tokio::spawn(async move {

@@ -2,7 +2,7 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 
-use super::output::line;
+use super::line;
 use super::{table, Output, SubscribersCommand};
 use crate::app::{Added, App, ExportFormat, ImportSummary};
 use crate::domain::{one_line, EmailAddress};

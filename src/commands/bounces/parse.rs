@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::read_input;
 use crate::app::Reader;
-use crate::commands::{table, Output};
+use crate::commands::{line, table, Output};
 use crate::config::Config;
 use crate::error::Error;
 
@@ -21,7 +21,7 @@ pub fn parse(config_path: &Path, files: &[PathBuf], out: &Output) -> Result<Exit
     let mut code = ExitCode::SUCCESS;
     for file in files {
         if files.len() > 1 && !out.json {
-            println!("== {}", file.display());
+            line(&format!("== {}", file.display()));
         }
         if let Err(e) = parse_one(file, &reader, out, files.len() > 1) {
             // One unreadable message does not stop the others.
@@ -36,7 +36,7 @@ fn parse_one(file: &Path, reader: &Reader, out: &Output, many: bool) -> Result<(
     let parsed = reader.read(&read_input(Some(file))?)?;
     if many && out.json {
         match serde_json::to_string(&parsed) {
-            Ok(line) => println!("{line}"),
+            Ok(json) => line(&json),
             Err(e) => eprintln!("error: cannot write JSON: {e}"),
         }
         return Ok(());

@@ -52,13 +52,25 @@ impl RunningServer {
     /// As `start_with_worker`; with `rebase`, the site's base URL becomes the
     /// server's own address (so a browser can follow every link).
     pub async fn start_with_worker_at(site: &TestSite, rebase: bool) -> RunningServer {
+        Self::with_worker(site, rebase, true).await
+    }
+
+    /// The server with a worker whose wake loop does not run: a test drives
+    /// its step (`ticker().tick()`) itself, and waits on nothing.
+    pub async fn start_with_idle_worker(site: &TestSite) -> RunningServer {
+        Self::with_worker(site, false, false).await
+    }
+
+    async fn with_worker(site: &TestSite, rebase: bool, wakes: bool) -> RunningServer {
         let (listener, base) = bind(site, rebase).await;
         let app = site.app().await;
         let worker = Arc::new(posthorn::schedule::Ticker::new(
             app.tick().clone(),
             posthorn::delivery::Stop::default(),
         ));
-        tokio::spawn(worker.clone().serve_wakes());
+        if wakes {
+            tokio::spawn(worker.clone().serve_wakes());
+        }
         let server = posthorn::web::Server::on(app.clone(), listener)
             .await
             .expect("server")

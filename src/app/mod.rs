@@ -18,9 +18,11 @@
 //!   recording anyone.
 //! - [`Archives`]: an old archive (WordPress, Ghost, Substack, a feed) brought
 //!   into `posts/`.
+//! - [`Backups`]: the whole database as one file, and back.
 
 mod analytics;
 mod archive;
+pub mod backup;
 mod bounces;
 mod dashboard;
 mod issues;
@@ -36,6 +38,7 @@ use std::sync::Arc;
 
 pub use analytics::{last_days, Analytics, DayViews, Followers, Opens, PostStats, Stats, Visit};
 pub use archive::{ArchiveReport, ArchiveSource, Archives, FailedImage};
+pub use backup::{BackupReport, Backups, RestoreReport, TableRows, Verified};
 pub use bounces::{Bounces, Ingested, MailboxPoll};
 pub use bounces::{Claim, Reader, Reading};
 pub use dashboard::{Dashboard, IssueCounts, NewSession, Overview, GROWTH_DAYS, SESSION_IDLE};
@@ -148,6 +151,7 @@ pub struct App {
     context: Arc<Context>,
     tick: Tick,
     archives: Archives,
+    backups: Backups,
     publishing: Publishing,
     subscriptions: Subscriptions,
     ledger: Ledger,
@@ -208,6 +212,7 @@ impl App {
             tick: Tick::new(context.clone(), bounces.clone()),
             publishing: Publishing::new(context.clone()),
             archives: Archives::new(context.clone()),
+            backups: Backups::new(context.clone()),
             subscriptions: Subscriptions::new(context.clone()),
             ledger: Ledger::new(context.clone()),
             bounces,
@@ -237,6 +242,10 @@ impl App {
 
     pub fn archives(&self) -> &Archives {
         &self.archives
+    }
+
+    pub fn backups(&self) -> &Backups {
+        &self.backups
     }
 
     pub fn publishing(&self) -> &Publishing {

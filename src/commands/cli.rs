@@ -100,6 +100,13 @@ pub enum Command {
     /// Bounces and complaints that come back after the relay said 250.
     #[command(subcommand)]
     Bounces(BouncesCommand),
+    /// Write the whole database to FILE (gzip-compressed JSON lines), from one
+    /// snapshot, while `serve` runs and sends. The file holds every address:
+    /// keep it as safe as the database.
+    Backup { file: PathBuf },
+    /// Load a backup into the configured database, SQLite or PostgreSQL, which
+    /// must be empty. The file is checked whole before anything is written.
+    Restore { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,5 +1,6 @@
 //! The command line: parse, open the app, call the library, print.
 
+mod backup;
 mod bounces;
 mod build;
 mod check;
@@ -84,6 +85,11 @@ pub async fn run(cli: Cli, config: Result<Config, Error>) -> Result<ExitCode, Er
     if let Command::Bounces(BouncesCommand::Ingest { file }) = &cli.command {
         return bounces::ingest(&cli.config, file.as_deref(), &out).await;
     }
+    // A damaged or newer backup is refused before the database is opened,
+    // let alone created.
+    if let Command::Restore { file } = &cli.command {
+        crate::app::backup::verify(file)?;
+    }
     let app = App::open(config?).await?;
     let result = match cli.command {
         Command::Init { .. } => unreachable!("handled above"),
@@ -113,6 +119,8 @@ pub async fn run(cli: Cli, config: Result<Config, Error>) -> Result<ExitCode, Er
         Command::Sources => sources::run(&app, &out).await,
         Command::Bounces(BouncesCommand::List) => bounces::list(&app, &out).await,
         Command::Bounces(_) => unreachable!("handled above"),
+        Command::Backup { file } => backup::backup(&app, &out, &file).await,
+        Command::Restore { file } => backup::restore(&app, &out, &file).await,
     };
     app.close().await;
     result

@@ -4,6 +4,7 @@
 //!
 //! Times are stored as milliseconds since the Unix epoch, the same on both engines.
 
+mod backup;
 mod counts;
 mod dashboard;
 mod deliveries;
@@ -19,6 +20,10 @@ mod skipping;
 mod sources;
 mod subscribers;
 
+pub use backup::{
+    backup_table, BackupTable, Column, ColumnKind, Restoring, SnapshotPart, BACKUP_TABLES,
+    NOT_BACKED_UP,
+};
 pub use counts::{Engagement, FeedFollowers, IssueTally, LinkCount, PostCounts, Tallies, Tally};
 pub use dashboard::{DayCounts, LogFilter, PostRow, SubscriberDelivery};
 pub use deliveries::{Claimed, DeliveryLogRow, Outcome, OutcomeKind};
@@ -46,6 +51,16 @@ use crate::error::{DbContext, Error};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The newest migration this posthorn knows: a database or a backup from a
+/// newer one is refused.
+pub fn newest_schema() -> i64 {
+    SQLITE_MIGRATIONS
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or_default()
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

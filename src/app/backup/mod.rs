@@ -1,0 +1,329 @@
+//! `posthorn backup` and `posthorn restore`: the whole database as one
+//! engine-neutral file, taken from a snapshot while everything runs, and
+//! loaded back into an empty SQLite or PostgreSQL database.
+
+mod format;
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+pub use format::{FormatError, Header, FORMAT_VERSION};
+
+use super::Context;
+use crate::error::Error;
+use crate::store::{newest_schema, BackupTable, Column, SnapshotPart};
+use format::{BackupReader, BackupWriter, Item};
+
+/// Rows loaded in one statement, at most, and their bytes at most: enough to
+/// spend the time in the engine, not in round trips.
+const RESTORE_ROWS: usize = 10_000;
+const RESTORE_BYTES: usize = 4 << 20;
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableRows {
+    pub table: String,
+    pub rows: u64,
+}
+
+/// What `backup` wrote.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupReport {
+    pub file: PathBuf,
+    pub bytes: u64,
+    pub engine: &'static str,
+    pub schema: i64,
+    /// When the snapshot was taken: the backup holds the database as it was then.
+    pub taken_at: DateTime<Utc>,
+    pub rows: u64,
+    pub tables: Vec<TableRows>,
+}
+
+/// What a backup file holds, checked whole.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Verified {
+    pub file: PathBuf,
+    pub header: Header,
+    pub rows: u64,
+    pub tables: Vec<TableRows>,
+}
+
+/// What `restore` loaded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreReport {
+    pub file: PathBuf,
+    pub from_engine: String,
+    pub into_engine: &'static str,
+    pub taken_at: DateTime<Utc>,
+    pub rows: u64,
+    pub tables: Vec<TableRows>,
+    /// Deliveries the backup caught being sent, taken back to be sent again
+    /// (as after a crash): whether their message left cannot be known.
+    pub taken_back: u64,
+}
+
+#[derive(Clone)]
+pub struct Backups {
+    context: Arc<Context>,
+}
+
+impl Backups {
+    pub(super) fn new(context: Arc<Context>) -> Self {
+        Backups { context }
+    }
+
+    /// Writes a backup to `path`: first to `path.partial`, readable by its
+    /// owner only (it holds every address, and the site's generated secret),
+    /// then renamed into place once whole and on disk.
+    pub async fn backup(&self, path: &Path) -> Result<BackupReport, Error> {
+        let taken_at = Utc::now();
+        let partial = partial_path(path);
+        // A partial file left by a backup that was stopped is not a backup.
+        let _ = std::fs::remove_file(&partial);
+        let file = create_private(&partial)?;
+        let (parts, mut received) = mpsc::channel::<SnapshotPart>(4);
+        let at = partial.clone();
+        // Compressing runs on a thread of its own while the database reads on.
+        let writer = tokio::task::spawn_blocking(move || {
+            let io = |e| Error::io(&at, e);
+            let mut file = Some(file);
+            let mut writer = None;
+            let mut header = None;
+            while let Some(part) = received.blocking_recv() {
+                match part {
+                    SnapshotPart::Begin { engine, schema } => {
+                        let h = Header {
+                            posthorn_backup: FORMAT_VERSION,
+                            schema,
+                            engine: engine.name().to_string(),
+                            taken_at,
+                            posthorn: env!("CARGO_PKG_VERSION").to_string(),
+                        };
+                        let out = BufWriter::with_capacity(
+                            1 << 20,
+                            file.take()
+                                .ok_or_else(|| Error::Internal("a snapshot began twice".into()))?,
+                        );
+                        writer = Some(BackupWriter::new(out, &h).map_err(io)?);
+                        header = Some(h);
+                    }
+                    SnapshotPart::Table(table) => {
+                        writer_of(&mut writer)?.table(table).map_err(io)?
+                    }
+                    SnapshotPart::Rows(rows) => {
+                        let w = writer_of(&mut writer)?;
+                        for row in &rows {
+                            w.row(row).map_err(io)?;
+                        }
+                    }
+                }
+            }
+            let header =
+                header.ok_or_else(|| Error::Internal("the snapshot never began".into()))?;
+            let finished = writer
+                .take()
+                .ok_or_else(|| Error::Internal("the snapshot never began".into()))?;
+            let written = finished.finish().map_err(io)?;
+            let file = written.out.into_inner().map_err(|e| io(e.into_error()))?;
+            file.sync_all().map_err(io)?;
+            Ok::<_, Error>((header, written.rows, written.tables))
+        });
+        let snapshot = self.context.store.snapshot(parts).await;
+        let written = writer
+            .await
+            .map_err(|e| Error::Internal(format!("the backup's writer failed: {e}")));
+        let (header, rows, tables) = match (snapshot, written) {
+            (Ok(()), Ok(Ok(done))) => done,
+            (Err(e), _) | (Ok(()), Err(e)) | (Ok(()), Ok(Err(e))) => {
+                let _ = std::fs::remove_file(&partial);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&partial, path).map_err(|e| Error::io(path, e))?;
+        sync_parent(path)?;
+        let bytes = std::fs::metadata(path)
+            .map_err(|e| Error::io(path, e))?
+            .len();
+        Ok(BackupReport {
+            file: path.to_path_buf(),
+            bytes,
+            engine: self.context.store.dialect().name(),
+            schema: header.schema,
+            taken_at,
+            rows,
+            tables,
+        })
+    }
+
+    /// Loads the backup at `path` into this site's database, which must be
+    /// empty. All in one transaction, committed only once the whole file has
+    /// been read and its checksum matched: a restore that fails at any point
+    /// leaves the database empty. Check the file first with [`verify`], so
+    /// that a damaged one is refused before the database is even opened.
+    pub async fn restore(&self, path: &Path) -> Result<RestoreReport, Error> {
+        let store = &self.context.store;
+        let mut restoring = store.begin_restore().await?;
+        let (parts, mut received) = mpsc::channel::<RowBatch>(4);
+        let file = path.to_path_buf();
+        let reader = tokio::task::spawn_blocking(move || read(&file, Some(parts)));
+        let mut loading = Ok(());
+        while let Some(batch) = received.recv().await {
+            loading = restoring
+                .insert(batch.table, &batch.columns, &batch.rows)
+                .await
+                .map(drop);
+            if loading.is_err() {
+                // Dropping the receiver stops the reader at its next batch.
+                break;
+            }
+        }
+        drop(received);
+        let read = reader
+            .await
+            .map_err(|e| Error::Internal(format!("the backup's reader failed: {e}")))?;
+        loading?;
+        let verified = read?;
+        restoring.commit().await?;
+        let taken_back = store.settle_restored(Utc::now()).await?;
+        Ok(RestoreReport {
+            file: path.to_path_buf(),
+            from_engine: verified.header.engine,
+            into_engine: store.dialect().name(),
+            taken_at: verified.header.taken_at,
+            rows: verified.rows,
+            tables: verified.tables,
+            taken_back,
+        })
+    }
+}
+
+/// Reads the backup at `path` whole and checks it (format, version, every
+/// row's shape, the checksum), without a database.
+pub fn verify(path: &Path) -> Result<Verified, Error> {
+    read(path, None)
+}
+
+/// Rows of one table, as one JSON array of row arrays.
+struct RowBatch {
+    table: &'static BackupTable,
+    columns: Vec<&'static Column>,
+    rows: String,
+}
+
+/// Reads and checks the file, sending its rows in batches to `parts` if given.
+/// Returns what it holds only if the whole file checks out.
+fn read(path: &Path, parts: Option<mpsc::Sender<RowBatch>>) -> Result<Verified, Error> {
+    let refused = |e: FormatError| {
+        Error::Invalid(format!(
+            "{} cannot be restored: {e}. Nothing was written",
+            path.display()
+        ))
+    };
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let gunzip = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, file));
+    let mut reader = BackupReader::new(BufReader::with_capacity(1 << 20, gunzip), newest_schema())
+        .map_err(refused)?;
+    let mut tables = Vec::new();
+    let mut batch: Option<RowBatch> = None;
+    let mut in_batch = 0;
+    let send = |batch: Option<RowBatch>| -> Result<(), Error> {
+        if let (Some(parts), Some(mut batch)) = (&parts, batch) {
+            batch.rows.push(']');
+            parts
+                .blocking_send(batch)
+                .map_err(|_| Error::Internal("the restore stopped reading".into()))?;
+        }
+        Ok(())
+    };
+    loop {
+        match reader.next_item().map_err(refused)? {
+            Item::Table(table, columns) => {
+                send(batch.take())?;
+                in_batch = 0;
+                tables.push(TableRows {
+                    table: table.name.to_string(),
+                    rows: 0,
+                });
+                if parts.is_some() {
+                    batch = Some(RowBatch {
+                        table,
+                        columns,
+                        rows: String::from("["),
+                    });
+                }
+            }
+            Item::Row(row) => {
+                if let Some(last) = tables.last_mut() {
+                    last.rows += 1;
+                }
+                let Some(open) = batch.as_mut() else { continue };
+                if in_batch == RESTORE_ROWS || open.rows.len() + row.len() > RESTORE_BYTES {
+                    let next = RowBatch {
+                        table: open.table,
+                        columns: open.columns.clone(),
+                        rows: String::from("["),
+                    };
+                    send(batch.replace(next))?;
+                    in_batch = 0;
+                }
+                let Some(open) = batch.as_mut() else { continue };
+                if in_batch > 0 {
+                    open.rows.push(',');
+                }
+                // The reader has parsed the row as JSON, so it is UTF-8.
+                open.rows.push_str(&String::from_utf8_lossy(row));
+                in_batch += 1;
+            }
+            Item::End => break,
+        }
+    }
+    send(batch.take())?;
+    let rows = tables.iter().map(|t| t.rows).sum();
+    Ok(Verified {
+        file: path.to_path_buf(),
+        header: reader.header.clone(),
+        rows,
+        tables,
+    })
+}
+
+fn writer_of<W: std::io::Write>(
+    writer: &mut Option<BackupWriter<W>>,
+) -> Result<&mut BackupWriter<W>, Error> {
+    writer
+        .as_mut()
+        .ok_or_else(|| Error::Internal("a snapshot sent rows before it began".into()))
+}
+
+fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// A new file only its owner can read.
+fn create_private(path: &Path) -> Result<File, Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Makes a rename into `path`'s folder survive a power cut.
+fn sync_parent(path: &Path) -> Result<(), Error> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)
+        .and_then(|dir| dir.sync_all())
+        .map_err(|e| Error::io(parent, e))
+}

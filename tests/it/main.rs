@@ -6,6 +6,7 @@
 mod support;
 
 mod analytics;
+mod backup;
 mod bounce_corpus;
 mod bounce_scaling;
 mod bounces;

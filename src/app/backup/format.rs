@@ -65,7 +65,9 @@ struct EndLine {
 /// Why a file is not a backup this posthorn can restore.
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
-    #[error("it is not a posthorn backup (its first line is not a backup's header)")]
+    #[error(
+        "it is not a posthorn backup (it does not begin with a backup's header, gzip-compressed)"
+    )]
     NotABackup,
     #[error(
         "it was written by a newer posthorn (backup format {found}); this posthorn reads format {FORMAT_VERSION} and older. Upgrade posthorn, then restore"
@@ -79,6 +81,8 @@ pub enum FormatError {
     Truncated(String),
     #[error("line {line}: {why}")]
     Line { line: u64, why: String },
+    #[error("its compressed stream is damaged")]
+    Damaged(#[source] std::io::Error),
     #[error("its checksum does not match its contents: the file was changed or damaged")]
     Checksum,
     #[error("it cannot be read: {0}")]
@@ -276,8 +280,15 @@ impl<R: BufRead> BackupReader<R> {
         let read = std::io::Read::take(&mut self.input, MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut self.buf)
             .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::InvalidInput => {
+                // Not even a gzip header: some other file.
+                _ if self.line == 1 && e.kind() != std::io::ErrorKind::Other => {
+                    FormatError::NotABackup
+                }
+                std::io::ErrorKind::UnexpectedEof => {
                     FormatError::Truncated(format!("the compressed stream breaks off ({e})"))
+                }
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+                    FormatError::Damaged(e)
                 }
                 _ => FormatError::Io(e),
             })?;
@@ -552,7 +563,10 @@ mod tests {
         for cut in [10, file.len() / 2, file.len() - 9, file.len() - 1] {
             let err = read_all(&file[..cut]).expect_err("cut short");
             assert!(
-                matches!(err, FormatError::Truncated(_) | FormatError::Io(_)),
+                matches!(
+                    err,
+                    FormatError::Truncated(_) | FormatError::NotABackup | FormatError::Damaged(_)
+                ),
                 "cut at {cut}: {err}"
             );
         }

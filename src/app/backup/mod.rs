@@ -219,8 +219,9 @@ struct RowBatch {
 fn read(path: &Path, parts: Option<mpsc::Sender<RowBatch>>) -> Result<Verified, Error> {
     let refused = |e: FormatError| {
         Error::Invalid(format!(
-            "{} cannot be restored: {e}. Nothing was written",
-            path.display()
+            "{} cannot be restored: {}. Nothing was written",
+            path.display(),
+            crate::error::chain(&e)
         ))
     };
     let file = File::open(path).map_err(|e| Error::io(path, e))?;

@@ -13,7 +13,7 @@ set -euo pipefail
 
 SECONDS_PER_TARGET=${1:-600}
 shift || true
-ALL_TARGETS=(bounce_read upstream_feed front_matter csv_import message_layout counted_request archive_read)
+ALL_TARGETS=(bounce_read upstream_feed front_matter csv_import message_layout counted_request archive_read backup_read)
 if [ "$#" -gt 0 ]; then
     TARGETS=("$@")
 else
@@ -164,6 +164,19 @@ EOF
         printf 'NewsBlur Feed Fetcher - 12 subscribers - https://www.newsblur.com/site/9/x' | write_seed counted_request newsblur
         printf 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0' | write_seed counted_request firefox
         printf 'AAAAAAAAAAAAAAAAaHR0cHM6Ly9leGFtcGxlLm9yZy9h.AAAAAAAAAAHdnw6L2qZHprIYhtn5xWWyoZj13w' | write_seed counted_request token
+        ;;
+    backup_read)
+        body='{"posthorn_backup":1,"schema":14,"engine":"sqlite","taken_at":"2026-12-04T21:33:13Z","posthorn":"0.1.0"}
+{"table":"subscriber_growth","columns":[{"name":"hour","kind":"integer"},{"name":"series","kind":"text"},{"name":"n","kind":"integer"}]}
+[499005,"confirmed",2]
+[499005,"new",null]
+{"end":"subscriber_growth","rows":2}
+{"table":"issue_counts","columns":[{"name":"issue_id","kind":"integer"},{"name":"clickers","kind":"bytes"}]}
+[1,"00ff"]
+{"end":"issue_counts","rows":1}'
+        sha=$(printf '%s\n' "$body" | sha256sum | cut -c1-64)
+        printf '%s\n{"end":"backup","rows":3,"tables":2,"sha256":"%s"}\n' "$body" "$sha" |
+            write_seed backup_read small
         ;;
     archive_read)
         write_seed archive_read wxr <<'EOF2'

@@ -137,7 +137,7 @@ expect() {
 report_rows=()
 # record OP ENGINE REFERENCE-NAME "posthorn runs" "reference runs": each runs
 # list is "seconds kb bytes;…".
-record() { report_rows+=("$1|$2|$3|$4|$5"); }
+record() { report_rows+=("$1"$'\t'"$2"$'\t'"$3"$'\t'"$4"$'\t'"$5"); }
 
 echo "backup: $N deliveries ($S subscribers × $ISSUES issues) and $N delivery events, $RUNS runs each, each beside a reference run"
 
@@ -262,7 +262,7 @@ print(head)
 print("-" * len(head))
 detail = []
 for row in sys.argv[2:]:
-    op, engine, ref_name, ours, refs = row.split("|")
+    op, engine, ref_name, ours, refs = row.split("\t")
     ours, refs = parse(ours), parse(refs)
     med = lambda rs: statistics.median(r[0] for r in rs)
     peak = lambda rs: max(r[1] for r in rs) / 1024

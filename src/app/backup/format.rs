@@ -151,10 +151,10 @@ impl<W: Write> BackupWriter<W> {
         })
     }
 
-    /// A row of the current table, a JSON array its engine wrote.
-    pub fn row(&mut self, row: &str) -> std::io::Result<()> {
-        self.rows_in_table += 1;
-        self.line(row.as_bytes())
+    /// `n` rows of the current table, joined by newlines.
+    pub fn rows(&mut self, text: &str, n: u64) -> std::io::Result<()> {
+        self.rows_in_table += n;
+        self.line(text.as_bytes())
     }
 
     fn end_table(&mut self) -> std::io::Result<()> {
@@ -533,7 +533,7 @@ mod tests {
         w.table(backup_table("subscriber_growth").expect("table"))
             .expect("table");
         for row in rows {
-            w.row(row).expect("row");
+            w.rows(row, 1).expect("row");
         }
         w.finish().expect("finish").out
     }
@@ -618,7 +618,7 @@ mod tests {
             let mut w = BackupWriter::new(Vec::new(), &header()).expect("header");
             w.table(backup_table("subscriber_growth").expect("table"))
                 .expect("table");
-            w.row(r#"[1,"new",3]"#).expect("row");
+            w.rows(r#"[1,"new",3]"#, 1).expect("row");
             let gz = w.finish().expect("finish").out;
             let mut text = String::new();
             std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut text)

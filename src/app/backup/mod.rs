@@ -114,11 +114,8 @@ impl Backups {
                     SnapshotPart::Table(table) => {
                         writer_of(&mut writer)?.table(table).map_err(io)?
                     }
-                    SnapshotPart::Rows(rows) => {
-                        let w = writer_of(&mut writer)?;
-                        for row in &rows {
-                            w.row(row).map_err(io)?;
-                        }
+                    SnapshotPart::Rows { text, rows } => {
+                        writer_of(&mut writer)?.rows(&text, rows).map_err(io)?
                     }
                 }
             }

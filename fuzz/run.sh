@@ -167,6 +167,9 @@ EOF
         ;;
     backup_read)
         body='{"posthorn_backup":1,"schema":14,"engine":"sqlite","taken_at":"2026-12-04T21:33:13Z","posthorn":"0.1.0"}
+{"table":"meta","columns":[{"name":"key","kind":"text"},{"name":"value","kind":"text"}]}
+["created_at","1796419993307"]
+{"end":"meta","rows":1}
 {"table":"subscriber_growth","columns":[{"name":"hour","kind":"integer"},{"name":"series","kind":"text"},{"name":"n","kind":"integer"}]}
 [499005,"confirmed",2]
 [499005,"new",null]
@@ -175,7 +178,7 @@ EOF
 [1,"00ff"]
 {"end":"issue_counts","rows":1}'
         sha=$(printf '%s\n' "$body" | sha256sum | cut -c1-64)
-        printf '%s\n{"end":"backup","rows":3,"tables":2,"sha256":"%s"}\n' "$body" "$sha" |
+        printf '%s\n{"end":"backup","rows":4,"tables":3,"sha256":"%s"}\n' "$body" "$sha" |
             write_seed backup_read small
         ;;
     archive_read)

@@ -98,10 +98,18 @@ pub async fn run(app: &App, out: &Output, command: SubscribersCommand) -> Result
                         "no subscriber has {email}; it is remembered as a keyed hash, so that no import adds it"
                     );
                 }
-                format!(
+                let mut text = format!(
                     "forgotten: the address, name and choices are gone; deliveries kept in the counts, linked to nobody: {}; outbox files removed: {}",
                     forgotten.deliveries_kept, forgotten.outbox_files_removed
-                )
+                );
+                if forgotten.old_copies_left {
+                    text.push_str(
+                        "\nwarning: another reader of the database (a backup running now?) kept its \
+                         write-ahead log from being emptied, so old copies of the person's rows are \
+                         still in the file; run this command again once that reader has ended",
+                    );
+                }
+                text
             });
         }
         SubscribersCommand::Export => {

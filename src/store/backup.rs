@@ -12,7 +12,7 @@ use futures_util::TryStreamExt;
 use sqlx::{Any, Transaction};
 use tokio::sync::mpsc;
 
-use super::{Dialect, Store};
+use super::{ms, Dialect, Store};
 use crate::error::{DbContext, Error};
 
 /// How a column's values are written in a backup.
@@ -522,37 +522,42 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the database holds nothing a backup would keep (the
+    /// migrations' own rows aside): what `backup` refuses, since it means a
+    /// wrong `database.url` more often than a site with nothing in it.
+    pub async fn holds_nothing(&self) -> Result<bool, Error> {
+        let filled: Vec<(String, i64)> = sqlx::query_as(&filled_tables())
+            .fetch_all(&self.pool)
+            .await
+            .db("looking into the database")?;
+        Ok(filled.is_empty())
+    }
+
     /// Starts a restore: refused unless every table a backup fills is empty
     /// (the migrations' own rows aside, which the backup's replace).
     pub async fn begin_restore(&self) -> Result<Restoring, Error> {
         let mut tx = self.pool.begin().await.db("starting the restore")?;
         if self.dialect == Dialect::Postgres {
-            // A `serve` started against this database meanwhile waits for us.
-            sqlx::query(
-                "LOCK TABLE subscribers, posts, sources, issues, deliveries, reports \
-                 IN SHARE ROW EXCLUSIVE MODE",
-            )
+            // Writers that come meanwhile wait for the restore to end.
+            let all: Vec<&str> = BACKUP_TABLES.iter().map(|t| t.name).collect();
+            sqlx::query(&format!(
+                "LOCK TABLE {} IN SHARE ROW EXCLUSIVE MODE",
+                all.join(", ")
+            ))
             .execute(&mut *tx)
             .await
             .db("locking the tables to restore into")?;
         }
-        let mut filled = Vec::new();
-        for table in BACKUP_TABLES.iter().filter(|t| !t.seeded) {
-            let sql = format!("SELECT COUNT(*) FROM {}", table.name);
-            let n: i64 = sqlx::query_scalar(&sql)
-                .fetch_one(&mut *tx)
-                .await
-                .db("checking that the database is empty")?;
-            if n > 0 {
-                filled.push(format!("{n} in {}", table.name));
-            }
-        }
+        let filled: Vec<(String, i64)> = sqlx::query_as(&filled_tables())
+            .fetch_all(&mut *tx)
+            .await
+            .db("checking that the database is empty")?;
         if !filled.is_empty() {
+            let rows: Vec<String> = filled.iter().map(|(t, n)| format!("{n} in {t}")).collect();
             return Err(Error::Conflict(format!(
-                "the database is not empty ({} rows: {}); restore only into an empty database, \
+                "the database is not empty (rows: {}); restore only into an empty database, \
                  so that nothing in it is lost or mixed with the backup's. Nothing was written",
-                filled.len(),
-                filled.join(", ")
+                rows.join(", ")
             )));
         }
         for table in BACKUP_TABLES.iter().filter(|t| t.seeded) {
@@ -570,15 +575,24 @@ impl Store {
             dialect: self.dialect,
         })
     }
+}
 
-    /// After a restore: deliveries the backup caught being sent are taken
-    /// back as a crash's are (their sender is not this site's), and counts
-    /// are folded. Returns how many were taken back.
-    pub async fn settle_restored(&self, now: DateTime<Utc>) -> Result<u64, Error> {
-        let taken_back = self.reap_leases(now, |_| true).await?;
-        self.fold_counts().await?;
-        Ok(taken_back)
-    }
+/// Each table a backup fills (the seeded aside) that has rows, with its count.
+fn filled_tables() -> String {
+    let counts: Vec<String> = BACKUP_TABLES
+        .iter()
+        .filter(|t| !t.seeded)
+        .map(|t| {
+            format!(
+                "SELECT '{0}' AS t, CAST(COUNT(*) AS BIGINT) AS n FROM {0}",
+                t.name
+            )
+        })
+        .collect();
+    format!(
+        "SELECT t, n FROM ({}) AS counts WHERE n > 0",
+        counts.join(" UNION ALL ")
+    )
 }
 
 impl Restoring {
@@ -598,9 +612,17 @@ impl Restoring {
             .db(&format!("restoring {}", table.name))
     }
 
-    /// Commits. On PostgreSQL each id sequence is first moved past the
-    /// restored ids, so the next reader or delivery gets a new one.
-    pub async fn commit(mut self) -> Result<(), Error> {
+    /// Takes back the deliveries the backup caught on the wire (their sender
+    /// is not this site's: whether their message left is unknown, so they
+    /// are sent again), moves PostgreSQL's id sequences past the restored
+    /// ids, and commits. Returns how many were taken back.
+    pub async fn commit(mut self, now: DateTime<Utc>) -> Result<u64, Error> {
+        let taken_back = sqlx::query(super::deliveries::TAKE_BACK)
+            .bind(ms(now))
+            .execute(&mut *self.tx)
+            .await
+            .db("taking back the deliveries caught on the wire")?
+            .rows_affected();
         if self.dialect == Dialect::Postgres {
             for table in BACKUP_TABLES.iter().filter(|t| t.has_id_sequence()) {
                 let sql = format!(
@@ -614,6 +636,7 @@ impl Restoring {
                     .db("moving the id sequences past the restored rows")?;
             }
         }
-        self.tx.commit().await.db("committing the restore")
+        self.tx.commit().await.db("committing the restore")?;
+        Ok(taken_back)
     }
 }

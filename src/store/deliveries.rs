@@ -99,6 +99,14 @@ pub(super) fn log_row(row: &sqlx::any::AnyRow) -> Result<DeliveryLogRow, Error> 
     })
 }
 
+/// Takes back, at `$1`, deliveries a sender claimed and never reported on:
+/// whether their message left is unknown, so they are sent again.
+pub(super) const TAKE_BACK: &str =
+    "UPDATE deliveries SET status = 'retrying', lease_until = NULL, lease_owner = NULL, \
+     next_attempt_at = $1, updated_at = $1, \
+     last_error = 'interrupted: its sender stopped while sending' \
+     WHERE status = 'sending'";
+
 impl Store {
     /// Claims up to `limit` due deliveries (of one issue, or of all) for `owner`
     /// until `now + lease_ms`. No ORDER BY: the index on (status, next_attempt_at)
@@ -205,13 +213,9 @@ impl Store {
         .await
         .db("reading lease owners")?;
         let mut reaped = 0;
-        let reap =
-            "UPDATE deliveries SET status = 'retrying', lease_until = NULL, lease_owner = NULL, \
-                    next_attempt_at = $1, updated_at = $1, \
-                    last_error = 'interrupted: its sender stopped while sending' \
-                    WHERE status = 'sending' AND ";
+        let reap = TAKE_BACK;
         for owner in owners.iter().flatten().filter(|o| is_dead(o)) {
-            reaped += sqlx::query(&format!("{reap} lease_owner = $2"))
+            reaped += sqlx::query(&format!("{reap} AND lease_owner = $2"))
                 .bind(t)
                 .bind(owner)
                 .execute(&self.pool)
@@ -219,7 +223,7 @@ impl Store {
                 .db("taking back a dead worker's deliveries")?
                 .rows_affected();
         }
-        reaped += sqlx::query(&format!("{reap} lease_until < $1"))
+        reaped += sqlx::query(&format!("{reap} AND lease_until < $1"))
             .bind(t)
             .execute(&self.pool)
             .await

@@ -21,6 +21,10 @@ pub struct Forgotten {
     pub quotes_cut: u64,
     /// The file transport's `.eml` files to the person, removed.
     pub outbox_files_removed: u64,
+    /// SQLite's log could not be emptied: a reader of an older snapshot (a
+    /// backup running now) held it, so old copies of the person's rows stay
+    /// in the file until a later `forget` or compaction.
+    pub old_copies_left: bool,
 }
 
 impl Store {
@@ -136,12 +140,13 @@ impl Store {
                 .await
                 .db("counting deliveries")?;
         tx.commit().await.db("forgetting a person")?;
-        self.compact().await?;
+        let compacted = self.compact().await?;
         Ok(Some(Forgotten {
             was_subscriber: true,
             deliveries_kept: kept,
             quotes_cut: cut,
             outbox_files_removed: 0,
+            old_copies_left: !compacted,
         }))
     }
 }

@@ -410,18 +410,29 @@ impl Store {
     /// Rewrites the database so that deleted and overwritten values leave no copy
     /// behind: SQLite rebuilds the file (free pages and page slack included) and
     /// empties its write-ahead log; PostgreSQL vacuums the tables that held a person.
-    pub async fn compact(&self) -> Result<(), Error> {
-        let statements: &[&str] = match self.dialect {
-            Dialect::Sqlite => &["VACUUM", "PRAGMA wal_checkpoint(TRUNCATE)"],
-            Dialect::Postgres => &["VACUUM subscribers, deliveries, delivery_events, reports"],
-        };
-        for sql in statements {
-            sqlx::query(sql)
-                .execute(&self.pool)
-                .await
-                .db("compacting the database")?;
+    /// False when SQLite could not empty its log because a reader (a backup,
+    /// say) still reads an older snapshot: old copies stay until a later one.
+    pub async fn compact(&self) -> Result<bool, Error> {
+        const WHAT: &str = "compacting the database";
+        match self.dialect {
+            Dialect::Sqlite => {
+                sqlx::query("VACUUM").execute(&self.pool).await.db(WHAT)?;
+                // (busy, frames in the log, frames copied): busy means a
+                // reader held the log, which is then not emptied.
+                let busy: i64 = sqlx::query_scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&self.pool)
+                    .await
+                    .db(WHAT)?;
+                Ok(busy == 0)
+            }
+            Dialect::Postgres => {
+                sqlx::query("VACUUM subscribers, deliveries, delivery_events, reports")
+                    .execute(&self.pool)
+                    .await
+                    .db(WHAT)?;
+                Ok(true)
+            }
         }
-        Ok(())
     }
 
     pub async fn close(&self) {

@@ -715,3 +715,65 @@ async fn every_table_and_column_of_the_schema_is_backed_up_or_left_out_by_name()
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_replaces_only_a_backup_goes_to_standard_output_and_refuses_an_empty_database() {
+    let (smtp, site, app) = spawn().await;
+    site.add_subscribers(&app, &["a@example.com"]).await;
+    app.close().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    // A file that is not a backup is never replaced, nor is a link followed.
+    let config = site.config_path();
+    let before = std::fs::read(&config).expect("config");
+    let link = dir.path().join("link.gz");
+    std::os::unix::fs::symlink(&config, &link).expect("symlink");
+    for target in [
+        config.clone(),
+        link.clone(),
+        dir.path().join("no/such/folder.gz"),
+    ] {
+        let out = site.cli(&["backup", &target.display().to_string()]).await;
+        assert_ne!(out.code, 0, "{}", target.display());
+        assert!(out.stderr.contains("Nothing was written"), "{}", out.stderr);
+    }
+    assert_eq!(std::fs::read(&config).expect("config"), before);
+    assert!(std::fs::symlink_metadata(&link).expect("link").is_symlink());
+
+    // A backup replaces the backup before it, and leaves no file of its own.
+    let file = dir.path().join("site.jsonl.gz");
+    for _ in 0..2 {
+        let out = site.cli(&["backup", &file.display().to_string()]).await;
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!names.iter().any(|n| n.contains("partial")), "{names:?}");
+
+    // `-` writes the same backup on standard output.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_posthorn"))
+        .args(["--config", &config.display().to_string(), "backup", "-"])
+        .output()
+        .expect("run posthorn");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let piped = dir.path().join("piped.jsonl.gz");
+    std::fs::write(&piped, &out.stdout).expect("write");
+    let (a, b) = (Backup::read(&file), Backup::read(&piped));
+    assert_eq!(a.rows("subscribers"), b.rows("subscribers"));
+
+    // A database with nothing in it is a wrong database.url, not a site.
+    let empty = Target::new(&site, None, &smtp, smtp.port);
+    let out = empty
+        .site
+        .cli(&["backup", &dir.path().join("empty.gz").display().to_string()])
+        .await;
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("database.url"), "{}", out.stderr);
+    assert!(!dir.path().join("empty.gz").exists());
+}

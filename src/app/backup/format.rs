@@ -21,14 +21,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::TableRows;
-use crate::store::{backup_table, BackupTable, Column, ColumnKind};
+use crate::store::{BackupTable, Column, ColumnKind, BACKUP_TABLES};
 
 /// The version of the format this posthorn writes and the newest it reads.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// No line is longer (a post's whole HTML is one cell): a file that says
-/// otherwise is not a backup, and is not read into memory to find out.
-pub const MAX_LINE: usize = 256 << 20;
+/// No line is longer (a post's whole HTML is one cell, and posthorn reads no
+/// post file past 10 MB): a file that says otherwise is not a backup, and is
+/// not read into memory to find out.
+pub const MAX_LINE: usize = 32 << 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Header {
@@ -221,6 +222,10 @@ pub struct BackupReader<R: BufRead> {
     buf: Vec<u8>,
     line: u64,
     table: Option<OpenTable>,
+    /// The place in [`BACKUP_TABLES`] of the last table read: each comes
+    /// once, in that order (after the tables it refers to).
+    last_table: Option<usize>,
+    saw_meta: bool,
     rows: u64,
     tables: u64,
     pub header: Header,
@@ -236,6 +241,8 @@ impl<R: BufRead> BackupReader<R> {
             buf: Vec::new(),
             line: 0,
             table: None,
+            last_table: None,
+            saw_meta: false,
             rows: 0,
             tables: 0,
             header: Header {
@@ -262,6 +269,9 @@ impl<R: BufRead> BackupReader<R> {
             });
         }
         reader.header = serde_json::from_slice(&reader.buf).map_err(|_| FormatError::NotABackup)?;
+        if !["sqlite", "postgres"].contains(&reader.header.engine.as_str()) {
+            return Err(FormatError::NotABackup);
+        }
         if reader.header.schema > schema {
             return Err(FormatError::NewerSchema {
                 found: reader.header.schema,
@@ -380,20 +390,39 @@ impl<R: BufRead> BackupReader<R> {
                 line.table, open.table.name
             )));
         }
-        let table = backup_table(&line.table).ok_or_else(|| {
-            self.error(format!(
+        let Some(place) = BACKUP_TABLES.iter().position(|t| t.name == line.table) else {
+            return Err(self.error(format!(
                 "table `{}` is unknown to this posthorn",
+                line.table.escape_debug()
+            )));
+        };
+        if self.last_table.is_some_and(|last| place <= last) {
+            return Err(self.error(format!(
+                "table {} comes twice, or out of its order",
                 line.table
-            ))
-        })?;
+            )));
+        }
+        self.last_table = Some(place);
+        let table = &BACKUP_TABLES[place];
+        self.saw_meta |= table.name == "meta";
+        if line.columns.is_empty() {
+            return Err(self.error(format!("table {} has no columns", table.name)));
+        }
         let mut columns = Vec::with_capacity(line.columns.len());
         for c in &line.columns {
             match table.column(&c.name) {
-                Some(column) if column.kind == c.kind => columns.push(column),
+                Some(column)
+                    if column.kind == c.kind
+                        && !columns.iter().any(|k: &&Column| k.name == column.name) =>
+                {
+                    columns.push(column)
+                }
                 _ => {
                     return Err(self.error(format!(
-                        "column {}.{} ({:?}) is unknown to this posthorn",
-                        line.table, c.name, c.kind
+                        "column {}.{} ({:?}) is unknown to this posthorn, or comes twice",
+                        table.name,
+                        c.name.escape_debug(),
+                        c.kind
                     )))
                 }
             }
@@ -417,6 +446,12 @@ impl<R: BufRead> BackupReader<R> {
         }
         if end.rows != self.rows || end.tables != Some(self.tables) {
             return Err(self.error("the row and table counts do not match the file"));
+        }
+        // `meta` is in every backup: the site's creation time, its instance
+        // id, the secret its links are signed with. Without it, a restored
+        // site would make new ones, and every link already sent would die.
+        if !self.saw_meta {
+            return Err(self.error("the backup holds no `meta` table"));
         }
         if self.next_line()? {
             return Err(self.error("more follows the checksum line"));
@@ -517,6 +552,7 @@ impl<'de> Visitor<'de> for CellSeed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::backup_table;
 
     fn header() -> Header {
         Header {
@@ -528,8 +564,15 @@ mod tests {
         }
     }
 
+    fn with_meta(w: &mut BackupWriter<Vec<u8>>) {
+        w.table(backup_table("meta").expect("table"))
+            .expect("table");
+        w.rows(r#"["created_at","1"]"#, 1).expect("row");
+    }
+
     fn written(rows: &[&str]) -> Vec<u8> {
         let mut w = BackupWriter::new(Vec::new(), &header()).expect("header");
+        with_meta(&mut w);
         w.table(backup_table("subscriber_growth").expect("table"))
             .expect("table");
         for row in rows {
@@ -554,7 +597,11 @@ mod tests {
     #[test]
     fn a_written_backup_reads_back() {
         let file = written(&[r#"[1,"new",3]"#, r#"[2,"bounced",null]"#]);
-        assert_eq!(read_all(&file).expect("reads"), 2);
+        assert_eq!(
+            read_all(&file).expect("reads"),
+            3,
+            "a meta row and two of growth"
+        );
     }
 
     #[test]
@@ -583,10 +630,37 @@ mod tests {
         ] {
             let err = read_all(&written(&[bad])).expect_err(bad);
             assert!(
-                matches!(err, FormatError::Line { line: 3, .. }),
+                matches!(err, FormatError::Line { line: 6, .. }),
                 "{bad}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn tables_come_once_in_order_and_meta_is_there() {
+        let plain = |tables: &[&str]| {
+            let mut w = BackupWriter::new(Vec::new(), &header()).expect("header");
+            for t in tables {
+                w.table(backup_table(t).expect("table")).expect("table");
+            }
+            w.finish().expect("finish").out
+        };
+        assert!(read_all(&plain(&["meta", "subscribers", "deliveries"])).is_ok());
+        for tables in [
+            &["meta", "deliveries", "subscribers"][..],
+            &["meta", "subscribers", "subscribers"],
+            &["subscribers"],
+        ] {
+            let err = read_all(&plain(tables)).expect_err("refused");
+            assert!(matches!(err, FormatError::Line { .. }), "{tables:?}: {err}");
+        }
+        let mut other = header();
+        other.engine = "\u{1b}[31mmysql".into();
+        let file = BackupWriter::new(Vec::new(), &other)
+            .and_then(|w| w.finish())
+            .expect("write")
+            .out;
+        assert!(matches!(read_all(&file), Err(FormatError::NotABackup)));
     }
 
     #[test]
@@ -616,6 +690,7 @@ mod tests {
     fn a_changed_byte_fails_the_checksum() {
         let plain = {
             let mut w = BackupWriter::new(Vec::new(), &header()).expect("header");
+            with_meta(&mut w);
             w.table(backup_table("subscriber_growth").expect("table"))
                 .expect("table");
             w.rows(r#"[1,"new",3]"#, 1).expect("row");

@@ -76,21 +76,36 @@ impl Backups {
         Backups { context }
     }
 
-    /// Writes a backup to `path`: first to `path.partial`, readable by its
+    /// Writes a backup to `path`, or to standard output for `-`. A file is
+    /// first written under a name of its own beside `path`, readable by its
     /// owner only (it holds every address, and the site's generated secret),
-    /// then renamed into place once whole and on disk.
+    /// then renamed into place once whole and on disk: an earlier backup at
+    /// `path` stays until then. Only a regular file that is a backup is
+    /// replaced. A database that holds nothing is refused: that is a wrong
+    /// `database.url` far more often than a site.
     pub async fn backup(&self, path: &Path) -> Result<BackupReport, Error> {
+        if self.context.store.holds_nothing().await? {
+            return Err(Error::Invalid(format!(
+                "the database ({}) holds no readers, posts or deliveries: is database.url the \
+                 site's? Nothing was written",
+                self.context.store.dialect().name()
+            )));
+        }
         let taken_at = Utc::now();
-        let partial = partial_path(path);
-        // A partial file left by a backup that was stopped is not a backup.
-        let _ = std::fs::remove_file(&partial);
-        let file = create_private(&partial)?;
-        let (parts, mut received) = mpsc::channel::<SnapshotPart>(4);
-        let at = partial.clone();
+        let destination = Destination::open(path)?;
+        let out = match destination.file() {
+            Ok(file) => file,
+            Err(e) => {
+                destination.discard();
+                return Err(e);
+            }
+        };
+        let (parts, mut received) = mpsc::channel::<SnapshotPart>(2);
+        let at = destination.writing().to_path_buf();
         // Compressing runs on a thread of its own while the database reads on.
         let writer = tokio::task::spawn_blocking(move || {
             let io = |e| Error::io(&at, e);
-            let mut file = Some(file);
+            let mut file = Some(out);
             let mut writer = None;
             let mut header = None;
             while let Some(part) = received.blocking_recv() {
@@ -125,26 +140,22 @@ impl Backups {
                 .take()
                 .ok_or_else(|| Error::Internal("the snapshot never began".into()))?;
             let written = finished.finish().map_err(io)?;
-            let file = written.out.into_inner().map_err(|e| io(e.into_error()))?;
-            file.sync_all().map_err(io)?;
-            Ok::<_, Error>((header, written.rows, written.tables))
+            let mut out = written.out.into_inner().map_err(|e| io(e.into_error()))?;
+            out.sync().map_err(io)?;
+            Ok::<_, Error>((header, written.rows, written.tables, out.bytes))
         });
         let snapshot = self.context.store.snapshot(parts).await;
         let written = writer
             .await
             .map_err(|e| Error::Internal(format!("the backup's writer failed: {e}")));
-        let (header, rows, tables) = match (snapshot, written) {
+        let (header, rows, tables, bytes) = match (snapshot, written) {
             (Ok(()), Ok(Ok(done))) => done,
             (Err(e), _) | (Ok(()), Err(e)) | (Ok(()), Ok(Err(e))) => {
-                let _ = std::fs::remove_file(&partial);
+                destination.discard();
                 return Err(e);
             }
         };
-        std::fs::rename(&partial, path).map_err(|e| Error::io(path, e))?;
-        sync_parent(path)?;
-        let bytes = std::fs::metadata(path)
-            .map_err(|e| Error::io(path, e))?
-            .len();
+        destination.finish()?;
         Ok(BackupReport {
             file: path.to_path_buf(),
             bytes,
@@ -164,7 +175,7 @@ impl Backups {
     pub async fn restore(&self, path: &Path) -> Result<RestoreReport, Error> {
         let store = &self.context.store;
         let mut restoring = store.begin_restore().await?;
-        let (parts, mut received) = mpsc::channel::<RowBatch>(4);
+        let (parts, mut received) = mpsc::channel::<RowBatch>(2);
         let file = path.to_path_buf();
         let reader = tokio::task::spawn_blocking(move || read(&file, Some(parts)));
         let mut loading = Ok(());
@@ -184,8 +195,9 @@ impl Backups {
             .map_err(|e| Error::Internal(format!("the backup's reader failed: {e}")))?;
         loading?;
         let verified = read?;
-        restoring.commit().await?;
-        let taken_back = store.settle_restored(Utc::now()).await?;
+        let taken_back = restoring.commit(Utc::now()).await?;
+        // PostgreSQL's counts for /metrics, appended as the rows went in.
+        store.fold_counts().await?;
         Ok(RestoreReport {
             file: path.to_path_buf(),
             from_engine: verified.header.engine,
@@ -236,7 +248,7 @@ fn read(path: &Path, parts: Option<mpsc::Sender<RowBatch>>) -> Result<Verified, 
         ))
     };
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let gunzip = flate2::read::GzDecoder::new(BufReader::with_capacity(1 << 20, file));
+    let gunzip = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file));
     let mut reader = BackupReader::new(BufReader::with_capacity(1 << 20, gunzip), newest_schema())
         .map_err(refused)?;
     let mut tables = Vec::new();
@@ -311,31 +323,151 @@ fn writer_of<W: std::io::Write>(
         .ok_or_else(|| Error::Internal("a snapshot sent rows before it began".into()))
 }
 
-fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".partial");
-    PathBuf::from(name)
+/// Where a backup goes: standard output, or a file written under a name of
+/// its own and renamed into place.
+enum Destination {
+    Stdout,
+    File { path: PathBuf, partial: PathBuf },
 }
 
-/// A new file only its owner can read.
-fn create_private(path: &Path) -> Result<File, Error> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| Error::io(path, e))
+/// A backup's bytes on their way out, counted.
+struct Output {
+    out: Box<dyn std::io::Write + Send>,
+    file: Option<File>,
+    bytes: u64,
 }
 
-/// Makes a rename into `path`'s folder survive a power cut.
-fn sync_parent(path: &Path) -> Result<(), Error> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(parent)
-        .and_then(|dir| dir.sync_all())
-        .map_err(|e| Error::io(parent, e))
+impl std::io::Write for Output {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+impl Output {
+    /// Flushed, and for a file, on disk.
+    fn sync(&mut self) -> std::io::Result<()> {
+        std::io::Write::flush(self)?;
+        match &self.file {
+            Some(file) => file.sync_all(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Destination {
+    fn open(path: &Path) -> Result<Destination, Error> {
+        if path.as_os_str() == "-" {
+            return Ok(Destination::Stdout);
+        }
+        let refuse = |why: &str| {
+            Error::Invalid(format!(
+                "{} {why}; name a new file, or `-` for standard output. Nothing was written",
+                path.display()
+            ))
+        };
+        match std::fs::symlink_metadata(path) {
+            Ok(meta) if !meta.is_file() => {
+                return Err(refuse("exists and is not a regular file"));
+            }
+            Ok(meta) if meta.len() > 0 && !is_gzip(path)? => {
+                return Err(refuse("exists and is not a backup, so it is not replaced"));
+            }
+            _ => {}
+        }
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        if !folder.is_dir() {
+            return Err(refuse("is in a folder that does not exist"));
+        }
+        // A name no other backup uses, even one running now to the same path.
+        let mut partial = path.as_os_str().to_owned();
+        partial.push(format!(
+            ".partial-{}",
+            crate::domain::hex(&rand::random::<[u8; 6]>())
+        ));
+        Ok(Destination::File {
+            path: path.to_path_buf(),
+            partial: PathBuf::from(partial),
+        })
+    }
+
+    /// Where the bytes are being written, for errors.
+    fn writing(&self) -> &Path {
+        match self {
+            Destination::Stdout => Path::new("standard output"),
+            Destination::File { partial, .. } => partial,
+        }
+    }
+
+    fn file(&self) -> Result<Output, Error> {
+        match self {
+            Destination::Stdout => Ok(Output {
+                out: Box::new(std::io::stdout()),
+                file: None,
+                bytes: 0,
+            }),
+            Destination::File { partial, .. } => {
+                use std::os::unix::fs::OpenOptionsExt;
+                // New, never an existing file or a link; only its owner reads it.
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(partial)
+                    .map_err(|e| Error::io(partial, e))?;
+                let handle = file.try_clone().map_err(|e| Error::io(partial, e))?;
+                Ok(Output {
+                    out: Box::new(file),
+                    file: Some(handle),
+                    bytes: 0,
+                })
+            }
+        }
+    }
+
+    /// Removes this backup's own unfinished file, and nothing else.
+    fn discard(&self) {
+        if let Destination::File { partial, .. } = self {
+            let _ = std::fs::remove_file(partial);
+        }
+    }
+
+    /// Renames the whole file into place, and makes the rename last.
+    fn finish(&self) -> Result<(), Error> {
+        let Destination::File { path, partial } = self else {
+            return Ok(());
+        };
+        if let Err(e) = std::fs::rename(partial, path) {
+            self.discard();
+            return Err(Error::io(path, e));
+        }
+        let folder = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        File::open(folder)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| Error::io(folder, e))
+    }
+}
+
+/// Whether the file begins as gzip does.
+fn is_gzip(path: &Path) -> Result<bool, Error> {
+    let mut magic = [0_u8; 2];
+    let read = File::open(path)
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
+        .map(|()| magic == [0x1f, 0x8b]);
+    match read {
+        Ok(gzip) => Ok(gzip),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(Error::io(path, e)),
+    }
 }

@@ -582,16 +582,7 @@ mod tests {
     }
 
     fn read_all(file: &[u8]) -> Result<u64, FormatError> {
-        let gz = std::io::BufReader::new(flate2::read::GzDecoder::new(file));
-        let mut r = BackupReader::new(gz, 14)?;
-        let mut rows = 0;
-        loop {
-            match r.next_item()? {
-                Item::Row(_) => rows += 1,
-                Item::Table(..) => {}
-                Item::End => return Ok(rows),
-            }
-        }
+        super::super::check_text(std::io::BufReader::new(flate2::read::GzDecoder::new(file)))
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
-use super::formats::ExportFormat;
+use super::services::ExportFormat;
 
 /// An imported cell's value: a leading `'` (a spreadsheet's mark for text,
 /// and [`super::super::export`]'s) comes off.

@@ -4,22 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::cells::{from_cell, parse_time, shown, shown_columns, split_tags};
+use super::services::ExportFormat;
 use super::standing::{standing, status_of, MailchimpList};
-use crate::domain::{string_enum, SubscriberStatus};
-
-string_enum!(
-    /// Whose export a subscriber file is.
-    ExportFormat {
-        // posthorn's own `subscribers export`, or any CSV with an `email` column.
-        Posthorn => "posthorn",
-        Mailchimp => "mailchimp",
-        Substack => "substack",
-        Ghost => "ghost",
-        Listmonk => "listmonk",
-        Buttondown => "buttondown",
-        Kit => "kit",
-    }
-);
+use crate::domain::SubscriberStatus;
 
 impl ExportFormat {
     /// The columns that tell this format apart, as the error for an unknown

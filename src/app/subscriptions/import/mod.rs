@@ -8,6 +8,7 @@
 mod cells;
 mod formats;
 mod reading;
+mod services;
 mod standing;
 
 use std::io::{Read, Seek};
@@ -20,8 +21,8 @@ use crate::error::Error;
 use crate::store::{KeptAway, StatusCounts};
 #[cfg(test)]
 pub(super) use cells::from_cell;
-pub use formats::ExportFormat;
 use reading::Reading;
+pub use services::ExportFormat;
 
 /// Rows per transaction of an import: big enough that commits are rare, small
 /// enough that memory stays flat.

@@ -10,7 +10,8 @@ use std::io::{Read, SeekFrom};
 use tokio::sync::mpsc;
 
 use super::cells::shown;
-use super::formats::{ExportFormat, Fields, Shape};
+use super::formats::{Fields, Shape};
+use super::services::ExportFormat;
 use super::standing::mailchimp_rank;
 use super::{ImportInput, Rejected, IMPORT_BATCH};
 use crate::domain::{one_line, EmailAddress, Frequency, Preferences, SubscriberStatus};

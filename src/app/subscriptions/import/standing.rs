@@ -2,7 +2,7 @@
 //! and the status and reason posthorn keeps for it.
 
 use super::cells::{shown, truthy};
-use super::formats::ExportFormat;
+use super::services::ExportFormat;
 use crate::domain::SubscriberStatus;
 
 /// A Mailchimp audience is exported as one file per list, named for it.

@@ -153,7 +153,14 @@ fn load_file(
             format!("not valid UTF-8 ({e}); save the file as UTF-8"),
         )
     })?;
-    let (fm, body) = front_matter::parse(text).map_err(|e| fail(Some(e.line), e.message))?;
+    // CommonMark replaces U+0000 with U+FFFD, for safety; PostgreSQL could
+    // not store it either, so a post would sync on SQLite only.
+    let text = if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    };
+    let (fm, body) = front_matter::parse(&text).map_err(|e| fail(Some(e.line), e.message))?;
 
     let tz = config.site.timezone;
     let date = front_matter::parse_date(&fm.date.text(), tz).map_err(|m| fail(None, m))?;

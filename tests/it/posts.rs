@@ -99,3 +99,17 @@ async fn a_post_cannot_write_a_readers_address_into_their_email() {
         crate::upstream::assert_fields_not_from_content(&message);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nul_byte_in_a_post_becomes_the_replacement_character_on_either_engine() {
+    let (_smtp, site, app) = spawn().await;
+    let created = app.ledger().created_at().await.unwrap();
+    site.write_post("nul.md", &post("널", created - Duration::days(1), "앞\0뒤"));
+    let now = created + Duration::minutes(1);
+    let synced = app.tick().sync_posts(now).await.unwrap();
+    assert_eq!(synced.errors.len(), 0, "{:?}", synced.errors);
+    let html = site
+        .texts("SELECT content_html FROM posts WHERE slug = 'nul'")
+        .await;
+    assert_eq!(html, ["<p>앞\u{FFFD}뒤</p>\n"]);
+}

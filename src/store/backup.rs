@@ -435,6 +435,9 @@ impl Dialect {
 pub struct Restoring {
     tx: Transaction<'static, Any>,
     dialect: Dialect,
+    /// PostgreSQL: the secondary indexes dropped for the load, rebuilt
+    /// before the commit (each name and `CREATE INDEX` statement).
+    indexes: Vec<(String, String)>,
 }
 
 impl Store {
@@ -570,9 +573,35 @@ impl Store {
                 .await
                 .db("clearing the migrations' own rows")?;
         }
+        // PostgreSQL builds an index once over all the rows much faster than
+        // it keeps one up to date row by row, as pg_restore does. Only
+        // indexes no constraint needs; all inside the transaction.
+        let mut indexes: Vec<(String, String)> = Vec::new();
+        if self.dialect == Dialect::Postgres {
+            let names: Vec<String> = BACKUP_TABLES
+                .iter()
+                .map(|t| format!("'{}'", t.name))
+                .collect();
+            indexes = sqlx::query_as(&format!(
+                "SELECT indexname::text, indexdef FROM pg_indexes \
+                 WHERE schemaname = current_schema() AND tablename IN ({}) \
+                 AND indexname NOT IN (SELECT conname FROM pg_constraint) ORDER BY indexname",
+                names.join(", ")
+            ))
+            .fetch_all(&mut *tx)
+            .await
+            .db("reading the indexes")?;
+            for (name, _) in &indexes {
+                sqlx::query(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))
+                    .execute(&mut *tx)
+                    .await
+                    .db("setting an index aside for the load")?;
+            }
+        }
         Ok(Restoring {
             tx,
             dialect: self.dialect,
+            indexes,
         })
     }
 }
@@ -623,6 +652,12 @@ impl Restoring {
             .await
             .db("taking back the deliveries caught on the wire")?
             .rows_affected();
+        for (_, create) in &self.indexes {
+            sqlx::query(create)
+                .execute(&mut *self.tx)
+                .await
+                .db("building an index again")?;
+        }
         if self.dialect == Dialect::Postgres {
             for table in BACKUP_TABLES.iter().filter(|t| t.has_id_sequence()) {
                 let sql = format!(

@@ -13,6 +13,7 @@ mod import;
 mod issues;
 mod letters;
 mod matching;
+mod meta;
 mod metrics;
 mod posts;
 mod reports;
@@ -48,6 +49,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 use crate::error::{DbContext, Error};
+use meta::{lock, read_meta, time_of_meta, write_meta};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -347,57 +349,6 @@ impl Store {
         self.dialect
     }
 
-    pub async fn meta(&self, key: &str) -> Result<Option<String>, Error> {
-        read_meta(&self.pool, key).await
-    }
-
-    /// A time kept in `meta` (see [`Planning::meta_time`]).
-    pub async fn meta_time(&self, key: &str) -> Result<Option<DateTime<Utc>>, Error> {
-        Ok(time_of_meta(self.meta(key).await?))
-    }
-
-    /// Stores `value` under `key`, replacing what was there.
-    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), Error> {
-        write_meta(&self.pool, key, value).await
-    }
-
-    /// Stores `value` under `key` unless a value is already there; returns the stored one.
-    /// Two processes racing to initialise a key end up with the same value.
-    pub async fn meta_get_or_insert(&self, key: &str, value: &str) -> Result<String, Error> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await
-            .db("writing meta")?;
-        self.meta(key)
-            .await?
-            .ok_or_else(|| Error::Internal(format!("meta key {key} vanished")))
-    }
-
-    /// When the database was created: posts published before this are archive.
-    /// A missing or unreadable value is an error, never the epoch: with the epoch,
-    /// every post would look new and be mailed.
-    pub async fn created_at(&self) -> Result<DateTime<Utc>, Error> {
-        let value = self.meta("created_at").await?;
-        value
-            .as_deref()
-            .and_then(|v| v.parse::<i64>().ok())
-            .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
-            .ok_or_else(|| {
-                Error::Internal(format!(
-                    "the database's creation time is {}; posthorn will not guess it \
-                     (every post would look new and be mailed). Restore meta.created_at",
-                    value.map_or("missing".to_string(), |v| format!("unreadable (`{v}`)"))
-                ))
-            })
-    }
-
-    /// A random id of this database, part of every Message-ID.
-    pub async fn instance(&self) -> Result<String, Error> {
-        Ok(self.meta("instance").await?.unwrap_or_default())
-    }
-
     /// One round trip to the database.
     pub async fn ping(&self) -> Result<(), Error> {
         sqlx::query("SELECT 1")
@@ -438,55 +389,6 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// A `meta` value, through the pool or inside a transaction.
-/// A time in `meta` is kept in milliseconds, as every column keeps time; an
-/// unreadable one reads as missing.
-fn time_of_meta(value: Option<String>) -> Option<DateTime<Utc>> {
-    value.and_then(|v| v.parse().ok()).map(from_ms)
-}
-
-async fn read_meta<'e>(
-    db: impl Executor<'e, Database = sqlx::Any>,
-    key: &str,
-) -> Result<Option<String>, Error> {
-    sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-        .bind(key)
-        .fetch_optional(db)
-        .await
-        .db("reading meta")
-}
-
-/// Stores `value` under `key`, replacing what was there.
-async fn write_meta<'e>(
-    db: impl Executor<'e, Database = sqlx::Any>,
-    key: &str,
-    value: &str,
-) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO meta (key, value) VALUES ($1, $2) \
-         ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-    )
-    .bind(key)
-    .bind(value)
-    .execute(db)
-    .await
-    .db("writing meta")?;
-    Ok(())
-}
-
-/// Serialises the transactions that take the same named lock, on both engines: the
-/// row update takes SQLite's write lock at once (so a read never has to be upgraded,
-/// which is what fails with "database is locked") and a row lock in PostgreSQL.
-async fn lock(tx: &mut sqlx::Transaction<'_, sqlx::Any>, name: &str) -> Result<(), Error> {
-    let key = format!("lock:{name}");
-    sqlx::query("UPDATE meta SET value = value WHERE key = $1")
-        .bind(&key)
-        .execute(&mut **tx)
-        .await
-        .db("taking a lock")?;
-    Ok(())
 }
 
 /// `$1, $2, …` for an `IN (…)` list starting at parameter `first` (of a few

@@ -2,7 +2,11 @@
 //! engine-neutral file, taken from a snapshot while everything runs, and
 //! loaded back into an empty SQLite or PostgreSQL database.
 
+mod destination;
 mod format;
+mod reader;
+mod row;
+mod writer;
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
@@ -17,7 +21,9 @@ pub use format::{FormatError, Header, FORMAT_VERSION};
 use super::Context;
 use crate::error::Error;
 use crate::store::{newest_schema, BackupTable, Column, SnapshotPart};
-use format::{BackupReader, BackupWriter, Item};
+use destination::Destination;
+use reader::{BackupReader, Item};
+use writer::BackupWriter;
 
 /// Rows loaded in one statement, at most, and their bytes at most: enough to
 /// spend the time in the engine, not in round trips.
@@ -93,53 +99,36 @@ impl Backups {
         }
         let taken_at = Utc::now();
         let destination = Destination::open(path)?;
-        let out = match destination.file() {
-            Ok(file) => file,
-            Err(e) => {
-                destination.discard();
-                return Err(e);
-            }
-        };
+        // Nothing of ours exists if this fails: the file is made new.
+        let out = destination.file()?;
         let (parts, mut received) = mpsc::channel::<SnapshotPart>(2);
         let at = destination.writing().to_path_buf();
         // Compressing runs on a thread of its own while the database reads on.
         let writer = tokio::task::spawn_blocking(move || {
             let io = |e| Error::io(&at, e);
-            let mut file = Some(out);
-            let mut writer = None;
-            let mut header = None;
+            // The snapshot says first which schema it reads.
+            let Some(SnapshotPart::Begin { engine, schema }) = received.blocking_recv() else {
+                return Err(Error::Internal("the snapshot never began".into()));
+            };
+            let header = Header {
+                posthorn_backup: FORMAT_VERSION,
+                schema,
+                engine: engine.name().to_string(),
+                taken_at,
+                posthorn: env!("CARGO_PKG_VERSION").to_string(),
+            };
+            let mut writer =
+                BackupWriter::new(BufWriter::with_capacity(1 << 20, out), &header).map_err(io)?;
             while let Some(part) = received.blocking_recv() {
                 match part {
-                    SnapshotPart::Begin { engine, schema } => {
-                        let h = Header {
-                            posthorn_backup: FORMAT_VERSION,
-                            schema,
-                            engine: engine.name().to_string(),
-                            taken_at,
-                            posthorn: env!("CARGO_PKG_VERSION").to_string(),
-                        };
-                        let out = BufWriter::with_capacity(
-                            1 << 20,
-                            file.take()
-                                .ok_or_else(|| Error::Internal("a snapshot began twice".into()))?,
-                        );
-                        writer = Some(BackupWriter::new(out, &h).map_err(io)?);
-                        header = Some(h);
+                    SnapshotPart::Begin { .. } => {
+                        return Err(Error::Internal("a snapshot began twice".into()))
                     }
-                    SnapshotPart::Table(table) => {
-                        writer_of(&mut writer)?.table(table).map_err(io)?
-                    }
-                    SnapshotPart::Rows { text, rows } => {
-                        writer_of(&mut writer)?.rows(&text, rows).map_err(io)?
-                    }
+                    SnapshotPart::Table(table) => writer.table(table).map_err(io)?,
+                    SnapshotPart::Rows { text, rows } => writer.rows(&text, rows).map_err(io)?,
                 }
             }
-            let header =
-                header.ok_or_else(|| Error::Internal("the snapshot never began".into()))?;
-            let finished = writer
-                .take()
-                .ok_or_else(|| Error::Internal("the snapshot never began".into()))?;
-            let written = finished.finish().map_err(io)?;
+            let written = writer.finish().map_err(io)?;
             let mut out = written.out.into_inner().map_err(|e| io(e.into_error()))?;
             out.sync().map_err(io)?;
             Ok::<_, Error>((header, written.rows, written.tables, out.bytes))
@@ -235,6 +224,31 @@ struct RowBatch {
     table: &'static BackupTable,
     columns: Vec<&'static Column>,
     rows: String,
+    count: usize,
+}
+
+impl RowBatch {
+    fn new(table: &'static BackupTable, columns: Vec<&'static Column>) -> Self {
+        RowBatch {
+            table,
+            columns,
+            rows: String::from("["),
+            count: 0,
+        }
+    }
+
+    fn is_full_for(&self, row: &[u8]) -> bool {
+        self.count == RESTORE_ROWS || self.rows.len() + row.len() > RESTORE_BYTES
+    }
+
+    fn push(&mut self, row: &[u8]) {
+        if self.count > 0 {
+            self.rows.push(',');
+        }
+        // The reader has parsed the row as JSON, so it is UTF-8.
+        self.rows.push_str(&String::from_utf8_lossy(row));
+        self.count += 1;
+    }
 }
 
 /// Reads and checks the file, sending its rows in batches to `parts` if given.
@@ -253,7 +267,6 @@ fn read(path: &Path, parts: Option<mpsc::Sender<RowBatch>>) -> Result<Verified, 
         .map_err(refused)?;
     let mut tables = Vec::new();
     let mut batch: Option<RowBatch> = None;
-    let mut in_batch = 0;
     let send = |batch: Option<RowBatch>| -> Result<(), Error> {
         if let (Some(parts), Some(mut batch)) = (&parts, batch) {
             batch.rows.push(']');
@@ -267,17 +280,12 @@ fn read(path: &Path, parts: Option<mpsc::Sender<RowBatch>>) -> Result<Verified, 
         match reader.next_item().map_err(refused)? {
             Item::Table(table, columns) => {
                 send(batch.take())?;
-                in_batch = 0;
                 tables.push(TableRows {
                     table: table.name.to_string(),
                     rows: 0,
                 });
                 if parts.is_some() {
-                    batch = Some(RowBatch {
-                        table,
-                        columns,
-                        rows: String::from("["),
-                    });
+                    batch = Some(RowBatch::new(table, columns));
                 }
             }
             Item::Row(row) => {
@@ -285,22 +293,11 @@ fn read(path: &Path, parts: Option<mpsc::Sender<RowBatch>>) -> Result<Verified, 
                     last.rows += 1;
                 }
                 let Some(open) = batch.as_mut() else { continue };
-                if in_batch == RESTORE_ROWS || open.rows.len() + row.len() > RESTORE_BYTES {
-                    let next = RowBatch {
-                        table: open.table,
-                        columns: open.columns.clone(),
-                        rows: String::from("["),
-                    };
-                    send(batch.replace(next))?;
-                    in_batch = 0;
+                if open.is_full_for(row) {
+                    let next = RowBatch::new(open.table, open.columns.clone());
+                    send(Some(std::mem::replace(open, next)))?;
                 }
-                let Some(open) = batch.as_mut() else { continue };
-                if in_batch > 0 {
-                    open.rows.push(',');
-                }
-                // The reader has parsed the row as JSON, so it is UTF-8.
-                open.rows.push_str(&String::from_utf8_lossy(row));
-                in_batch += 1;
+                open.push(row);
             }
             Item::End => break,
         }
@@ -313,161 +310,4 @@ fn read(path: &Path, parts: Option<mpsc::Sender<RowBatch>>) -> Result<Verified, 
         rows,
         tables,
     })
-}
-
-fn writer_of<W: std::io::Write>(
-    writer: &mut Option<BackupWriter<W>>,
-) -> Result<&mut BackupWriter<W>, Error> {
-    writer
-        .as_mut()
-        .ok_or_else(|| Error::Internal("a snapshot sent rows before it began".into()))
-}
-
-/// Where a backup goes: standard output, or a file written under a name of
-/// its own and renamed into place.
-enum Destination {
-    Stdout,
-    File { path: PathBuf, partial: PathBuf },
-}
-
-/// A backup's bytes on their way out, counted.
-struct Output {
-    out: Box<dyn std::io::Write + Send>,
-    file: Option<File>,
-    bytes: u64,
-}
-
-impl std::io::Write for Output {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.out.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
-    }
-}
-
-impl Output {
-    /// Flushed, and for a file, on disk.
-    fn sync(&mut self) -> std::io::Result<()> {
-        std::io::Write::flush(self)?;
-        match &self.file {
-            Some(file) => file.sync_all(),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Destination {
-    fn open(path: &Path) -> Result<Destination, Error> {
-        if path.as_os_str() == "-" {
-            return Ok(Destination::Stdout);
-        }
-        let refuse = |why: &str| {
-            Error::Invalid(format!(
-                "{} {why}; name a new file, or `-` for standard output. Nothing was written",
-                path.display()
-            ))
-        };
-        match std::fs::symlink_metadata(path) {
-            Ok(meta) if !meta.is_file() => {
-                return Err(refuse("exists and is not a regular file"));
-            }
-            Ok(meta) if meta.len() > 0 && !is_gzip(path)? => {
-                return Err(refuse("exists and is not a backup, so it is not replaced"));
-            }
-            _ => {}
-        }
-        let folder = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if !folder.is_dir() {
-            return Err(refuse("is in a folder that does not exist"));
-        }
-        // A name no other backup uses, even one running now to the same path.
-        let mut partial = path.as_os_str().to_owned();
-        partial.push(format!(
-            ".partial-{}",
-            crate::domain::hex(&rand::random::<[u8; 6]>())
-        ));
-        Ok(Destination::File {
-            path: path.to_path_buf(),
-            partial: PathBuf::from(partial),
-        })
-    }
-
-    /// Where the bytes are being written, for errors.
-    fn writing(&self) -> &Path {
-        match self {
-            Destination::Stdout => Path::new("standard output"),
-            Destination::File { partial, .. } => partial,
-        }
-    }
-
-    fn file(&self) -> Result<Output, Error> {
-        match self {
-            Destination::Stdout => Ok(Output {
-                out: Box::new(std::io::stdout()),
-                file: None,
-                bytes: 0,
-            }),
-            Destination::File { partial, .. } => {
-                use std::os::unix::fs::OpenOptionsExt;
-                // New, never an existing file or a link; only its owner reads it.
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(partial)
-                    .map_err(|e| Error::io(partial, e))?;
-                let handle = file.try_clone().map_err(|e| Error::io(partial, e))?;
-                Ok(Output {
-                    out: Box::new(file),
-                    file: Some(handle),
-                    bytes: 0,
-                })
-            }
-        }
-    }
-
-    /// Removes this backup's own unfinished file, and nothing else.
-    fn discard(&self) {
-        if let Destination::File { partial, .. } = self {
-            let _ = std::fs::remove_file(partial);
-        }
-    }
-
-    /// Renames the whole file into place, and makes the rename last.
-    fn finish(&self) -> Result<(), Error> {
-        let Destination::File { path, partial } = self else {
-            return Ok(());
-        };
-        if let Err(e) = std::fs::rename(partial, path) {
-            self.discard();
-            return Err(Error::io(path, e));
-        }
-        let folder = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        File::open(folder)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| Error::io(folder, e))
-    }
-}
-
-/// Whether the file begins as gzip does.
-fn is_gzip(path: &Path) -> Result<bool, Error> {
-    let mut magic = [0_u8; 2];
-    let read = File::open(path)
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic))
-        .map(|()| magic == [0x1f, 0x8b]);
-    match read {
-        Ok(gzip) => Ok(gzip),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(e) => Err(Error::io(path, e)),
-    }
 }

@@ -26,13 +26,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 command -v /usr/bin/time >/dev/null || apt_install time
 command -v sqlite3 >/dev/null || apt_install sqlite3
 BIN=$(release_binary)
-WORK=$(mktemp -d)
-DBS=()
-cleanup() {
-  for db in "${DBS[@]:-}"; do [ -n "$db" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+scratch # $WORK, and $DBS to drop at exit
 
 # The data, as SQL both engines run: SERIES is a row source of n = 1..COUNT
 # and HEX a hexadecimal of an integer, per engine (printf formats). Most

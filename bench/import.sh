@@ -15,13 +15,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
 command -v /usr/bin/time >/dev/null || apt_install time
 BIN=$(release_binary)
-WORK=$(mktemp -d)
-DBS=()
-cleanup() {
-  for db in "${DBS[@]:-}"; do [ -n "$db" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1; done
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+scratch # $WORK, and $DBS to drop at exit
 python3 - "$WORK/subscribers.csv" "$N" <<'PY'
 import sys
 with open(sys.argv[1], "w") as f:

@@ -102,3 +102,15 @@ sink_count() {
   n=$(tr '\r' '\n' < "$1" | grep -o 'mesg=[0-9]*' | tail -1 | cut -d= -f2)
   echo "${n:-0}"
 }
+
+# A scratch folder ($WORK) and the PostgreSQL databases a script makes (it
+# adds their names to DBS; PG_URL is the server), all removed at exit.
+scratch() {
+  WORK=$(mktemp -d)
+  DBS=()
+  trap scratch_cleanup EXIT
+}
+scratch_cleanup() {
+  for db in "${DBS[@]:-}"; do [ -n "$db" ] && psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1; done
+  rm -rf "$WORK"
+}

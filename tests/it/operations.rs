@@ -221,30 +221,10 @@ async fn metrics_are_openmetrics_behind_the_token_and_agree_with_the_log() {
     assert_eq!(without.status(), 401);
     // The metrics token reads /metrics, over and over, and nothing else.
     for _ in 0..8 {
-        let r = s
-            .client
-            .get(s.url("/metrics"))
-            .bearer_auth(SCRAPER)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
+        assert_eq!(s.get_as("/metrics", SCRAPER).await.status(), 200);
     }
-    let api = s
-        .client
-        .get(s.url("/api/status"))
-        .bearer_auth(SCRAPER)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(api.status(), 401);
-    let r = s
-        .client
-        .get(s.url("/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(s.get_as("/api/status", SCRAPER).await.status(), 401);
+    let r = s.get_as("/metrics", TOKEN).await;
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -258,12 +238,8 @@ async fn metrics_are_openmetrics_behind_the_token_and_agree_with_the_log() {
 
     // The log's own counts, by status.
     let log: serde_json::Value = s
-        .client
-        .get(s.url("/api/posts/first/deliveries"))
-        .bearer_auth(TOKEN)
-        .send()
+        .get_as("/api/posts/first/deliveries", TOKEN)
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

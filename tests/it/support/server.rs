@@ -122,6 +122,16 @@ impl RunningServer {
         r.text().await.expect("a text body")
     }
 
+    /// `GET path` on this server with a bearer token, whatever the status.
+    pub async fn get_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
     /// The body of `GET path` on this server, whatever the status.
     pub async fn text(&self, path: &str) -> String {
         get_text(&self.client, &self.url(path)).await
